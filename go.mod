@@ -1,0 +1,3 @@
+module github.com/mailsys/mailsys
+
+go 1.26

@@ -1,0 +1,586 @@
+package msstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Volumes is the default Storage: message bodies packed many to a file in
+// append-only volume files spread over one or more data directories. See the
+// package documentation for the on-disk format and its invariants.
+//
+// All methods are safe for concurrent use.
+type Volumes struct {
+	cfg Config
+	log *slog.Logger
+
+	// appendMu serializes appends: the active volume, sequence numbers and
+	// the choice of directory. Taken before mu, never while holding it.
+	appendMu sync.Mutex
+	active   *volume
+	lsn      uint64 // last sequence number used
+	nextVol  uint32 // number of the next volume to create
+
+	// mu guards the index and the set of volumes.
+	mu     sync.RWMutex
+	index  map[uint64]entry
+	stale  map[uint64][]uint32 // volumes holding superseded copies of a body (during or after an interrupted compaction)
+	vols   map[uint32]*volume
+	dirs   []*dataDir
+	closed bool
+	broken error // set when a write could not be made durable; writes then fail
+
+	compactMu sync.Mutex // one Compact or Checkpoint at a time
+}
+
+// entry is the in-memory index entry of a body: where its current record is
+// and how many references it has. A body with no reference left keeps its
+// entry, with refs 0, until compaction removes the record. vol 0 means the
+// body has no current record but superseded copies still exist (see stale).
+type entry struct {
+	vol  uint32
+	off  uint32
+	size uint32 // the whole record's length
+	refs uint32
+}
+
+var (
+	_ Walker    = (*Volumes)(nil)
+	_ Compactor = (*Volumes)(nil)
+	_ Scrubber  = (*Volumes)(nil)
+)
+
+// OpenVolumes opens the store described by cfg, creating its directories if
+// needed, and recovers it: it loads the last checkpoint if it is consistent
+// with the volumes, scans what was written after it (or everything),
+// verifies the records that may have been torn by a crash and truncates a
+// torn tail. Damage found on the way is logged and does not stop the open.
+func OpenVolumes(ctx context.Context, cfg Config) (*Volumes, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	s := &Volumes{
+		cfg:   cfg,
+		log:   logger(cfg.Logger).With("component", "msstore"),
+		index: make(map[uint64]entry),
+		stale: make(map[uint64][]uint32),
+		vols:  make(map[uint32]*volume),
+	}
+	for _, d := range cfg.Dirs {
+		dd, err := s.prepareDir(d)
+		if err != nil {
+			return nil, err
+		}
+		s.dirs = append(s.dirs, dd)
+	}
+	if err := s.recover(ctx); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Volumes) prepareDir(d Dir) (*dataDir, error) {
+	path, err := filepath.Abs(d.Path)
+	if err != nil {
+		return nil, fmt.Errorf("msstore: data directory %q: %w", d.Path, err)
+	}
+	if err := os.MkdirAll(filepath.Join(path, "tmp"), 0o750); err != nil {
+		return nil, fmt.Errorf("msstore: data directory: %w", err)
+	}
+	dd := &dataDir{path: path, weight: d.Weight}
+	if dd.weight == 0 {
+		dd.weight = 1
+	}
+	dd.masked.Store(d.Masked)
+	return dd, nil
+}
+
+// AddDir adds a data directory to an open store; new volumes start going to
+// it at once, in proportion to its weight.
+func (s *Volumes) AddDir(d Dir) error {
+	if d.Path == "" || d.Weight < 0 {
+		return fmt.Errorf("msstore: AddDir: invalid directory %+v", d)
+	}
+	dd, err := s.prepareDir(d)
+	if err != nil {
+		return err
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.dirs {
+		if o.path == dd.path {
+			return fmt.Errorf("msstore: AddDir: %s is already a data directory", dd.path)
+		}
+	}
+	s.dirs = append(s.dirs, dd)
+	return nil
+}
+
+// MaskDir sets whether the data directory at path is masked (read-only): a
+// masked directory gets no new volume; its volumes stay readable. Masking
+// the directory of the volume being written seals that volume.
+func (s *Volumes) MaskDir(path string, masked bool) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	for _, d := range s.dirs {
+		if d.path == abs {
+			d.masked.Store(masked)
+			if masked && s.active != nil && s.active.dir == d {
+				return s.sealActive()
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("msstore: MaskDir: %s is not a data directory", abs)
+}
+
+// Stats is a snapshot of a store's size.
+type Stats struct {
+	Volumes   int   // volume files
+	Bodies    int   // bodies with references
+	Released  int   // bodies released but not yet compacted away
+	LiveBytes int64 // bytes of the records of live bodies
+	DeadBytes int64 // bytes compaction can reclaim
+	DiskBytes int64 // total size of the volume files
+}
+
+// Stats returns the store's current figures.
+func (s *Volumes) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := Stats{Volumes: len(s.vols)}
+	for _, e := range s.index {
+		if e.refs > 0 {
+			st.Bodies++
+		} else {
+			st.Released++
+		}
+	}
+	for _, v := range s.vols {
+		st.LiveBytes += v.live
+		st.DeadBytes += v.dead
+		st.DiskBytes += v.size.Load()
+	}
+	return st
+}
+
+// Put stores a body; see [Storage.Put].
+func (s *Volumes) Put(ctx context.Context, r io.Reader, meta Meta) (Ref, error) {
+	if err := s.writable(); err != nil {
+		return Ref{}, err
+	}
+	head := getBuf()
+	defer func() { putBuf(head) }()
+	var room [recHeaderLen]byte
+	b, err := appendMeta(append((*head)[:0], room[:]...), &meta)
+	if err != nil {
+		return Ref{}, err
+	}
+	sp, err := readSpool(ctx, r, b, s.cfg.SpoolMemory, s.cfg.MaxBodySize, s.tmpDir())
+	if err != nil {
+		return Ref{}, err
+	}
+	defer sp.close()
+	*head = sp.rec // keep the grown buffer for reuse
+	h := recHeader{
+		kind:    kindBody,
+		refs:    meta.refs(),
+		metaLen: uint32(sp.head - recHeaderLen),
+		bodyLen: uint64(sp.n),
+		bodySum: sp.sum,
+	}
+	v, off, err := s.append(&h, sp)
+	if err != nil {
+		return Ref{}, err
+	}
+	if err := s.durable(v, off+h.size()); err != nil {
+		return Ref{}, err
+	}
+	return Ref{Node: s.cfg.Node, Volume: v.num, Offset: off, Size: sp.n, ID: h.id, Sum: sp.sum}, nil
+}
+
+// Retain adds n references; see [Storage.Retain].
+func (s *Volumes) Retain(ctx context.Context, ref Ref, n int) error {
+	if n < 1 || n > 1<<30 {
+		return fmt.Errorf("msstore: Retain: invalid count %d", n)
+	}
+	return s.changeRefs(ctx, ref, int64(n))
+}
+
+// Release drops a reference; see [Storage.Release].
+func (s *Volumes) Release(ctx context.Context, ref Ref) error {
+	return s.changeRefs(ctx, ref, -1)
+}
+
+func (s *Volumes) changeRefs(ctx context.Context, ref Ref, delta int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if ref.Node != s.cfg.Node {
+		return fmt.Errorf("%w: ref %v is for node %d, this is node %d", ErrNotFound, ref, ref.Node, s.cfg.Node)
+	}
+	s.appendMu.Lock()
+	s.mu.RLock()
+	e, ok := s.index[ref.ID]
+	s.mu.RUnlock()
+	if !ok || e.refs == 0 {
+		s.appendMu.Unlock()
+		return fmt.Errorf("%w: ref %v", ErrNotFound, ref)
+	}
+	if err := s.checkRef(ref, e); err != nil {
+		s.appendMu.Unlock()
+		return err
+	}
+	refs := int64(e.refs) + delta
+	if refs > 1<<32-1 {
+		s.appendMu.Unlock()
+		return fmt.Errorf("msstore: Retain: too many references to %v", ref)
+	}
+	h := recHeader{kind: kindRefs, id: ref.ID, refs: uint32(refs)}
+	v, off, err := s.appendLocked(&h, nil)
+	s.appendMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.durable(v, off+h.size())
+}
+
+// checkRef tells whether ref really names the body of entry e, by reading
+// its record header. It catches refs forged, corrupted or from another store
+// that happen to carry a known id.
+func (s *Volumes) checkRef(ref Ref, e entry) error {
+	h, _, err := s.readHeader(e)
+	if err != nil {
+		return err
+	}
+	if int64(h.bodyLen) != ref.Size || h.bodySum != ref.Sum {
+		return fmt.Errorf("%w: ref %v does not match the stored body", ErrNotFound, ref)
+	}
+	return nil
+}
+
+// readHeader reads and checks the header of e's record.
+func (s *Volumes) readHeader(e entry) (recHeader, *volume, error) {
+	s.mu.RLock()
+	v := s.vols[e.vol]
+	if v != nil {
+		v.acquire()
+	}
+	s.mu.RUnlock()
+	if v == nil {
+		return recHeader{}, nil, fmt.Errorf("%w: volume %d is gone", ErrNotFound, e.vol)
+	}
+	defer v.release()
+	var b [recHeaderLen]byte
+	if _, err := v.f.ReadAt(b[:], int64(e.off)); err != nil {
+		return recHeader{}, nil, fmt.Errorf("msstore: volume %d offset %d: %w", e.vol, e.off, err)
+	}
+	h, err := parseHeader(b[:], int64(e.size))
+	if err != nil {
+		return h, nil, fmt.Errorf("volume %d offset %d: %w", e.vol, e.off, err)
+	}
+	return h, v, nil
+}
+
+// append writes a record under appendMu.
+func (s *Volumes) append(h *recHeader, sp *spool) (*volume, int64, error) {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	return s.appendLocked(h, sp)
+}
+
+// appendLocked assigns h its sequence number (and id, for a new body),
+// writes the record at the end of the active volume and updates the index.
+// The record is not yet durable: see durable. sp is nil for a record without
+// meta or body.
+func (s *Volumes) appendLocked(h *recHeader, sp *spool) (*volume, int64, error) {
+	return s.appendWith(h, func(f *os.File, off int64) error { return writeRecord(f, off, h, sp) })
+}
+
+// appendWith is appendLocked with the record written by write, called once
+// h has its sequence number. appendMu must be held.
+func (s *Volumes) appendWith(h *recHeader, write func(f *os.File, off int64) error) (*volume, int64, error) {
+	if err := s.writable(); err != nil {
+		return nil, 0, err
+	}
+	size := h.size()
+	if s.active == nil || s.active.size.Load()+size > s.cfg.VolumeSize {
+		if err := s.roll(); err != nil {
+			return nil, 0, err
+		}
+	}
+	v := s.active
+	off := v.size.Load()
+	s.lsn++
+	h.lsn = s.lsn
+	if h.id == 0 {
+		h.id = h.lsn
+	}
+	if err := write(v.f, off); err != nil {
+		return nil, 0, s.fail(fmt.Errorf("msstore: write to %s: %w", v.path, err))
+	}
+	v.size.Store(off + size)
+	v.lastOff, v.lastLSN = off, h.lsn
+	s.mu.Lock()
+	s.applyLocked(h, v, off)
+	s.mu.Unlock()
+	return v, off, nil
+}
+
+// applyLocked updates the index and the volumes' byte counts for a record
+// just written (or found at recovery to be the newest about its body).
+// s.mu must be held.
+func (s *Volumes) applyLocked(h *recHeader, v *volume, off int64) {
+	size := h.size()
+	e, had := s.index[h.id]
+	if h.kind == kindBody {
+		if had && e.vol != 0 {
+			if old := s.vols[e.vol]; old != nil {
+				old.moveDead(e)
+				// The old record stays on disk until its volume is
+				// compacted away; until then it must not come back.
+				s.stale[h.id] = append(s.stale[h.id], old.num)
+			}
+		}
+		e = entry{vol: v.num, off: uint32(off), size: uint32(size), refs: h.refs}
+		s.index[h.id] = e
+		if e.refs > 0 {
+			v.live += size
+		} else {
+			v.dead += size
+		}
+		return
+	}
+	v.dead += size
+	if !had {
+		return // the body is gone already
+	}
+	if e.refs > 0 && h.refs == 0 && e.vol != 0 {
+		if bv := s.vols[e.vol]; bv != nil {
+			bv.moveDead(e)
+		}
+	}
+	e.refs = h.refs
+	s.index[h.id] = e
+}
+
+// moveDead counts a body's record as dead space.
+func (v *volume) moveDead(e entry) {
+	if e.refs > 0 {
+		v.live -= int64(e.size)
+		v.dead += int64(e.size)
+	}
+}
+
+// writeRecord writes a whole record at off. The meta is already in sp.rec.
+func writeRecord(f *os.File, off int64, h *recHeader, sp *spool) error {
+	var trailer [recTrailerLen]byte
+	if sp == nil {
+		var b [recHeaderLen + recTrailerLen]byte
+		h.marshal(b[:])
+		marshalTrailer(b[recHeaderLen:], h, 0)
+		_, err := f.WriteAt(b[:], off)
+		return err
+	}
+	h.marshal(sp.rec)
+	marshalTrailer(trailer[:], h, metaTableSum(sp.rec[recHeaderLen:sp.head], sp.table))
+	if sp.file == nil {
+		// One write for the whole record; rec has room to spare usually.
+		rec := append(append(sp.rec, sp.table...), trailer[:]...)
+		_, err := f.WriteAt(rec, off)
+		sp.rec = rec[:len(sp.rec)]
+		return err
+	}
+	if _, err := f.WriteAt(sp.rec, off); err != nil {
+		return err
+	}
+	if err := sp.writeFileAt(f, off+int64(len(sp.rec))); err != nil {
+		return err
+	}
+	_, err := f.WriteAt(append(append([]byte(nil), sp.table...), trailer[:]...), off+h.tableOff())
+	return err
+}
+
+// roll seals the active volume and starts a new one in a directory chosen by
+// weight. appendMu must be held.
+func (s *Volumes) roll() error {
+	if err := s.sealActive(); err != nil {
+		return err
+	}
+	d := s.pickDir()
+	if d == nil {
+		return fmt.Errorf("%w: every data directory is masked", ErrReadOnly)
+	}
+	s.nextVol++
+	v, err := createVolume(d, s.nextVol, s.cfg.Node)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.vols[v.num] = v
+	s.mu.Unlock()
+	s.active = v
+	s.log.Debug("new volume", "volume", v.num, "path", v.path)
+	return nil
+}
+
+// sealActive makes the active volume durable and stops appending to it, so
+// that only the newest volume can ever hold a torn record. appendMu must be
+// held.
+func (s *Volumes) sealActive() error {
+	v := s.active
+	if v == nil {
+		return nil
+	}
+	s.active = nil
+	if err := v.syncTo(v.size.Load()); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// pickDir chooses the directory of a new volume by smooth weighted
+// round-robin over the unmasked directories. appendMu must be held.
+func (s *Volumes) pickDir() *dataDir {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var best *dataDir
+	total := 0
+	for _, d := range s.dirs {
+		if d.masked.Load() {
+			continue
+		}
+		d.cur += d.weight
+		total += d.weight
+		if best == nil || d.cur > best.cur {
+			best = d
+		}
+	}
+	if best != nil {
+		best.cur -= total
+	}
+	return best
+}
+
+// durable waits until the record ending at end in v is on stable storage.
+func (s *Volumes) durable(v *volume, end int64) error {
+	if s.cfg.NoSync {
+		return nil
+	}
+	if err := v.syncTo(end); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// fail makes the store refuse writes after an I/O error on the write path:
+// once an fsync has failed, the page cache can no longer be trusted to match
+// the disk. Reopening the store recovers from what is on disk.
+func (s *Volumes) fail(err error) error {
+	s.mu.Lock()
+	if s.broken == nil {
+		s.broken = err
+		s.log.Error("write failed; store is read-only until reopened", "err", err)
+	}
+	s.mu.Unlock()
+	return fmt.Errorf("%w: %w", ErrReadOnly, err)
+}
+
+func (s *Volumes) writable() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.broken != nil {
+		return fmt.Errorf("%w: %w", ErrReadOnly, s.broken)
+	}
+	return nil
+}
+
+func (s *Volumes) tmpDir() string { return filepath.Join(s.dirs[0].path, "tmp") }
+
+// Sync makes every record written so far durable. It is needed only with
+// Config.NoSync.
+func (s *Volumes) Sync(ctx context.Context) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	s.appendMu.Lock()
+	v := s.active
+	s.appendMu.Unlock()
+	if v == nil {
+		return nil
+	}
+	if err := v.syncTo(v.size.Load()); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// Close writes a checkpoint (so the next open is fast), syncs and closes the
+// store. Bodies still open stay readable until they are closed.
+func (s *Volumes) Close() error {
+	s.mu.RLock()
+	closed, broken := s.closed, s.broken
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	var err error
+	if broken == nil {
+		err = s.Checkpoint(context.Background())
+	}
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	s.closeFiles()
+	return err
+}
+
+func (s *Volumes) closeFiles() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, v := range s.vols {
+		v.release()
+	}
+	s.vols = map[uint32]*volume{}
+	s.active = nil
+}
+
+// buffers for Put's record head and small bodies.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 2<<20 {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
+}
