@@ -5,15 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
 )
-
-// memCRC is the CRC32C table for the checksums in the Refs of a [Memory].
-var memCRC = crc32.MakeTable(crc32.Castagnoli)
 
 var _ Walker = (*Memory)(nil)
 
@@ -68,7 +64,7 @@ func (m *Memory) Put(ctx context.Context, r io.Reader, meta Meta) (Ref, error) {
 		return Ref{}, fmt.Errorf("msstore: memory put: %w", ErrClosed)
 	}
 	m.nextID++
-	ref := Ref{Node: m.node, Size: int64(len(data)), ID: m.nextID, Sum: crc32.Checksum(data, memCRC)}
+	ref := Ref{Node: m.node, Size: int64(len(data)), ID: m.nextID, Sum: crc(data)}
 	m.bodies[ref.ID] = &memEntry{ref: ref, data: data, meta: meta, refs: int(meta.refs())}
 	return ref, nil
 }

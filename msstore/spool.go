@@ -31,6 +31,10 @@ type spool struct {
 func readSpool(ctx context.Context, r io.Reader, head []byte, memLimit int, max int64, tmpDir string) (*spool, error) {
 	s := &spool{rec: head, head: len(head)}
 	memLimit += len(head)
+	if n := sizeHint(r); n > 0 && n < int64(memLimit-len(head)) && cap(head) < len(head)+int(n)+1 {
+		// One allocation of the right size (and a byte to see io.EOF).
+		s.rec = append(make([]byte, 0, len(head)+int(n)+1), head...)
+	}
 	var tmp []byte
 	for {
 		if err := ctx.Err(); err != nil {
@@ -79,6 +83,18 @@ func readSpool(ctx context.Context, r io.Reader, head []byte, memLimit int, max 
 		s.table = binary.LittleEndian.AppendUint32(s.table, s.chunk)
 	}
 	return s, nil
+}
+
+// sizeHint returns the length of the body r will yield, if r tells it, as
+// *bytes.Reader, *strings.Reader and *io.SectionReader do.
+func sizeHint(r io.Reader) int64 {
+	switch r := r.(type) {
+	case interface{ Len() int }:
+		return int64(r.Len())
+	case *io.SectionReader:
+		return r.Size()
+	}
+	return -1
 }
 
 func growSpool(b []byte, limit int) []byte {

@@ -36,6 +36,8 @@ type Volumes struct {
 	broken error // set when a write could not be made durable; writes then fail
 
 	compactMu sync.Mutex // one Compact or Checkpoint at a time
+
+	commits committer
 }
 
 // entry is the in-memory index entry of a body: where its current record is
@@ -72,6 +74,8 @@ func OpenVolumes(ctx context.Context, cfg Config) (*Volumes, error) {
 		stale: make(map[uint64][]uint32),
 		vols:  make(map[uint32]*volume),
 	}
+	s.commits.cond = sync.NewCond(&s.commits.mu)
+	s.commits.gather = sync.NewCond(&s.commits.mu)
 	for _, d := range cfg.Dirs {
 		dd, err := s.prepareDir(d)
 		if err != nil {
@@ -202,14 +206,11 @@ func (s *Volumes) Put(ctx context.Context, r io.Reader, meta Meta) (Ref, error) 
 		bodyLen: uint64(sp.n),
 		bodySum: sp.sum,
 	}
-	v, off, err := s.append(&h, sp)
-	if err != nil {
+	req := &commitReq{prepare: func() (*recHeader, *spool, error) { return &h, sp, nil }}
+	if err := s.commit(req); err != nil {
 		return Ref{}, err
 	}
-	if err := s.durable(v, off+h.size()); err != nil {
-		return Ref{}, err
-	}
-	return Ref{Node: s.cfg.Node, Volume: v.num, Offset: off, Size: sp.n, ID: h.id, Sum: sp.sum}, nil
+	return Ref{Node: s.cfg.Node, Volume: req.v.num, Offset: req.off, Size: sp.n, ID: h.id, Sum: sp.sum}, nil
 }
 
 // Retain adds n references; see [Storage.Retain].
@@ -235,30 +236,22 @@ func (s *Volumes) changeRefs(ctx context.Context, ref Ref, delta int64) error {
 	if ref.Node != s.cfg.Node {
 		return fmt.Errorf("%w: ref %v is for node %d, this is node %d", ErrNotFound, ref, ref.Node, s.cfg.Node)
 	}
-	s.appendMu.Lock()
-	s.mu.RLock()
-	e, ok := s.index[ref.ID]
-	s.mu.RUnlock()
-	if !ok || e.refs == 0 {
-		s.appendMu.Unlock()
-		return fmt.Errorf("%w: ref %v", ErrNotFound, ref)
-	}
-	if err := s.checkRef(ref, e); err != nil {
-		s.appendMu.Unlock()
-		return err
-	}
-	refs := int64(e.refs) + delta
-	if refs > 1<<32-1 {
-		s.appendMu.Unlock()
-		return fmt.Errorf("msstore: Retain: too many references to %v", ref)
-	}
-	h := recHeader{kind: kindRefs, id: ref.ID, refs: uint32(refs)}
-	v, off, err := s.appendLocked(&h, nil)
-	s.appendMu.Unlock()
-	if err != nil {
-		return err
-	}
-	return s.durable(v, off+h.size())
+	return s.commit(&commitReq{prepare: func() (*recHeader, *spool, error) {
+		s.mu.RLock()
+		e, ok := s.index[ref.ID]
+		s.mu.RUnlock()
+		if !ok || e.refs == 0 {
+			return nil, nil, fmt.Errorf("%w: ref %v", ErrNotFound, ref)
+		}
+		if err := s.checkRef(ref, e); err != nil {
+			return nil, nil, err
+		}
+		refs := int64(e.refs) + delta
+		if refs > 1<<32-1 {
+			return nil, nil, fmt.Errorf("msstore: Retain: too many references to %v", ref)
+		}
+		return &recHeader{kind: kindRefs, id: ref.ID, refs: uint32(refs)}, nil, nil
+	}})
 }
 
 // checkRef tells whether ref really names the body of entry e, by reading
@@ -296,13 +289,6 @@ func (s *Volumes) readHeader(e entry) (recHeader, *volume, error) {
 		return h, nil, fmt.Errorf("volume %d offset %d: %w", e.vol, e.off, err)
 	}
 	return h, v, nil
-}
-
-// append writes a record under appendMu.
-func (s *Volumes) append(h *recHeader, sp *spool) (*volume, int64, error) {
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
-	return s.appendLocked(h, sp)
 }
 
 // appendLocked assigns h its sequence number (and id, for a new body),
@@ -476,17 +462,6 @@ func (s *Volumes) pickDir() *dataDir {
 		best.cur -= total
 	}
 	return best
-}
-
-// durable waits until the record ending at end in v is on stable storage.
-func (s *Volumes) durable(v *volume, end int64) error {
-	if s.cfg.NoSync {
-		return nil
-	}
-	if err := v.syncTo(end); err != nil {
-		return s.fail(err)
-	}
-	return nil
 }
 
 // fail makes the store refuse writes after an I/O error on the write path:
