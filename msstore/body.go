@@ -42,7 +42,7 @@ func (s *Volumes) Open(ctx context.Context, ref Ref) (Body, error) {
 		v.release()
 		return nil, err
 	}
-	if b.mem != nil {
+	if b.pooled != nil { // held in memory: the volume is not needed
 		v.release()
 		b.v = nil
 	}
@@ -55,35 +55,47 @@ func openRecord(v *volume, e entry, ref Ref) (*fileBody, error) {
 	where := func(err error) error {
 		return fmt.Errorf("volume %d offset %d: %w", v.num, e.off, err)
 	}
-	first := min(int64(e.size), smallRecord)
-	buf := make([]byte, first)
+	small := int64(e.size) <= smallRecord
+	first := int64(e.size)
+	if !small {
+		first = 4 << 10 // the header and, mostly, the meta
+	}
+	bp := recordPool.Get().(*[]byte)
+	buf := (*bp)[:first]
 	if _, err := v.f.ReadAt(buf, int64(e.off)); err != nil {
+		recordPool.Put(bp)
 		return nil, where(fmt.Errorf("%w: %w", ErrCorrupt, err))
 	}
 	h, err := parseHeader(buf, int64(e.size))
+	if err == nil && (h.kind != kindBody || h.id != ref.ID || int64(h.bodyLen) != ref.Size || h.bodySum != ref.Sum) {
+		err = fmt.Errorf("%w: ref %v does not match the stored body", ErrNotFound, ref)
+	}
+	if err == nil && small && h.size() != first {
+		err = fmt.Errorf("%w: record length %d, the index says %d", ErrCorrupt, h.size(), first)
+	}
 	if err != nil {
+		recordPool.Put(bp)
 		return nil, where(err)
 	}
-	if h.kind != kindBody || h.id != ref.ID || int64(h.bodyLen) != ref.Size || h.bodySum != ref.Sum {
-		return nil, fmt.Errorf("%w: ref %v does not match the stored body", ErrNotFound, ref)
-	}
 	b := &fileBody{v: v, size: int64(h.bodyLen)}
-	if h.size() <= first {
-		_, _, body, err := decodeRecord(buf[:h.size()])
+	if small {
+		_, _, body, err := decodeRecord(buf)
 		if err != nil {
+			recordPool.Put(bp)
 			return nil, where(err)
 		}
-		b.mem = body
-		if b.mem == nil {
-			b.mem = []byte{}
-		}
+		b.mem, b.pooled = body, bp
 		return b, nil
+	}
+	defer recordPool.Put(bp)
+	if h.bodyOff() > first {
+		buf = make([]byte, h.bodyOff())
+		if _, err := v.f.ReadAt(buf, int64(e.off)); err != nil {
+			return nil, where(fmt.Errorf("%w: %w", ErrCorrupt, err))
+		}
 	}
 	// A large record: check the meta and the chunk table against the
 	// trailer now; ReadAt checks each chunk it reads.
-	if h.bodyOff() > first {
-		return nil, where(fmt.Errorf("%w: meta larger than its record", ErrCorrupt))
-	}
 	meta := buf[recHeaderLen:h.bodyOff()]
 	tail := make([]byte, h.size()-h.tableOff())
 	if _, err := v.f.ReadAt(tail, int64(e.off)+h.tableOff()); err != nil {
@@ -99,16 +111,20 @@ func openRecord(v *volume, e entry, ref Ref) (*fileBody, error) {
 	return b, nil
 }
 
+// recordPool holds the buffers small records are read into.
+var recordPool = sync.Pool{New: func() any { b := make([]byte, smallRecord); return &b }}
+
 // fileBody is an open body: in memory when small, else read from its volume
 // chunk by chunk, each chunk checked against the record's table.
 type fileBody struct {
-	v     *volume // nil for a body held in memory
-	mem   []byte
-	size  int64
-	start int64  // the body's offset in the volume file
-	table []byte // chunk checksums
-	vnum  uint32
-	voff  int64
+	v      *volume // nil for a body held in memory
+	mem    []byte
+	pooled *[]byte // the buffer mem is in, back to recordPool at Close
+	size   int64
+	start  int64  // the body's offset in the volume file
+	table  []byte // chunk checksums
+	vnum   uint32
+	voff   int64
 
 	life   sync.RWMutex // held for reading by ReadAt, for writing by Close
 	closed bool
@@ -135,7 +151,7 @@ func (b *fileBody) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := int(min(int64(len(p)), b.size-off))
-	if b.mem != nil {
+	if b.v == nil {
 		copy(p, b.mem[off:])
 	} else if err := b.readChunks(p[:n], off); err != nil {
 		return 0, err
@@ -221,6 +237,10 @@ func (b *fileBody) Close() error {
 	}
 	b.closed = true
 	b.cache = nil
+	if b.pooled != nil {
+		recordPool.Put(b.pooled)
+		b.pooled, b.mem = nil, nil
+	}
 	if b.v != nil {
 		b.v.release()
 	}

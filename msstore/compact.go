@@ -86,8 +86,8 @@ func (s *Volumes) compactVolume(v *volume) (int, int64, error) {
 	moved, copied := 0, int64(0)
 	var ioErr error
 	sc := &scanner{f: v.f, num: v.num, size: v.size.Load(), verify: true}
-	sc.scan(volHeaderLen, func(h *recHeader, off int64) {
-		if ioErr != nil {
+	sc.scan(volHeaderLen, func(h *recHeader, off int64, bad bool) {
+		if ioErr != nil || bad {
 			return
 		}
 		switch h.kind {

@@ -27,7 +27,7 @@ type Config struct {
 	MaxBodySize int64
 
 	// SpoolMemory is how many bytes of a body Put holds in memory before it
-	// spills the rest to a temporary file while reading. Zero means 1 MiB.
+	// spills the rest to a temporary file while reading. Zero means 256 KiB.
 	SpoolMemory int
 
 	// NoSync turns off per-Put durability, for bulk imports: Put returns
@@ -60,7 +60,7 @@ const (
 	maxVolumeSize  = 1<<32 - 1
 	defVolumeSize  = 1 << 30
 	defMaxBody     = 256 << 20
-	defSpoolMemory = 1 << 20
+	defSpoolMemory = 256 << 10
 	defCompact     = 0.5
 )
 

@@ -153,7 +153,7 @@ func decodeRecord(b []byte) (h recHeader, meta, body []byte, err error) {
 		return h, nil, nil, err
 	}
 	if err := checkBody(body, table, h.bodySum); err != nil {
-		return h, nil, nil, err
+		return h, nil, nil, bodyDamage{err}
 	}
 	if h.kind == kindBody {
 		if _, err := decodeMeta(meta); err != nil {
@@ -162,6 +162,13 @@ func decodeRecord(b []byte) (h recHeader, meta, body []byte, err error) {
 	}
 	return h, meta, body, nil
 }
+
+// bodyDamage is the error of a record whose header, meta and chunk table
+// are intact but whose body is not: its length can be trusted, and the
+// records after it can be read.
+type bodyDamage struct{ error }
+
+func (e bodyDamage) Unwrap() error { return e.error }
 
 // checkBody verifies body against its chunk table and whole-body checksum.
 func checkBody(body, table []byte, sum uint32) error {

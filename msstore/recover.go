@@ -179,17 +179,41 @@ func (s *Volumes) recoverFrom(ctx context.Context, files []found, ck *checkpoint
 			}
 		}
 		sc := &scanner{f: fv.f, num: fv.num, size: fv.size, verify: fv.num == newest}
-		end := sc.scan(from, func(h *recHeader, off int64) {
+		var damaged []Damage
+		torn := int64(-1) // start of a run of body-damaged records that ends the file
+		first := len(recs)
+		end := sc.scan(from, func(h *recHeader, off int64, bad bool) {
+			if !bad {
+				torn = -1
+			} else if torn < 0 {
+				torn = off
+			}
 			recs = append(recs, tailRec{h: *h, vol: fv.num, off: off})
 			v.lastOff, v.lastLSN = off, h.lsn
-		}, func(d Damage) {
-			if fv.num == newest && d.Offset+d.Length == fv.size {
+		}, func(d Damage) { damaged = append(damaged, d) })
+		if fv.num == newest && torn >= 0 {
+			// Whole records whose bodies did not reach the disk before a
+			// crash: never acknowledged, cut off with the rest of the tail.
+			end = torn
+			recs = slices.DeleteFunc(recs, func(r tailRec) bool {
+				return r.vol == fv.num && r.off >= torn
+			})
+			if n := len(recs); n > first {
+				v.lastOff, v.lastLSN = recs[n-1].off, recs[n-1].h.lsn
+			} else if ck == nil || ck.vols[fv.num].lastOff == 0 {
+				v.lastOff, v.lastLSN = 0, 0
+			} else {
+				v.lastOff, v.lastLSN = ck.vols[fv.num].lastOff, ck.vols[fv.num].lastLSN
+			}
+		}
+		for _, d := range damaged {
+			if fv.num == newest && d.Offset >= end {
 				s.log.Warn("torn record at the end of the newest volume; truncating", "volume", d.Volume,
 					"offset", d.Offset, "bytes", d.Length, "err", d.Err)
-				return
+				continue
 			}
-			s.log.Error("damaged records", "volume", d.Volume, "offset", d.Offset, "bytes", d.Length, "err", d.Err)
-		})
+			s.log.Error("damaged record", "volume", d.Volume, "offset", d.Offset, "bytes", d.Length, "err", d.Err)
+		}
 		if fv.num == newest && end < fv.size {
 			if err := s.truncate(v, end); err != nil {
 				return err

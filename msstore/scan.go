@@ -92,7 +92,10 @@ func (sc *scanner) checkLarge(off int64, h *recHeader) error {
 	if !sc.verify {
 		return nil
 	}
-	return verifyBody(sc.f, off+h.bodyOff(), int64(h.bodyLen), table, h.bodySum)
+	if err := verifyBody(sc.f, off+h.bodyOff(), int64(h.bodyLen), table, h.bodySum); err != nil {
+		return bodyDamage{err}
+	}
+	return nil
 }
 
 // verifyBody reads a body from f and checks it chunk by chunk.
@@ -144,15 +147,20 @@ func (sc *scanner) resync(off int64) int64 {
 	return -1
 }
 
-// scan visits every good record from off to the end of the file, in file
-// order, reporting damaged ranges. It returns the end of the last good
-// record.
-func (sc *scanner) scan(off int64, fn func(h *recHeader, off int64), damage func(Damage)) int64 {
+// scan visits every record from off to the end of the file, in file order,
+// reporting damaged ranges. fn also gets the records whose body is damaged
+// but whose frame is intact, with damaged set. It returns the end of the
+// last record visited.
+func (sc *scanner) scan(off int64, fn func(h *recHeader, off int64, damaged bool), damage func(Damage)) int64 {
 	end := off
 	for off < sc.size {
 		h, err := sc.record(off)
-		if err == nil {
-			fn(&h, off)
+		var bd bodyDamage
+		if err == nil || errors.As(err, &bd) {
+			if err != nil {
+				damage(Damage{Volume: sc.num, Offset: off, Length: h.size(), ID: h.id, Err: err})
+			}
+			fn(&h, off, err != nil)
 			off += h.size()
 			end = off
 			continue

@@ -3,7 +3,6 @@ package msstore
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -30,7 +29,7 @@ type spool struct {
 // Bodies longer than max give ErrTooLarge. tmpDir holds the overflow file.
 func readSpool(ctx context.Context, r io.Reader, head []byte, memLimit int, max int64, tmpDir string) (*spool, error) {
 	s := &spool{rec: head, head: len(head)}
-	memLimit += len(head)
+	memLimit += len(head) + 1 // and a byte to see io.EOF without spilling
 	if n := sizeHint(r); n > 0 && n < int64(memLimit-len(head)) && cap(head) < len(head)+int(n)+1 {
 		// One allocation of the right size (and a byte to see io.EOF).
 		s.rec = append(make([]byte, 0, len(head)+int(n)+1), head...)
@@ -138,28 +137,26 @@ func (s *spool) spill(p []byte, tmpDir string) error {
 // body returns the part of the body held in memory.
 func (s *spool) body() []byte { return s.rec[s.head:] }
 
-// writeFileAt writes the part of the body held in the temporary file to w at
-// off.
-func (s *spool) writeFileAt(w io.WriterAt, off int64) error {
+// copyFileTo copies the part of the body held in the temporary file to f at
+// off. The copy stays in the kernel (copy_file_range where the system has
+// it). The caller must be the only one using f's file offset: volumes are
+// otherwise written and read with positioned calls only.
+func (s *spool) copyFileTo(f *os.File, off int64) error {
 	if s.file == nil {
 		return nil
 	}
-	buf := make([]byte, 1<<20)
-	for pos := int64(0); ; {
-		n, err := s.file.ReadAt(buf, pos)
-		if n > 0 {
-			if _, werr := w.WriteAt(buf[:n], off+pos); werr != nil {
-				return werr
-			}
-			pos += int64(n)
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("msstore: spool: %w", err)
-		}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("msstore: spool: %w", err)
 	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	want := s.n - int64(len(s.rec)-s.head)
+	n, err := f.ReadFrom(io.LimitReader(s.file, want))
+	if err == nil && n != want {
+		err = fmt.Errorf("msstore: spool: copied %d bytes of %d", n, want)
+	}
+	return err
 }
 
 func (s *spool) close() {

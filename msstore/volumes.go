@@ -396,7 +396,7 @@ func writeRecord(f *os.File, off int64, h *recHeader, sp *spool) error {
 	if _, err := f.WriteAt(sp.rec, off); err != nil {
 		return err
 	}
-	if err := sp.writeFileAt(f, off+int64(len(sp.rec))); err != nil {
+	if err := sp.copyFileTo(f, off+int64(len(sp.rec))); err != nil {
 		return err
 	}
 	_, err := f.WriteAt(append(append([]byte(nil), sp.table...), trailer[:]...), off+h.tableOff())

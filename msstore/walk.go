@@ -102,7 +102,7 @@ func (s *Volumes) Scrub(ctx context.Context, report func(Damage)) (ScrubStats, e
 			return st, err
 		}
 		sc := &scanner{f: v.f, num: v.num, size: v.size.Load(), verify: true}
-		sc.scan(volHeaderLen, func(h *recHeader, off int64) {
+		sc.scan(volHeaderLen, func(h *recHeader, off int64, _ bool) {
 			st.Records++
 			st.Bytes += h.size()
 		}, func(d Damage) {
