@@ -12,6 +12,7 @@ import (
 // dataDir is one configured data directory.
 type dataDir struct {
 	path   string
+	lock   *os.File // held while the store is open
 	weight int
 	masked atomic.Bool
 	cur    int // smooth weighted round-robin state, guarded by Volumes.appendMu

@@ -79,6 +79,7 @@ func OpenVolumes(ctx context.Context, cfg Config) (*Volumes, error) {
 	for _, d := range cfg.Dirs {
 		dd, err := s.prepareDir(d)
 		if err != nil {
+			s.unlockDirs()
 			return nil, err
 		}
 		s.dirs = append(s.dirs, dd)
@@ -98,7 +99,11 @@ func (s *Volumes) prepareDir(d Dir) (*dataDir, error) {
 	if err := os.MkdirAll(filepath.Join(path, "tmp"), 0o750); err != nil {
 		return nil, fmt.Errorf("msstore: data directory: %w", err)
 	}
-	dd := &dataDir{path: path, weight: d.Weight}
+	lock, err := lockDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("msstore: data directory: %w", err)
+	}
+	dd := &dataDir{path: path, weight: d.Weight, lock: lock}
 	if dd.weight == 0 {
 		dd.weight = 1
 	}
@@ -112,6 +117,9 @@ func (s *Volumes) AddDir(d Dir) error {
 	if d.Path == "" || d.Weight < 0 {
 		return fmt.Errorf("msstore: AddDir: invalid directory %+v", d)
 	}
+	if vols, _ := filepath.Glob(filepath.Join(d.Path, "vol-*.msv")); len(vols) > 0 {
+		return fmt.Errorf("msstore: AddDir: %s holds volumes already; list it in Config.Dirs and reopen the store", d.Path)
+	}
 	dd, err := s.prepareDir(d)
 	if err != nil {
 		return err
@@ -122,6 +130,7 @@ func (s *Volumes) AddDir(d Dir) error {
 	defer s.mu.Unlock()
 	for _, o := range s.dirs {
 		if o.path == dd.path {
+			dd.lock.Close()
 			return fmt.Errorf("msstore: AddDir: %s is already a data directory", dd.path)
 		}
 	}
@@ -539,6 +548,16 @@ func (s *Volumes) closeFiles() {
 	}
 	s.vols = map[uint32]*volume{}
 	s.active = nil
+	s.unlockDirs()
+}
+
+func (s *Volumes) unlockDirs() {
+	for _, d := range s.dirs {
+		if d.lock != nil {
+			d.lock.Close()
+			d.lock = nil
+		}
+	}
 }
 
 // buffers for Put's record head and small bodies.
