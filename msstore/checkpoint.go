@@ -43,6 +43,15 @@ type ckptEntry struct {
 	entry
 }
 
+// volume returns what ck records of volume num; ck may be nil.
+func (ck *checkpoint) volume(num uint32) (ckptVol, bool) {
+	if ck == nil {
+		return ckptVol{}, false
+	}
+	v, ok := ck.vols[num]
+	return v, ok
+}
+
 // Checkpoint writes a snapshot of the index, so that the next open need not
 // scan the volumes. Appends wait while the snapshot is taken; the file is
 // written after they resume.

@@ -34,7 +34,7 @@ func (s *Volumes) Compact(ctx context.Context) (CompactStats, error) {
 	s.mu.RLock()
 	for _, v := range s.vols {
 		total := v.live + v.dead
-		if v == active || total == 0 || float64(v.dead) < s.cfg.CompactRatio*float64(total) {
+		if v == active || v.damaged || total == 0 || float64(v.dead) < s.cfg.CompactRatio*float64(total) {
 			continue
 		}
 		v.acquire()
@@ -77,59 +77,66 @@ func (s *Volumes) Compact(ctx context.Context) (CompactStats, error) {
 // number of bodies moved and the bytes written for them, or -1 if v is
 // damaged and was left alone.
 func (s *Volumes) compactVolume(v *volume) (int, int64, error) {
-	type seen struct {
-		id  uint64
+	// First read and check the whole volume: a damaged one is left alone,
+	// before anything is copied out of it.
+	type rec struct {
+		h   recHeader
 		off int64
 	}
-	var bodies []seen
+	var recs []rec
 	var damaged error
-	moved, copied := 0, int64(0)
-	var ioErr error
 	sc := &scanner{f: v.f, num: v.num, size: v.size.Load(), verify: true}
-	sc.scan(volHeaderLen, func(h *recHeader, off int64, bad bool) {
-		if ioErr != nil || bad {
-			return
-		}
-		switch h.kind {
-		case kindBody:
-			bodies = append(bodies, seen{h.id, off})
-			ok, err := s.copyBody(v, *h, off)
-			if err != nil {
-				ioErr = err
-			} else if ok {
-				moved++
-				copied += h.size()
-			}
-		case kindRefs:
-			if err := s.carryRefs(v, h.id); err != nil {
-				ioErr = err
-			} else {
-				copied += h.size()
-			}
-		}
+	sc.scan(volHeaderLen, func(h *recHeader, off int64, _ bool) {
+		recs = append(recs, rec{*h, off})
 	}, func(d Damage) {
 		if damaged == nil {
 			damaged = d.Err
 		}
 		s.log.Error("damaged records; volume not compacted", "volume", d.Volume, "offset", d.Offset, "bytes", d.Length, "err", d.Err)
 	})
-	if ioErr != nil {
-		return 0, 0, ioErr
-	}
 	if damaged != nil {
+		s.mu.Lock()
+		v.damaged = true
+		s.mu.Unlock()
 		return -1, 0, nil
+	}
+	moved, copied := 0, int64(0)
+	for _, r := range recs {
+		switch r.h.kind {
+		case kindBody:
+			ok, err := s.copyBody(v, r.h, r.off)
+			if err != nil {
+				return 0, 0, err
+			}
+			if ok {
+				moved++
+				copied += r.h.size()
+			}
+		case kindRefs:
+			ok, err := s.carryRefs(v, r.h.id)
+			if err != nil {
+				return 0, 0, err
+			}
+			if ok {
+				copied += r.h.size()
+			}
+		}
 	}
 	// The copies must be durable before the originals go.
 	if err := s.Sync(context.Background()); err != nil {
 		return 0, 0, err
 	}
 	s.mu.Lock()
-	for _, b := range bodies {
-		e, ok := s.index[b.id]
-		if vols := slices.DeleteFunc(s.stale[b.id], func(n uint32) bool { return n == v.num }); len(vols) > 0 {
-			s.stale[b.id] = vols
+	for _, b := range recs {
+		if b.h.kind != kindBody {
+			continue
+		}
+		id := b.h.id
+		e, ok := s.index[id]
+		if vols := slices.DeleteFunc(s.stale[id], func(n uint32) bool { return n == v.num }); len(vols) > 0 {
+			s.stale[id] = vols
 		} else {
-			delete(s.stale, b.id)
+			delete(s.stale, id)
 		}
 		if !ok {
 			continue
@@ -137,11 +144,11 @@ func (s *Volumes) compactVolume(v *volume) (int, int64, error) {
 		if e.vol == v.num && int64(e.off) == b.off {
 			if e.refs > 0 {
 				s.mu.Unlock()
-				return 0, 0, fmt.Errorf("msstore: compaction of volume %d left body %d behind", v.num, b.id)
+				return 0, 0, fmt.Errorf("msstore: compaction of volume %d left body %d behind", v.num, id)
 			}
-			s.dropLocked(b.id, e)
-		} else if e.vol == 0 && len(s.stale[b.id]) == 0 {
-			delete(s.index, b.id)
+			s.dropLocked(id, e)
+		} else if e.vol == 0 && len(s.stale[id]) == 0 {
+			delete(s.index, id)
 		}
 	}
 	delete(s.vols, v.num)
@@ -190,7 +197,7 @@ func (s *Volumes) copyBody(v *volume, h recHeader, off int64) (bool, error) {
 // carryRefs rewrites, with a new sequence number, the reference count of a
 // body whose count was last changed by a record in v, if the body has a
 // record elsewhere that the count still applies to.
-func (s *Volumes) carryRefs(v *volume, id uint64) error {
+func (s *Volumes) carryRefs(v *volume, id uint64) (bool, error) {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	s.mu.RLock()
@@ -198,11 +205,11 @@ func (s *Volumes) carryRefs(v *volume, id uint64) error {
 	others := slices.ContainsFunc(s.stale[id], func(n uint32) bool { return n != v.num })
 	s.mu.RUnlock()
 	if !ok || (e.vol == v.num && !others) {
-		return nil // the body goes with v, or is gone already
+		return false, nil // the body goes with v, or is gone already
 	}
 	h := recHeader{kind: kindRefs, id: id, refs: e.refs}
 	_, _, err := s.appendLocked(&h, nil)
-	return err
+	return err == nil, err
 }
 
 func (s *Volumes) isCurrent(id uint64, vol uint32, off int64, live bool) bool {

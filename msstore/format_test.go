@@ -53,8 +53,13 @@ func TestRecordRoundTrip(t *testing.T) {
 		if got := encodeRecord(h, meta, body); !bytes.Equal(got, rec) {
 			t.Errorf("record %d does not re-encode to itself", i)
 		}
-		// Every single-byte change is caught, and every cut too.
+		// Every single-byte change is caught, and every cut too (in a big
+		// record: all around the frame, and a sample of the body).
+		sample := func(j int) bool { return len(rec) < 4096 || j < 512 || j > len(rec)-512 || j%509 == 0 }
 		for j := range rec {
+			if !sample(j) {
+				continue
+			}
 			bad := bytes.Clone(rec)
 			bad[j] ^= 0x40
 			if _, _, _, err := decodeRecord(bad); !errors.Is(err, ErrCorrupt) {
@@ -62,6 +67,9 @@ func TestRecordRoundTrip(t *testing.T) {
 			}
 		}
 		for n := range len(rec) {
+			if !sample(n) {
+				continue
+			}
 			if _, _, _, err := decodeRecord(rec[:n]); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("record %d cut to %d bytes: %v, want ErrCorrupt", i, n, err)
 			}

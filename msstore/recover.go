@@ -13,6 +13,11 @@ import (
 	"time"
 )
 
+// errMissingVolumes reports index entries of live bodies whose volume file
+// is not in any data directory. It stops the open: scanning what is there
+// instead would silently lose those bodies.
+var errMissingVolumes = errors.New("msstore: live bodies in missing volume files")
+
 // found is a volume file found at open.
 type found struct {
 	num  uint32
@@ -35,6 +40,7 @@ func (s *Volumes) recover(ctx context.Context) error {
 	s.mu.Lock()
 	for _, fv := range files {
 		v := newVolume(fv.num, fv.dir, fv.f, fv.size)
+		v.badHeader = fv.bad != nil
 		s.vols[fv.num] = v
 		s.nextVol = max(s.nextVol, fv.num)
 	}
@@ -45,8 +51,11 @@ func (s *Volumes) recover(ctx context.Context) error {
 	if ck != nil {
 		mode = "checkpoint"
 		if err := s.recoverFrom(ctx, files, ck); err != nil {
+			if errors.Is(err, errMissingVolumes) {
+				return err
+			}
 			s.log.Warn("checkpoint does not match the volumes; scanning them all", "err", err)
-			ck = nil
+			ck, mode = nil, "full scan"
 		}
 	}
 	if ck == nil {
@@ -213,13 +222,15 @@ func (s *Volumes) recoverFrom(ctx context.Context, files []found, ck *checkpoint
 				continue
 			}
 			s.log.Error("damaged record", "volume", d.Volume, "offset", d.Offset, "bytes", d.Length, "err", d.Err)
+			v.damaged = true
 		}
 		if fv.num == newest && end < fv.size {
 			if err := s.truncate(v, end); err != nil {
 				return err
 			}
 		}
-		if fv.bad != nil && fv.num == newest && end == volHeaderLen && ck == nil {
+		_, known := ck.volume(fv.num)
+		if fv.bad != nil && fv.num == newest && len(recs) == first && !known {
 			// A volume whose creation was cut short: it never held a record.
 			s.log.Warn("removing volume whose creation did not finish", "path", v.path)
 			s.mu.Lock()
@@ -300,7 +311,7 @@ func (s *Volumes) settleLocked() error {
 		}
 	}
 	if len(lost) > 0 {
-		return fmt.Errorf("msstore: live bodies in missing volume files (volume:bodies) %v; is a data directory missing?", lost)
+		return fmt.Errorf("%w (volume:bodies) %v; is a data directory missing?", errMissingVolumes, lost)
 	}
 	for _, v := range s.vols {
 		v.live, v.dead = 0, 0
@@ -317,7 +328,7 @@ func (s *Volumes) settleLocked() error {
 			newest = v
 		}
 	}
-	if newest != nil && !newest.dir.masked.Load() && newest.size.Load() < s.cfg.VolumeSize {
+	if newest != nil && !newest.dir.masked.Load() && !newest.badHeader && newest.size.Load() < s.cfg.VolumeSize {
 		s.active = newest
 	}
 	return nil

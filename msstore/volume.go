@@ -11,6 +11,7 @@ import (
 
 // dataDir is one configured data directory.
 type dataDir struct {
+	id     string // from the manifest
 	path   string
 	lock   *os.File // held while the store is open
 	weight int
@@ -28,6 +29,9 @@ type volume struct {
 	f    *os.File
 
 	users atomic.Int32
+
+	badHeader bool // found damaged at open: never appended to
+	damaged   bool // holds damaged records: compaction leaves it alone; guarded by Volumes.mu
 
 	// size is the length of the valid data: written by the appender (under
 	// Volumes.appendMu), read by anyone.

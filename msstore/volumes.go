@@ -38,6 +38,7 @@ type Volumes struct {
 	compactMu sync.Mutex // one Compact or Checkpoint at a time
 
 	commits committer
+	storeID string // from the manifests
 }
 
 // entry is the in-memory index entry of a body: where its current record is
@@ -84,80 +85,15 @@ func OpenVolumes(ctx context.Context, cfg Config) (*Volumes, error) {
 		}
 		s.dirs = append(s.dirs, dd)
 	}
+	if err := s.checkManifests(); err != nil {
+		s.unlockDirs()
+		return nil, err
+	}
 	if err := s.recover(ctx); err != nil {
 		s.closeFiles()
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Volumes) prepareDir(d Dir) (*dataDir, error) {
-	path, err := filepath.Abs(d.Path)
-	if err != nil {
-		return nil, fmt.Errorf("msstore: data directory %q: %w", d.Path, err)
-	}
-	if err := os.MkdirAll(filepath.Join(path, "tmp"), 0o750); err != nil {
-		return nil, fmt.Errorf("msstore: data directory: %w", err)
-	}
-	lock, err := lockDir(path)
-	if err != nil {
-		return nil, fmt.Errorf("msstore: data directory: %w", err)
-	}
-	dd := &dataDir{path: path, weight: d.Weight, lock: lock}
-	if dd.weight == 0 {
-		dd.weight = 1
-	}
-	dd.masked.Store(d.Masked)
-	return dd, nil
-}
-
-// AddDir adds a data directory to an open store; new volumes start going to
-// it at once, in proportion to its weight.
-func (s *Volumes) AddDir(d Dir) error {
-	if d.Path == "" || d.Weight < 0 {
-		return fmt.Errorf("msstore: AddDir: invalid directory %+v", d)
-	}
-	if vols, _ := filepath.Glob(filepath.Join(d.Path, "vol-*.msv")); len(vols) > 0 {
-		return fmt.Errorf("msstore: AddDir: %s holds volumes already; list it in Config.Dirs and reopen the store", d.Path)
-	}
-	dd, err := s.prepareDir(d)
-	if err != nil {
-		return err
-	}
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range s.dirs {
-		if o.path == dd.path {
-			dd.lock.Close()
-			return fmt.Errorf("msstore: AddDir: %s is already a data directory", dd.path)
-		}
-	}
-	s.dirs = append(s.dirs, dd)
-	return nil
-}
-
-// MaskDir sets whether the data directory at path is masked (read-only): a
-// masked directory gets no new volume; its volumes stay readable. Masking
-// the directory of the volume being written seals that volume.
-func (s *Volumes) MaskDir(path string, masked bool) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return err
-	}
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
-	for _, d := range s.dirs {
-		if d.path == abs {
-			d.masked.Store(masked)
-			if masked && s.active != nil && s.active.dir == d {
-				return s.sealActive()
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("msstore: MaskDir: %s is not a data directory", abs)
 }
 
 // Stats is a snapshot of a store's size.
@@ -448,29 +384,6 @@ func (s *Volumes) sealActive() error {
 		return s.fail(err)
 	}
 	return nil
-}
-
-// pickDir chooses the directory of a new volume by smooth weighted
-// round-robin over the unmasked directories. appendMu must be held.
-func (s *Volumes) pickDir() *dataDir {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var best *dataDir
-	total := 0
-	for _, d := range s.dirs {
-		if d.masked.Load() {
-			continue
-		}
-		d.cur += d.weight
-		total += d.weight
-		if best == nil || d.cur > best.cur {
-			best = d
-		}
-	}
-	if best != nil {
-		best.cur -= total
-	}
-	return best
 }
 
 // fail makes the store refuse writes after an I/O error on the write path:

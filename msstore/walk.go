@@ -106,6 +106,9 @@ func (s *Volumes) Scrub(ctx context.Context, report func(Damage)) (ScrubStats, e
 			st.Records++
 			st.Bytes += h.size()
 		}, func(d Damage) {
+			s.mu.Lock()
+			v.damaged = true // compaction leaves it alone
+			s.mu.Unlock()
 			st.Damaged++
 			s.log.Error("scrub found damage", "volume", d.Volume, "offset", d.Offset, "bytes", d.Length, "err", d.Err)
 			if report != nil {

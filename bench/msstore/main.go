@@ -372,6 +372,7 @@ func printReport(w *bufio.Writer, o *options, writes []*result, idx *result) {
 		fmt.Fprintf(tw, "Close\t%.3f\t\t\t\t\n", idx.CloseSeconds)
 		fmt.Fprintf(tw, "reopen (recovery/rebuild)\t%.3f\t%.0f\t%.1f\t%.1f\t  %s\n", idx.OpenSeconds,
 			rate(float64(idx.Count), idx.OpenSeconds), mib(idx.ReopenHeapGrowth), float64(idx.ReopenHeapGrowth)/float64(idx.Count), st(idx.ReopenStats))
+		fmt.Fprintf(tw, "reopen, no checkpoint (full scan)\t%.3f\t%.0f\t\t\t\n", idx.ScanOpenSeconds, rate(float64(idx.Count), idx.ScanOpenSeconds))
 		tw.Flush()
 		fmt.Fprintf(w, "   files in data directory: %d (dirs %d), disk %.1f MiB; peak RSS of the index child: %.1f MiB\n",
 			idx.Files, idx.Dirs, mib(idx.DiskBytes), float64(idx.PeakKiB)/1024)
