@@ -80,6 +80,7 @@ func (s *Volumes) snapshot() (*checkpoint, error) {
 			return nil, s.fail(err)
 		}
 	}
+	s.sinceCkpt = 0
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ck := &checkpoint{
@@ -115,6 +116,9 @@ func (s *Volumes) writeCheckpoint(ck *checkpoint) error {
 	binary.LittleEndian.PutUint32(sum[:], w.sum)
 	w.w.Write(sum[:])
 	err = w.w.Flush()
+	if fi, serr := f.Stat(); serr == nil {
+		s.ckptSize.Store(fi.Size())
+	}
 	if err == nil {
 		err = f.Sync()
 	}

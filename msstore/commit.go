@@ -224,6 +224,7 @@ func (w *batchWriter) flush() {
 func (w *batchWriter) publish(v *volume, start int64, recs []*commitReq) {
 	last := recs[len(recs)-1]
 	end := last.off + last.h.size()
+	w.s.sinceCkpt += end - start
 	v.size.Store(end)
 	v.lastOff, v.lastLSN = last.off, last.h.lsn
 	w.s.mu.Lock()

@@ -2,12 +2,14 @@ package msstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // Volumes is the default Storage: message bodies packed many to a file in
@@ -39,6 +41,14 @@ type Volumes struct {
 
 	commits committer
 	storeID string // from the manifests
+
+	// Automatic checkpoints keep the part of the volumes that recovery must
+	// scan short: one is taken in the background when a volume is sealed and
+	// enough was written since the last one.
+	sinceCkpt   int64        // bytes appended since the last checkpoint, guarded by appendMu
+	ckptSize    atomic.Int64 // size of the last checkpoint file
+	ckptRunning atomic.Bool
+	background  sync.WaitGroup
 }
 
 // entry is the in-memory index entry of a body: where its current record is
@@ -268,6 +278,7 @@ func (s *Volumes) appendWith(h *recHeader, write func(f *os.File, off int64) err
 	}
 	v.size.Store(off + size)
 	v.lastOff, v.lastLSN = off, h.lsn
+	s.sinceCkpt += size
 	s.mu.Lock()
 	s.applyLocked(h, v, off)
 	s.mu.Unlock()
@@ -368,6 +379,16 @@ func (s *Volumes) roll() error {
 	s.mu.Unlock()
 	s.active = v
 	s.log.Debug("new volume", "volume", v.num, "path", v.path)
+	if s.sinceCkpt >= max(s.cfg.VolumeSize, 4*s.ckptSize.Load()) && !s.ckptRunning.Swap(true) {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			defer s.ckptRunning.Store(false)
+			if err := s.Checkpoint(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+				s.log.Warn("automatic checkpoint", "err", err)
+			}
+		}()
+	}
 	return nil
 }
 
@@ -444,6 +465,7 @@ func (s *Volumes) Close() error {
 	if broken == nil {
 		err = s.Checkpoint(context.Background())
 	}
+	s.background.Wait()
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	s.appendMu.Lock()

@@ -301,3 +301,41 @@ func TestCompactWhileBusy(t *testing.T) {
 		mustRead(t, s, it.ref, it.body)
 	}
 }
+
+// TestAutoCheckpoint checks that a busy store that is never closed still
+// checkpoints as volumes fill, so that recovery after a crash reads the
+// checkpoint and a short tail instead of every volume.
+func TestAutoCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig(dir)
+	cfg.VolumeSize = 1 << 20
+	cfg.MaxBodySize = 256 << 10
+	s := openStore(t, cfg)
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var refs []msstore.Ref
+	var bodies [][]byte
+	ckpt := filepath.Join(dir, "msstore.ckpt")
+	for i := 0; ; i++ {
+		b := body(rng, 50<<10)
+		refs, bodies = append(refs, mustPut(t, s, b)), append(bodies, b)
+		if _, err := os.Stat(ckpt); err == nil && i > 100 {
+			break
+		}
+		if i > 2000 {
+			t.Fatal("no checkpoint after 100 MB written")
+		}
+	}
+	// A crash image: the directory as it is now, store still open.
+	img := dmgCopyDir(t, dir)
+	cfg2 := smallConfig(img)
+	cfg2.VolumeSize, cfg2.MaxBodySize = cfg.VolumeSize, cfg.MaxBodySize
+	s2, logs := dmgOpen(t, cfg2)
+	defer s2.Close()
+	if mode := logs.openMode(); mode != "checkpoint" {
+		t.Errorf("crash image opened by %q, want from the automatic checkpoint", mode)
+	}
+	for i, ref := range refs {
+		mustRead(t, s2, ref, bodies[i])
+	}
+}
