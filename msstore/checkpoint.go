@@ -24,6 +24,7 @@ const (
 )
 
 type checkpoint struct {
+	dirs    []string // where to write it (the first) and where to remove older ones; not encoded
 	node    uint32
 	lsn     uint64
 	nextVol uint32
@@ -100,11 +101,14 @@ func (s *Volumes) snapshot() (*checkpoint, error) {
 	for id, vols := range s.stale {
 		ck.stale[id] = append([]uint32(nil), vols...)
 	}
+	for _, d := range s.dirs {
+		ck.dirs = append(ck.dirs, d.path)
+	}
 	return ck, nil
 }
 
 func (s *Volumes) writeCheckpoint(ck *checkpoint) error {
-	dir := s.dirs[0].path
+	dir := ck.dirs[0]
 	tmp := filepath.Join(dir, ckptName+".tmp")
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -135,8 +139,8 @@ func (s *Volumes) writeCheckpoint(ck *checkpoint) error {
 		os.Remove(tmp)
 		return fmt.Errorf("msstore: checkpoint: %w", err)
 	}
-	for _, d := range s.dirs[1:] { // an older one left by an earlier first directory
-		os.Remove(filepath.Join(d.path, ckptName))
+	for _, d := range ck.dirs[1:] { // an older one left by an earlier first directory
+		os.Remove(filepath.Join(d, ckptName))
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ type Volumes struct {
 
 	commits committer
 	storeID string // from the manifests
+	tmp     string // where Put spools large bodies: tmp/ in the first directory
 
 	// Automatic checkpoints keep the part of the volumes that recovery must
 	// scan short: one is taken in the background when a volume is sealed and
@@ -95,6 +96,7 @@ func OpenVolumes(ctx context.Context, cfg Config) (*Volumes, error) {
 		}
 		s.dirs = append(s.dirs, dd)
 	}
+	s.tmp = filepath.Join(s.dirs[0].path, "tmp")
 	if err := s.checkManifests(); err != nil {
 		s.unlockDirs()
 		return nil, err
@@ -148,7 +150,7 @@ func (s *Volumes) Put(ctx context.Context, r io.Reader, meta Meta) (Ref, error) 
 	if err != nil {
 		return Ref{}, err
 	}
-	sp, err := readSpool(ctx, r, b, s.cfg.SpoolMemory, s.cfg.MaxBodySize, s.tmpDir())
+	sp, err := readSpool(ctx, r, b, s.cfg.SpoolMemory, s.cfg.MaxBodySize, s.tmp)
 	if err != nil {
 		return Ref{}, err
 	}
@@ -432,7 +434,6 @@ func (s *Volumes) writable() error {
 	return nil
 }
 
-func (s *Volumes) tmpDir() string { return filepath.Join(s.dirs[0].path, "tmp") }
 
 // Sync makes every record written so far durable. It is needed only with
 // Config.NoSync.
