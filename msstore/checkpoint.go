@@ -108,37 +108,20 @@ func (s *Volumes) snapshot() (*checkpoint, error) {
 }
 
 func (s *Volumes) writeCheckpoint(ck *checkpoint) error {
-	dir := ck.dirs[0]
-	tmp := filepath.Join(dir, ckptName+".tmp")
-	f, err := os.Create(tmp)
+	var size int64
+	err := replaceFile(ck.dirs[0], ckptName, func(bw *bufio.Writer) error {
+		w := &crcWriter{w: bw}
+		ck.encode(w)
+		var sum [4]byte
+		binary.LittleEndian.PutUint32(sum[:], w.sum)
+		w.Write(sum[:])
+		size = w.n
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("msstore: checkpoint: %w", err)
 	}
-	w := &crcWriter{w: bufio.NewWriterSize(f, 1<<20)}
-	ck.encode(w)
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], w.sum)
-	w.w.Write(sum[:])
-	err = w.w.Flush()
-	if fi, serr := f.Stat(); serr == nil {
-		s.ckptSize.Store(fi.Size())
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, ckptName))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("msstore: checkpoint: %w", err)
-	}
+	s.ckptSize.Store(size)
 	for _, d := range ck.dirs[1:] { // an older one left by an earlier first directory
 		os.Remove(filepath.Join(d, ckptName))
 	}
@@ -183,10 +166,12 @@ func (ck *checkpoint) encode(w *crcWriter) {
 type crcWriter struct {
 	w   *bufio.Writer
 	sum uint32
+	n   int64
 }
 
 func (c *crcWriter) Write(p []byte) {
 	c.sum = crc32.Update(c.sum, castagnoli, p)
+	c.n += int64(len(p))
 	c.w.Write(p) // errors surface at Flush
 }
 

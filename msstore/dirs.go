@@ -1,6 +1,7 @@
 package msstore
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -203,7 +204,11 @@ func (s *Volumes) writeManifests() error {
 	}
 	for _, d := range s.dirs {
 		data := []byte(fmt.Sprintf("self %s\n%s", d.id, b.String()))
-		if err := writeFileSync(d.path, manifestName, data); err != nil {
+		err := replaceFile(d.path, manifestName, func(w *bufio.Writer) error {
+			_, err := w.Write(data)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("msstore: %w", err)
 		}
 	}
@@ -216,15 +221,20 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// writeFileSync replaces dir/name with data durably: a temporary file,
-// synced, renamed over it, and the directory synced.
-func writeFileSync(dir, name string, data []byte) error {
+// replaceFile replaces dir/name durably with what write writes: into a
+// temporary file, synced, renamed over the old one, and the directory
+// synced. write gets a buffered writer; replaceFile flushes it.
+func replaceFile(dir, name string, write func(w *bufio.Writer) error) error {
 	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	w := bufio.NewWriterSize(f, 1<<20)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
+	}
 	if err == nil {
 		err = f.Sync()
 	}

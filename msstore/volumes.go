@@ -434,7 +434,6 @@ func (s *Volumes) writable() error {
 	return nil
 }
 
-
 // Sync makes every record written so far durable. It is needed only with
 // Config.NoSync.
 func (s *Volumes) Sync(ctx context.Context) error {
