@@ -1,0 +1,741 @@
+package userdata
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// maxUnitDepth bounds the walk up the organisation tree, against a cycle in
+// damaged data.
+const maxUnitDepth = 64
+
+// CreateDomain adds a domain; see [Accounts]. The name must be free as a
+// domain and as a domain alias (ErrExists); a class, if set, must exist.
+func (d *DB) CreateDomain(ctx context.Context, dom Domain) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if dom.Name, err = normalizeDomain(dom.Name); err != nil {
+		return err
+	}
+	if dom.Quota < 0 {
+		return fmt.Errorf("%w: negative quota for domain %s", ErrInvalid, dom.Name)
+	}
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	if err := d.domainNameFree(dom.Name); err != nil {
+		return err
+	}
+	if err := d.requireClass(dom.Class); err != nil {
+		return err
+	}
+	return d.setOne(keyString(tagDomain, dom.Name), encodeDomain(&dom))
+}
+
+// Domain returns a domain; see [Accounts]. A domain alias is not a domain:
+// its name gives ErrNotFound.
+func (d *DB) Domain(ctx context.Context, name string) (Domain, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return Domain{}, err
+	}
+	defer done()
+	if name, err = normalizeDomain(name); err != nil {
+		return Domain{}, err
+	}
+	return d.domainRecord(name)
+}
+
+// UpdateDomain replaces the class, quota and disabled state of an existing
+// domain; see [Accounts]. Cached logins are dropped.
+func (d *DB) UpdateDomain(ctx context.Context, dom Domain) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if dom.Name, err = normalizeDomain(dom.Name); err != nil {
+		return err
+	}
+	if dom.Quota < 0 {
+		return fmt.Errorf("%w: negative quota for domain %s", ErrInvalid, dom.Name)
+	}
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	if _, err := d.domainRecord(dom.Name); err != nil {
+		return err
+	}
+	if err := d.requireClass(dom.Class); err != nil {
+		return err
+	}
+	if err := d.setOne(keyString(tagDomain, dom.Name), encodeDomain(&dom)); err != nil {
+		return err
+	}
+	d.logins.forgetAll()
+	return nil
+}
+
+// AddDomainAlias makes alias another name of domain; see [Accounts]. The
+// domain must be a domain, not itself an alias (ErrInvalid), and alias must
+// be neither a domain nor an alias yet (ErrExists).
+func (d *DB) AddDomainAlias(ctx context.Context, alias, domain string) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if alias, err = normalizeDomain(alias); err != nil {
+		return err
+	}
+	if domain, err = normalizeDomain(domain); err != nil {
+		return err
+	}
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	if err := d.requireRealDomain(domain); err != nil {
+		return err
+	}
+	if err := d.domainNameFree(alias); err != nil {
+		return err
+	}
+	return d.setOne(keyString(tagDomainAlias, alias), []byte(domain))
+}
+
+// CreateUnit adds an organisation unit and returns it with its new ID; see
+// [Accounts]. The domain must exist, the parent (if not 0) must be a unit
+// of the same domain, and a class, if set, must exist. u.ID is ignored.
+func (d *DB) CreateUnit(ctx context.Context, u OrgUnit) (OrgUnit, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return OrgUnit{}, err
+	}
+	defer done()
+	if u.Domain, err = normalizeDomain(u.Domain); err != nil {
+		return OrgUnit{}, err
+	}
+	if err := checkName("unit name", u.Name, false); err != nil {
+		return OrgUnit{}, err
+	}
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	if err := d.requireRealDomain(u.Domain); err != nil {
+		return OrgUnit{}, err
+	}
+	if err := d.requireUnitOf(u.Parent, u.Domain); err != nil {
+		return OrgUnit{}, err
+	}
+	if err := d.requireClass(u.Class); err != nil {
+		return OrgUnit{}, err
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	id, err := d.nextCounter(b, "unit")
+	if err != nil {
+		return OrgUnit{}, err
+	}
+	u.ID = UnitID(id)
+	b.Set(keyID(tagUnit, id), encodeUnit(&u), nil)
+	if err := d.commit(b); err != nil {
+		return OrgUnit{}, err
+	}
+	return u, nil
+}
+
+// Unit returns an organisation unit; see [Accounts].
+func (d *DB) Unit(ctx context.Context, id UnitID) (OrgUnit, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return OrgUnit{}, err
+	}
+	defer done()
+	return d.unitRecord(id)
+}
+
+// UpdateUnit sets a unit's name, class and disabled state; see [Accounts].
+// Its domain and parent are kept. Cached logins are dropped.
+func (d *DB) UpdateUnit(ctx context.Context, u OrgUnit) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := checkName("unit name", u.Name, false); err != nil {
+		return err
+	}
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	old, err := d.unitRecord(u.ID)
+	if err != nil {
+		return err
+	}
+	if err := d.requireClass(u.Class); err != nil {
+		return err
+	}
+	old.Name, old.Class, old.Disabled = u.Name, u.Class, u.Disabled
+	if err := d.setOne(keyID(tagUnit, uint64(old.ID)), encodeUnit(&old)); err != nil {
+		return err
+	}
+	d.logins.forgetAll()
+	return nil
+}
+
+// DefineClass creates or replaces a service class; see [Accounts]. Quotas
+// must not be negative and Protocols must hold only known bits (0 means
+// all). Cached logins are dropped.
+func (d *DB) DefineClass(ctx context.Context, c ServiceClass) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := checkName("class name", c.Name, false); err != nil {
+		return err
+	}
+	if c.Quota < 0 || c.MaxMessageSize < 0 || c.Protocols&^AllProtocols != 0 {
+		return fmt.Errorf("%w: limits of class %q", ErrInvalid, c.Name)
+	}
+	if err := d.setOne(keyString(tagClass, c.Name), encodeClass(&c)); err != nil {
+		return err
+	}
+	d.logins.forgetAll()
+	return nil
+}
+
+// CreateUser adds a user with the default folders and returns it; see
+// [Accounts]. The address's domain must be a domain (not an alias) and the
+// address free as a primary address and as an alias; the unit, if not 0,
+// must belong to that domain; a class, if set, must exist. The password is
+// hashed with argon2id; an empty one makes an account that cannot log in.
+func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return User{}, err
+	}
+	defer done()
+	addr, err := normalizeAddress(nu.Address)
+	if err != nil {
+		return User{}, err
+	}
+	if err := checkName("user name", nu.Name, true); err != nil {
+		return User{}, err
+	}
+	if nu.Quota < 0 {
+		return User{}, fmt.Errorf("%w: negative quota for %s", ErrInvalid, addr)
+	}
+	var hash string
+	if nu.Password != "" {
+		if hash, err = HashPassword(nu.Password, d.cfg.Argon2); err != nil {
+			return User{}, err
+		}
+	}
+	node := nu.Node
+	if node == "" {
+		node = d.cfg.Node
+	}
+	domain := addressDomain(addr)
+
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	if err := d.requireRealDomain(domain); err != nil {
+		return User{}, err
+	}
+	if err := d.addressFree(addr); err != nil {
+		return User{}, err
+	}
+	if err := d.requireUnitOf(nu.Unit, domain); err != nil {
+		return User{}, err
+	}
+	if err := d.requireClass(nu.Class); err != nil {
+		return User{}, err
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	id, err := d.nextCounter(b, "user")
+	if err != nil {
+		return User{}, err
+	}
+	rec := userRecord{
+		User: User{
+			ID:      UserID(id),
+			Address: addr,
+			Name:    nu.Name,
+			Unit:    nu.Unit,
+			Class:   nu.Class,
+			Quota:   nu.Quota,
+			Node:    node,
+			// Rounded through the stored form, so that what is returned
+			// equals what User reads back.
+			Created: time.Unix(0, time.Now().UnixNano()).UTC(),
+		},
+		Hash: hash,
+	}
+	b.Set(keyID(tagUser, id), encodeUser(&rec), nil)
+	b.Set(keyString(tagAddress, addr), encodeAddrEntry(rec.ID, addrPrimary), nil)
+	var mb mailboxRecord
+	for _, f := range defaultFolders {
+		putNewFolder(b, rec.ID, &mb, f.name, f.special)
+	}
+	b.Set(keyID(tagMailbox, id), encodeMailbox(&mb), nil)
+	if err := d.commit(b); err != nil {
+		return User{}, err
+	}
+	return rec.User, nil
+}
+
+// User returns a user; see [Accounts]. Disabled is the user's own flag:
+// a disabled unit or domain is not reflected in it.
+func (d *DB) User(ctx context.Context, id UserID) (User, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return User{}, err
+	}
+	defer done()
+	rec, err := d.userRecord(id)
+	return rec.User, err
+}
+
+// LookupAddress finds the user an address delivers to; see [Accounts].
+// Disabled is the user's own flag, as with User.
+func (d *DB) LookupAddress(ctx context.Context, address string) (User, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return User{}, err
+	}
+	defer done()
+	addr, err := normalizeAddress(address)
+	if err != nil {
+		return User{}, err
+	}
+	rec, err := d.userRecordByAddress(addr)
+	return rec.User, err
+}
+
+// UpdateUser changes the fields of u that are not nil; see [Accounts]. A
+// unit must belong to the user's domain (0 takes the user out of any unit)
+// and a class, if set, must exist. The user's cached logins are dropped.
+func (d *DB) UpdateUser(ctx context.Context, id UserID, u UserUpdate) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if u.Name != nil {
+		if err := checkName("user name", *u.Name, true); err != nil {
+			return err
+		}
+	}
+	if u.Quota != nil && *u.Quota < 0 {
+		return fmt.Errorf("%w: negative quota for user %d", ErrInvalid, id)
+	}
+	mu := d.userLock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	rec, err := d.userRecord(id)
+	if err != nil {
+		return err
+	}
+	// Units and classes are never deleted, so checking them here, without
+	// d.meta, cannot be invalidated before the commit.
+	if u.Unit != nil {
+		if err := d.requireUnitOf(*u.Unit, addressDomain(rec.Address)); err != nil {
+			return err
+		}
+		rec.Unit = *u.Unit
+	}
+	if u.Class != nil {
+		if err := d.requireClass(*u.Class); err != nil {
+			return err
+		}
+		rec.Class = *u.Class
+	}
+	if u.Name != nil {
+		rec.Name = *u.Name
+	}
+	if u.Quota != nil {
+		rec.Quota = *u.Quota
+	}
+	if u.Disabled != nil {
+		rec.Disabled = *u.Disabled
+	}
+	return d.putUser(&rec)
+}
+
+// SetPassword replaces a user's password; see [Accounts]. An empty password
+// means the account can no longer log in. The user's cached logins are
+// dropped.
+func (d *DB) SetPassword(ctx context.Context, id UserID, password string) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	// Fail fast for an unknown user before paying for the hash.
+	if _, err := d.userRecord(id); err != nil {
+		return err
+	}
+	var hash string
+	if password != "" {
+		if hash, err = HashPassword(password, d.cfg.Argon2); err != nil {
+			return err
+		}
+	}
+	mu := d.userLock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	rec, err := d.userRecord(id)
+	if err != nil {
+		return err
+	}
+	rec.Hash = hash
+	return d.putUser(&rec)
+}
+
+// putUser writes a user record and drops the user's cached logins. The
+// user's lock must be held.
+func (d *DB) putUser(rec *userRecord) error {
+	if err := d.setOne(keyID(tagUser, uint64(rec.ID)), encodeUser(rec)); err != nil {
+		return err
+	}
+	d.logins.forgetUser(rec.ID)
+	return nil
+}
+
+// AddAlias makes address deliver to user id; see [Accounts]. The address
+// must be in a domain, not in a domain alias (ErrInvalid), and be free as a
+// primary address and as an alias (ErrExists).
+func (d *DB) AddAlias(ctx context.Context, address string, id UserID) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	addr, err := normalizeAddress(address)
+	if err != nil {
+		return err
+	}
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	if _, err := d.userRecord(id); err != nil {
+		return err
+	}
+	if err := d.requireRealDomain(addressDomain(addr)); err != nil {
+		return err
+	}
+	if err := d.addressFree(addr); err != nil {
+		return err
+	}
+	return d.setOne(keyString(tagAddress, addr), encodeAddrEntry(id, addrAlias))
+}
+
+// RemoveAlias removes an alias; see [Accounts]. The address must be the
+// alias itself, not its form in a domain alias; a primary address gives
+// ErrInvalid. The user's cached logins are dropped.
+func (d *DB) RemoveAlias(ctx context.Context, address string) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	addr, err := normalizeAddress(address)
+	if err != nil {
+		return err
+	}
+	d.meta.Lock()
+	defer d.meta.Unlock()
+	key := keyString(tagAddress, addr)
+	v, err := d.get(key)
+	if err != nil {
+		return fmt.Errorf("%w: address %s", err, addr)
+	}
+	id, kind, err := decodeAddrEntry(v, addr)
+	if err != nil {
+		return err
+	}
+	if kind != addrAlias {
+		return fmt.Errorf("%w: %s is a primary address, not an alias", ErrInvalid, addr)
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	b.Delete(key, nil)
+	if err := d.commit(b); err != nil {
+		return err
+	}
+	d.logins.forgetUser(id)
+	return nil
+}
+
+// Limits resolves a user's effective limits; see [Accounts] and
+// [ServiceClass] for the inheritance.
+func (d *DB) Limits(ctx context.Context, id UserID) (Limits, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return Limits{}, err
+	}
+	defer done()
+	rec, err := d.userRecord(id)
+	if err != nil {
+		return Limits{}, err
+	}
+	return d.limitsOf(&rec.User)
+}
+
+// Usage returns what a user's mailbox holds; see [Accounts]. It reads one
+// record, kept up to date by every change to the index.
+func (d *DB) Usage(ctx context.Context, id UserID) (Usage, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return Usage{}, err
+	}
+	defer done()
+	mb, err := getRecord(d, keyID(tagMailbox, uint64(id)), decodeMailbox, fmt.Sprintf("mailbox of user %d", id))
+	return mb.Usage, err
+}
+
+// userRecord reads a user record; ErrNotFound if there is none.
+func (d *DB) userRecord(id UserID) (userRecord, error) {
+	return getRecord(d, keyID(tagUser, uint64(id)), decodeUser, fmt.Sprintf("user %d", id))
+}
+
+// userRecordByAddress reads the record of the user a normalized address
+// delivers to: a primary address or an alias, in a domain or, through a
+// domain alias, in its target.
+func (d *DB) userRecordByAddress(addr string) (userRecord, error) {
+	v, err := d.get(keyString(tagAddress, addr))
+	if errors.Is(err, ErrNotFound) {
+		local, domain, _ := strings.Cut(addr, "@")
+		var target []byte
+		target, err = d.get(keyString(tagDomainAlias, domain))
+		if err == nil {
+			v, err = d.get(keyString(tagAddress, local+"@"+string(target)))
+		}
+	}
+	if err != nil {
+		return userRecord{}, fmt.Errorf("%w: address %s", err, addr)
+	}
+	id, _, err := decodeAddrEntry(v, addr)
+	if err != nil {
+		return userRecord{}, err
+	}
+	return d.userRecord(id)
+}
+
+// limitsOf resolves u's effective limits: the class is u's own, else that
+// of the nearest unit upward that has one, else the domain's. A class
+// record that is missing counts as no class.
+func (d *DB) limitsOf(u *User) (Limits, error) {
+	dom, err := d.domainRecord(addressDomain(u.Address))
+	if err != nil {
+		return Limits{}, err
+	}
+	name := u.Class
+	if name == "" {
+		chain, err := d.unitChain(u)
+		if err != nil {
+			return Limits{}, err
+		}
+		for _, unit := range chain {
+			if unit.Class != "" {
+				name = unit.Class
+				break
+			}
+		}
+	}
+	if name == "" {
+		name = dom.Class
+	}
+	var class ServiceClass
+	if name != "" {
+		class, err = d.classRecord(name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			d.log.Warn("service class missing; no class applies", "class", name, "user", u.ID)
+			class = ServiceClass{}
+		case err != nil:
+			return Limits{}, err
+		}
+	}
+	l := Limits{
+		Class:          class.Name,
+		Quota:          class.Quota,
+		DomainQuota:    dom.Quota,
+		MaxMessageSize: class.MaxMessageSize,
+		Protocols:      class.Protocols,
+	}
+	if u.Quota != 0 {
+		l.Quota = u.Quota
+	}
+	if l.Protocols == 0 {
+		l.Protocols = AllProtocols
+	}
+	return l, nil
+}
+
+// disabledOf reports whether u is disabled: itself, any unit above it or
+// its domain.
+func (d *DB) disabledOf(u *User) (bool, error) {
+	if u.Disabled {
+		return true, nil
+	}
+	chain, err := d.unitChain(u)
+	if err != nil {
+		return false, err
+	}
+	for _, unit := range chain {
+		if unit.Disabled {
+			return true, nil
+		}
+	}
+	dom, err := d.domainRecord(addressDomain(u.Address))
+	if err != nil {
+		return false, err
+	}
+	return dom.Disabled, nil
+}
+
+// unitChain returns u's unit and those above it, nearest first. A missing
+// unit ends the chain (logged); a chain deeper than maxUnitDepth, which
+// only a cycle in damaged data can make, is an error.
+func (d *DB) unitChain(u *User) ([]OrgUnit, error) {
+	var chain []OrgUnit
+	for id := u.Unit; id != 0; {
+		if len(chain) == maxUnitDepth {
+			return nil, fmt.Errorf("userdata: units above user %d: deeper than %d levels or cyclic", u.ID, maxUnitDepth)
+		}
+		unit, err := d.unitRecord(id)
+		if errors.Is(err, ErrNotFound) {
+			d.log.Warn("organisation unit missing", "unit", id, "user", u.ID)
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, unit)
+		id = unit.Parent
+	}
+	return chain, nil
+}
+
+// domainRecord reads a domain; ErrNotFound if there is none.
+func (d *DB) domainRecord(name string) (Domain, error) {
+	return getRecord(d, keyString(tagDomain, name), decodeDomain, "domain "+name)
+}
+
+// unitRecord reads a unit; ErrNotFound if there is none.
+func (d *DB) unitRecord(id UnitID) (OrgUnit, error) {
+	return getRecord(d, keyID(tagUnit, uint64(id)), decodeUnit, fmt.Sprintf("unit %d", id))
+}
+
+// classRecord reads a service class; ErrNotFound if there is none.
+func (d *DB) classRecord(name string) (ServiceClass, error) {
+	return getRecord(d, keyString(tagClass, name), decodeClass, fmt.Sprintf("class %q", name))
+}
+
+// getRecord reads and decodes the record at key; errors name it as what.
+func getRecord[T any](d *DB, key []byte, decode func([]byte) (T, error), what string) (T, error) {
+	var r T
+	v, err := d.get(key)
+	if err == nil {
+		r, err = decode(v)
+	}
+	if err != nil {
+		return r, fmt.Errorf("%w: %s", err, what)
+	}
+	return r, nil
+}
+
+// setOne writes one key in a batch of its own.
+func (d *DB) setOne(key, value []byte) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	b.Set(key, value, nil)
+	return d.commit(b)
+}
+
+// requireClass checks that a class name, if not empty, names a class.
+func (d *DB) requireClass(name string) error {
+	if name == "" {
+		return nil
+	}
+	_, err := d.classRecord(name)
+	return err
+}
+
+// requireRealDomain checks that name is a domain: ErrInvalid for a domain
+// alias, ErrNotFound for an unknown name.
+func (d *DB) requireRealDomain(name string) error {
+	_, err := d.domainRecord(name)
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if target, aerr := d.get(keyString(tagDomainAlias, name)); aerr == nil {
+		return fmt.Errorf("%w: %s is an alias of domain %s", ErrInvalid, name, target)
+	}
+	return err
+}
+
+// requireUnitOf checks that id is 0 or a unit of domain.
+func (d *DB) requireUnitOf(id UnitID, domain string) error {
+	if id == 0 {
+		return nil
+	}
+	u, err := d.unitRecord(id)
+	if err != nil {
+		return err
+	}
+	if u.Domain != domain {
+		return fmt.Errorf("%w: unit %d belongs to %s, not %s", ErrInvalid, id, u.Domain, domain)
+	}
+	return nil
+}
+
+// domainNameFree checks that name is neither a domain nor a domain alias.
+// d.meta must be held.
+func (d *DB) domainNameFree(name string) error {
+	if err := d.keyFree(keyString(tagDomain, name), "domain "+name); err != nil {
+		return err
+	}
+	return d.keyFree(keyString(tagDomainAlias, name), "domain "+name)
+}
+
+// addressFree checks that addr is neither a primary address nor an alias.
+// d.meta must be held.
+func (d *DB) addressFree(addr string) error {
+	return d.keyFree(keyString(tagAddress, addr), "address "+addr)
+}
+
+// keyFree returns ErrExists, naming what, if key is present.
+func (d *DB) keyFree(key []byte, what string) error {
+	_, err := d.get(key)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %s", ErrExists, what)
+	case errors.Is(err, ErrNotFound):
+		return nil
+	}
+	return err
+}
+
+// addressDomain returns the domain part of a normalized address.
+func addressDomain(addr string) string {
+	_, domain, _ := strings.Cut(addr, "@")
+	return domain
+}
+
+// encodeAddrEntry is the value of an address key: the user id and the kind
+// of address (addrPrimary or addrAlias).
+func encodeAddrEntry(id UserID, kind byte) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(id)), kind)
+}
+
+func decodeAddrEntry(v []byte, addr string) (UserID, byte, error) {
+	if len(v) != 9 || (v[8] != addrPrimary && v[8] != addrAlias) {
+		return 0, 0, fmt.Errorf("userdata: address %s: corrupt entry", addr)
+	}
+	return UserID(binary.BigEndian.Uint64(v)), v[8], nil
+}

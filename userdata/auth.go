@@ -1,0 +1,269 @@
+package userdata
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Argon2Params is the cost of argon2id password hashing. Hashes record
+// their parameters, so changing them affects new passwords only.
+type Argon2Params struct {
+	Time    uint32 // passes
+	Memory  uint32 // KiB
+	Threads uint8
+}
+
+// DefaultArgon2 is RFC 9106's second recommended option (64 MiB, 3 passes),
+// with 2 lanes.
+var DefaultArgon2 = Argon2Params{Time: 3, Memory: 64 << 10, Threads: 2}
+
+const (
+	saltLen = 16
+	hashLen = 32
+)
+
+// HashPassword returns the PHC-format argon2id hash of password:
+// $argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>.
+func HashPassword(password string, p Argon2Params) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("userdata: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, hashLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// CheckPassword reports whether password matches a hash made by
+// HashPassword, in time independent of where they differ.
+func CheckPassword(password, hash string) (bool, error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return false, fmt.Errorf("%w: not an argon2id hash", ErrInvalid)
+	}
+	var p Argon2Params
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
+		p.Time == 0 || p.Threads == 0 || p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || p.Time > 100 {
+		return false, fmt.Errorf("%w: bad argon2id parameters", ErrInvalid)
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 || len(want) > 128 {
+		return false, fmt.Errorf("%w: bad argon2id encoding", ErrInvalid)
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// loginCache remembers recently verified logins: for each address, the user
+// record and a salted digest of the password that worked. A hit costs a
+// SHA-256 instead of an argon2id hash and no database read. Entries are
+// dropped when the account changes (password, disabled, limits), after a
+// TTL, and least recently used first when the cache is full.
+type loginCache struct {
+	mu      sync.Mutex
+	gen     uint64 // bumped by every invalidation; see put
+	max     int
+	ttl     time.Duration
+	key     [32]byte // per-process secret mixed into digests
+	lru     *list.List
+	entries map[string]*list.Element
+	byUser  map[UserID][]string // addresses cached per user, for invalidation
+}
+
+type loginEntry struct {
+	address string
+	digest  [32]byte
+	user    User
+	limits  Limits
+	expires time.Time
+}
+
+func newLoginCache(max int, ttl time.Duration) *loginCache {
+	c := &loginCache{max: max, ttl: ttl, lru: list.New(), entries: map[string]*list.Element{}, byUser: map[UserID][]string{}}
+	rand.Read(c.key[:])
+	return c
+}
+
+func (c *loginCache) digest(address, password string) [32]byte {
+	h := sha256.New()
+	h.Write(c.key[:])
+	h.Write([]byte(address))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// get returns the cached user and limits if address and password match an
+// entry that has not expired.
+func (c *loginCache) get(address, password string) (User, Limits, bool) {
+	d := c.digest(address, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[address]
+	if !ok {
+		return User{}, Limits{}, false
+	}
+	e := el.Value.(*loginEntry)
+	if time.Now().After(e.expires) || subtle.ConstantTimeCompare(d[:], e.digest[:]) != 1 {
+		return User{}, Limits{}, false
+	}
+	c.lru.MoveToFront(el)
+	return e.user, e.limits, true
+}
+
+// generation returns the invalidation count, to pass to put.
+func (c *loginCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put remembers a login verified against records read after generation()
+// returned gen. If anything was invalidated since, the records may be stale
+// and nothing is remembered.
+func (c *loginCache) put(gen uint64, address, password string, u User, l Limits) {
+	e := &loginEntry{address: address, digest: c.digest(address, password), user: u, limits: l, expires: time.Now().Add(c.ttl)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if el, ok := c.entries[address]; ok {
+		el.Value = e
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.entries[address] = c.lru.PushFront(e)
+	c.byUser[u.ID] = append(c.byUser[u.ID], address)
+	for c.lru.Len() > c.max {
+		c.removeLocked(c.lru.Back())
+	}
+}
+
+func (c *loginCache) removeLocked(el *list.Element) {
+	e := c.lru.Remove(el).(*loginEntry)
+	delete(c.entries, e.address)
+	addrs := c.byUser[e.user.ID]
+	for i, a := range addrs {
+		if a == e.address {
+			addrs = append(addrs[:i], addrs[i+1:]...)
+			break
+		}
+	}
+	if len(addrs) == 0 {
+		delete(c.byUser, e.user.ID)
+	} else {
+		c.byUser[e.user.ID] = addrs
+	}
+}
+
+// forgetUser drops every entry of a user.
+func (c *loginCache) forgetUser(id UserID) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, a := range append([]string(nil), c.byUser[id]...) {
+		if el, ok := c.entries[a]; ok {
+			c.removeLocked(el)
+		}
+	}
+}
+
+// forgetAll empties the cache, for changes that affect many users at once
+// (a domain, a unit or a service class).
+func (c *loginCache) forgetAll() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.lru.Init()
+	c.entries = map[string]*list.Element{}
+	c.byUser = map[UserID][]string{}
+}
+
+// Authenticate checks credentials; see [Authenticator].
+func (d *DB) Authenticate(ctx context.Context, address, password string, p Protocol) (User, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return User{}, err
+	}
+	defer done()
+	addr, err := normalizeAddress(address)
+	if err != nil {
+		return User{}, ErrAuthFailed
+	}
+	var gen uint64
+	if d.logins != nil {
+		if u, l, ok := d.logins.get(addr, password); ok {
+			return u, checkLogin(u, l, p)
+		}
+		gen = d.logins.generation()
+	}
+	rec, err := d.userRecordByAddress(addr)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, err
+	}
+	if err != nil || rec.Hash == "" {
+		// Spend the time a real check would, so that unknown addresses
+		// cannot be told from wrong passwords by timing.
+		CheckPassword(password, d.dummyHash())
+		return User{}, ErrAuthFailed
+	}
+	ok, err := CheckPassword(password, rec.Hash)
+	if err != nil || !ok {
+		return User{}, ErrAuthFailed
+	}
+	l, err := d.limitsOf(&rec.User)
+	if err != nil {
+		return User{}, err
+	}
+	disabled, err := d.disabledOf(&rec.User)
+	if err != nil {
+		return User{}, err
+	}
+	u := rec.User
+	if disabled {
+		u.Disabled = true
+	}
+	if d.logins != nil {
+		d.logins.put(gen, addr, password, u, l)
+	}
+	return u, checkLogin(u, l, p)
+}
+
+func checkLogin(u User, l Limits, p Protocol) error {
+	if u.Disabled {
+		return ErrDisabled
+	}
+	if l.Protocols != 0 && l.Protocols&p == 0 {
+		return ErrProtocol
+	}
+	return nil
+}
+
+// dummyHash is a hash with the configured cost, for timing-safe failures.
+func (d *DB) dummyHash() string {
+	d.dummyOnce.Do(func() { d.dummy, _ = HashPassword("mailsys-dummy", d.cfg.Argon2) })
+	return d.dummy
+}

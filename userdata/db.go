@@ -1,0 +1,290 @@
+package userdata
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Config configures a DB. The zero value of every field but Dir means its
+// default.
+type Config struct {
+	// Dir is the directory of the Pebble database; created if missing.
+	Dir string
+	// Node is this UD node's name, recorded in every user created here.
+	Node string
+	// Bodies, if set, gets a Retain for every body Copy references again and
+	// a Release for every body an expunge or folder deletion drops.
+	Bodies BodyRefs
+	// CacheSize is Pebble's block cache in bytes. Zero means 256 MiB
+	// (Pebble's own default of 8 MiB is far too small for an index).
+	CacheSize int64
+	// MemTableSize is Pebble's memtable size. Zero means 64 MiB.
+	MemTableSize uint64
+	// LoginCache is how many verified logins are remembered, so that a
+	// repeated login costs neither a database read nor a password hash.
+	// Zero means 100,000; negative turns the cache off.
+	LoginCache int
+	// LoginCacheTTL is how long a remembered login stays valid. Zero means
+	// ten minutes.
+	LoginCacheTTL time.Duration
+	// Argon2 sets the password hashing cost. The zero value means
+	// DefaultArgon2.
+	Argon2 Argon2Params
+	// NoSync commits without waiting for stable storage, for bulk imports:
+	// a crash may lose the last changes (never half of one). The default
+	// is durable commits.
+	NoSync bool
+	// Logger receives the database's log records, Pebble's included. Nil
+	// means slog.Default().
+	Logger *slog.Logger
+}
+
+// DB is the default UserDB, on a Pebble database. All methods are safe for
+// concurrent use. See the package documentation for the key schema.
+type DB struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *pebble.DB
+	logins *loginCache
+
+	// locks serialize the read-modify-write of one user's records (folder
+	// counters, UIDs, usage) within this process; the batch that follows is
+	// atomic and durable.
+	locks [256]sync.Mutex
+	// meta serializes counters and name claims shared by all users
+	// (domains, units, addresses).
+	meta sync.Mutex
+	// domainLocks serialize the check and update of a domain's usage
+	// against its quota; taken after a user lock.
+	domainLocks [64]sync.Mutex
+
+	watchMu  sync.RWMutex
+	watchers map[folderKey]map[*watch]struct{}
+
+	closeMu sync.RWMutex
+	closed  bool
+
+	dummyOnce sync.Once
+	dummy     string // see dummyHash
+}
+
+type folderKey struct {
+	user   UserID
+	folder FolderID
+}
+
+var _ UserDB = (*DB)(nil)
+var _ Watcher = (*DB)(nil)
+
+// Open opens (or creates) the database in cfg.Dir.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: no directory", ErrInvalid)
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 256 << 20
+	}
+	if cfg.MemTableSize == 0 {
+		cfg.MemTableSize = 64 << 20
+	}
+	if cfg.LoginCache == 0 {
+		cfg.LoginCache = 100_000
+	}
+	if cfg.LoginCacheTTL == 0 {
+		cfg.LoginCacheTTL = 10 * time.Minute
+	}
+	if cfg.Argon2 == (Argon2Params{}) {
+		cfg.Argon2 = DefaultArgon2
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "userdata")
+	cache := pebble.NewCache(cfg.CacheSize)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: cfg.MemTableSize,
+		Merger:       sumMerger,
+		Logger:       pebbleLogger{log},
+	}
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("userdata: open %s: %w", cfg.Dir, err)
+	}
+	d := &DB{cfg: cfg, log: log, db: db, watchers: map[folderKey]map[*watch]struct{}{}}
+	if cfg.LoginCache > 0 {
+		d.logins = newLoginCache(cfg.LoginCache, cfg.LoginCacheTTL)
+	}
+	return d, nil
+}
+
+// Close closes the database. Calls after Close return ErrClosed.
+func (d *DB) Close() error {
+	d.closeMu.Lock()
+	defer d.closeMu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	d.closed = true
+	return d.db.Close()
+}
+
+// enter guards a call against a concurrent Close; the caller must call the
+// returned function when done.
+func (d *DB) enter(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.closeMu.RLock()
+	if d.closed {
+		d.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return d.closeMu.RUnlock, nil
+}
+
+func (d *DB) userLock(u UserID) *sync.Mutex { return &d.locks[uint64(u)%uint64(len(d.locks))] }
+
+func (d *DB) domainLock(domain string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(domain))
+	return &d.domainLocks[h.Sum32()%uint32(len(d.domainLocks))]
+}
+
+// get reads key's value into a new slice; ErrNotFound if absent.
+func (d *DB) get(key []byte) ([]byte, error) {
+	v, closer, err := d.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("userdata: %w", err)
+	}
+	b := append([]byte(nil), v...)
+	closer.Close()
+	return b, nil
+}
+
+// commit applies b atomically and, unless Config.NoSync, durably.
+func (d *DB) commit(b *pebble.Batch) error {
+	opt := pebble.Sync
+	if d.cfg.NoSync {
+		opt = pebble.NoSync
+	}
+	if err := b.Commit(opt); err != nil {
+		return fmt.Errorf("userdata: commit: %w", err)
+	}
+	return nil
+}
+
+// scan calls fn for every key in [lo, hi) in order; fn's slices are valid
+// only during the call.
+func (d *DB) scan(lo, hi []byte, fn func(k, v []byte) error) error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("userdata: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("userdata: %w", err)
+	}
+	return nil
+}
+
+// nextCounter returns the next value of a global counter, to be written in
+// b. d.meta must be held.
+func (d *DB) nextCounter(b *pebble.Batch, name string) (uint64, error) {
+	key := append([]byte{tagCounter}, name...)
+	var n uint64
+	v, err := d.get(key)
+	switch {
+	case err == nil && len(v) == 8:
+		n = binary.BigEndian.Uint64(v)
+	case err == nil:
+		return 0, fmt.Errorf("userdata: counter %s: bad value", name)
+	case !errors.Is(err, ErrNotFound):
+		return 0, err
+	}
+	n++
+	b.Set(key, binary.BigEndian.AppendUint64(nil, n), nil)
+	return n, nil
+}
+
+// pebbleLogger sends Pebble's logs to slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg, "source", "pebble", "fatal", true)
+	panic("pebble: " + msg)
+}
+
+// sumMerger is the merge operator of counters that many writers update
+// without a lock (a domain's usage): values are int64 deltas, summed.
+var sumMerger = &pebble.Merger{
+	Name: "mailsys.sum.v1",
+	Merge: func(key, value []byte) (pebble.ValueMerger, error) {
+		m := &sumValue{}
+		return m, m.MergeNewer(value)
+	},
+}
+
+type sumValue struct{ n int64 }
+
+func (m *sumValue) MergeNewer(v []byte) error {
+	if len(v) != 8 {
+		return fmt.Errorf("userdata: bad counter operand (%d bytes)", len(v))
+	}
+	m.n += int64(binary.BigEndian.Uint64(v))
+	return nil
+}
+
+func (m *sumValue) MergeOlder(v []byte) error { return m.MergeNewer(v) }
+
+func (m *sumValue) Finish(includesBase bool) ([]byte, io.Closer, error) {
+	return binary.BigEndian.AppendUint64(nil, uint64(m.n)), nil, nil
+}
+
+// addDomainUsage adds delta bytes to a domain's usage in b.
+func addDomainUsage(b *pebble.Batch, domain string, delta int64) {
+	b.Merge(keyString(tagDomainUsage, domain), binary.BigEndian.AppendUint64(nil, uint64(delta)), nil)
+}
+
+// domainUsage reads a domain's usage in bytes.
+func (d *DB) domainUsage(domain string) (int64, error) {
+	v, err := d.get(keyString(tagDomainUsage, domain))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("userdata: domain usage of %s: bad value", domain)
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}

@@ -1,0 +1,459 @@
+package userdata
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/mailsys/mailsys/msstore"
+)
+
+// ListFolders calls fn for every folder of the user, in name order (byte
+// order of the normalized names), from one consistent view of the
+// database. It returns ErrNotFound for an unknown user and stops at fn's
+// first error, returning it.
+func (d *DB) ListFolders(ctx context.Context, user UserID, fn func(Folder) error) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	snap := d.db.NewSnapshot()
+	defer snap.Close()
+	if _, err := readMailboxFrom(snap, user); err != nil {
+		return err
+	}
+	prefix := keyID(tagFolderName, uint64(user))
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("userdata: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("userdata: %w", err)
+		}
+		if len(v) != 4 {
+			return fmt.Errorf("userdata: folder name %q of user %d: bad value", it.Key()[len(prefix):], user)
+		}
+		f, err := readFolderFrom(snap, user, FolderID(binary.BigEndian.Uint32(v)))
+		if err != nil {
+			return err
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("userdata: %w", err)
+	}
+	return nil
+}
+
+// Folder returns the user's folder called name ("INBOX" in any case).
+func (d *DB) Folder(ctx context.Context, user UserID, name string) (Folder, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return Folder{}, err
+	}
+	defer done()
+	name, err = normalizeFolder(name)
+	if err != nil {
+		return Folder{}, err
+	}
+	// A snapshot, so that a concurrent rename cannot pair the name with
+	// another folder's record.
+	snap := d.db.NewSnapshot()
+	defer snap.Close()
+	id, err := folderIDFrom(snap, user, name)
+	if err != nil {
+		return Folder{}, err
+	}
+	return readFolderFrom(snap, user, id)
+}
+
+// FolderByID returns the user's folder with the given id.
+func (d *DB) FolderByID(ctx context.Context, user UserID, id FolderID) (Folder, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return Folder{}, err
+	}
+	defer done()
+	return readFolderFrom(d.db, user, id)
+}
+
+// CreateFolder creates a folder, and every missing superior level of its
+// name as a plain folder (RFC 3501 CREATE). specialUse must be "" or one of
+// the Special* constants. It returns ErrNotFound for an unknown user,
+// ErrExists if the name is taken and ErrInvalid for a bad name.
+func (d *DB) CreateFolder(ctx context.Context, user UserID, name, specialUse string) (Folder, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return Folder{}, err
+	}
+	defer done()
+	name, err = normalizeFolder(name)
+	if err != nil {
+		return Folder{}, err
+	}
+	switch specialUse {
+	case "", SpecialSent, SpecialDrafts, SpecialTrash, SpecialJunk, SpecialArchive:
+	default:
+		return Folder{}, fmt.Errorf("%w: special-use attribute %q", ErrInvalid, specialUse)
+	}
+	lk := d.userLock(user)
+	lk.Lock()
+	defer lk.Unlock()
+	mb, err := readMailboxFrom(d.db, user)
+	if err != nil {
+		return Folder{}, err
+	}
+	if ok, err := folderExists(d.db, user, name); err != nil {
+		return Folder{}, err
+	} else if ok {
+		return Folder{}, fmt.Errorf("%w: folder %q", ErrExists, name)
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := d.createParents(b, user, &mb, name); err != nil {
+		return Folder{}, err
+	}
+	f := putNewFolder(b, user, &mb, name, specialUse)
+	writeMailboxRec(b, user, &mb)
+	if err := d.commit(b); err != nil {
+		return Folder{}, err
+	}
+	return f, nil
+}
+
+// RenameFolder renames a folder and every folder below it; their ids,
+// UIDVALIDITY and messages stay. It returns ErrNotFound if from does not
+// exist, ErrExists if to does, and ErrInvalid for a rename into a subfolder
+// of the folder itself. Missing superior levels of to are created.
+//
+// Renaming INBOX instead creates the folder to, moves all of INBOX's
+// messages into it (with new UIDs there, the same bodies) and leaves INBOX
+// empty; INBOX's subfolders stay where they are (RFC 3501 RENAME).
+func (d *DB) RenameFolder(ctx context.Context, user UserID, from, to string) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if from, err = normalizeFolder(from); err != nil {
+		return err
+	}
+	if to, err = normalizeFolder(to); err != nil {
+		return err
+	}
+	lk := d.userLock(user)
+	lk.Lock()
+	defer lk.Unlock()
+	fromID, err := folderIDFrom(d.db, user, from)
+	if err != nil {
+		return err
+	}
+	if ok, err := folderExists(d.db, user, to); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("%w: folder %q", ErrExists, to)
+	}
+	if from != Inbox && strings.HasPrefix(to, from+string(Delimiter)) {
+		return fmt.Errorf("%w: cannot rename folder %q into its own subfolder %q", ErrInvalid, from, to)
+	}
+	mb, err := readMailboxFrom(d.db, user)
+	if err != nil {
+		return err
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := d.createParents(b, user, &mb, to); err != nil {
+		return err
+	}
+	if from == Inbox {
+		return d.renameInbox(b, user, &mb, fromID, to)
+	}
+
+	// The folder itself, then everything below it.
+	type named struct {
+		name string
+		id   FolderID
+	}
+	all := []named{{from, fromID}}
+	below := keyFolderName(user, from+string(Delimiter))
+	err = d.scan(below, prefixEnd(below), func(k, v []byte) error {
+		if len(v) != 4 {
+			return fmt.Errorf("userdata: folder name %q of user %d: bad value", k[9:], user)
+		}
+		all = append(all, named{string(k[9:]), FolderID(binary.BigEndian.Uint32(v))})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range all {
+		newName := to + n.name[len(from):]
+		if n.name != from {
+			if ok, err := folderExists(d.db, user, newName); err != nil {
+				return err
+			} else if ok {
+				return fmt.Errorf("%w: folder %q", ErrExists, newName)
+			}
+		}
+		f, err := readFolderFrom(d.db, user, n.id)
+		if err != nil {
+			return err
+		}
+		f.Name = newName
+		writeFolderRec(b, user, &f)
+		b.Delete(keyFolderName(user, n.name), nil)
+		b.Set(keyFolderName(user, newName), binary.BigEndian.AppendUint32(nil, uint32(n.id)), nil)
+	}
+	writeMailboxRec(b, user, &mb)
+	return d.commit(b)
+}
+
+// renameInbox completes a rename of INBOX in b (which may already hold the
+// creation of to's superior levels): a new folder to receives all of
+// INBOX's messages. The user's lock is held.
+func (d *DB) renameInbox(b *pebble.Batch, user UserID, mb *mailboxRecord, inboxID FolderID, to string) error {
+	inbox, err := readFolderFrom(d.db, user, inboxID)
+	if err != nil {
+		return err
+	}
+	dst := putNewFolder(b, user, mb, to, "")
+	t, err := d.transfer(b, user, &inbox, &dst, nil, true)
+	if err != nil {
+		return err
+	}
+	writeFolderRec(b, user, &dst)
+	writeFolderRec(b, user, &inbox)
+	writeMailboxRec(b, user, mb)
+	if err := d.commit(b); err != nil {
+		return err
+	}
+	if len(t.src) > 0 {
+		d.notify(FolderEvent{User: user, Folder: inboxID, Removed: t.src, ModSeq: inbox.HighestModSeq})
+	}
+	return nil
+}
+
+// DeleteFolder deletes a folder that has no subfolders (ErrNotEmpty
+// otherwise), with its messages and change log, and takes their size off
+// the user's and the domain's usage. INBOX cannot be deleted (ErrInvalid).
+// Once the deletion is committed, the messages' bodies are released; a
+// failed release is logged and leaks the body rather than losing one.
+func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if name, err = normalizeFolder(name); err != nil {
+		return err
+	}
+	if name == Inbox {
+		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalid)
+	}
+	own, err := d.ownerOf(user, false)
+	if err != nil {
+		return err
+	}
+	refs, err := func() ([]msstore.Ref, error) {
+		lk := d.userLock(user)
+		lk.Lock()
+		defer lk.Unlock()
+		id, err := folderIDFrom(d.db, user, name)
+		if err != nil {
+			return nil, err
+		}
+		below := keyFolderName(user, name+string(Delimiter))
+		errChild := errors.New("child")
+		if err := d.scan(below, prefixEnd(below), func(k, v []byte) error { return errChild }); err == errChild {
+			return nil, fmt.Errorf("%w: folder %q has subfolders", ErrNotEmpty, name)
+		} else if err != nil {
+			return nil, err
+		}
+		var uids []UID
+		var refs []msstore.Ref
+		var bytes int64
+		err = d.eachMessage(user, id, nil, func(m *Message) error {
+			uids = append(uids, m.UID)
+			bytes += m.Size
+			if d.cfg.Bodies != nil && !m.Ref.IsZero() {
+				refs = append(refs, m.Ref)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		b := d.db.NewBatch()
+		defer b.Close()
+		msgs, changes := messagePrefix(user, id), changePrefix(user, id)
+		b.DeleteRange(msgs, prefixEnd(msgs), nil)
+		b.DeleteRange(changes, prefixEnd(changes), nil)
+		b.Delete(keyFolder(user, id), nil)
+		b.Delete(keyFolderName(user, name), nil)
+		if _, err := d.charge(b, user, own, -int64(len(uids)), -bytes, false); err != nil {
+			return nil, err
+		}
+		if err := d.commit(b); err != nil {
+			return nil, err
+		}
+		if len(uids) > 0 {
+			d.notify(FolderEvent{User: user, Folder: id, Removed: uids})
+		}
+		return refs, nil
+	}()
+	if err != nil {
+		return err
+	}
+	d.releaseBodies(ctx, refs)
+	return nil
+}
+
+// Subscribe sets whether the user's folder is subscribed (IMAP LSUB and
+// LIST (SUBSCRIBED)).
+func (d *DB) Subscribe(ctx context.Context, user UserID, name string, subscribed bool) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if name, err = normalizeFolder(name); err != nil {
+		return err
+	}
+	lk := d.userLock(user)
+	lk.Lock()
+	defer lk.Unlock()
+	id, err := folderIDFrom(d.db, user, name)
+	if err != nil {
+		return err
+	}
+	f, err := readFolderFrom(d.db, user, id)
+	if err != nil || f.Subscribed == subscribed {
+		return err
+	}
+	f.Subscribed = subscribed
+	b := d.db.NewBatch()
+	defer b.Close()
+	writeFolderRec(b, user, &f)
+	return d.commit(b)
+}
+
+// createParents adds to b every missing superior level of name, as plain
+// folders. The user's lock is held.
+func (d *DB) createParents(b *pebble.Batch, user UserID, mb *mailboxRecord, name string) error {
+	for i := range len(name) {
+		if name[i] != Delimiter {
+			continue
+		}
+		parent := name[:i]
+		ok, err := folderExists(d.db, user, parent)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			putNewFolder(b, user, mb, parent, "")
+		}
+	}
+	return nil
+}
+
+// releaseBodies drops one reference to each body in refs (a body listed n
+// times loses n). The index entries are already gone, so a failure only
+// leaks the body's space: it is logged, not returned. The releases run even
+// if ctx is done by then.
+func (d *DB) releaseBodies(ctx context.Context, refs []msstore.Ref) {
+	if d.cfg.Bodies == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, ref := range refs {
+		if err := d.cfg.Bodies.Release(ctx, ref); err != nil {
+			d.log.Warn("releasing a message body failed; its space leaks", "ref", ref.String(), "err", err)
+		}
+	}
+}
+
+// readKey reads key from r into a new slice; ErrNotFound if absent.
+func readKey(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("userdata: %w", err)
+	}
+	v = slices.Clone(v)
+	closer.Close()
+	return v, nil
+}
+
+// readMailboxFrom reads a user's mailbox record; ErrNotFound for an unknown
+// user.
+func readMailboxFrom(r pebble.Reader, user UserID) (mailboxRecord, error) {
+	v, err := readKey(r, keyID(tagMailbox, uint64(user)))
+	if errors.Is(err, ErrNotFound) {
+		return mailboxRecord{}, fmt.Errorf("%w: user %d", ErrNotFound, user)
+	}
+	if err != nil {
+		return mailboxRecord{}, err
+	}
+	return decodeMailbox(v)
+}
+
+// writeMailboxRec writes a user's mailbox record in b.
+func writeMailboxRec(b *pebble.Batch, user UserID, mb *mailboxRecord) {
+	b.Set(keyID(tagMailbox, uint64(user)), encodeMailbox(mb), nil)
+}
+
+// readFolderFrom reads a folder record; ErrNotFound if there is none.
+func readFolderFrom(r pebble.Reader, user UserID, id FolderID) (Folder, error) {
+	v, err := readKey(r, keyFolder(user, id))
+	if errors.Is(err, ErrNotFound) {
+		return Folder{}, fmt.Errorf("%w: folder %d of user %d", ErrNotFound, id, user)
+	}
+	if err != nil {
+		return Folder{}, err
+	}
+	return decodeFolder(v)
+}
+
+// writeFolderRec writes a folder record in b.
+func writeFolderRec(b *pebble.Batch, user UserID, f *Folder) {
+	b.Set(keyFolder(user, f.ID), encodeFolder(f), nil)
+}
+
+// folderIDFrom finds a folder by its normalized name; ErrNotFound if there
+// is none.
+func folderIDFrom(r pebble.Reader, user UserID, name string) (FolderID, error) {
+	v, err := readKey(r, keyFolderName(user, name))
+	if errors.Is(err, ErrNotFound) {
+		return 0, fmt.Errorf("%w: folder %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 4 {
+		return 0, fmt.Errorf("userdata: folder name %q of user %d: bad value", name, user)
+	}
+	return FolderID(binary.BigEndian.Uint32(v)), nil
+}
+
+// folderExists reports whether the user has a folder with the normalized
+// name.
+func folderExists(r pebble.Reader, user UserID, name string) (bool, error) {
+	_, err := folderIDFrom(r, user, name)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,699 @@
+package userdata
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/mailsys/mailsys/msstore"
+)
+
+// Limits on keywords (IMAP user flags).
+const (
+	maxKeywords   = 64  // per message
+	maxKeywordLen = 100 // bytes
+)
+
+// allFlags are the system flags a message can have.
+const allFlags = FlagSeen | FlagAnswered | FlagFlagged | FlagDeleted | FlagDraft
+
+// The change log. Every mutation of a folder takes the next MODSEQ of the
+// folder, shared by all the messages it touches, so one MODSEQ may have
+// many entries: the key is keyChange(user, folder, modseq) followed by the
+// uid(4), and the value is uid(4) expunged(1). A live message has exactly
+// one entry, at its current ModSeq; an expunged one leaves a tombstone.
+
+// keyChangeUID is the change-log key of uid at modseq.
+func keyChangeUID(u UserID, f FolderID, modseq uint64, uid UID) []byte {
+	return binary.BigEndian.AppendUint32(keyChange(u, f, modseq), uint32(uid))
+}
+
+// logChange records in b that uid changed (or, if expunged, went) at
+// modseq, dropping its entry at old (0 for a new message).
+func logChange(b *pebble.Batch, u UserID, f FolderID, uid UID, old, modseq uint64, expunged bool) {
+	if old != 0 {
+		b.Delete(keyChangeUID(u, f, old, uid), nil)
+	}
+	v := binary.BigEndian.AppendUint32(make([]byte, 0, 5), uint32(uid))
+	b.Set(keyChangeUID(u, f, modseq, uid), append(v, boolByte(expunged)), nil)
+}
+
+// messagePrefix and changePrefix are the key prefixes of a folder's
+// messages and change log.
+func messagePrefix(u UserID, f FolderID) []byte {
+	return binary.BigEndian.AppendUint32(keyID(tagMessage, uint64(u)), uint32(f))
+}
+
+func changePrefix(u UserID, f FolderID) []byte {
+	return binary.BigEndian.AppendUint32(keyID(tagChange, uint64(u)), uint32(f))
+}
+
+// Append adds a message to the folder with the folder's next UID and a new
+// MODSEQ. It returns ErrQuota when the user's or the domain's quota would
+// be passed, ErrInvalid for a negative size, unknown flags or bad keywords
+// (not IMAP atoms, longer than 100 bytes, more than 64), and ErrNotFound
+// for an unknown user or folder.
+func (d *DB) Append(ctx context.Context, user UserID, folder FolderID, nm NewMessage) (Message, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return Message{}, err
+	}
+	defer done()
+	if nm.Size < 0 || nm.Flags&^allFlags != 0 {
+		return Message{}, fmt.Errorf("%w: message size %d, flags %#x", ErrInvalid, nm.Size, nm.Flags)
+	}
+	kws, err := normalizeKeywords(nm.Keywords, nil)
+	if err != nil {
+		return Message{}, err
+	}
+	own, err := d.ownerOf(user, true)
+	if err != nil {
+		return Message{}, err
+	}
+	lk := d.userLock(user)
+	lk.Lock()
+	defer lk.Unlock()
+	f, err := readFolderFrom(d.db, user, folder)
+	if err != nil {
+		return Message{}, err
+	}
+	if err := checkUIDs(&f, 1); err != nil {
+		return Message{}, err
+	}
+	m := Message{UID: f.UIDNext, ModSeq: f.HighestModSeq + 1, Ref: nm.Ref, InternalDate: nm.InternalDate,
+		Size: nm.Size, Flags: nm.Flags, Keywords: kws, Envelope: nm.Envelope, Structure: nm.Structure}
+	val, err := encodeMessage(nil, &m)
+	if err != nil {
+		return Message{}, err
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	release, err := d.charge(b, user, own, 1, m.Size, true)
+	defer release()
+	if err != nil {
+		return Message{}, err
+	}
+	b.Set(keyMessage(user, folder, m.UID), val, nil)
+	logChange(b, user, folder, m.UID, 0, m.ModSeq, false)
+	f.UIDNext++
+	f.HighestModSeq = m.ModSeq
+	countIn(&f, &m, 1)
+	writeFolderRec(b, user, &f)
+	if err := d.commit(b); err != nil {
+		return Message{}, err
+	}
+	d.notify(FolderEvent{User: user, Folder: folder, Added: []UID{m.UID}, ModSeq: m.ModSeq})
+	return m, nil
+}
+
+// Messages calls fn for each message of the folder in set (nil for all),
+// in UID order, streaming from one consistent view of the folder. fn's
+// *Message is one value reused for every message: it, its Keywords,
+// Envelope and Structure are valid only during the call, so fn copies what
+// it keeps. Messages stops at fn's first error and returns it.
+func (d *DB) Messages(ctx context.Context, user UserID, folder FolderID, set UIDSet, fn func(*Message) error) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := readFolderFrom(d.db, user, folder); err != nil {
+		return err
+	}
+	n := 0
+	return d.eachMessage(user, folder, set, func(m *Message) error {
+		if n++; n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		return fn(m)
+	})
+}
+
+// UIDs returns all the folder's UIDs in order.
+func (d *DB) UIDs(ctx context.Context, user UserID, folder FolderID) ([]UID, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	f, err := readFolderFrom(d.db, user, folder)
+	if err != nil {
+		return nil, err
+	}
+	uids := make([]UID, 0, f.Messages)
+	prefix := messagePrefix(user, folder)
+	err = d.scan(prefix, prefixEnd(prefix), func(k, _ []byte) error {
+		if len(k) != len(prefix)+4 {
+			return fmt.Errorf("userdata: folder %d of user %d: bad message key", folder, user)
+		}
+		uids = append(uids, UID(binary.BigEndian.Uint32(k[len(prefix):])))
+		return nil
+	})
+	return uids, err
+}
+
+// StoreFlags changes the flags and keywords of the messages in set (nil
+// for all). Only messages whose flags actually change are rewritten; they
+// share one new MODSEQ and are returned in Changed. With UnchangedSince,
+// messages with a higher ModSeq are left alone and listed in Skipped
+// (CONDSTORE). Keywords are matched without regard to case.
+func (d *DB) StoreFlags(ctx context.Context, user UserID, folder FolderID, set UIDSet, u FlagUpdate) (StoreResult, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return StoreResult{}, err
+	}
+	defer done()
+	if u.Op > FlagsRemove || u.Flags&^allFlags != 0 {
+		return StoreResult{}, fmt.Errorf("%w: flag operation %d, flags %#x", ErrInvalid, u.Op, u.Flags)
+	}
+	if u.Keywords, err = normalizeKeywords(u.Keywords, nil); err != nil {
+		return StoreResult{}, err
+	}
+	lk := d.userLock(user)
+	lk.Lock()
+	defer lk.Unlock()
+	f, err := readFolderFrom(d.db, user, folder)
+	if err != nil {
+		return StoreResult{}, err
+	}
+	modseq := f.HighestModSeq + 1
+	b := d.db.NewBatch()
+	defer b.Close()
+	var res StoreResult
+	var buf []byte
+	var uids []UID
+	err = d.eachMessage(user, folder, set, func(m *Message) error {
+		if u.UnchangedSince > 0 && m.ModSeq > u.UnchangedSince {
+			res.Skipped = append(res.Skipped, m.UID)
+			return nil
+		}
+		flags, kws, changed := applyFlags(m.Flags, m.Keywords, &u)
+		if !changed {
+			return nil
+		}
+		if len(kws) > maxKeywords {
+			return fmt.Errorf("%w: more than %d keywords on message %d", ErrInvalid, maxKeywords, m.UID)
+		}
+		countIn(&f, m, -1)
+		old := m.ModSeq
+		m.Flags, m.Keywords, m.ModSeq = flags, kws, modseq
+		countIn(&f, m, 1)
+		var err error
+		if buf, err = encodeMessage(buf[:0], m); err != nil {
+			return err
+		}
+		b.Set(keyMessage(user, folder, m.UID), buf, nil)
+		logChange(b, user, folder, m.UID, old, modseq, false)
+		res.Changed = append(res.Changed, cloneMessage(m))
+		uids = append(uids, m.UID)
+		return nil
+	})
+	if err != nil {
+		return StoreResult{}, err
+	}
+	if len(uids) == 0 {
+		return res, nil
+	}
+	f.HighestModSeq = modseq
+	writeFolderRec(b, user, &f)
+	if err := d.commit(b); err != nil {
+		return StoreResult{}, err
+	}
+	d.notify(FolderEvent{User: user, Folder: folder, Flags: uids, ModSeq: modseq})
+	return res, nil
+}
+
+// Copy copies the messages in set (nil for all) from one folder to
+// another of the same user, giving each a new UID and MODSEQ there, and
+// returns the UIDs on both sides (UIDPLUS). The bodies are shared: each is
+// retained before the copies are committed, so a crash leaks a reference
+// rather than losing a body. It returns ErrQuota when the user's or the
+// domain's quota would be passed, ErrInvalid when from is to.
+func (d *DB) Copy(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID) (CopyResult, error) {
+	return d.copyOrMove(ctx, user, from, set, to, false)
+}
+
+// Move moves the messages in set (nil for all) from one folder to another
+// of the same user in one atomic step: each gets a new UID and MODSEQ in
+// to, and leaves an expunge in from's change log. Bodies and usage are
+// unchanged. It returns ErrInvalid when from is to.
+func (d *DB) Move(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID) (CopyResult, error) {
+	return d.copyOrMove(ctx, user, from, set, to, true)
+}
+
+// copyOrMove is Copy, or Move if move.
+func (d *DB) copyOrMove(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID, move bool) (CopyResult, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	defer done()
+	if from == to {
+		return CopyResult{}, fmt.Errorf("%w: folder %d is both source and destination", ErrInvalid, from)
+	}
+	var own indexOwner
+	if !move {
+		if own, err = d.ownerOf(user, true); err != nil {
+			return CopyResult{}, err
+		}
+	}
+	lk := d.userLock(user)
+	lk.Lock()
+	defer lk.Unlock()
+	src, err := readFolderFrom(d.db, user, from)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	dst, err := readFolderFrom(d.db, user, to)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	t, err := d.transfer(b, user, &src, &dst, set, move)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	if len(t.src) == 0 {
+		return CopyResult{UIDValidity: dst.UIDValidity}, nil
+	}
+	if !move {
+		release, err := d.charge(b, user, own, int64(len(t.src)), t.bytes, true)
+		defer release()
+		if err != nil {
+			return CopyResult{}, err
+		}
+		if err := d.retainBodies(ctx, t.refs); err != nil {
+			return CopyResult{}, err
+		}
+	} else {
+		writeFolderRec(b, user, &src)
+	}
+	writeFolderRec(b, user, &dst)
+	if err := d.commit(b); err != nil {
+		return CopyResult{}, err
+	}
+	if move {
+		d.notify(FolderEvent{User: user, Folder: from, Removed: slices.Clone(t.src), ModSeq: src.HighestModSeq})
+	}
+	d.notify(FolderEvent{User: user, Folder: to, Added: slices.Clone(t.dst), ModSeq: dst.HighestModSeq})
+	return CopyResult{UIDValidity: dst.UIDValidity, Source: t.src, Dest: t.dst}, nil
+}
+
+// transferred is what transfer did.
+type transferred struct {
+	src, dst []UID               // the source UIDs and their copies' UIDs
+	bytes    int64               // their total size
+	refs     map[msstore.Ref]int // for a copy with d.cfg.Bodies: references to add
+}
+
+// transfer writes in b copies of src's messages in set (nil for all) into
+// dst, with dst's next UIDs and MODSEQ, and with move deletes the originals
+// (leaving tombstones in src's log). It updates the counters of src and dst,
+// which the caller writes back. The user's lock is held.
+func (d *DB) transfer(b *pebble.Batch, user UserID, src, dst *Folder, set UIDSet, move bool) (transferred, error) {
+	var t transferred
+	srcMod, dstMod := src.HighestModSeq+1, dst.HighestModSeq+1
+	var buf []byte
+	err := d.eachMessage(user, src.ID, set, func(m *Message) error {
+		if err := checkUIDs(dst, 1); err != nil {
+			return err
+		}
+		uid, old := m.UID, m.ModSeq
+		m.UID, m.ModSeq = dst.UIDNext, dstMod
+		dst.UIDNext++
+		var err error
+		if buf, err = encodeMessage(buf[:0], m); err != nil {
+			return err
+		}
+		b.Set(keyMessage(user, dst.ID, m.UID), buf, nil)
+		logChange(b, user, dst.ID, m.UID, 0, dstMod, false)
+		countIn(dst, m, 1)
+		if move {
+			b.Delete(keyMessage(user, src.ID, uid), nil)
+			logChange(b, user, src.ID, uid, old, srcMod, true)
+			countIn(src, m, -1)
+		} else if d.cfg.Bodies != nil && !m.Ref.IsZero() {
+			if t.refs == nil {
+				t.refs = map[msstore.Ref]int{}
+			}
+			t.refs[m.Ref]++
+		}
+		t.src = append(t.src, uid)
+		t.dst = append(t.dst, m.UID)
+		t.bytes += m.Size
+		return nil
+	})
+	if err != nil {
+		return transferred{}, err
+	}
+	if len(t.src) > 0 {
+		dst.HighestModSeq = dstMod
+		if move {
+			src.HighestModSeq = srcMod
+		}
+	}
+	return t, nil
+}
+
+// retainBodies adds the references a copy makes, each body once with its
+// count. If one fails, those already added are released again (nothing
+// points at them), and the error is returned.
+func (d *DB) retainBodies(ctx context.Context, refs map[msstore.Ref]int) error {
+	var done []msstore.Ref
+	for ref, n := range refs {
+		if err := d.cfg.Bodies.Retain(ctx, ref, n); err != nil {
+			var undo []msstore.Ref
+			for _, r := range done {
+				for range refs[r] {
+					undo = append(undo, r)
+				}
+			}
+			d.releaseBodies(ctx, undo)
+			return fmt.Errorf("userdata: retaining body %s: %w", ref, err)
+		}
+		done = append(done, ref)
+	}
+	return nil
+}
+
+// Expunge removes the folder's messages that have \Deleted (only those in
+// set when set is not nil) and returns their UIDs in order. They leave
+// tombstones in the change log, and their size leaves the user's and the
+// domain's usage. Once the removal is committed their bodies are released;
+// a failed release is logged and leaks the body rather than losing one.
+func (d *DB) Expunge(ctx context.Context, user UserID, folder FolderID, set UIDSet) ([]UID, error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	own, err := d.ownerOf(user, false)
+	if err != nil {
+		return nil, err
+	}
+	uids, refs, err := func() ([]UID, []msstore.Ref, error) {
+		lk := d.userLock(user)
+		lk.Lock()
+		defer lk.Unlock()
+		f, err := readFolderFrom(d.db, user, folder)
+		if err != nil {
+			return nil, nil, err
+		}
+		modseq := f.HighestModSeq + 1
+		b := d.db.NewBatch()
+		defer b.Close()
+		var uids []UID
+		var refs []msstore.Ref
+		var bytes int64
+		err = d.eachMessage(user, folder, set, func(m *Message) error {
+			if m.Flags&FlagDeleted == 0 {
+				return nil
+			}
+			b.Delete(keyMessage(user, folder, m.UID), nil)
+			logChange(b, user, folder, m.UID, m.ModSeq, modseq, true)
+			countIn(&f, m, -1)
+			uids = append(uids, m.UID)
+			bytes += m.Size
+			if d.cfg.Bodies != nil && !m.Ref.IsZero() {
+				refs = append(refs, m.Ref)
+			}
+			return nil
+		})
+		if err != nil || len(uids) == 0 {
+			return nil, nil, err
+		}
+		if _, err := d.charge(b, user, own, -int64(len(uids)), -bytes, false); err != nil {
+			return nil, nil, err
+		}
+		f.HighestModSeq = modseq
+		writeFolderRec(b, user, &f)
+		if err := d.commit(b); err != nil {
+			return nil, nil, err
+		}
+		d.notify(FolderEvent{User: user, Folder: folder, Removed: slices.Clone(uids), ModSeq: modseq})
+		return uids, refs, nil
+	}()
+	if err != nil {
+		return nil, err
+	}
+	d.releaseBodies(ctx, refs)
+	return uids, nil
+}
+
+// Changes calls fn for every entry of the folder's change log with a
+// MODSEQ above since, in MODSEQ order (UID order within one MODSEQ): the
+// live messages added or changed since, at their current MODSEQ, and the
+// messages expunged since.
+func (d *DB) Changes(ctx context.Context, user UserID, folder FolderID, since uint64, fn func(Change) error) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := readFolderFrom(d.db, user, folder); err != nil {
+		return err
+	}
+	if since == math.MaxUint64 {
+		return nil
+	}
+	prefix := changePrefix(user, folder)
+	return d.scan(keyChange(user, folder, since+1), prefixEnd(prefix), func(k, v []byte) error {
+		if len(k) != len(prefix)+12 || len(v) != 5 {
+			return fmt.Errorf("userdata: folder %d of user %d: bad change-log entry", folder, user)
+		}
+		return fn(Change{
+			UID:      UID(binary.BigEndian.Uint32(v)),
+			ModSeq:   binary.BigEndian.Uint64(k[len(prefix):]),
+			Expunged: v[4] != 0,
+		})
+	})
+}
+
+// eachMessage calls fn for each message of the folder in set (nil for
+// all) in UID order, from one iterator, decoding into one reused Message
+// whose slices are valid only during the call.
+func (d *DB) eachMessage(user UserID, folder FolderID, set UIDSet, fn func(*Message) error) error {
+	prefix := messagePrefix(user, folder)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("userdata: %w", err)
+	}
+	var m Message
+	for _, r := range uidSpans(set) {
+		for ok := it.SeekGE(keyMessage(user, folder, r.Start)); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) != len(prefix)+4 {
+				it.Close()
+				return fmt.Errorf("userdata: folder %d of user %d: bad message key", folder, user)
+			}
+			uid := UID(binary.BigEndian.Uint32(k[len(prefix):]))
+			if uid > r.Stop {
+				break
+			}
+			v, err := it.ValueAndErr()
+			if err == nil {
+				err = decodeMessage(v, uid, &m)
+			}
+			if err == nil {
+				err = fn(&m)
+			}
+			if err != nil {
+				it.Close()
+				return err
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("userdata: %w", err)
+	}
+	return nil
+}
+
+// uidSpans turns a set into sorted, disjoint ranges with explicit ends
+// (math.MaxUint32 for "*"); nil means every UID. A range written backwards
+// (5:3) means the same as 3:5, as in IMAP.
+func uidSpans(set UIDSet) []UIDRange {
+	if set == nil {
+		return []UIDRange{{1, math.MaxUint32}}
+	}
+	spans := make([]UIDRange, 0, len(set))
+	for _, r := range set {
+		if r.Stop == 0 {
+			r.Stop = math.MaxUint32
+		}
+		if r.Start > r.Stop {
+			r.Start, r.Stop = r.Stop, r.Start
+		}
+		spans = append(spans, r)
+	}
+	slices.SortFunc(spans, func(a, b UIDRange) int { return cmp.Compare(a.Start, b.Start) })
+	out := spans[:0]
+	for _, r := range spans {
+		if n := len(out); n > 0 && uint64(r.Start) <= uint64(out[n-1].Stop)+1 {
+			out[n-1].Stop = max(out[n-1].Stop, r.Stop)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// countIn adds (sign 1) or removes (sign -1) m in f's counters.
+func countIn(f *Folder, m *Message, sign int) {
+	f.Messages += uint32(sign)
+	f.Size += int64(sign) * m.Size
+	if m.Flags&FlagSeen == 0 {
+		f.Unseen += uint32(sign)
+	}
+}
+
+// checkUIDs fails when f cannot take n more UIDs.
+func checkUIDs(f *Folder, n uint64) error {
+	if f.UIDNext == 0 || uint64(f.UIDNext)+n > math.MaxUint32 {
+		return fmt.Errorf("%w: folder %q has run out of UIDs", ErrInvalid, f.Name)
+	}
+	return nil
+}
+
+// indexOwner is what a mutation needs to know about the user.
+type indexOwner struct {
+	domain string // charged with the user's bytes
+	limits Limits
+}
+
+// ownerOf reads the user's domain and, if withLimits, effective limits.
+func (d *DB) ownerOf(user UserID, withLimits bool) (indexOwner, error) {
+	rec, err := d.userRecord(user)
+	if err != nil {
+		return indexOwner{}, err
+	}
+	own := indexOwner{domain: addressDomain(rec.Address)}
+	if withLimits {
+		if own.limits, err = d.limitsOf(&rec.User); err != nil {
+			return indexOwner{}, err
+		}
+	}
+	return own, nil
+}
+
+// charge adds n messages of size bytes (negative to take them off) to the
+// user's usage, and the bytes to the domain's, in b. With check it first
+// fails with ErrQuota if that would pass the user's or the domain's quota.
+// The user's lock is held.
+//
+// When check is set and the domain has a quota, charge takes the domain's
+// lock, so that appends by different users of the domain cannot pass the
+// quota together; the caller must call release after committing b (and in
+// any case), still holding the user's lock.
+func (d *DB) charge(b *pebble.Batch, user UserID, own indexOwner, n, bytes int64, check bool) (release func(), err error) {
+	release = func() {}
+	mb, err := readMailboxFrom(d.db, user)
+	if err != nil {
+		return release, err
+	}
+	if q := own.limits.Quota; check && q > 0 && mb.Bytes+bytes > q {
+		return release, fmt.Errorf("%w: user %d holds %d bytes, %d more would pass the quota of %d", ErrQuota, user, mb.Bytes, bytes, q)
+	}
+	if q := own.limits.DomainQuota; check && q > 0 {
+		lk := d.domainLock(own.domain)
+		lk.Lock()
+		release = lk.Unlock
+		used, err := d.domainUsage(own.domain)
+		if err != nil {
+			return release, err
+		}
+		if used+bytes > q {
+			return release, fmt.Errorf("%w: domain %s holds %d bytes, %d more would pass its quota of %d", ErrQuota, own.domain, used, bytes, q)
+		}
+	}
+	mb.Messages += n
+	mb.Bytes += bytes
+	writeMailboxRec(b, user, &mb)
+	if bytes != 0 {
+		addDomainUsage(b, own.domain, bytes)
+	}
+	return release, nil
+}
+
+// applyFlags computes the flags and keywords u makes of flags and kws, and
+// whether they differ. The keywords returned never alias kws.
+func applyFlags(flags Flags, kws []string, u *FlagUpdate) (Flags, []string, bool) {
+	var nf Flags
+	var nk []string
+	switch u.Op {
+	case FlagsSet:
+		nf, nk = u.Flags, slices.Clone(u.Keywords)
+	case FlagsAdd:
+		nf, nk = flags|u.Flags, slices.Clone(kws)
+		for _, k := range u.Keywords {
+			if !hasKeyword(nk, k) {
+				nk = append(nk, k)
+			}
+		}
+	case FlagsRemove:
+		nf = flags &^ u.Flags
+		nk = slices.DeleteFunc(slices.Clone(kws), func(k string) bool { return hasKeyword(u.Keywords, k) })
+	}
+	changed := nf != flags || len(nk) != len(kws)
+	for i := 0; !changed && i < len(nk); i++ {
+		changed = !hasKeyword(kws, nk[i])
+	}
+	return nf, nk, changed
+}
+
+// normalizeKeywords checks kws and appends those not in to yet (without
+// regard to case) to to. It fails with ErrInvalid for a keyword that is not
+// an IMAP atom, or is longer than maxKeywordLen, or when more than
+// maxKeywords result.
+func normalizeKeywords(kws, to []string) ([]string, error) {
+	for _, k := range kws {
+		if !validKeyword(k) {
+			return nil, fmt.Errorf("%w: keyword %q", ErrInvalid, k)
+		}
+		if !hasKeyword(to, k) {
+			to = append(to, k)
+		}
+	}
+	if len(to) > maxKeywords {
+		return nil, fmt.Errorf("%w: more than %d keywords", ErrInvalid, maxKeywords)
+	}
+	return to, nil
+}
+
+// validKeyword reports whether k is an IMAP atom fit for a keyword: 1 to
+// maxKeywordLen printable ASCII characters, none of the atom-specials
+// (RFC 3501) nor '\' (which starts system flags).
+func validKeyword(k string) bool {
+	if k == "" || len(k) > maxKeywordLen {
+		return false
+	}
+	for i := range len(k) {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()"{%*\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func hasKeyword(kws []string, k string) bool {
+	return slices.ContainsFunc(kws, func(s string) bool { return strings.EqualFold(s, k) })
+}
+
+// cloneMessage copies m, slices included.
+func cloneMessage(m *Message) Message {
+	c := *m
+	c.Keywords = slices.Clone(m.Keywords)
+	c.Envelope = slices.Clone(m.Envelope)
+	c.Structure = slices.Clone(m.Structure)
+	return c
+}

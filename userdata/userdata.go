@@ -1,0 +1,376 @@
+package userdata
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mailsys/mailsys/msstore"
+)
+
+// Sentinel errors. Implementations wrap them with %w; callers test them with
+// errors.Is.
+var (
+	ErrNotFound   = errors.New("userdata: not found")
+	ErrExists     = errors.New("userdata: already exists")
+	ErrInvalid    = errors.New("userdata: invalid name or value")
+	ErrAuthFailed = errors.New("userdata: authentication failed")
+	ErrDisabled   = errors.New("userdata: account disabled")
+	ErrProtocol   = errors.New("userdata: protocol not allowed for this account")
+	ErrQuota      = errors.New("userdata: quota exceeded")
+	ErrNotEmpty   = errors.New("userdata: not empty")
+	ErrReadOnly   = errors.New("userdata: folder is read-only")
+	ErrClosed     = errors.New("userdata: database closed")
+)
+
+// UserID identifies a user for the life of the account. IDs are never
+// reused.
+type UserID uint64
+
+// UnitID identifies an organisation unit.
+type UnitID uint64
+
+// FolderID identifies a folder within its user's mailbox. It survives
+// renames and is never reused in that mailbox.
+type FolderID uint32
+
+// UID is an IMAP unique identifier: within a folder, strictly increasing in
+// the order messages were added.
+type UID uint32
+
+// Protocol is a bit set of the protocols an account may use.
+type Protocol uint8
+
+// Protocols, for service classes and Authenticate.
+const (
+	ProtoSMTP       Protocol = 1 << iota // receiving mail
+	ProtoSubmission                      // sending mail (authenticated SMTP)
+	ProtoIMAP
+	ProtoPOP3
+
+	AllProtocols = ProtoSMTP | ProtoSubmission | ProtoIMAP | ProtoPOP3
+)
+
+// Domain is a mail domain served by the system.
+type Domain struct {
+	Name     string // lower case, e.g. "example.com"
+	Class    string // service class for its units and users, "" for none
+	Quota    int64  // total bytes for all its users, 0 for no limit
+	Disabled bool   // a disabled domain receives nothing and nobody in it logs in
+}
+
+// OrgUnit is a node of a domain's organisation tree: the enterprise at the
+// top (Parent 0), its departments below, nested to any depth.
+type OrgUnit struct {
+	ID       UnitID
+	Domain   string
+	Parent   UnitID // 0 for a top-level unit
+	Name     string
+	Class    string // service class for the users below, "" to inherit
+	Disabled bool   // disables every user below
+}
+
+// ServiceClass is a named set of limits, assigned to domains, units or users
+// and inherited down the tree (user, then its units upward, then domain).
+type ServiceClass struct {
+	Name           string
+	Quota          int64    // storage bytes per user, 0 for no limit
+	MaxMessageSize int64    // bytes, 0 for no limit
+	Protocols      Protocol // allowed protocols; 0 means all
+}
+
+// Limits are the effective limits of a user, resolved through inheritance.
+type Limits struct {
+	Class          string // the class that applied, "" if none
+	Quota          int64  // per-user storage bytes, 0 for no limit
+	DomainQuota    int64  // the domain's total, 0 for no limit
+	MaxMessageSize int64
+	Protocols      Protocol
+}
+
+// User is an account.
+type User struct {
+	ID       UserID
+	Address  string // primary address, lower case
+	Name     string // display name
+	Unit     UnitID // 0 if not placed in a unit
+	Class    string // "" to inherit from the unit or domain
+	Quota    int64  // overrides the class quota when not 0
+	Disabled bool
+	Node     string // the UD node holding this user's data (placement is recorded)
+	Created  time.Time
+}
+
+// NewUser is what CreateUser needs.
+type NewUser struct {
+	Address  string
+	Password string // hashed with argon2id; empty for an account that cannot log in
+	Name     string
+	Unit     UnitID
+	Class    string
+	Quota    int64
+	Node     string
+}
+
+// UserUpdate changes the fields that are not nil.
+type UserUpdate struct {
+	Name     *string
+	Unit     *UnitID
+	Class    *string
+	Quota    *int64
+	Disabled *bool
+}
+
+// Usage is what a user's mailbox holds.
+type Usage struct {
+	Messages int64
+	Bytes    int64
+}
+
+// Accounts manages domains, organisation units, service classes, users and
+// aliases. Changes take effect at once, including for logins in progress
+// elsewhere (the login cache is invalidated).
+type Accounts interface {
+	CreateDomain(ctx context.Context, d Domain) error
+	Domain(ctx context.Context, name string) (Domain, error)
+	// UpdateDomain sets a domain's class, quota and disabled state.
+	UpdateDomain(ctx context.Context, d Domain) error
+	// AddDomainAlias makes alias another name of domain: mail to
+	// user@alias goes to user@domain.
+	AddDomainAlias(ctx context.Context, alias, domain string) error
+
+	CreateUnit(ctx context.Context, u OrgUnit) (OrgUnit, error)
+	Unit(ctx context.Context, id UnitID) (OrgUnit, error)
+	// UpdateUnit sets a unit's name, class and disabled state.
+	UpdateUnit(ctx context.Context, u OrgUnit) error
+
+	// DefineClass creates or replaces a service class.
+	DefineClass(ctx context.Context, c ServiceClass) error
+
+	CreateUser(ctx context.Context, u NewUser) (User, error)
+	User(ctx context.Context, id UserID) (User, error)
+	// LookupAddress finds the user an address delivers to: a primary
+	// address or an alias, in a domain or one of its aliases.
+	LookupAddress(ctx context.Context, address string) (User, error)
+	UpdateUser(ctx context.Context, id UserID, u UserUpdate) error
+	SetPassword(ctx context.Context, id UserID, password string) error
+	// AddAlias makes address deliver to user id.
+	AddAlias(ctx context.Context, address string, id UserID) error
+	RemoveAlias(ctx context.Context, address string) error
+	// Limits resolves a user's effective limits.
+	Limits(ctx context.Context, id UserID) (Limits, error)
+	Usage(ctx context.Context, id UserID) (Usage, error)
+}
+
+// Authenticator checks credentials.
+type Authenticator interface {
+	// Authenticate returns the user whose address (or alias) and password
+	// match and who may use protocol p. It returns ErrAuthFailed for an
+	// unknown address or a wrong password (indistinguishably),
+	// ErrDisabled for a disabled user, unit or domain, and ErrProtocol.
+	Authenticate(ctx context.Context, address, password string, p Protocol) (User, error)
+}
+
+// Special-use attributes (RFC 6154) of the folders made with every user.
+const (
+	SpecialSent    = `\Sent`
+	SpecialDrafts  = `\Drafts`
+	SpecialTrash   = `\Trash`
+	SpecialJunk    = `\Junk`
+	SpecialArchive = `\Archive`
+)
+
+// Inbox is the name of the folder every user has.
+const Inbox = "INBOX"
+
+// Delimiter separates the levels of folder names.
+const Delimiter = '/'
+
+// Folder is a folder's state. The counts are kept as messages come and go,
+// so reading them never scans the folder.
+type Folder struct {
+	ID            FolderID
+	Name          string
+	SpecialUse    string // one of the Special* constants, or ""
+	Subscribed    bool
+	UIDValidity   uint32
+	UIDNext       UID
+	HighestModSeq uint64
+	Messages      uint32
+	Unseen        uint32
+	Size          int64
+}
+
+// Folders manages a user's folders. Names are UTF-8, levels separated by
+// Delimiter; "INBOX" is matched in any case.
+type Folders interface {
+	// ListFolders calls fn for every folder of the user, in name order.
+	ListFolders(ctx context.Context, user UserID, fn func(Folder) error) error
+	Folder(ctx context.Context, user UserID, name string) (Folder, error)
+	FolderByID(ctx context.Context, user UserID, id FolderID) (Folder, error)
+	CreateFolder(ctx context.Context, user UserID, name, specialUse string) (Folder, error)
+	// RenameFolder renames a folder and everything below it. Renaming INBOX
+	// moves its messages to the new folder and leaves INBOX empty
+	// (RFC 3501).
+	RenameFolder(ctx context.Context, user UserID, from, to string) error
+	// DeleteFolder deletes a folder without subfolders, releasing its
+	// messages' bodies. INBOX cannot be deleted.
+	DeleteFolder(ctx context.Context, user UserID, name string) error
+	Subscribe(ctx context.Context, user UserID, name string, subscribed bool) error
+}
+
+// Flags are the IMAP system flags, as a bit set.
+type Flags uint8
+
+// System flags.
+const (
+	FlagSeen Flags = 1 << iota
+	FlagAnswered
+	FlagFlagged
+	FlagDeleted
+	FlagDraft
+)
+
+// NewMessage is what Append needs. Envelope and Structure are the IMAP
+// server's cached ENVELOPE and BODYSTRUCTURE, opaque here.
+type NewMessage struct {
+	Ref          msstore.Ref
+	InternalDate time.Time
+	Size         int64
+	Flags        Flags
+	Keywords     []string
+	Envelope     []byte
+	Structure    []byte
+}
+
+// Message is an index entry.
+type Message struct {
+	UID          UID
+	ModSeq       uint64
+	Ref          msstore.Ref
+	InternalDate time.Time
+	Size         int64
+	Flags        Flags
+	Keywords     []string
+	Envelope     []byte
+	Structure    []byte
+}
+
+// UIDRange is the UIDs from Start to Stop inclusive; Stop 0 means no upper
+// end ("*").
+type UIDRange struct{ Start, Stop UID }
+
+// UIDSet is a union of ranges.
+type UIDSet []UIDRange
+
+// Contains reports whether uid is in s.
+func (s UIDSet) Contains(uid UID) bool {
+	for _, r := range s {
+		if uid >= r.Start && (r.Stop == 0 || uid <= r.Stop) {
+			return true
+		}
+	}
+	return false
+}
+
+// FlagOp says what StoreFlags does.
+type FlagOp uint8
+
+// Flag operations.
+const (
+	FlagsSet    FlagOp = iota // replace
+	FlagsAdd                  // +FLAGS
+	FlagsRemove               // -FLAGS
+)
+
+// FlagUpdate is one StoreFlags request.
+type FlagUpdate struct {
+	Op       FlagOp
+	Flags    Flags
+	Keywords []string
+	// UnchangedSince, when not 0, skips messages whose ModSeq is higher
+	// (CONDSTORE); they are reported in the result's Skipped.
+	UnchangedSince uint64
+}
+
+// StoreResult reports a StoreFlags.
+type StoreResult struct {
+	Changed []Message // the messages after the change, with their new ModSeq
+	Skipped []UID     // messages left alone because of UnchangedSince
+}
+
+// CopyResult maps source UIDs to the UIDs of the copies (UIDPLUS).
+type CopyResult struct {
+	UIDValidity uint32
+	Source      []UID
+	Dest        []UID
+}
+
+// Change is one entry of a folder's change log since a MODSEQ.
+type Change struct {
+	UID      UID
+	ModSeq   uint64
+	Expunged bool // the message is gone; otherwise its flags changed or it was added
+}
+
+// Index is the message index of a user's folders. Every mutation is one
+// atomic, durable step: all of it happens or none. Bodies are never touched:
+// Copy retains the bodies it references (when the database was given a body
+// reference counter), Expunge releases them after the entries are gone.
+type Index interface {
+	// Append adds a message, assigning it the folder's next UID. It fails
+	// with ErrQuota when the user's or the domain's quota would be passed.
+	Append(ctx context.Context, user UserID, folder FolderID, m NewMessage) (Message, error)
+	// Messages calls fn for each message of the folder in the set, in UID
+	// order, streaming (fn's *Message is valid only during the call).
+	Messages(ctx context.Context, user UserID, folder FolderID, set UIDSet, fn func(*Message) error) error
+	// UIDs returns all the folder's UIDs in order: the sequence numbers'
+	// map for a session.
+	UIDs(ctx context.Context, user UserID, folder FolderID) ([]UID, error)
+	StoreFlags(ctx context.Context, user UserID, folder FolderID, set UIDSet, u FlagUpdate) (StoreResult, error)
+	Copy(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID) (CopyResult, error)
+	Move(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID) (CopyResult, error)
+	// Expunge removes the messages that have \Deleted, those in set only
+	// when set is not nil (UID EXPUNGE), and returns their UIDs.
+	Expunge(ctx context.Context, user UserID, folder FolderID, set UIDSet) ([]UID, error)
+	// Changes calls fn for every change with a ModSeq above since, in
+	// ModSeq order.
+	Changes(ctx context.Context, user UserID, folder FolderID, since uint64, fn func(Change) error) error
+}
+
+// UserDB is the whole user database.
+type UserDB interface {
+	Accounts
+	Authenticator
+	Folders
+	Index
+	Close() error
+}
+
+// BodyRefs keeps the reference counts of message bodies in step with the
+// index: msstore.Storage satisfies it.
+type BodyRefs interface {
+	Retain(ctx context.Context, ref msstore.Ref, n int) error
+	Release(ctx context.Context, ref msstore.Ref) error
+}
+
+// FolderEvent tells a watcher what changed in a folder.
+type FolderEvent struct {
+	User    UserID
+	Folder  FolderID
+	Added   []UID // appended, copied or moved in
+	Removed []UID // expunged or moved out
+	Flags   []UID // flags changed
+	ModSeq  uint64
+}
+
+// Watcher is an optional capability: a UserDB that tells sessions about
+// changes to a folder as they are committed (IMAP IDLE, concurrent
+// sessions).
+type Watcher interface {
+	// Watch calls fn after every committed change to the folder, in commit
+	// order, until the returned stop function is called. fn runs on the
+	// committing goroutine and must not block or call back into the
+	// database.
+	Watch(user UserID, folder FolderID, fn func(FolderEvent)) (stop func())
+}
