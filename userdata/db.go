@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config configures a DB. The zero value of every field but Dir means its
@@ -43,9 +44,15 @@ type Config struct {
 	// a crash may lose the last changes (never half of one). The default
 	// is durable commits.
 	NoSync bool
+	// Mirror, if set, is the directory of a hot-standby copy of the
+	// database, on another disk: every change is written to both, and if
+	// the primary fails the mirror serves until RestorePrimary.
+	Mirror string
 	// Logger receives the database's log records, Pebble's included. Nil
 	// means slog.Default().
 	Logger *slog.Logger
+
+	primaryFS vfs.FS // tests inject I/O errors here
 }
 
 // DB is the default UserDB, on a Pebble database. All methods are safe for
@@ -53,7 +60,7 @@ type Config struct {
 type DB struct {
 	cfg    Config
 	log    *slog.Logger
-	db     *pebble.DB
+	db     *kv
 	logins *loginCache
 
 	// locks serialize the read-modify-write of one user's records (folder
@@ -112,15 +119,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	log = log.With("component", "userdata")
 	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
-	opts := &pebble.Options{
-		Cache:        cache,
-		MemTableSize: cfg.MemTableSize,
-		Merger:       sumMerger,
-		Logger:       pebbleLogger{log},
+	opts := func(fs vfs.FS) *pebble.Options {
+		return &pebble.Options{
+			FS:           fs,
+			Cache:        cache,
+			MemTableSize: cfg.MemTableSize,
+			Merger:       sumMerger,
+			Logger:       pebbleLogger{log},
+		}
 	}
-	db, err := pebble.Open(cfg.Dir, opts)
+	db, err := openKV(ctx, &cfg, log, opts)
 	if err != nil {
-		return nil, fmt.Errorf("userdata: open %s: %w", cfg.Dir, err)
+		return nil, err
 	}
 	d := &DB{cfg: cfg, log: log, db: db, watchers: map[folderKey]map[*watch]struct{}{}}
 	if cfg.LoginCache > 0 {
@@ -182,7 +192,7 @@ func (d *DB) commit(b *pebble.Batch) error {
 	if d.cfg.NoSync {
 		opt = pebble.NoSync
 	}
-	if err := b.Commit(opt); err != nil {
+	if err := d.db.commit(b, opt); err != nil {
 		return fmt.Errorf("userdata: commit: %w", err)
 	}
 	return nil

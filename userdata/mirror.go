@@ -1,0 +1,323 @@
+package userdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The hot standby (Config.Mirror). Every committed batch is applied to the
+// primary Pebble database and, synchronously, to the mirror, a second
+// database on another disk; both hold the same keys. When the primary fails
+// (an I/O error, a closed or lost database) it is masked at once: reads,
+// logins and writes go on against the mirror and callers see nothing but a
+// log line. RestorePrimary brings the primary back: it copies the mirror
+// into it, with writes held, before the primary serves again.
+//
+// Batches of different users may reach the two databases in different
+// orders; that is harmless because they touch different keys, and the
+// shared keys are either written under a global lock (counters, names) or
+// merged commutatively (domain usage). Each database also counts the
+// batches it applied; at Open, differing counts (a crash between the two
+// applies, one of them used alone) make the one that applied more be copied
+// to the other.
+
+// kv is what the DB reads and writes: the primary, and the mirror if any.
+// It has the methods of *pebble.DB that the DB uses, failing over from the
+// primary to the mirror on errors.
+type kv struct {
+	log *slog.Logger
+
+	mu        sync.RWMutex // writers hold it for reading; RestorePrimary for writing
+	primary   *pebble.DB
+	mirror    *pebble.DB // nil without a standby
+	primaryUp bool
+	mirrorUp  bool
+
+	dir  string // the primary's directory, to reopen it
+	opts func() *pebble.Options
+}
+
+// mirrorCommitsKey counts the batches a database applied (merge: sum).
+var mirrorCommitsKey = []byte{tagCounter, 'm', 'i', 'r', 'r', 'o', 'r'}
+
+var one = []byte{0, 0, 0, 0, 0, 0, 0, 1}
+
+func openKV(ctx context.Context, cfg *Config, log *slog.Logger, opts func(fs vfs.FS) *pebble.Options) (*kv, error) {
+	pfs := cfg.primaryFS
+	if pfs == nil {
+		pfs = vfs.Default
+	}
+	k := &kv{log: log, dir: cfg.Dir, opts: func() *pebble.Options { return opts(pfs) }}
+	p, err := pebble.Open(cfg.Dir, k.opts())
+	if err != nil {
+		return nil, fmt.Errorf("userdata: open %s: %w", cfg.Dir, err)
+	}
+	k.primary, k.primaryUp = p, true
+	if cfg.Mirror == "" {
+		return k, nil
+	}
+	m, err := pebble.Open(cfg.Mirror, opts(vfs.Default))
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("userdata: open mirror %s: %w", cfg.Mirror, err)
+	}
+	k.mirror, k.mirrorUp = m, true
+	pc, err1 := countOf(p)
+	mc, err2 := countOf(m)
+	if err := errors.Join(err1, err2); err != nil {
+		k.Close()
+		return nil, err
+	}
+	// The side that applied more batches is the newer one: the primary
+	// used alone, or the mirror that served after the primary failed.
+	src, dst, what := p, m, "copying the primary to the mirror"
+	if mc > pc {
+		src, dst, what = m, p, "copying the mirror to the primary"
+	}
+	if pc != mc {
+		log.Warn("mirror out of step with the primary; "+what, "primary_batches", pc, "mirror_batches", mc)
+		if err := copyAll(ctx, src, dst); err != nil {
+			k.Close()
+			return nil, fmt.Errorf("userdata: resync mirror: %w", err)
+		}
+	}
+	return k, nil
+}
+
+func countOf(db *pebble.DB) (int64, error) {
+	v, closer, err := db.Get(mirrorCommitsKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("userdata: %w", err)
+	}
+	defer closer.Close()
+	var s sumValue
+	if err := s.MergeNewer(v); err != nil {
+		return 0, err
+	}
+	return s.n, nil
+}
+
+// copyAll makes dst hold exactly the keys of src.
+func copyAll(ctx context.Context, src, dst *pebble.DB) error {
+	all := []byte{0}
+	end := []byte{0xff, 0xff}
+	if err := dst.DeleteRange(all, end, pebble.Sync); err != nil {
+		return err
+	}
+	it, err := src.NewIter(&pebble.IterOptions{LowerBound: all, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := dst.NewBatch()
+	for it.First(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			b.Close()
+			return err
+		}
+		b.Set(it.Key(), it.Value(), nil)
+		if b.Len() > 4<<20 {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b = dst.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		b.Close()
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// guard runs f on db, turning a panic (Pebble panics when used after Close)
+// into an error.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("userdata: database failed: %v", r)
+		}
+	}()
+	return f()
+}
+
+// reader returns the database reads go to.
+func (k *kv) reader() (*pebble.DB, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.primaryUp {
+		return k.primary, true
+	}
+	return k.mirror, false
+}
+
+// failPrimary masks the primary after err, if a mirror can take over.
+func (k *kv) failPrimary(err error) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.mirror == nil || !k.mirrorUp {
+		return false
+	}
+	if k.primaryUp {
+		k.primaryUp = false
+		k.log.Error("primary database failed; serving from the mirror until RestorePrimary", "err", err)
+	}
+	return true
+}
+
+// Get reads key, as pebble.DB.Get.
+func (k *kv) Get(key []byte) (v []byte, closer io.Closer, err error) {
+	db, primary := k.reader()
+	err = guard(func() error { v, closer, err = db.Get(key); return err })
+	if err != nil && !errors.Is(err, pebble.ErrNotFound) && primary && k.failPrimary(err) {
+		return k.mirror.Get(key)
+	}
+	return v, closer, err
+}
+
+// NewIter opens an iterator, as pebble.DB.NewIter.
+func (k *kv) NewIter(o *pebble.IterOptions) (it *pebble.Iterator, err error) {
+	db, primary := k.reader()
+	err = guard(func() error { it, err = db.NewIter(o); return err })
+	if err != nil && primary && k.failPrimary(err) {
+		return k.mirror.NewIter(o)
+	}
+	return it, err
+}
+
+// NewIterWithContext is NewIter with a context, for pebble.Reader.
+func (k *kv) NewIterWithContext(ctx context.Context, o *pebble.IterOptions) (*pebble.Iterator, error) {
+	return k.NewIter(o)
+}
+
+// NewSnapshot returns a snapshot of the database reads go to.
+func (k *kv) NewSnapshot() *pebble.Snapshot {
+	db, primary := k.reader()
+	var s *pebble.Snapshot
+	err := guard(func() error { s = db.NewSnapshot(); return nil })
+	if err != nil && primary && k.failPrimary(err) {
+		return k.mirror.NewSnapshot()
+	}
+	return s
+}
+
+// NewBatch returns a batch to fill and pass to commit.
+func (k *kv) NewBatch() *pebble.Batch {
+	db, _ := k.reader()
+	var b *pebble.Batch
+	if guard(func() error { b = db.NewBatch(); return nil }) != nil {
+		b = k.mirror.NewBatch()
+	}
+	return b
+}
+
+// commit applies b to the primary and the mirror.
+func (k *kv) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
+	b.Merge(mirrorCommitsKey, one, nil) // counted with or without a mirror: see openKV
+	if k.mirror == nil {
+		return b.Commit(opts)
+	}
+	repr := append([]byte(nil), b.Repr()...)
+	k.mu.RLock()
+	primaryUp, mirrorUp := k.primaryUp, k.mirrorUp
+	k.mu.RUnlock()
+	var perr, merr error
+	if primaryUp {
+		perr = apply(k.primary, repr, opts)
+	}
+	if mirrorUp {
+		merr = apply(k.mirror, repr, opts)
+	}
+	switch {
+	case primaryUp && perr == nil && (!mirrorUp || merr == nil):
+		return nil
+	case primaryUp && perr == nil:
+		k.mu.Lock()
+		if k.mirrorUp {
+			k.mirrorUp = false
+			k.log.Error("mirror database failed; no standby until the process restarts", "err", merr)
+		}
+		k.mu.Unlock()
+		return nil
+	case mirrorUp && merr == nil:
+		if primaryUp {
+			k.failPrimary(perr)
+		}
+		return nil
+	}
+	return errors.Join(perr, merr)
+}
+
+func apply(db *pebble.DB, repr []byte, opts *pebble.WriteOptions) error {
+	return guard(func() error {
+		b := db.NewBatch()
+		if err := b.SetRepr(append([]byte(nil), repr...)); err != nil {
+			return err
+		}
+		return b.Commit(opts)
+	})
+}
+
+// Close closes both databases.
+func (k *kv) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var errs []error
+	for _, db := range []*pebble.DB{k.primary, k.mirror} {
+		if db != nil {
+			errs = append(errs, guard(db.Close))
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil && !k.primaryUp {
+		return nil // the failed primary's close error was reported when it failed
+	}
+	return err
+}
+
+// PrimaryUp reports whether the primary database serves (true without a
+// mirror, unless it failed).
+func (d *DB) PrimaryUp() bool {
+	d.db.mu.RLock()
+	defer d.db.mu.RUnlock()
+	return d.db.primaryUp
+}
+
+// RestorePrimary brings a failed primary back: it reopens the primary's
+// directory, copies the mirror into it while writes wait, and serves from it
+// again. It does nothing if the primary is up.
+func (d *DB) RestorePrimary(ctx context.Context) error {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	k := d.db
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.primaryUp || k.mirror == nil {
+		return nil
+	}
+	guard(k.primary.Close) // it may be half broken; its error was logged
+	p, err := pebble.Open(k.dir, k.opts())
+	if err != nil {
+		return fmt.Errorf("userdata: reopen primary: %w", err)
+	}
+	if err := copyAll(ctx, k.mirror, p); err != nil {
+		p.Close()
+		return fmt.Errorf("userdata: copy mirror to primary: %w", err)
+	}
+	k.primary, k.primaryUp = p, true
+	d.log.Info("primary database restored from the mirror", "dir", k.dir)
+	return nil
+}
