@@ -228,9 +228,10 @@ func (k *kv) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 		return b.Commit(opts)
 	}
 	repr := append([]byte(nil), b.Repr()...)
+	// The read lock is held through both applies, so that RestorePrimary
+	// (which holds the write lock) never misses a batch in flight.
 	k.mu.RLock()
 	primaryUp, mirrorUp := k.primaryUp, k.mirrorUp
-	k.mu.RUnlock()
 	var perr, merr error
 	if primaryUp {
 		perr = apply(k.primary, repr, opts)
@@ -238,6 +239,7 @@ func (k *kv) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 	if mirrorUp {
 		merr = apply(k.mirror, repr, opts)
 	}
+	k.mu.RUnlock()
 	switch {
 	case primaryUp && perr == nil && (!mirrorUp || merr == nil):
 		return nil
