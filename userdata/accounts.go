@@ -506,6 +506,16 @@ func (d *DB) userRecord(id UserID) (userRecord, error) {
 // delivers to: a primary address or an alias, in a domain or, through a
 // domain alias, in its target.
 func (d *DB) userRecordByAddress(addr string) (userRecord, error) {
+	id, err := d.userIDByAddress(addr)
+	if err != nil {
+		return userRecord{}, err
+	}
+	return d.userRecord(id)
+}
+
+// userIDByAddress finds the id of the user a normalized address delivers
+// to, as userRecordByAddress does, without reading the user record.
+func (d *DB) userIDByAddress(addr string) (UserID, error) {
 	v, err := d.get(keyString(tagAddress, addr))
 	if errors.Is(err, ErrNotFound) {
 		local, domain, _ := strings.Cut(addr, "@")
@@ -516,13 +526,10 @@ func (d *DB) userRecordByAddress(addr string) (userRecord, error) {
 		}
 	}
 	if err != nil {
-		return userRecord{}, fmt.Errorf("%w: address %s", err, addr)
+		return 0, fmt.Errorf("%w: address %s", err, addr)
 	}
 	id, _, err := decodeAddrEntry(v, addr)
-	if err != nil {
-		return userRecord{}, err
-	}
-	return d.userRecord(id)
+	return id, err
 }
 
 // limitsOf resolves u's effective limits: the class is u's own, else that
@@ -733,9 +740,13 @@ func encodeAddrEntry(id UserID, kind byte) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(id)), kind)
 }
 
+// errCorruptAddr is wrapped by the error of an address entry that cannot be
+// decoded.
+var errCorruptAddr = errors.New("corrupt entry")
+
 func decodeAddrEntry(v []byte, addr string) (UserID, byte, error) {
 	if len(v) != 9 || (v[8] != addrPrimary && v[8] != addrAlias) {
-		return 0, 0, fmt.Errorf("userdata: address %s: corrupt entry", addr)
+		return 0, 0, fmt.Errorf("userdata: address %s: %w", addr, errCorruptAddr)
 	}
 	return UserID(binary.BigEndian.Uint64(v)), v[8], nil
 }

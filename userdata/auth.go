@@ -54,8 +54,11 @@ func CheckPassword(password, hash string) (bool, error) {
 		return false, fmt.Errorf("%w: not an argon2id hash", ErrInvalid)
 	}
 	var p Argon2Params
+	// Bounds well above any sane setting, so that a tampered hash cannot
+	// make a login take minutes or gigabytes.
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
-		p.Time == 0 || p.Threads == 0 || p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || p.Time > 100 {
+		fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads) != parts[3] ||
+		p.Time == 0 || p.Threads == 0 || p.Memory < 8*uint32(p.Threads) || p.Memory > 1<<20 || p.Time > 16 {
 		return false, fmt.Errorf("%w: bad argon2id parameters", ErrInvalid)
 	}
 	b64 := base64.RawStdEncoding
@@ -249,7 +252,13 @@ func (d *DB) Authenticate(ctx context.Context, address, password string, p Proto
 	if d.logins != nil {
 		d.logins.put(gen, addr, password, u, l)
 	}
-	return u, checkLogin(u, l, p)
+	if err := checkLogin(u, l, p); err != nil {
+		return u, err
+	}
+	// A login that paid for a password check also checks the mailbox, at
+	// most once per interval, when AutoRepair is on (repair.go).
+	d.autoRepair(ctx, u.ID)
+	return u, nil
 }
 
 func checkLogin(u User, l Limits, p Protocol) error {

@@ -82,6 +82,7 @@ type DB struct {
 
 	dummyOnce sync.Once
 	dummy     string // see dummyHash
+	repair    repairHook
 }
 
 type folderKey struct {

@@ -30,7 +30,9 @@
 //	n <user:8> <name>                folder id:4
 //	m <user:8> <folder:4> <uid:4>    message: modseq, msstore.Ref, internal date, size, flags,
 //	                                 keywords, cached envelope and body structure
-//	q <user:8> <folder:4> <modseq:8> <uid:4>   uid:4, expunged:1 — the change log
+//	q <user:8> <folder:4> <modseq:8> <uid:4>   uid:4, expunged:1 — the change log; the tombstone of
+//	                                 an expunge also names the body it dropped (id:8, node:4), and
+//	                                 those tombstones outlive their folder's deletion (for AutoRepair)
 //
 // # Invariants
 //
@@ -51,6 +53,10 @@
 //   - Every user record names the UD node holding it, and every message
 //     entry its body's Ref: placement is recorded, never recomputed
 //     (principle 4).
+//   - What the index loses can be found again: bodies are self-describing
+//     (msstore.Meta), and [DB.Repair] rebuilds a user's index from them;
+//     with [DB.EnableAutoRepair], a login checks the user's index and
+//     repairs it when damaged (see repair.go).
 //   - Passwords are stored only as argon2id PHC strings; a bounded login
 //     cache keeps a salted SHA-256 of recently verified passwords, dropped
 //     on any change to the account, its units, its domain or classes.

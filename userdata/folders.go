@@ -245,7 +245,8 @@ func (d *DB) renameInbox(b *pebble.Batch, user UserID, mb *mailboxRecord, inboxI
 }
 
 // DeleteFolder deletes a folder that has no subfolders (ErrNotEmpty
-// otherwise), with its messages and change log, and takes their size off
+// otherwise), with its messages and change log (but for tombstones naming
+// the bodies dropped, kept for AutoRepair), and takes their size off
 // the user's and the domain's usage. INBOX cannot be deleted (ErrInvalid).
 // Once the deletion is committed, the messages' bodies are released; a
 // failed release is logged and leaks the body rather than losing one.
@@ -282,12 +283,16 @@ func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
 		}
 		var uids []UID
 		var refs []msstore.Ref
+		var gone []Message // UID, ModSeq and Ref only: for dropChangeLog
 		var bytes int64
 		err = d.eachMessage(user, id, nil, func(m *Message) error {
 			uids = append(uids, m.UID)
 			bytes += m.Size
-			if d.cfg.Bodies != nil && !m.Ref.IsZero() {
-				refs = append(refs, m.Ref)
+			if !m.Ref.IsZero() {
+				gone = append(gone, Message{UID: m.UID, ModSeq: m.ModSeq, Ref: m.Ref})
+				if d.cfg.Bodies != nil {
+					refs = append(refs, m.Ref)
+				}
 			}
 			return nil
 		})
@@ -296,9 +301,13 @@ func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
 		}
 		b := d.db.NewBatch()
 		defer b.Close()
-		msgs, changes := messagePrefix(user, id), changePrefix(user, id)
+		msgs := messagePrefix(user, id)
 		b.DeleteRange(msgs, prefixEnd(msgs), nil)
-		b.DeleteRange(changes, prefixEnd(changes), nil)
+		// The change log goes too, but for the tombstones that tell
+		// AutoRepair which bodies the user dropped.
+		if err := d.dropChangeLog(b, user, id, gone); err != nil {
+			return nil, err
+		}
 		b.Delete(keyFolder(user, id), nil)
 		b.Delete(keyFolderName(user, name), nil)
 		if _, err := d.charge(b, user, own, -int64(len(uids)), -bytes, false); err != nil {

@@ -28,20 +28,125 @@ const allFlags = FlagSeen | FlagAnswered | FlagFlagged | FlagDeleted | FlagDraft
 // many entries: the key is keyChange(user, folder, modseq) followed by the
 // uid(4), and the value is uid(4) expunged(1). A live message has exactly
 // one entry, at its current ModSeq; an expunged one leaves a tombstone.
+//
+// The tombstone of a message whose body reference the user dropped (an
+// Expunge, or the deletion of its folder) also names the body: its value
+// is uid(4) expunged(1) body-id(8) node(4). AutoRepair reads these to tell
+// a body the user deleted from one whose entry was lost (see repair.go).
+// A move's tombstone does not name the body, which is still referenced
+// from the destination; neither do tombstones written before this format.
+
+// Lengths of a change-log value: without and with the body of a tombstone.
+const (
+	changeLen     = 5
+	changeBodyLen = changeLen + 8 + 4
+)
 
 // keyChangeUID is the change-log key of uid at modseq.
 func keyChangeUID(u UserID, f FolderID, modseq uint64, uid UID) []byte {
 	return binary.BigEndian.AppendUint32(keyChange(u, f, modseq), uint32(uid))
 }
 
-// logChange records in b that uid changed (or, if expunged, went) at
-// modseq, dropping its entry at old (0 for a new message).
+// changeValue is the value of a change-log entry for uid; the tombstone
+// (expunged) of a message whose body reference was dropped names the body,
+// by ref's ID and Node.
+func changeValue(uid UID, expunged bool, ref msstore.Ref) []byte {
+	v := binary.BigEndian.AppendUint32(make([]byte, 0, changeBodyLen), uint32(uid))
+	v = append(v, boolByte(expunged))
+	if expunged && !ref.IsZero() {
+		v = binary.BigEndian.AppendUint64(v, ref.ID)
+		v = binary.BigEndian.AppendUint32(v, ref.Node)
+	}
+	return v
+}
+
+// changeEntry is a decoded change-log value.
+type changeEntry struct {
+	uid      UID
+	expunged bool
+	named    bool    // a tombstone that names the body whose reference went
+	body     bodyKey // that body, if named
+}
+
+// parseChange decodes a change-log value; ok is false for a malformed one.
+// Values of both lengths are read: tombstones written before bodies were
+// named simply name none.
+func parseChange(v []byte) (e changeEntry, ok bool) {
+	if len(v) != changeLen && len(v) != changeBodyLen {
+		return changeEntry{}, false
+	}
+	e.uid, e.expunged = UID(binary.BigEndian.Uint32(v)), v[4] != 0
+	if len(v) == changeBodyLen {
+		if !e.expunged {
+			return changeEntry{}, false
+		}
+		e.named = true
+		e.body = bodyKey{id: binary.BigEndian.Uint64(v[5:]), node: binary.BigEndian.Uint32(v[13:])}
+	}
+	return e, true
+}
+
+// bodyKey identifies a body as the store finds it, by node and id: a Ref's
+// volume and offset may change when the store compacts.
+type bodyKey struct {
+	node uint32
+	id   uint64
+}
+
+// bodyOf returns ref's bodyKey.
+func bodyOf(ref msstore.Ref) bodyKey { return bodyKey{node: ref.Node, id: ref.ID} }
+
+// logChange records in b that uid changed (or, if expunged, went without
+// dropping a body reference: a move) at modseq, dropping its entry at old
+// (0 for a new message).
 func logChange(b *pebble.Batch, u UserID, f FolderID, uid UID, old, modseq uint64, expunged bool) {
 	if old != 0 {
 		b.Delete(keyChangeUID(u, f, old, uid), nil)
 	}
-	v := binary.BigEndian.AppendUint32(make([]byte, 0, 5), uint32(uid))
-	b.Set(keyChangeUID(u, f, modseq, uid), append(v, boolByte(expunged)), nil)
+	b.Set(keyChangeUID(u, f, modseq, uid), changeValue(uid, expunged, msstore.Ref{}), nil)
+}
+
+// logExpunge records in b that uid was expunged at modseq, dropping its
+// entry at old; the tombstone names the body whose reference goes with it
+// (none if ref is zero).
+func logExpunge(b *pebble.Batch, u UserID, f FolderID, uid UID, old, modseq uint64, ref msstore.Ref) {
+	b.Delete(keyChangeUID(u, f, old, uid), nil)
+	b.Set(keyChangeUID(u, f, modseq, uid), changeValue(uid, true, ref), nil)
+}
+
+// dropChangeLog deletes in b the change log of a folder being deleted,
+// except what AutoRepair needs to know about the bodies the user dropped:
+// the tombstones that name a body stay, and every message in gone (the
+// folder's messages, deleted in the same batch) leaves one in place of its
+// live entry. The folder's id is never reused and Changes needs the folder
+// record, so these entries are seen by nothing but Repair.
+func (d *DB) dropChangeLog(b *pebble.Batch, u UserID, f FolderID, gone []Message) error {
+	replaced := make(map[string]bool, len(gone))
+	for i := range gone {
+		if !gone[i].Ref.IsZero() {
+			replaced[string(keyChangeUID(u, f, gone[i].ModSeq, gone[i].UID))] = true
+		}
+	}
+	prefix := changePrefix(u, f)
+	err := d.scan(prefix, prefixEnd(prefix), func(k, v []byte) error {
+		if replaced[string(k)] {
+			return nil
+		}
+		if e, ok := parseChange(v); ok && e.named {
+			return nil
+		}
+		b.Delete(k, nil)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range gone {
+		if m := &gone[i]; !m.Ref.IsZero() {
+			b.Set(keyChangeUID(u, f, m.ModSeq, m.UID), changeValue(m.UID, true, m.Ref), nil)
+		}
+	}
+	return nil
 }
 
 // messagePrefix and changePrefix are the key prefixes of a folder's
@@ -419,7 +524,7 @@ func (d *DB) Expunge(ctx context.Context, user UserID, folder FolderID, set UIDS
 				return nil
 			}
 			b.Delete(keyMessage(user, folder, m.UID), nil)
-			logChange(b, user, folder, m.UID, m.ModSeq, modseq, true)
+			logExpunge(b, user, folder, m.UID, m.ModSeq, modseq, m.Ref)
 			countIn(&f, m, -1)
 			uids = append(uids, m.UID)
 			bytes += m.Size
@@ -467,13 +572,14 @@ func (d *DB) Changes(ctx context.Context, user UserID, folder FolderID, since ui
 	}
 	prefix := changePrefix(user, folder)
 	return d.scan(keyChange(user, folder, since+1), prefixEnd(prefix), func(k, v []byte) error {
-		if len(k) != len(prefix)+12 || len(v) != 5 {
+		e, ok := parseChange(v)
+		if len(k) != len(prefix)+12 || !ok {
 			return fmt.Errorf("userdata: folder %d of user %d: bad change-log entry", folder, user)
 		}
 		return fn(Change{
-			UID:      UID(binary.BigEndian.Uint32(v)),
+			UID:      e.uid,
 			ModSeq:   binary.BigEndian.Uint64(k[len(prefix):]),
-			Expunged: v[4] != 0,
+			Expunged: e.expunged,
 		})
 	})
 }

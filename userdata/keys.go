@@ -17,7 +17,7 @@ const (
 	tagFolder      = 'f' // f user(8) folder(4)             -> folder record: name, counters
 	tagFolderName  = 'n' // n user(8) name                  -> folder(4)
 	tagMessage     = 'm' // m user(8) folder(4) uid(4)      -> message record
-	tagChange      = 'q' // q user(8) folder(4) modseq(8) uid(4) -> uid(4) expunged(1)
+	tagChange      = 'q' // q user(8) folder(4) modseq(8) uid(4) -> uid(4) expunged(1) [body id(8) node(4)]
 )
 
 // Address kinds in the tagAddress table.

@@ -28,11 +28,17 @@ func normalizeAddress(a string) (string, error) {
 			return "", fmt.Errorf("%w: address %q", ErrInvalid, a)
 		}
 	}
+	// Lower case can be longer (U+023A is 2 bytes, U+2C65 3): the limit
+	// applies to what is stored.
+	local = strings.ToLower(local)
+	if len(local) > maxLocalPart {
+		return "", fmt.Errorf("%w: address %q", ErrInvalid, a)
+	}
 	d, err := normalizeDomain(domain)
 	if err != nil {
 		return "", fmt.Errorf("%w: address %q", ErrInvalid, a)
 	}
-	return strings.ToLower(local) + "@" + d, nil
+	return local + "@" + d, nil
 }
 
 // normalizeDomain checks a domain name and returns it in lower case,
