@@ -325,7 +325,8 @@ type Index interface {
 	// order, streaming (fn's *Message is valid only during the call).
 	Messages(ctx context.Context, user UserID, folder FolderID, set UIDSet, fn func(*Message) error) error
 	// UIDs returns all the folder's UIDs in order: the sequence numbers'
-	// map for a session.
+	// map for a session. SeqToUIDs turns sequence ranges into a UIDSet
+	// with it, for Messages, StoreFlags, Copy, Move and Expunge.
 	UIDs(ctx context.Context, user UserID, folder FolderID) ([]UID, error)
 	StoreFlags(ctx context.Context, user UserID, folder FolderID, set UIDSet, u FlagUpdate) (StoreResult, error)
 	Copy(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID) (CopyResult, error)
