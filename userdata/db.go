@@ -77,8 +77,10 @@ type DB struct {
 	watchMu  sync.RWMutex
 	watchers map[folderKey]map[*watch]struct{}
 
-	closeMu sync.RWMutex
+	closeMu sync.Mutex
+	idle    *sync.Cond // signalled when active drops to zero
 	closed  bool
+	active  int // calls in progress
 
 	dummyOnce sync.Once
 	dummy     string // see dummyHash
@@ -134,20 +136,27 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{cfg: cfg, log: log, db: db, watchers: map[folderKey]map[*watch]struct{}{}}
+	d.idle = sync.NewCond(&d.closeMu)
 	if cfg.LoginCache > 0 {
 		d.logins = newLoginCache(cfg.LoginCache, cfg.LoginCacheTTL)
 	}
 	return d, nil
 }
 
-// Close closes the database. Calls after Close return ErrClosed.
+// Close closes the database once the calls in progress have returned.
+// Calls after Close, and calls made by callbacks of calls in progress (a
+// Messages fn), return ErrClosed.
 func (d *DB) Close() error {
 	d.closeMu.Lock()
-	defer d.closeMu.Unlock()
 	if d.closed {
+		d.closeMu.Unlock()
 		return ErrClosed
 	}
 	d.closed = true
+	for d.active > 0 {
+		d.idle.Wait()
+	}
+	d.closeMu.Unlock()
 	return d.db.Close()
 }
 
@@ -157,12 +166,21 @@ func (d *DB) enter(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d.closeMu.RLock()
+	d.closeMu.Lock()
+	defer d.closeMu.Unlock()
 	if d.closed {
-		d.closeMu.RUnlock()
 		return nil, ErrClosed
 	}
-	return d.closeMu.RUnlock, nil
+	d.active++
+	return d.leave, nil
+}
+
+func (d *DB) leave() {
+	d.closeMu.Lock()
+	defer d.closeMu.Unlock()
+	if d.active--; d.active == 0 {
+		d.idle.Broadcast()
+	}
 }
 
 func (d *DB) userLock(u UserID) *sync.Mutex { return &d.locks[uint64(u)%uint64(len(d.locks))] }
