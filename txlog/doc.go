@@ -1,0 +1,35 @@
+// Package txlog is the transaction log of mailsys deliveries: it makes an
+// accepted message survive a crash (DESIGN.md, principle 3).
+//
+// An SMTP server calls Accept with the envelope and body once DATA ends and
+// answers 250 only when Accept returns: the transaction is then on stable
+// storage. The delivery agent stores the body once in msstore, records that
+// step with the body's Ref (Record), indexes it into each recipient's
+// mailbox, recording each recipient as it goes, and marks the transaction
+// Done. After a crash, Open returns every transaction not done in Pending,
+// with the steps recorded; the agent skips the steps already recorded and
+// checks the one that may have happened without its record (an index entry
+// for the body's Ref), so that a replay never delivers twice.
+//
+// # On-disk format
+//
+// The log is a directory of segment files, seg-NNNNNNNN.txl, written in
+// order; each is a sequence of records (see record.go): a 32-byte header
+// with magic, kind (accept, step, done), transaction id, payload length and
+// CRC32C of the payload and of the header, then the payload.
+//
+// # Invariants
+//
+//   - Records are appended by one leader at a time: it writes every queued
+//     record with one call and syncs once for all of them (group commit),
+//     so concurrent sessions share each fsync. A call returns once its
+//     record is durable.
+//   - A new segment's directory entry is synced before records go in, and
+//     a segment is synced when sealed, so only the newest segment can end
+//     in a torn record; Open cuts it off. Damage in an older segment stops
+//     Open with ErrCorrupt rather than dropping transactions.
+//   - Transaction ids increase in file order and across restarts.
+//   - A sealed segment is removed once every transaction accepted in it is
+//     done, so the log does not grow without bound: its size is about the
+//     transactions in flight plus one segment.
+package txlog

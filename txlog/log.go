@@ -1,0 +1,512 @@
+package txlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Config configures a Log. The zero value of every field but Dir means its
+// default.
+type Config struct {
+	// Dir holds the segment files; created if missing.
+	Dir string
+	// SegmentSize is the size at which a segment is sealed and the next
+	// begun. Zero means 64 MiB.
+	SegmentSize int64
+	// MaxBodySize is the largest body Accept takes. Zero means 64 MiB.
+	MaxBodySize int64
+	// Logger receives the log's records. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrClosed reports a call on a closed Log.
+var ErrClosed = errors.New("txlog: closed")
+
+// ErrTooLarge reports a body over Config.MaxBodySize.
+var ErrTooLarge = errors.New("txlog: message too large")
+
+// Log is a durable log of delivery transactions. A transaction is accepted
+// with its envelope and body (durable when Accept returns: the moment to
+// send 250), then its consumer records the steps it completes (Record) and
+// finally marks it done (Done). After a crash, Open finds every transaction
+// not done, with its steps, in Pending; the consumer finishes each, using
+// the recorded steps to skip what was already done.
+//
+// All methods are safe for concurrent use.
+type Log struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cond    *sync.Cond // a batch finished
+	queue   []*write
+	leading bool
+	closed  bool
+	failed  error // a write or sync failed: nothing more is trusted
+	nextID  uint64
+	active  *segment
+	segs    map[uint32]*segment
+	txns    map[uint64]*Txn // not done
+	pending []*Txn          // found at Open
+}
+
+// Txn is one transaction. Its fields are read-only.
+type Txn struct {
+	ID       uint64
+	Envelope Envelope
+	Size     int64 // body bytes
+
+	log   *Log
+	seg   *segment
+	body  int64 // offset of the body in the segment file
+	mu    sync.Mutex
+	steps map[string][]byte
+}
+
+// Body returns the message body, read from the log.
+func (t *Txn) Body() *io.SectionReader { return io.NewSectionReader(t.seg.f, t.body, t.Size) }
+
+// Step returns the value recorded for key, and whether there is one.
+func (t *Txn) Step(key string) ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := t.steps[key]
+	return v, ok
+}
+
+type segment struct {
+	num     uint32
+	path    string
+	f       *os.File
+	size    int64
+	synced  int64
+	open    int // transactions accepted here and not done
+	sealed  bool
+	removed bool
+}
+
+// write is one record waiting for the group commit.
+type write struct {
+	rec  []byte
+	txn  *Txn // for an accept: gets its segment and body offset
+	done bool
+	err  error
+}
+
+// Open opens the log in cfg.Dir and recovers it: a torn record at the end
+// of the newest segment is cut off, and the transactions not done are
+// returned by Pending.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("txlog: no directory")
+	}
+	if cfg.SegmentSize == 0 {
+		cfg.SegmentSize = 64 << 20
+	}
+	if cfg.MaxBodySize == 0 {
+		cfg.MaxBodySize = 64 << 20
+	}
+	if cfg.MaxBodySize > cfg.SegmentSize {
+		cfg.SegmentSize = cfg.MaxBodySize + maxEnvelope + headerLen
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("txlog: %w", err)
+	}
+	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "txlog"), segs: map[uint32]*segment{}, txns: map[uint64]*Txn{}}
+	l.cond = sync.NewCond(&l.mu)
+	if err := l.recover(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func segName(n uint32) string { return fmt.Sprintf("seg-%08d.txl", n) }
+
+func (l *Log) recover(ctx context.Context) error {
+	names, err := filepath.Glob(filepath.Join(l.cfg.Dir, "seg-*.txl"))
+	if err != nil {
+		return err
+	}
+	var nums []uint32
+	for _, name := range names {
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), "seg-"), ".txl"), 10, 32)
+		if err == nil && n > 0 {
+			nums = append(nums, uint32(n))
+		}
+	}
+	slices.Sort(nums)
+	for i, n := range nums {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.scan(n, i == len(nums)-1); err != nil {
+			return err
+		}
+	}
+	for _, t := range l.txns {
+		l.pending = append(l.pending, t)
+	}
+	slices.SortFunc(l.pending, func(a, b *Txn) int { return cmpU64(a.ID, b.ID) })
+	l.log.Info("log opened", "segments", len(l.segs), "pending", len(l.pending))
+	return l.trimLocked()
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// scan reads segment n, applying its records. The newest segment becomes
+// the active one, with a torn tail cut off.
+func (l *Log) scan(n uint32, newest bool) error {
+	path := filepath.Join(l.cfg.Dir, segName(n))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("txlog: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("txlog: %w", err)
+	}
+	s := &segment{num: n, path: path, f: f, sealed: !newest}
+	l.segs[n] = s
+	off := 0
+	for off < len(data) {
+		h, err := parseHeader(data[off:])
+		end := off + headerLen + int(h.length)
+		if err == nil && (end > len(data) || end < off || crc(data[off+headerLen:end]) != h.sum) {
+			err = fmt.Errorf("%w: payload", ErrCorrupt)
+		}
+		if err == nil {
+			err = l.apply(s, h, data[off+headerLen:end], int64(off+headerLen))
+		}
+		if err != nil {
+			if !newest {
+				return fmt.Errorf("txlog: %s at offset %d: %w", path, off, err)
+			}
+			l.log.Warn("torn record at the end of the log; truncating", "segment", path, "offset", off, "bytes", len(data)-off, "err", err)
+			if err := f.Truncate(int64(off)); err != nil {
+				return fmt.Errorf("txlog: %w", err)
+			}
+			if err := fsync(f); err != nil {
+				return fmt.Errorf("txlog: %w", err)
+			}
+			break
+		}
+		off = end
+	}
+	s.size, s.synced = int64(off), int64(off)
+	if newest {
+		l.active = s
+	}
+	return nil
+}
+
+// apply updates the state for one record read at recovery.
+func (l *Log) apply(s *segment, h header, p []byte, payloadOff int64) error {
+	l.nextID = max(l.nextID, h.id)
+	switch h.kind {
+	case kindAccept:
+		env, bodyOff, err := parseAccept(p)
+		if err != nil {
+			return err
+		}
+		t := &Txn{ID: h.id, Envelope: env, Size: int64(len(p) - bodyOff), log: l, seg: s, body: payloadOff + int64(bodyOff), steps: map[string][]byte{}}
+		l.txns[h.id] = t
+		s.open++
+	case kindStep:
+		key, value, err := parseStep(p)
+		if err != nil {
+			return err
+		}
+		if t := l.txns[h.id]; t != nil {
+			t.steps[key] = value
+		}
+	case kindDone:
+		if t := l.txns[h.id]; t != nil {
+			delete(l.txns, h.id)
+			t.seg.open--
+		}
+	}
+	return nil
+}
+
+// Pending returns the transactions that were not done when the log was
+// last closed or crashed, oldest first. The consumer finishes each and
+// calls Done.
+func (l *Log) Pending() []*Txn { return slices.Clone(l.pending) }
+
+// Accept writes a new transaction and returns once it is on stable storage.
+func (l *Log) Accept(ctx context.Context, env Envelope, body io.Reader) (*Txn, error) {
+	rec := make([]byte, headerLen, headerLen+4096)
+	rec, err := appendEnvelope(rec, &env)
+	if err != nil {
+		return nil, err
+	}
+	envEnd := len(rec)
+	buf := bytes.NewBuffer(rec)
+	n, err := io.Copy(buf, io.LimitReader(body, l.cfg.MaxBodySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("txlog: reading body: %w", err)
+	}
+	if n > l.cfg.MaxBodySize {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, l.cfg.MaxBodySize)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rec = buf.Bytes()
+	t := &Txn{Envelope: env, Size: n, log: l, steps: map[string][]byte{}}
+	t.body = int64(envEnd) // relative to the record; made absolute when written
+	if err := l.commit(&write{rec: rec, txn: t}, kindAccept, 0); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Record durably notes that step key of t is done, with a value (such as
+// the Ref of a stored body) that recovery will find in Txn.Step.
+func (l *Log) Record(ctx context.Context, t *Txn, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rec := appendStep(make([]byte, headerLen), key, value)
+	if err := l.commit(&write{rec: rec}, kindStep, t.ID); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.steps[key] = slices.Clone(value)
+	t.mu.Unlock()
+	return nil
+}
+
+// Done marks t finished: recovery will not return it again, and its segment
+// is removed once every transaction in it is done. Done need not wait for
+// the disk, but does, with the others of its batch.
+func (l *Log) Done(ctx context.Context, t *Txn) error {
+	return l.commit(&write{rec: make([]byte, headerLen)}, kindDone, t.ID)
+}
+
+// commit queues a record and returns once it is durable. One caller at a
+// time leads: it writes every queued record with one call, syncs once, and
+// wakes the others.
+func (l *Log) commit(w *write, kind uint8, id uint64) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.failed != nil {
+		l.mu.Unlock()
+		return l.failed
+	}
+	if kind == kindAccept {
+		l.nextID++
+		id = l.nextID
+		w.txn.ID = id
+	}
+	h := header{kind: kind, id: id, length: uint32(len(w.rec) - headerLen), sum: crc(w.rec[headerLen:])}
+	h.marshal(w.rec)
+	l.queue = append(l.queue, w)
+	for !w.done {
+		if l.leading {
+			l.cond.Wait()
+			continue
+		}
+		l.leading = true
+		batch := l.queue
+		l.queue = nil
+		l.mu.Unlock()
+		err := l.writeBatch(batch)
+		l.mu.Lock()
+		for _, b := range batch {
+			b.done = true
+			if b.err == nil {
+				b.err = err
+			}
+		}
+		if err != nil && l.failed == nil {
+			l.failed = fmt.Errorf("txlog: %w", err)
+			l.log.Error("write failed; the log accepts nothing more until reopened", "err", err)
+		}
+		l.leading = false
+		l.cond.Broadcast()
+	}
+	err := w.err
+	if err == nil {
+		l.applyWritten(w, kind, id)
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// applyWritten updates the state for a record now durable. l.mu is held.
+func (l *Log) applyWritten(w *write, kind uint8, id uint64) {
+	switch kind {
+	case kindAccept:
+		l.txns[id] = w.txn
+		w.txn.seg.open++
+	case kindDone:
+		if t := l.txns[id]; t != nil {
+			delete(l.txns, id)
+			t.seg.open--
+			if t.seg.open == 0 && t.seg.sealed {
+				if err := l.trimLocked(); err != nil {
+					l.log.Warn("trimming the log", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// writeBatch appends the batch's records to the active segment (rolling to
+// a new one when full) and syncs. Only the leader calls it.
+func (l *Log) writeBatch(batch []*write) error {
+	var buf []byte
+	seg := l.active
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := seg.f.WriteAt(buf, seg.size); err != nil {
+			return err
+		}
+		seg.size += int64(len(buf))
+		buf = buf[:0]
+		return nil
+	}
+	for _, w := range batch {
+		if seg == nil || seg.size+int64(len(buf)+len(w.rec)) > l.cfg.SegmentSize {
+			if err := flush(); err != nil {
+				return err
+			}
+			next, err := l.roll(seg)
+			if err != nil {
+				return err
+			}
+			seg = next
+		}
+		if w.txn != nil {
+			w.txn.seg = seg
+			w.txn.body += seg.size + int64(len(buf))
+		}
+		buf = append(buf, w.rec...)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := fsync(seg.f); err != nil {
+		return err
+	}
+	seg.synced = seg.size
+	return nil
+}
+
+// roll seals seg (synced) and creates the next segment, durably. Only the
+// leader calls it.
+func (l *Log) roll(seg *segment) (*segment, error) {
+	num := uint32(1)
+	if seg != nil {
+		if err := fsync(seg.f); err != nil {
+			return nil, err
+		}
+		num = seg.num + 1
+	}
+	path := filepath.Join(l.cfg.Dir, segName(num))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(l.cfg.Dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	next := &segment{num: num, path: path, f: f}
+	l.mu.Lock()
+	if seg != nil {
+		seg.sealed = true
+	}
+	l.segs[num] = next
+	l.active = next
+	if err := l.trimLocked(); err != nil {
+		l.log.Warn("trimming the log", "err", err)
+	}
+	l.mu.Unlock()
+	return next, nil
+}
+
+// trimLocked removes the sealed segments whose transactions are all done.
+// l.mu is held.
+func (l *Log) trimLocked() error {
+	var errs []error
+	for n, s := range l.segs {
+		if !s.sealed || s.open > 0 || s == l.active {
+			continue
+		}
+		s.removed = true
+		delete(l.segs, n)
+		s.f.Close()
+		if err := os.Remove(s.path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the log. Transactions not done stay pending for the next
+// Open.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.closed = true
+	for l.leading {
+		l.cond.Wait()
+	}
+	var errs []error
+	for _, s := range l.segs {
+		errs = append(errs, s.f.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func fsync(f *os.File) error {
+	for {
+		err := f.Sync()
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
