@@ -29,7 +29,14 @@
 //     in a torn record; Open cuts it off. Damage in an older segment stops
 //     Open with ErrCorrupt rather than dropping transactions.
 //   - Transaction ids increase in file order and across restarts.
-//   - A sealed segment is removed once every transaction accepted in it is
-//     done, so the log does not grow without bound: its size is about the
-//     transactions in flight plus one segment.
+//   - A segment starts with a base record holding the highest transaction
+//     id given so far, so ids never go back even when every older segment
+//     is gone.
+//   - Segments are removed oldest first, once every transaction accepted
+//     in them is done; a later segment also holds the steps and done
+//     records of older transactions, so it goes only after them. The log
+//     is thus about the segments written since the oldest unfinished
+//     transaction was accepted: bounded while deliveries finish, but a
+//     transaction that stays unfinished holds everything after it
+//     (copying such transactions forward is future work).
 package txlog

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 )
 
 // Config configures a Log. The zero value of every field but Dir means its
@@ -248,13 +249,14 @@ func (l *Log) apply(s *segment, h header, p []byte, payloadOff int64) error {
 			delete(l.txns, h.id)
 			t.seg.open--
 		}
+	case kindBase: // only the id matters
 	}
 	return nil
 }
 
 // Pending returns the transactions that were not done when the log was
-// last closed or crashed, oldest first. The consumer finishes each and
-// calls Done.
+// last closed or crashed, oldest first, as found by Open (it does not
+// change as they are finished). The consumer finishes each and calls Done.
 func (l *Log) Pending() []*Txn { return slices.Clone(l.pending) }
 
 // Accept writes a new transaction and returns once it is on stable storage.
@@ -290,6 +292,9 @@ func (l *Log) Accept(ctx context.Context, env Envelope, body io.Reader) (*Txn, e
 func (l *Log) Record(ctx context.Context, t *Txn, key string, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("txlog: step key %q is not UTF-8", key)
 	}
 	rec := appendStep(make([]byte, headerLen), key, value)
 	if err := l.commit(&write{rec: rec}, kindStep, t.ID); err != nil {
@@ -337,8 +342,12 @@ func (l *Log) commit(w *write, kind uint8, id uint64) error {
 		l.leading = true
 		batch := l.queue
 		l.queue = nil
+		closed := l.closed
 		l.mu.Unlock()
-		err := l.writeBatch(batch)
+		err := ErrClosed
+		if !closed {
+			err = l.writeBatch(batch)
+		}
 		l.mu.Lock()
 		for _, b := range batch {
 			b.done = true
@@ -346,7 +355,7 @@ func (l *Log) commit(w *write, kind uint8, id uint64) error {
 				b.err = err
 			}
 		}
-		if err != nil && l.failed == nil {
+		if err != nil && err != ErrClosed && l.failed == nil {
 			l.failed = fmt.Errorf("txlog: %w", err)
 			l.log.Error("write failed; the log accepts nothing more until reopened", "err", err)
 		}
@@ -366,7 +375,6 @@ func (l *Log) applyWritten(w *write, kind uint8, id uint64) {
 	switch kind {
 	case kindAccept:
 		l.txns[id] = w.txn
-		w.txn.seg.open++
 	case kindDone:
 		if t := l.txns[id]; t != nil {
 			delete(l.txns, id)
@@ -410,6 +418,10 @@ func (l *Log) writeBatch(batch []*write) error {
 		if w.txn != nil {
 			w.txn.seg = seg
 			w.txn.body += seg.size + int64(len(buf))
+			// Counted now, before anything can trim seg.
+			l.mu.Lock()
+			seg.open++
+			l.mu.Unlock()
 		}
 		buf = append(buf, w.rec...)
 	}
@@ -438,11 +450,20 @@ func (l *Log) roll(seg *segment) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.mu.Lock()
+	base := header{kind: kindBase, id: max(1, l.nextID), sum: crc(nil)}
+	l.mu.Unlock()
+	var rec [headerLen]byte
+	base.marshal(rec[:])
+	if _, err := f.WriteAt(rec[:], 0); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if err := syncDir(l.cfg.Dir); err != nil {
 		f.Close()
 		return nil, err
 	}
-	next := &segment{num: num, path: path, f: f}
+	next := &segment{num: num, path: path, f: f, size: headerLen}
 	l.mu.Lock()
 	if seg != nil {
 		seg.sealed = true
@@ -458,11 +479,21 @@ func (l *Log) roll(seg *segment) (*segment, error) {
 
 // trimLocked removes the sealed segments whose transactions are all done.
 // l.mu is held.
+//
+// Only a run of segments from the oldest is removed: a segment also holds
+// the step and done records of transactions accepted in older ones, which
+// must outlive those transactions.
 func (l *Log) trimLocked() error {
+	nums := make([]uint32, 0, len(l.segs))
+	for n := range l.segs {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
 	var errs []error
-	for n, s := range l.segs {
+	for _, n := range nums {
+		s := l.segs[n]
 		if !s.sealed || s.open > 0 || s == l.active {
-			continue
+			break
 		}
 		s.removed = true
 		delete(l.segs, n)

@@ -12,7 +12,7 @@ import (
 // Record format, version 1 (integers little-endian):
 //
 //	0  uint32 magic "txl1"
-//	4  uint8  kind: 1 accept, 2 step, 3 done
+//	4  uint8  kind: 1 accept, 2 step, 3 done, 4 base
 //	5  [3]byte reserved (0)
 //	8  uint64 transaction id
 //	16 uint32 payload length
@@ -23,7 +23,9 @@ import (
 //
 // An accept's payload is the encoded envelope (its length first, as a
 // uint32) followed by the message body; a step's is a key and a value; a
-// done's is empty.
+// done's is empty. A base record starts every segment; its id is the highest
+// transaction id given before it, so ids never go back even when every
+// older segment is gone.
 const (
 	recMagic  = 0x316c7874 // "txl1"
 	headerLen = 32
@@ -31,6 +33,7 @@ const (
 	kindAccept = 1
 	kindStep   = 2
 	kindDone   = 3
+	kindBase   = 4 // first record of a segment: the highest id given so far
 )
 
 // ErrCorrupt reports a damaged record.
@@ -65,7 +68,7 @@ func parseHeader(b []byte) (header, error) {
 		return header{}, fmt.Errorf("%w: header checksum", ErrCorrupt)
 	}
 	h := header{kind: b[4], id: binary.LittleEndian.Uint64(b[8:]), length: binary.LittleEndian.Uint32(b[16:]), sum: binary.LittleEndian.Uint32(b[20:])}
-	if h.kind < kindAccept || h.kind > kindDone || h.id == 0 {
+	if h.kind < kindAccept || h.kind > kindBase || h.id == 0 {
 		return header{}, fmt.Errorf("%w: kind %d, id %d", ErrCorrupt, h.kind, h.id)
 	}
 	return h, nil
@@ -97,7 +100,11 @@ func appendEnvelope(b []byte, e *Envelope) ([]byte, error) {
 	for _, to := range e.To {
 		b = appendString(b, to)
 	}
-	b = binary.AppendVarint(b, e.Received.UnixNano())
+	var ns int64
+	if !e.Received.IsZero() {
+		ns = e.Received.UnixNano()
+	}
+	b = binary.AppendVarint(b, ns)
 	b = appendString(b, e.Remote)
 	n := len(b) - start - 4
 	if n > maxEnvelope {
@@ -131,7 +138,9 @@ func parseAccept(p []byte) (Envelope, int, error) {
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		e.To = append(e.To, d.string())
 	}
-	e.Received = time.Unix(0, d.varint()).UTC()
+	if ns := d.varint(); ns != 0 {
+		e.Received = time.Unix(0, ns).UTC()
+	}
 	e.Remote = d.string()
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()
