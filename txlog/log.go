@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"time"
 	"unicode/utf8"
 )
 
@@ -53,13 +53,20 @@ type Log struct {
 	cond    *sync.Cond // a batch finished
 	queue   []*write
 	leading bool
-	closed  bool
-	failed  error // a write or sync failed: nothing more is trusted
-	nextID  uint64
-	active  *segment
-	segs    map[uint32]*segment
-	txns    map[uint64]*Txn // not done
-	pending []*Txn          // found at Open
+	// A leader waits a fraction of an fsync for as many writers as the
+	// last round saw, so that those just served rejoin its batch instead
+	// of forming a second, smaller one (see commit).
+	gather             *sync.Cond
+	gathering, expired bool
+	recent             int
+	lastSync           time.Duration
+	closed             bool
+	failed             error // a write or sync failed: nothing more is trusted
+	nextID             uint64
+	active             *segment
+	segs               map[uint32]*segment
+	txns               map[uint64]*Txn // not done
+	pending            []*Txn          // found at Open
 }
 
 // Txn is one transaction. Its fields are read-only.
@@ -129,6 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "txlog"), segs: map[uint32]*segment{}, txns: map[uint64]*Txn{}}
 	l.cond = sync.NewCond(&l.mu)
+	l.gather = sync.NewCond(&l.mu)
 	if err := l.recover(ctx); err != nil {
 		l.Close()
 		return nil, err
@@ -334,21 +342,41 @@ func (l *Log) commit(w *write, kind uint8, id uint64) error {
 	h := header{kind: kind, id: id, length: uint32(len(w.rec) - headerLen), sum: crc(w.rec[headerLen:])}
 	h.marshal(w.rec)
 	l.queue = append(l.queue, w)
+	if l.gathering {
+		l.gather.Signal()
+	}
 	for !w.done {
 		if l.leading {
 			l.cond.Wait()
 			continue
 		}
 		l.leading = true
+		if len(l.queue) < l.recent {
+			l.gathering, l.expired = true, false
+			timer := time.AfterFunc(min(l.lastSync/2, 2*time.Millisecond), func() {
+				l.mu.Lock()
+				l.expired = true
+				l.gather.Signal()
+				l.mu.Unlock()
+			})
+			for len(l.queue) < l.recent && !l.expired {
+				l.gather.Wait()
+			}
+			timer.Stop()
+			l.gathering = false
+		}
 		batch := l.queue
 		l.queue = nil
 		closed := l.closed
 		l.mu.Unlock()
 		err := ErrClosed
+		start := time.Now()
 		if !closed {
 			err = l.writeBatch(batch)
 		}
 		l.mu.Lock()
+		l.lastSync = time.Since(start)
+		l.recent = len(batch) + len(l.queue)
 		for _, b := range batch {
 			b.done = true
 			if b.err == nil {
@@ -522,15 +550,6 @@ func (l *Log) Close() error {
 		errs = append(errs, s.f.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func fsync(f *os.File) error {
-	for {
-		err := f.Sync()
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
 }
 
 func syncDir(dir string) error {

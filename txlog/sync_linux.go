@@ -1,0 +1,26 @@
+package txlog
+
+import (
+	"os"
+	"syscall"
+)
+
+// fsync flushes f's data and the metadata needed to read it back
+// (fdatasync): all a segment needs.
+func fsync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = syscall.Fdatasync(int(fd)); serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
