@@ -1,0 +1,226 @@
+package mta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+
+	"github.com/mailsys/mailsys/msstore"
+	"github.com/mailsys/mailsys/txlog"
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// BodyStore is what delivery needs of the message store; msstore.Storage
+// satisfies it. If it is also an msstore.Walker, Recover can find bodies
+// stored by a delivery that crashed before recording them, and release
+// them.
+type BodyStore interface {
+	Put(ctx context.Context, r io.Reader, meta msstore.Meta) (msstore.Ref, error)
+	Release(ctx context.Context, ref msstore.Ref) error
+}
+
+// Mailboxes is what delivery needs of the UserDB; userdata.UserDB
+// satisfies it.
+type Mailboxes interface {
+	LookupAddress(ctx context.Context, address string) (userdata.User, error)
+	Folder(ctx context.Context, user userdata.UserID, name string) (userdata.Folder, error)
+	Append(ctx context.Context, user userdata.UserID, folder userdata.FolderID, m userdata.NewMessage) (userdata.Message, error)
+	Messages(ctx context.Context, user userdata.UserID, folder userdata.FolderID, set userdata.UIDSet, fn func(*userdata.Message) error) error
+}
+
+// Deliverer finishes the transactions of a txlog: it stores each body once
+// in the message store, with one reference per local recipient, indexes it
+// into each recipient's INBOX and marks the transaction done. Every step is
+// recorded in the log, so that after a crash Recover finishes what was left
+// without delivering twice or leaking a body.
+//
+// A Deliverer is safe for concurrent use; Deliver may run for many
+// transactions at once.
+type Deliverer struct {
+	Log    *txlog.Log
+	Store  BodyStore
+	Users  Mailboxes
+	Logger *slog.Logger // nil means slog.Default()
+}
+
+// Step keys in the log.
+const (
+	stepStored  = "stored" // value: the body's Ref, binary
+	stepRcpt    = "rcpt:"  // + recipient index; value: "ok" or why it failed
+	recheckTail = 1000     // UIDs looked at for an entry made before a crash
+)
+
+func (d *Deliverer) log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.Default()
+	}
+	return d.Logger
+}
+
+// messageID is the Meta.MessageID of a transaction's body: how Recover finds
+// a body stored but not recorded.
+func messageID(tx *txlog.Txn) string { return "txn-" + strconv.FormatUint(tx.ID, 10) }
+
+// Deliver delivers tx to its local recipients and marks it done. It is
+// idempotent: steps recorded in the log are skipped.
+func (d *Deliverer) Deliver(ctx context.Context, tx *txlog.Txn) error {
+	return d.deliver(ctx, tx, false)
+}
+
+// Recover delivers every transaction the log found unfinished at Open.
+// Before storing the body of one that has no stored step, it releases any
+// body an interrupted attempt stored (found by walking the store, when it
+// can be walked).
+func (d *Deliverer) Recover(ctx context.Context) error {
+	pending := d.Log.Pending()
+	if len(pending) == 0 {
+		return nil
+	}
+	unstored := map[string]bool{}
+	for _, tx := range pending {
+		if _, ok := tx.Step(stepStored); !ok {
+			unstored[messageID(tx)] = true
+		}
+	}
+	if w, ok := d.Store.(msstore.Walker); ok && len(unstored) > 0 {
+		var orphans []msstore.Ref
+		var counts []int
+		err := w.Walk(ctx, func(ref msstore.Ref, m msstore.Meta) error {
+			if unstored[m.MessageID] {
+				orphans = append(orphans, ref)
+				counts = append(counts, max(1, len(m.Owners)))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("mta: recover: %w", err)
+		}
+		for i, ref := range orphans {
+			for range counts[i] {
+				if err := d.Store.Release(ctx, ref); err != nil && !errors.Is(err, msstore.ErrNotFound) {
+					return fmt.Errorf("mta: recover: release %v: %w", ref, err)
+				}
+			}
+			d.log().Warn("released a body stored by an interrupted delivery", "ref", ref)
+		}
+	}
+	for _, tx := range pending {
+		if err := d.deliver(ctx, tx, true); err != nil {
+			return err
+		}
+	}
+	d.log().Info("recovered deliveries", "transactions", len(pending))
+	return nil
+}
+
+type target struct {
+	index int
+	user  userdata.User
+}
+
+func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, replay bool) error {
+	// Resolve the recipients still to be delivered.
+	var targets []target
+	var owners []msstore.Owner
+	for i, rcpt := range tx.Envelope.To {
+		u, err := d.Users.LookupAddress(ctx, rcpt)
+		if errors.Is(err, userdata.ErrNotFound) {
+			d.log().Warn("recipient gone since it was accepted; not delivered", "txn", tx.ID, "rcpt", rcpt)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
+		}
+		targets = append(targets, target{i, u})
+		owners = append(owners, msstore.Owner{User: u.Address, Mailbox: userdata.Inbox})
+	}
+
+	ref, err := d.stored(ctx, tx, owners)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		key := stepRcpt + strconv.Itoa(t.index)
+		if _, ok := tx.Step(key); ok {
+			continue
+		}
+		outcome, err := d.index(ctx, tx, t.user, ref, replay)
+		if err != nil {
+			return err
+		}
+		if err := d.Log.Record(ctx, tx, key, []byte(outcome)); err != nil {
+			return fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
+		}
+	}
+	return d.Log.Done(ctx, tx)
+}
+
+// stored returns the body's Ref, storing it first unless the log says it
+// was.
+func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.Owner) (msstore.Ref, error) {
+	var ref msstore.Ref
+	if v, ok := tx.Step(stepStored); ok {
+		if err := ref.UnmarshalBinary(v); err != nil {
+			return ref, fmt.Errorf("mta: deliver %d: stored ref: %w", tx.ID, err)
+		}
+		return ref, nil
+	}
+	if len(owners) == 0 {
+		return ref, nil // nobody to deliver to
+	}
+	ref, err := d.Store.Put(ctx, tx.Body(), msstore.Meta{MessageID: messageID(tx), Received: tx.Envelope.Received, Owners: owners})
+	if err != nil {
+		return ref, fmt.Errorf("mta: deliver %d: store: %w", tx.ID, err)
+	}
+	b, _ := ref.MarshalBinary()
+	if err := d.Log.Record(ctx, tx, stepStored, b); err != nil {
+		return ref, fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
+	}
+	return ref, nil
+}
+
+// index adds the body to u's INBOX and returns the outcome to record. On a
+// replay it first looks for an entry made before the crash, so that a
+// message is never indexed twice.
+func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, ref msstore.Ref, replay bool) (string, error) {
+	inbox, err := d.Users.Folder(ctx, u.ID, userdata.Inbox)
+	if err != nil {
+		return "", fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
+	}
+	if replay {
+		from := userdata.UID(1)
+		if inbox.UIDNext > recheckTail {
+			from = inbox.UIDNext - recheckTail
+		}
+		found := false
+		err := d.Users.Messages(ctx, u.ID, inbox.ID, userdata.UIDSet{{Start: from}}, func(m *userdata.Message) error {
+			if m.Ref.ID == ref.ID && m.Ref.Node == ref.Node {
+				found = true
+			}
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
+		}
+		if found {
+			return "ok", nil
+		}
+	}
+	_, err = d.Users.Append(ctx, u.ID, inbox.ID, userdata.NewMessage{Ref: ref, InternalDate: tx.Envelope.Received, Size: ref.Size})
+	if errors.Is(err, userdata.ErrQuota) || errors.Is(err, userdata.ErrNotFound) {
+		// Accepted earlier but undeliverable now: give its reference back.
+		// (A bounce is the outbound relay's job.)
+		d.log().Warn("accepted message not delivered", "txn", tx.ID, "rcpt", u.Address, "err", err)
+		if rerr := d.Store.Release(ctx, ref); rerr != nil {
+			return "", fmt.Errorf("mta: deliver %d: release: %w", tx.ID, rerr)
+		}
+		return err.Error(), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
+	}
+	return "ok", nil
+}
