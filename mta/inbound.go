@@ -1,0 +1,222 @@
+package mta
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailsys/mailsys/txlog"
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// Recipients is what the inbound listener needs of the UserDB to accept or
+// refuse a recipient; userdata.UserDB satisfies it.
+type Recipients interface {
+	LookupAddress(ctx context.Context, address string) (userdata.User, error)
+	Domain(ctx context.Context, name string) (userdata.Domain, error)
+	Limits(ctx context.Context, id userdata.UserID) (userdata.Limits, error)
+	Usage(ctx context.Context, id userdata.UserID) (userdata.Usage, error)
+}
+
+// InboundConfig configures the inbound (MX) listener. Zero values mean the
+// defaults.
+type InboundConfig struct {
+	Hostname       string        // announced in the greeting and trace headers; "localhost" if empty
+	MaxMessageSize int64         // advertised with SIZE; 32 MiB if zero
+	MaxRecipients  int           // per message; 100 if zero
+	ReadTimeout    time.Duration // per read; 5 minutes if zero (go-smtp's own default is none)
+	WriteTimeout   time.Duration // per write; 1 minute if zero
+	TLSConfig      *tls.Config   // enables STARTTLS when set
+	Logger         *slog.Logger  // nil means slog.Default()
+}
+
+// Inbound is the MX listener: it accepts mail for local users only (it
+// never relays), writes each message to the transaction log, answers 250
+// once the log has it on stable storage, and hands it to the Deliverer.
+type Inbound struct {
+	cfg   InboundConfig
+	log   *slog.Logger
+	users Recipients
+	deliv *Deliverer
+	srv   *smtp.Server
+
+	wg sync.WaitGroup // deliveries in progress
+}
+
+// NewInbound returns an inbound listener; Serve starts it.
+func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
+	if cfg.Hostname == "" {
+		cfg.Hostname = "localhost"
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = 32 << 20
+	}
+	if cfg.MaxRecipients == 0 {
+		cfg.MaxRecipients = 100
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 5 * time.Minute
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d}
+	s := smtp.NewServer(in)
+	s.Domain = cfg.Hostname
+	s.MaxMessageBytes = cfg.MaxMessageSize
+	s.MaxRecipients = cfg.MaxRecipients
+	s.MaxLineLength = 2000 // RFC 5321 says 1000 with CRLF; a little slack for sloppy clients
+	s.ReadTimeout = cfg.ReadTimeout
+	s.WriteTimeout = cfg.WriteTimeout
+	s.TLSConfig = cfg.TLSConfig
+	s.EnableSMTPUTF8 = true
+	s.ErrorLog = errorLog{in.log}
+	in.srv = s
+	return in
+}
+
+// Serve accepts connections on l until Close or Shutdown.
+func (in *Inbound) Serve(l net.Listener) error { return in.srv.Serve(l) }
+
+// Shutdown stops accepting, waits for sessions and deliveries to finish, or
+// for ctx.
+func (in *Inbound) Shutdown(ctx context.Context) error {
+	err := in.srv.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { in.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+// NewSession implements smtp.Backend.
+func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &inboundSession{in: in, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname()}, nil
+}
+
+type inboundSession struct {
+	in     *Inbound
+	remote string
+	helo   string
+	from   string
+	to     []string
+}
+
+var (
+	errNoRelay     = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied: this server only accepts mail for its own domains"}
+	errNoUser      = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
+	errDisabled    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 2, 1}, Message: "Mailbox disabled"}
+	errFull        = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full, try again later"}
+	errTooBig      = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
+	errBadAddr     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long"}
+	errTemporary   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+)
+
+func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
+	if opts != nil && opts.Size > s.in.cfg.MaxMessageSize {
+		return errTooBig
+	}
+	s.from = from
+	return nil
+}
+
+func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	ctx := context.Background()
+	_, domain, ok := strings.Cut(to, "@")
+	if !ok || domain == "" {
+		return errBadAddr
+	}
+	u, err := s.in.users.LookupAddress(ctx, to)
+	switch {
+	case errors.Is(err, userdata.ErrInvalid):
+		return errBadAddr
+	case errors.Is(err, userdata.ErrNotFound):
+		if _, derr := s.in.users.Domain(ctx, domain); derr == nil {
+			return errNoUser
+		} else if !errors.Is(derr, userdata.ErrNotFound) && !errors.Is(derr, userdata.ErrInvalid) {
+			s.in.log.Error("domain lookup", "domain", domain, "err", derr)
+			return errTemporary
+		}
+		return errNoRelay
+	case err != nil:
+		s.in.log.Error("recipient lookup", "rcpt", to, "err", err)
+		return errTemporary
+	}
+	if u.Disabled {
+		return errDisabled
+	}
+	l, err := s.in.users.Limits(ctx, u.ID)
+	if err == nil && l.Quota > 0 {
+		var usage userdata.Usage
+		if usage, err = s.in.users.Usage(ctx, u.ID); err == nil && usage.Bytes >= l.Quota {
+			return errFull
+		}
+	}
+	if err != nil {
+		s.in.log.Error("recipient limits", "rcpt", to, "err", err)
+		return errTemporary
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *inboundSession) Data(r io.Reader) error {
+	ctx := context.Background()
+	now := time.Now()
+	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
+	trace := fmt.Sprintf("Received: from %s (%s)\r\n\tby %s (mailsys) with ESMTP;\r\n\t%s\r\n",
+		s.helo, s.remote, s.in.cfg.Hostname, now.Format(time.RFC1123Z))
+	tx, err := s.in.deliv.Log.Accept(ctx, env, io.MultiReader(strings.NewReader(trace), r))
+	if err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return se // go-smtp's own, such as the size limit
+		}
+		if errors.Is(err, txlog.ErrTooLarge) {
+			return errTooBig
+		}
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			return errLineTooLong
+		}
+		s.in.log.Error("accepting a message", "err", err)
+		return errTemporary
+	}
+	// Durable now: 250 goes out as Data returns. Delivery goes on in the
+	// background; if it fails, the transaction stays pending and the next
+	// start's Recover finishes it.
+	s.in.wg.Add(1)
+	go func() {
+		defer s.in.wg.Done()
+		if err := s.in.deliv.Deliver(context.Background(), tx); err != nil {
+			s.in.log.Error("delivery failed; it will be retried at the next start", "txn", tx.ID, "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *inboundSession) Reset() { s.from, s.to = "", nil }
+
+func (s *inboundSession) Logout() error { return nil }
+
+// errorLog sends go-smtp's error log to slog.
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) { e.log.Warn(fmt.Sprintf(format, v...)) }
+func (e errorLog) Println(v ...any)               { e.log.Warn(fmt.Sprint(v...)) }
