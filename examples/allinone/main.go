@@ -1,0 +1,170 @@
+// Command allinone runs a whole mailsys mail server on one machine, with
+// embedded storage and nothing else to install:
+//
+//	go run ./examples/allinone
+//
+// It receives mail for its users over SMTP (default 127.0.0.1:2525) into a
+// data directory (default ./mailsys-data). On a new data directory without
+// -user it creates a demo user and prints its address and password. It
+// logs a line with "ready" once it accepts connections, and shuts down
+// cleanly on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailsys/mailsys"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
+		fmt.Fprintln(os.Stderr, "allinone:", err)
+		os.Exit(1)
+	}
+}
+
+type userFlags []string
+
+func (u *userFlags) String() string     { return strings.Join(*u, ",") }
+func (u *userFlags) Set(v string) error { *u = append(*u, v); return nil }
+
+// run is the program; it returns when ctx ends (a signal) or on error.
+func run(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := flag.NewFlagSet("allinone", flag.ContinueOnError)
+	data := fs.String("data", "./mailsys-data", "data directory")
+	hostname := fs.String("hostname", "localhost", "host name the servers announce")
+	smtpAddr := fs.String("smtp", "127.0.0.1:2525", "inbound SMTP listener address (empty: off)")
+	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory")
+	keyFile := fs.String("tls-key", "", "TLS key (PEM)")
+	var users userFlags
+	fs.Var(&users, "user", "EMAIL:PASSWORD to create or update; repeatable")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fresh := false
+	if _, err := os.Stat(filepath.Join(*data, "userdb")); errors.Is(err, os.ErrNotExist) {
+		fresh = true
+	}
+	if err := os.MkdirAll(*data, 0o750); err != nil {
+		return err
+	}
+	cert, err := loadOrMakeCert(*data, *certFile, *keyFile, *hostname)
+	if err != nil {
+		return err
+	}
+	sys, err := mailsys.Open(ctx, mailsys.Config{
+		DataDir:  *data,
+		Hostname: *hostname,
+		SMTPAddr: *smtpAddr,
+		TLS:      &tls.Config{Certificates: []tls.Certificate{cert}},
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	shutdown := func() error {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return sys.Shutdown(c)
+	}
+	for _, u := range users {
+		addr, pw, ok := strings.Cut(u, ":")
+		if !ok || pw == "" {
+			shutdown()
+			return fmt.Errorf("-user %q: want EMAIL:PASSWORD", u)
+		}
+		created, err := sys.EnsureUser(ctx, addr, pw)
+		if err != nil {
+			shutdown()
+			return fmt.Errorf("-user %s: %w", addr, err)
+		}
+		log.Info("user", "address", addr, "created", created)
+	}
+	if fresh && len(users) == 0 {
+		pw := randomPassword()
+		if _, err := sys.EnsureUser(ctx, "demo@"+*hostname, pw); err != nil {
+			shutdown()
+			return err
+		}
+		fmt.Printf("demo user: demo@%s password: %s\n", *hostname, pw)
+	}
+	if err := sys.Start(ctx); err != nil {
+		shutdown()
+		return err
+	}
+	var addrs []string
+	for _, a := range sys.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	log.Info("mailsys ready", "smtp", strings.Join(addrs, ","), "data", *data)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return shutdown()
+}
+
+func randomPassword() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// loadOrMakeCert loads the given certificate, or the self-signed one in the
+// data directory, making it on first use.
+func loadOrMakeCert(data, certFile, keyFile, host string) (tls.Certificate, error) {
+	if certFile != "" || keyFile != "" {
+		return tls.LoadX509KeyPair(certFile, keyFile)
+	}
+	certFile, keyFile = filepath.Join(data, "tls-cert.pem"), filepath.Join(data, "tls-key.pem")
+	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+		return c, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: host},
+		DNSNames:     []string{host},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(5, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.LoadX509KeyPair(certFile, keyFile)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// syncBuffer is a log sink the test can read while the server writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestAllInOne runs the program, sends a message over STARTTLS, stops it
+// the way SIGTERM does and finds the message in the mailbox.
+func TestAllInOne(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	data := t.TempDir()
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
+			slog.New(slog.NewTextHandler(&logs, nil)))
+	}()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "ready"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready line:\n%s", logs.String())
+		}
+	}
+
+	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("STARTTLS with the generated certificate: %v", err)
+	}
+	msg := "From: bob@example.net\r\nSubject: all in one\r\n\r\nIt works.\r\n"
+	if err := c.SendMail("bob@example.net", []string{"alice@example.test"}, strings.NewReader(msg)); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	c.Quit()
+	if err := smtpSendTo(addr, "someone@elsewhere.example"); err == nil {
+		t.Error("relay accepted")
+	}
+	time.Sleep(200 * time.Millisecond) // delivery runs in the background
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+
+	sys, err := mailsys.Open(t.Context(), mailsys.Config{DataDir: data, Hostname: "mail.example.test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Shutdown(t.Context())
+	u, err := sys.Users.Authenticate(t.Context(), "alice@example.test", "secret", userdata.ProtoIMAP)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	inbox, err := sys.Users.Folder(t.Context(), u.ID, userdata.Inbox)
+	if err != nil || inbox.Messages != 1 {
+		t.Fatalf("INBOX: %+v, %v; want 1 message", inbox, err)
+	}
+}
+
+func smtpSendTo(addr, rcpt string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.SendMail("bob@example.net", []string{rcpt}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+}

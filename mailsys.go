@@ -1,0 +1,173 @@
+// Package mailsys composes the mailsys packages into a running mail
+// system: a message store (msstore), a UserDB (userdata), a transaction log
+// (txlog) and the protocol servers (mta so far), started and stopped
+// together. Host programs build their own server from a Config; two Systems
+// can run in one process (there is no global state).
+package mailsys
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailsys/mailsys/msstore"
+	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/txlog"
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// Config says what a System runs. Only DataDir is required; every
+// component defaults to the embedded one under it.
+type Config struct {
+	// DataDir holds the default components' files: store/, userdb/ and
+	// txlog/.
+	DataDir string
+	// Hostname is the name the servers announce. Zero means "localhost".
+	Hostname string
+	// SMTPAddr is the inbound (MX) SMTP listener's address, such as
+	// "127.0.0.1:2525"; empty turns it off.
+	SMTPAddr string
+	// TLS, if set, enables STARTTLS.
+	TLS *tls.Config
+	// Logger receives every component's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// System is a running composition. Its fields are the components, for the
+// host program's own use (administration, metrics); they stay owned by the
+// System, which closes them at Shutdown.
+type System struct {
+	Store *msstore.Volumes
+	Users *userdata.DB
+	Log   *txlog.Log
+
+	cfg       Config
+	log       *slog.Logger
+	deliverer *mta.Deliverer
+	inbound   *mta.Inbound
+	listeners []net.Listener
+	serving   sync.WaitGroup
+}
+
+// Open opens the components and finishes the deliveries a crash left
+// unfinished. It does not listen yet: see Start.
+func Open(ctx context.Context, cfg Config) (*System, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("mailsys: no data directory")
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "localhost"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &System{cfg: cfg, log: log}
+	scfg := msstore.DefaultConfig(filepath.Join(cfg.DataDir, "store"))
+	scfg.Logger = log
+	var err error
+	if s.Store, err = msstore.OpenVolumes(ctx, scfg); err != nil {
+		return nil, err
+	}
+	if s.Users, err = userdata.Open(ctx, userdata.Config{Dir: filepath.Join(cfg.DataDir, "userdb"), Node: cfg.Hostname, Bodies: s.Store, Logger: log}); err != nil {
+		s.Store.Close()
+		return nil, err
+	}
+	s.Users.EnableAutoRepair(s.Store)
+	if s.Log, err = txlog.Open(ctx, txlog.Config{Dir: filepath.Join(cfg.DataDir, "txlog"), Logger: log}); err != nil {
+		s.Users.Close()
+		s.Store.Close()
+		return nil, err
+	}
+	s.deliverer = &mta.Deliverer{Log: s.Log, Store: s.Store, Users: s.Users, Logger: log}
+	if err := s.deliverer.Recover(ctx); err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start listens on the configured addresses and serves in the background.
+// It returns once every listener accepts connections.
+func (s *System) Start(ctx context.Context) error {
+	if s.cfg.SMTPAddr != "" {
+		l, err := net.Listen("tcp", s.cfg.SMTPAddr)
+		if err != nil {
+			return fmt.Errorf("mailsys: smtp: %w", err)
+		}
+		s.inbound = mta.NewInbound(mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Logger: s.log}, s.Users, s.deliverer)
+		s.listeners = append(s.listeners, l)
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			if err := s.inbound.Serve(l); err != nil && !isClosed(err) {
+				s.log.Error("smtp listener stopped", "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Addrs returns the addresses the listeners accept on.
+func (s *System) Addrs() []net.Addr {
+	var a []net.Addr
+	for _, l := range s.listeners {
+		a = append(a, l.Addr())
+	}
+	return a
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtp.ErrServerClosed)
+}
+
+// Shutdown stops accepting, lets sessions and deliveries finish (or ctx
+// end), and closes the components.
+func (s *System) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.inbound != nil {
+		if err := s.inbound.Shutdown(ctx); err != nil && !isClosed(err) {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range s.listeners {
+		l.Close() // in case Serve had not taken it yet when Shutdown began
+	}
+	s.serving.Wait()
+	errs = append(errs, s.closeAll())
+	return errors.Join(errs...)
+}
+
+func (s *System) closeAll() error {
+	return errors.Join(s.Log.Close(), s.Users.Close(), s.Store.Close())
+}
+
+// EnsureUser makes address a user with password: it creates the domain
+// and the user if missing, and sets the password otherwise. It reports
+// whether the user was created.
+func (s *System) EnsureUser(ctx context.Context, address, password string) (bool, error) {
+	_, domain, ok := strings.Cut(address, "@")
+	if !ok {
+		return false, fmt.Errorf("mailsys: %q is not an address", address)
+	}
+	if err := s.Users.CreateDomain(ctx, userdata.Domain{Name: domain}); err != nil && !errors.Is(err, userdata.ErrExists) {
+		return false, err
+	}
+	u, err := s.Users.LookupAddress(ctx, address)
+	if errors.Is(err, userdata.ErrNotFound) {
+		_, err := s.Users.CreateUser(ctx, userdata.NewUser{Address: address, Password: password})
+		return err == nil, err
+	}
+	if err != nil {
+		return false, err
+	}
+	return false, s.Users.SetPassword(ctx, u.ID, password)
+}
