@@ -35,6 +35,9 @@ type Config struct {
 	// SMTPAddr is the inbound (MX) SMTP listener's address, such as
 	// "127.0.0.1:2525"; empty turns it off.
 	SMTPAddr string
+	// SubmissionAddr is the submission listener's address, such as
+	// "127.0.0.1:2587" (authentication over STARTTLS); empty turns it off.
+	SubmissionAddr string
 	// TLS, if set, enables STARTTLS.
 	TLS *tls.Config
 	// Logger receives every component's logs. Nil means slog.Default().
@@ -52,7 +55,7 @@ type System struct {
 	cfg       Config
 	log       *slog.Logger
 	deliverer *mta.Deliverer
-	inbound   *mta.Inbound
+	servers   []*mta.Inbound
 	listeners []net.Listener
 	serving   sync.WaitGroup
 }
@@ -98,18 +101,29 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 // Start listens on the configured addresses and serves in the background.
 // It returns once every listener accepts connections.
 func (s *System) Start(ctx context.Context) error {
-	if s.cfg.SMTPAddr != "" {
-		l, err := net.Listen("tcp", s.cfg.SMTPAddr)
-		if err != nil {
-			return fmt.Errorf("mailsys: smtp: %w", err)
+	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Logger: s.log}
+	for _, l := range []struct {
+		addr string
+		srv  func() *mta.Inbound
+	}{
+		{s.cfg.SMTPAddr, func() *mta.Inbound { return mta.NewInbound(icfg, s.Users, s.deliverer) }},
+		{s.cfg.SubmissionAddr, func() *mta.Inbound { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
+	} {
+		if l.addr == "" {
+			continue
 		}
-		s.inbound = mta.NewInbound(mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Logger: s.log}, s.Users, s.deliverer)
-		s.listeners = append(s.listeners, l)
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("mailsys: listen on %s: %w", l.addr, err)
+		}
+		srv := l.srv()
+		s.servers = append(s.servers, srv)
+		s.listeners = append(s.listeners, ln)
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			if err := s.inbound.Serve(l); err != nil && !isClosed(err) {
-				s.log.Error("smtp listener stopped", "err", err)
+			if err := srv.Serve(ln); err != nil && !isClosed(err) {
+				s.log.Error("listener stopped", "addr", ln.Addr(), "err", err)
 			}
 		}()
 	}
@@ -133,8 +147,8 @@ func isClosed(err error) bool {
 // end), and closes the components.
 func (s *System) Shutdown(ctx context.Context) error {
 	var errs []error
-	if s.inbound != nil {
-		if err := s.inbound.Shutdown(ctx); err != nil && !isClosed(err) {
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(ctx); err != nil && !isClosed(err) {
 			errs = append(errs, err)
 		}
 	}

@@ -48,6 +48,7 @@ type Inbound struct {
 	users Recipients
 	deliv *Deliverer
 	srv   *smtp.Server
+	auth  Authenticator // set for a submission listener
 
 	wg sync.WaitGroup // deliveries in progress
 }
@@ -107,7 +108,11 @@ func (in *Inbound) Shutdown(ctx context.Context) error {
 
 // NewSession implements smtp.Backend.
 func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &inboundSession{in: in, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname()}, nil
+	s := &inboundSession{in: in, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname()}
+	if in.auth != nil {
+		return &submissionSession{s}, nil
+	}
+	return s, nil
 }
 
 type inboundSession struct {
@@ -116,6 +121,7 @@ type inboundSession struct {
 	helo   string
 	from   string
 	to     []string
+	user   *userdata.User // the authenticated user, on a submission listener
 }
 
 var (

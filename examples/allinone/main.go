@@ -3,8 +3,9 @@
 //
 //	go run ./examples/allinone
 //
-// It receives mail for its users over SMTP (default 127.0.0.1:2525) into a
-// data directory (default ./mailsys-data). On a new data directory without
+// It receives mail for its users over SMTP (default 127.0.0.1:2525), and
+// from them on the submission port (default 127.0.0.1:2587, authentication
+// after STARTTLS), into a data directory (default ./mailsys-data). On a new data directory without
 // -user it creates a demo user and prints its address and password. It
 // logs a line with "ready" once it accepts connections, and shuts down
 // cleanly on SIGINT or SIGTERM.
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	data := fs.String("data", "./mailsys-data", "data directory")
 	hostname := fs.String("hostname", "localhost", "host name the servers announce")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2525", "inbound SMTP listener address (empty: off)")
+	subAddr := fs.String("submission", "127.0.0.1:2587", "submission listener address, authentication after STARTTLS (empty: off)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory")
 	keyFile := fs.String("tls-key", "", "TLS key (PEM)")
 	var users userFlags
@@ -74,11 +76,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	sys, err := mailsys.Open(ctx, mailsys.Config{
-		DataDir:  *data,
-		Hostname: *hostname,
-		SMTPAddr: *smtpAddr,
-		TLS:      &tls.Config{Certificates: []tls.Certificate{cert}},
-		Logger:   log,
+		DataDir:        *data,
+		Hostname:       *hostname,
+		SMTPAddr:       *smtpAddr,
+		SubmissionAddr: *subAddr,
+		TLS:            &tls.Config{Certificates: []tls.Certificate{cert}},
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -117,7 +120,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	for _, a := range sys.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	log.Info("mailsys ready", "smtp", strings.Join(addrs, ","), "data", *data)
+	log.Info("mailsys ready", "listeners", strings.Join(addrs, ","), "data", *data)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return shutdown()

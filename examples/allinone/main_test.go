@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailsys/mailsys"
@@ -44,12 +45,18 @@ func TestAllInOne(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
+	l, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subAddr := l.Addr().String()
+	l.Close()
 	data := t.TempDir()
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
+		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-submission", subAddr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
 			slog.New(slog.NewTextHandler(&logs, nil)))
 	}()
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "ready"); time.Sleep(20 * time.Millisecond) {
@@ -70,6 +77,18 @@ func TestAllInOne(t *testing.T) {
 	if err := smtpSendTo(addr, "someone@elsewhere.example"); err == nil {
 		t.Error("relay accepted")
 	}
+	// Alice submits a message to herself.
+	sc, err := smtp.DialStartTLS(subAddr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Auth(sasl.NewPlainClient("", "alice@example.test", "secret")); err != nil {
+		t.Fatalf("AUTH: %v", err)
+	}
+	if err := sc.SendMail("alice@example.test", []string{"alice@example.test"}, strings.NewReader("Subject: note to self\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("submission: %v", err)
+	}
+	sc.Quit()
 	time.Sleep(200 * time.Millisecond) // delivery runs in the background
 	cancel()
 	if err := <-done; err != nil {
@@ -86,8 +105,8 @@ func TestAllInOne(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 	inbox, err := sys.Users.Folder(t.Context(), u.ID, userdata.Inbox)
-	if err != nil || inbox.Messages != 1 {
-		t.Fatalf("INBOX: %+v, %v; want 1 message", inbox, err)
+	if err != nil || inbox.Messages != 2 {
+		t.Fatalf("INBOX: %+v, %v; want 2 messages", inbox, err)
 	}
 }
 

@@ -1,0 +1,116 @@
+package mta_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailsys/mailsys/mta"
+)
+
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+func startSubmission(t *testing.T) (*system, string) {
+	t.Helper()
+	s, _ := startInbound(t) // the users, and a system to deliver into
+	ctx := t.Context()
+	u, err := s.db.LookupAddress(ctx, "u0@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.SetPassword(ctx, u.ID, "pw0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.AddAlias(ctx, "alias0@example.test", u.ID); err != nil {
+		t.Fatal(err)
+	}
+	sub := mta.NewSubmission(mta.InboundConfig{Hostname: "mx.example.test", TLSConfig: selfSigned(t), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, s.db, s.db, s.d)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sub.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sub.Shutdown(ctx)
+	})
+	return s, l.Addr().String()
+}
+
+func TestSubmission(t *testing.T) {
+	s, addr := startSubmission(t)
+	msg := "From: u0@example.test\r\nSubject: sent\r\n\r\nhi\r\n"
+
+	// Without TLS: no AUTH offered, no MAIL accepted.
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("AUTH"); ok {
+		t.Error("AUTH offered before TLS")
+	}
+	if err := c.Mail("u0@example.test", nil); smtpCode(err) != 530 {
+		t.Errorf("MAIL without authentication: %v; want 530", err)
+	}
+	c.Close()
+
+	tlsc := &tls.Config{InsecureSkipVerify: true}
+	dial := func(a sasl.Client) (*smtp.Client, error) {
+		c, err := smtp.DialStartTLS(addr, tlsc)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Auth(a); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	if _, err := dial(sasl.NewPlainClient("", "u0@example.test", "wrong")); smtpCode(err) != 535 {
+		t.Errorf("wrong password: %v; want 535", err)
+	}
+	for _, mech := range []sasl.Client{sasl.NewPlainClient("", "u0@example.test", "pw0"), sasl.NewLoginClient("u0@example.test", "pw0")} {
+		c, err := dial(mech)
+		if err != nil {
+			t.Fatalf("AUTH: %v", err)
+		}
+		if err := c.SendMail("alias0@example.test", []string{"u1@example.test"}, strings.NewReader(msg)); err != nil {
+			t.Errorf("send as an alias to a local user: %v", err)
+		}
+		if err := c.SendMail("u1@example.test", []string{"u2@example.test"}, strings.NewReader(msg)); smtpCode(err) != 553 {
+			t.Errorf("send as somebody else: %v; want 553", err)
+		}
+		if err := c.SendMail("u0@example.test", []string{"friend@elsewhere.test"}, strings.NewReader(msg)); smtpCode(err) != 550 {
+			t.Errorf("send to another domain: %v; want 550 until the relay exists", err)
+		}
+		c.Quit()
+	}
+	if got := inbox(t, s, "u1@example.test", 2); len(got) != 2 {
+		t.Fatalf("u1 got %d messages, want 2", len(got))
+	}
+}
