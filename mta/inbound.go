@@ -50,8 +50,14 @@ type Inbound struct {
 	srv   *smtp.Server
 	auth  Authenticator // set for a submission listener
 
-	wg sync.WaitGroup // deliveries in progress
+	wg    sync.WaitGroup // deliveries in progress
+	slots chan struct{}  // bounds the deliveries in progress
 }
+
+// maxDeliveries bounds the deliveries running in the background: past it,
+// sessions wait before their 250, which slows senders down instead of
+// piling up goroutines.
+const maxDeliveries = 64
 
 // NewInbound returns an inbound listener; Serve starts it.
 func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
@@ -74,7 +80,7 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	if log == nil {
 		log = slog.Default()
 	}
-	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d}
+	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d, slots: make(chan struct{}, maxDeliveries)}
 	s := smtp.NewServer(in)
 	s.Domain = cfg.Hostname
 	s.MaxMessageBytes = cfg.MaxMessageSize
@@ -207,9 +213,10 @@ func (s *inboundSession) Data(r io.Reader) error {
 	// Durable now: 250 goes out as Data returns. Delivery goes on in the
 	// background; if it fails, the transaction stays pending and the next
 	// start's Recover finishes it.
+	s.in.slots <- struct{}{}
 	s.in.wg.Add(1)
 	go func() {
-		defer s.in.wg.Done()
+		defer func() { <-s.in.slots; s.in.wg.Done() }()
 		if err := s.in.deliv.Deliver(context.Background(), tx); err != nil {
 			s.in.log.Error("delivery failed; it will be retried at the next start", "txn", tx.ID, "err", err)
 		}
