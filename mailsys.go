@@ -40,6 +40,10 @@ type Config struct {
 	SubmissionAddr string
 	// TLS, if set, enables STARTTLS.
 	TLS *tls.Config
+	// Access holds the allow and deny lists, the bound on connections per
+	// address and the login lockout rules, shared by every listener. The
+	// zero value means mta's defaults.
+	Access mta.GuardConfig
 	// Logger receives every component's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -101,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 // Start listens on the configured addresses and serves in the background.
 // It returns once every listener accepts connections.
 func (s *System) Start(ctx context.Context) error {
-	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Logger: s.log}
+	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: mta.NewGuard(s.cfg.Access), Logger: s.log}
 	for _, l := range []struct {
 		addr string
 		srv  func() *mta.Inbound

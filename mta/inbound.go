@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ type InboundConfig struct {
 	ReadTimeout    time.Duration // per read; 5 minutes if zero (go-smtp's own default is none)
 	WriteTimeout   time.Duration // per write; 1 minute if zero
 	TLSConfig      *tls.Config   // enables STARTTLS when set
+	Guard          *Guard        // access rules, shared with the other listeners; nil means a default Guard of its own
 	Logger         *slog.Logger  // nil means slog.Default()
 }
 
@@ -76,6 +78,9 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = time.Minute
 	}
+	if cfg.Guard == nil {
+		cfg.Guard = NewGuard(GuardConfig{})
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -114,7 +119,13 @@ func (in *Inbound) Shutdown(ctx context.Context) error {
 
 // NewSession implements smtp.Backend.
 func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	s := &inboundSession{in: in, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname()}
+	ap, _ := netip.ParseAddrPort(c.Conn().RemoteAddr().String())
+	release, err := in.cfg.Guard.Admit(ap.Addr())
+	if err != nil {
+		in.log.Info("connection refused", "remote", c.Conn().RemoteAddr(), "why", err)
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Not accepting connections from you now"}
+	}
+	s := &inboundSession{in: in, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname(), ip: ap.Addr(), release: release}
 	if in.auth != nil {
 		return &submissionSession{s}, nil
 	}
@@ -128,6 +139,9 @@ type inboundSession struct {
 	from   string
 	to     []string
 	user   *userdata.User // the authenticated user, on a submission listener
+
+	ip      netip.Addr
+	release func() // gives the connection back to the Guard
 }
 
 var (
@@ -226,7 +240,10 @@ func (s *inboundSession) Data(r io.Reader) error {
 
 func (s *inboundSession) Reset() { s.from, s.to = "", nil }
 
-func (s *inboundSession) Logout() error { return nil }
+func (s *inboundSession) Logout() error {
+	s.release()
+	return nil
+}
 
 // errorLog sends go-smtp's error log to slog.
 type errorLog struct{ log *slog.Logger }

@@ -32,6 +32,7 @@ func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *D
 
 var (
 	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	errLockedOut    = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins, try again later"}
 	errAuthFailed   = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
 	errNotYours     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
 	errNoOutbound   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying to other domains is not available yet"}
@@ -48,11 +49,18 @@ func (s *submissionSession) AuthMechanisms() []string { return []string{sasl.Pla
 // Auth implements smtp.AuthSession.
 func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	check := func(username, password string) error {
+		g := s.in.cfg.Guard
+		if !g.AuthAllowed(s.ip, username) {
+			s.in.log.Warn("login refused: too many failures", "remote", s.remote, "user", username)
+			return errLockedOut
+		}
 		u, err := s.in.auth.Authenticate(context.Background(), username, password, userdata.ProtoSubmission)
 		if err != nil {
+			g.AuthFailed(s.ip, username)
 			s.in.log.Info("authentication failed", "remote", s.remote, "user", username, "err", err)
 			return errAuthFailed
 		}
+		g.AuthSucceeded(s.ip, username)
 		s.user = &u
 		return nil
 	}

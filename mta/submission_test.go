@@ -114,3 +114,26 @@ func TestSubmission(t *testing.T) {
 		t.Fatalf("u1 got %d messages, want 2", len(got))
 	}
 }
+
+// TestSubmissionLockout: after repeated failures even the right password
+// is refused for a while, with a temporary error.
+func TestSubmissionLockout(t *testing.T) {
+	_, addr := startSubmission(t)
+	tlsc := &tls.Config{InsecureSkipVerify: true}
+	try := func(pw string) error {
+		c, err := smtp.DialStartTLS(addr, tlsc)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Auth(sasl.NewPlainClient("", "u0@example.test", pw))
+	}
+	for i := range 5 {
+		if err := try("wrong"); smtpCode(err) != 535 {
+			t.Fatalf("failure %d: %v; want 535", i, err)
+		}
+	}
+	if err := try("pw0"); smtpCode(err) != 454 {
+		t.Fatalf("right password during the lockout: %v; want 454", err)
+	}
+}
