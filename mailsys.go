@@ -38,6 +38,10 @@ type Config struct {
 	// SubmissionAddr is the submission listener's address, such as
 	// "127.0.0.1:2587" (authentication over STARTTLS); empty turns it off.
 	SubmissionAddr string
+	// SubmissionTLSAddr is the implicit-TLS submission listener's address
+	// (RFC 8314, "submissions", usually port 465); it needs TLS. Empty
+	// turns it off.
+	SubmissionTLSAddr string
 	// TLS, if set, enables STARTTLS.
 	TLS *tls.Config
 	// Access holds the allow and deny lists, the bound on connections per
@@ -106,12 +110,17 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 // It returns once every listener accepts connections.
 func (s *System) Start(ctx context.Context) error {
 	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: mta.NewGuard(s.cfg.Access), Logger: s.log}
+	if s.cfg.SubmissionTLSAddr != "" && s.cfg.TLS == nil {
+		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
+	}
 	for _, l := range []struct {
 		addr string
+		tls  bool
 		srv  func() *mta.Inbound
 	}{
-		{s.cfg.SMTPAddr, func() *mta.Inbound { return mta.NewInbound(icfg, s.Users, s.deliverer) }},
-		{s.cfg.SubmissionAddr, func() *mta.Inbound { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
+		{s.cfg.SMTPAddr, false, func() *mta.Inbound { return mta.NewInbound(icfg, s.Users, s.deliverer) }},
+		{s.cfg.SubmissionAddr, false, func() *mta.Inbound { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
+		{s.cfg.SubmissionTLSAddr, true, func() *mta.Inbound { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
 	} {
 		if l.addr == "" {
 			continue
@@ -119,6 +128,9 @@ func (s *System) Start(ctx context.Context) error {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			return fmt.Errorf("mailsys: listen on %s: %w", l.addr, err)
+		}
+		if l.tls {
+			ln = tls.NewListener(ln, s.cfg.TLS)
 		}
 		srv := l.srv()
 		s.servers = append(s.servers, srv)

@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	hostname := fs.String("hostname", "localhost", "host name the servers announce")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2525", "inbound SMTP listener address (empty: off)")
 	subAddr := fs.String("submission", "127.0.0.1:2587", "submission listener address, authentication after STARTTLS (empty: off)")
+	subTLSAddr := fs.String("submissions", "127.0.0.1:2465", "implicit-TLS submission listener address (empty: off)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory")
 	keyFile := fs.String("tls-key", "", "TLS key (PEM)")
 	var users userFlags
@@ -76,12 +77,13 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	sys, err := mailsys.Open(ctx, mailsys.Config{
-		DataDir:        *data,
-		Hostname:       *hostname,
-		SMTPAddr:       *smtpAddr,
-		SubmissionAddr: *subAddr,
-		TLS:            &tls.Config{Certificates: []tls.Certificate{cert}},
-		Logger:         log,
+		DataDir:           *data,
+		Hostname:          *hostname,
+		SMTPAddr:          *smtpAddr,
+		SubmissionAddr:    *subAddr,
+		SubmissionTLSAddr: *subTLSAddr,
+		TLS:               &tls.Config{Certificates: []tls.Certificate{cert}},
+		Logger:            log,
 	})
 	if err != nil {
 		return err

@@ -51,12 +51,18 @@ func TestAllInOne(t *testing.T) {
 	}
 	subAddr := l.Addr().String()
 	l.Close()
+	l, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subsAddr := l.Addr().String()
+	l.Close()
 	data := t.TempDir()
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-submission", subAddr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
+		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-submission", subAddr, "-submissions", subsAddr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
 			slog.New(slog.NewTextHandler(&logs, nil)))
 	}()
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "ready"); time.Sleep(20 * time.Millisecond) {
@@ -89,6 +95,18 @@ func TestAllInOne(t *testing.T) {
 		t.Fatalf("submission: %v", err)
 	}
 	sc.Quit()
+	// And once more on the implicit-TLS port.
+	tc, err := smtp.DialTLS(subsAddr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Auth(sasl.NewPlainClient("", "alice@example.test", "secret")); err != nil {
+		t.Fatalf("AUTH over implicit TLS: %v", err)
+	}
+	if err := tc.SendMail("alice@example.test", []string{"alice@example.test"}, strings.NewReader("Subject: over TLS\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("submission over implicit TLS: %v", err)
+	}
+	tc.Quit()
 	time.Sleep(200 * time.Millisecond) // delivery runs in the background
 	cancel()
 	if err := <-done; err != nil {
@@ -105,8 +123,8 @@ func TestAllInOne(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 	inbox, err := sys.Users.Folder(t.Context(), u.ID, userdata.Inbox)
-	if err != nil || inbox.Messages != 2 {
-		t.Fatalf("INBOX: %+v, %v; want 2 messages", inbox, err)
+	if err != nil || inbox.Messages != 3 {
+		t.Fatalf("INBOX: %+v, %v; want 3 messages", inbox, err)
 	}
 }
 
