@@ -48,6 +48,9 @@ type Config struct {
 	// address and the login lockout rules, shared by every listener. The
 	// zero value means mta's defaults.
 	Access mta.GuardConfig
+	// Filter, if set, sees every message before it is accepted (antispam,
+	// antivirus): it can reject it, file it into Junk or add headers.
+	Filter mta.Filter
 	// Logger receives every component's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -109,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 // Start listens on the configured addresses and serves in the background.
 // It returns once every listener accepts connections.
 func (s *System) Start(ctx context.Context) error {
-	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: mta.NewGuard(s.cfg.Access), Logger: s.log}
+	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: mta.NewGuard(s.cfg.Access), Filter: s.cfg.Filter, Logger: s.log}
 	if s.cfg.SubmissionTLSAddr != "" && s.cfg.TLS == nil {
 		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
 	}

@@ -135,7 +135,7 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, replay bool) err
 			return fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
 		}
 		targets = append(targets, target{i, u})
-		owners = append(owners, msstore.Owner{User: u.Address, Mailbox: userdata.Inbox})
+		owners = append(owners, msstore.Owner{User: u.Address, Mailbox: mailboxOf(tx)})
 	}
 
 	ref, err := d.stored(ctx, tx, owners)
@@ -182,11 +182,24 @@ func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.
 	return ref, nil
 }
 
-// index adds the body to u's INBOX and returns the outcome to record. On a
+// mailboxOf is the folder a transaction goes to: INBOX unless a filter
+// said otherwise.
+func mailboxOf(tx *txlog.Txn) string {
+	if tx.Envelope.Mailbox != "" {
+		return tx.Envelope.Mailbox
+	}
+	return userdata.Inbox
+}
+
+// index adds the body to u's target folder (INBOX, or the one a filter
+// chose, if the user has it) and returns the outcome to record. On a
 // replay it first looks for an entry made before the crash, so that a
 // message is never indexed twice.
 func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, ref msstore.Ref, replay bool) (string, error) {
-	inbox, err := d.Users.Folder(ctx, u.ID, userdata.Inbox)
+	inbox, err := d.Users.Folder(ctx, u.ID, mailboxOf(tx))
+	if errors.Is(err, userdata.ErrNotFound) && mailboxOf(tx) != userdata.Inbox {
+		inbox, err = d.Users.Folder(ctx, u.ID, userdata.Inbox)
+	}
 	if err != nil {
 		return "", fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
 	}

@@ -1,6 +1,7 @@
 package mta
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -38,6 +39,7 @@ type InboundConfig struct {
 	WriteTimeout   time.Duration // per write; 1 minute if zero
 	TLSConfig      *tls.Config   // enables STARTTLS when set
 	Guard          *Guard        // access rules, shared with the other listeners; nil means a default Guard of its own
+	Filter         Filter        // content filter called before acceptance; nil for none
 	Logger         *slog.Logger  // nil means slog.Default()
 }
 
@@ -209,20 +211,38 @@ func (s *inboundSession) Data(r io.Reader) error {
 	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
 	trace := fmt.Sprintf("Received: from %s (%s)\r\n\tby %s (mailsys) with ESMTP;\r\n\t%s\r\n",
 		s.helo, s.remote, s.in.cfg.Hostname, now.Format(time.RFC1123Z))
+	if f := s.in.cfg.Filter; f != nil {
+		// The filter needs the whole message before the answer: read it
+		// (within the size limit go-smtp enforces) and act on the verdict.
+		body, err := io.ReadAll(r)
+		if err != nil {
+			return s.readError(err)
+		}
+		v, err := f.Check(ctx, env, bytes.NewReader(body), int64(len(body)))
+		if err != nil {
+			s.in.log.Error("content filter", "err", err)
+			return errTemporary
+		}
+		switch v.Action {
+		case Reject:
+			rep := v.Reply
+			if rep.Code == 0 {
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused"}
+			}
+			return &smtp.SMTPError{Code: rep.Code, EnhancedCode: smtp.EnhancedCode(rep.Enhanced), Message: rep.Message}
+		case Junk:
+			env.Mailbox = "Junk" // made with every user; INBOX if it is gone
+		}
+		for _, h := range v.Headers {
+			if !strings.ContainsAny(h, "\r\n") && strings.Contains(h, ":") {
+				trace += h + "\r\n"
+			}
+		}
+		r = bytes.NewReader(body)
+	}
 	tx, err := s.in.deliv.Log.Accept(ctx, env, io.MultiReader(strings.NewReader(trace), r))
 	if err != nil {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return se // go-smtp's own, such as the size limit
-		}
-		if errors.Is(err, txlog.ErrTooLarge) {
-			return errTooBig
-		}
-		if errors.Is(err, smtp.ErrTooLongLine) {
-			return errLineTooLong
-		}
-		s.in.log.Error("accepting a message", "err", err)
-		return errTemporary
+		return s.readError(err)
 	}
 	// Durable now: 250 goes out as Data returns. Delivery goes on in the
 	// background; if it fails, the transaction stays pending and the next
@@ -236,6 +256,22 @@ func (s *inboundSession) Data(r io.Reader) error {
 		}
 	}()
 	return nil
+}
+
+// readError turns an error met while taking in a message into the reply.
+func (s *inboundSession) readError(err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se // go-smtp's own, such as the size limit
+	}
+	if errors.Is(err, txlog.ErrTooLarge) {
+		return errTooBig
+	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		return errLineTooLong
+	}
+	s.in.log.Error("accepting a message", "err", err)
+	return errTemporary
 }
 
 func (s *inboundSession) Reset() { s.from, s.to = "", nil }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -232,5 +233,53 @@ print("ok")
 	got := inbox(t, s, "u2@example.test", 1)
 	if len(got) != 1 || !bytes.Contains(got[0], []byte("Subject: from smtplib")) {
 		t.Fatalf("u2: %d messages: %q", len(got), got)
+	}
+}
+
+// TestInboundFilter: a content filter rejects, files into Junk, and adds
+// headers, before the 250.
+func TestInboundFilter(t *testing.T) {
+	s, _ := startInbound(t)
+	filter := mta.FilterFunc(func(ctx context.Context, env txlog.Envelope, body io.ReaderAt, size int64) (mta.Verdict, error) {
+		b := make([]byte, size)
+		body.ReadAt(b, 0)
+		switch {
+		case bytes.Contains(b, []byte("VIRUS")):
+			return mta.Verdict{Action: mta.Reject, Reply: mta.Reply{Code: 554, Enhanced: [3]int{5, 7, 1}, Message: "Virus found"}}, nil
+		case bytes.Contains(b, []byte("cheap pills")):
+			return mta.Verdict{Action: mta.Junk, Headers: []string{"X-Spam-Flag: YES"}}, nil
+		}
+		return mta.Verdict{Headers: []string{"X-Spam-Flag: NO"}}, nil
+	})
+	in := mta.NewInbound(mta.InboundConfig{Hostname: "mx.example.test", Filter: filter, Logger: slog.New(slog.DiscardHandler)}, s.db, s.d)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go in.Serve(l)
+	defer in.Shutdown(context.Background())
+	addr := l.Addr().String()
+
+	if err := send(addr, "a@example.net", []string{"u0@example.test"}, strings.NewReader("Subject: x\r\n\r\nVIRUS\r\n")); smtpCode(err) != 554 {
+		t.Errorf("virus: %v; want 554", err)
+	}
+	if err := send(addr, "a@example.net", []string{"u0@example.test"}, strings.NewReader("Subject: offer\r\n\r\ncheap pills\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(addr, "a@example.net", []string{"u0@example.test"}, strings.NewReader("Subject: hi\r\n\r\nhello\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := inbox(t, s, "u0@example.test", 1)
+	if len(got) != 1 || !bytes.Contains(got[0], []byte("X-Spam-Flag: NO\r\nSubject: hi")) {
+		t.Errorf("INBOX: %q", got)
+	}
+	ctx := t.Context()
+	u, _ := s.db.LookupAddress(ctx, "u0@example.test")
+	junk, err := s.db.Folder(ctx, u.ID, "Junk")
+	for deadline := time.Now().Add(5 * time.Second); err == nil && junk.Messages == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		junk, err = s.db.Folder(ctx, u.ID, "Junk")
+	}
+	if err != nil || junk.Messages != 1 {
+		t.Errorf("Junk: %+v, %v; want the spam there", junk, err)
 	}
 }

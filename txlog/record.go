@@ -80,6 +80,7 @@ type Envelope struct {
 	To       []string  // recipients, at least one
 	Received time.Time // when the message was accepted
 	Remote   string    // the client's address, for the trace header and logs
+	Mailbox  string    // the folder to deliver into, "" for INBOX (a filter's verdict)
 }
 
 const maxEnvelope = 1 << 20
@@ -88,7 +89,7 @@ func appendEnvelope(b []byte, e *Envelope) ([]byte, error) {
 	if len(e.To) == 0 {
 		return nil, fmt.Errorf("txlog: envelope without recipients")
 	}
-	for _, s := range append([]string{e.From, e.Remote}, e.To...) {
+	for _, s := range append([]string{e.From, e.Remote, e.Mailbox}, e.To...) {
 		if !utf8.ValidString(s) {
 			return nil, fmt.Errorf("txlog: envelope address %q is not UTF-8", s)
 		}
@@ -106,6 +107,9 @@ func appendEnvelope(b []byte, e *Envelope) ([]byte, error) {
 	}
 	b = binary.AppendVarint(b, ns)
 	b = appendString(b, e.Remote)
+	if e.Mailbox != "" { // absent in records written before the field existed
+		b = appendString(b, e.Mailbox)
+	}
 	n := len(b) - start - 4
 	if n > maxEnvelope {
 		return nil, fmt.Errorf("txlog: envelope of %d bytes too large", n)
@@ -142,6 +146,11 @@ func parseAccept(p []byte) (Envelope, int, error) {
 		e.Received = time.Unix(0, ns).UTC()
 	}
 	e.Remote = d.string()
+	if d.err == nil && len(d.b) != 0 {
+		if e.Mailbox = d.string(); e.Mailbox == "" {
+			d.fail() // written only when set
+		}
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()
 	}
