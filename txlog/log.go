@@ -383,9 +383,12 @@ func (l *Log) commit(w *write, kind uint8, id uint64) error {
 				b.err = err
 			}
 		}
-		if err != nil && err != ErrClosed && l.failed == nil {
+		var fatal fatalError
+		if errors.As(err, &fatal) && l.failed == nil {
 			l.failed = fmt.Errorf("txlog: %w", err)
-			l.log.Error("write failed; the log accepts nothing more until reopened", "err", err)
+			l.log.Error("sync failed; the log accepts nothing more until reopened", "err", err)
+		} else if err != nil && err != ErrClosed {
+			l.log.Warn("write failed; the batch is refused and undone", "err", err)
 		}
 		l.leading = false
 		l.cond.Broadcast()
@@ -418,9 +421,51 @@ func (l *Log) applyWritten(w *write, kind uint8, id uint64) {
 
 // writeBatch appends the batch's records to the active segment (rolling to
 // a new one when full) and syncs. Only the leader calls it.
+//
+// A failed write (a full disk, say) is undone: the segments go back to
+// where the batch began, on disk too, and the batch fails alone; the log
+// goes on when space returns. A failed sync is not undone: after it,
+// nothing written can be trusted, and the error is fatal.
 func (l *Log) writeBatch(batch []*write) error {
 	var buf []byte
 	seg := l.active
+	start := seg // where the batch begins: restored if it fails
+	var startSize int64
+	if seg != nil {
+		startSize = seg.size
+	}
+	var rolled []*segment
+	var counted []*segment
+	undo := func(cause error) error {
+		l.mu.Lock()
+		for _, s := range counted {
+			s.open--
+		}
+		for _, s := range rolled {
+			s.f.Close()
+			os.Remove(s.path)
+			delete(l.segs, s.num)
+		}
+		if start != nil && start.removed {
+			start = nil // trimmed by a roll: the next batch starts a new segment
+		}
+		l.active = start
+		if start != nil {
+			start.sealed = false
+		}
+		l.mu.Unlock()
+		if start != nil {
+			if err := start.f.Truncate(startSize); err != nil {
+				return fatalError{fmt.Errorf("%w (undoing a failed write: %w)", cause, err)}
+			}
+			if err := fsync(start.f); err != nil {
+				return fatalError{fmt.Errorf("%w (undoing a failed write: %w)", cause, err)}
+			}
+			start.size = startSize
+		}
+		syncDir(l.cfg.Dir)
+		return cause
+	}
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
@@ -435,12 +480,13 @@ func (l *Log) writeBatch(batch []*write) error {
 	for _, w := range batch {
 		if seg == nil || seg.size+int64(len(buf)+len(w.rec)) > l.cfg.SegmentSize {
 			if err := flush(); err != nil {
-				return err
+				return undo(err)
 			}
 			next, err := l.roll(seg)
 			if err != nil {
-				return err
+				return undo(err)
 			}
+			rolled = append(rolled, next)
 			seg = next
 		}
 		if w.txn != nil {
@@ -450,18 +496,24 @@ func (l *Log) writeBatch(batch []*write) error {
 			l.mu.Lock()
 			seg.open++
 			l.mu.Unlock()
+			counted = append(counted, seg)
 		}
 		buf = append(buf, w.rec...)
 	}
 	if err := flush(); err != nil {
-		return err
+		return undo(err)
 	}
 	if err := fsync(seg.f); err != nil {
-		return err
+		return fatalError{err}
 	}
 	seg.synced = seg.size
 	return nil
 }
+
+// fatalError marks an error after which the log accepts nothing more.
+type fatalError struct{ error }
+
+func (e fatalError) Unwrap() error { return e.error }
 
 // roll seals seg (synced) and creates the next segment, durably. Only the
 // leader calls it.
