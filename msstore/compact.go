@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // Compact rewrites the sealed volumes in which at least Config.CompactRatio
@@ -157,7 +159,7 @@ func (s *Volumes) compactVolume(v *volume) (int, int64, error) {
 	if err := os.Remove(v.path); err != nil {
 		return 0, 0, fmt.Errorf("msstore: compaction: %w", err)
 	}
-	if err := syncDir(v.dir.path); err != nil {
+	if err := fsutil.SyncDir(v.dir.path); err != nil {
 		return 0, 0, fmt.Errorf("msstore: compaction: %w", err)
 	}
 	return moved, copied, nil
@@ -168,7 +170,7 @@ func (s *Volumes) compactVolume(v *volume) (int, int64, error) {
 // body and checksums, and takes a new sequence number and the current
 // reference count.
 func (s *Volumes) copyBody(v *volume, h recHeader, off int64) (bool, error) {
-	if !s.isCurrent(h.id, v.num, off, true) {
+	if !s.isLive(h.id, v.num, off) {
 		return false, nil
 	}
 	raw := make([]byte, h.size())
@@ -212,9 +214,11 @@ func (s *Volumes) carryRefs(v *volume, id uint64) (bool, error) {
 	return err == nil, err
 }
 
-func (s *Volumes) isCurrent(id uint64, vol uint32, off int64, live bool) bool {
+// isLive reports whether the record at vol/off is still the current,
+// referenced record of body id.
+func (s *Volumes) isLive(id uint64, vol uint32, off int64) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.index[id]
-	return ok && e.vol == vol && int64(e.off) == off && (!live || e.refs > 0)
+	return ok && e.vol == vol && int64(e.off) == off && e.refs > 0
 }

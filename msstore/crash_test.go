@@ -1,7 +1,6 @@
 package msstore_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,15 +8,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailsys/mailsys/internal/killtest"
 	"github.com/mailsys/mailsys/msstore"
 )
 
@@ -122,30 +120,9 @@ func TestCrash(t *testing.T) {
 	released := map[msstore.Ref]bool{}
 	const rounds = 6
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("MSSTORE_CRASH_ROUND=%d", round))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var lines []string
+		lines := killtest.Run(t, "TestCrashChild", []string{crashDirEnv + "=" + dir, fmt.Sprintf("MSSTORE_CRASH_ROUND=%d", round)},
+			"", 300*time.Millisecond, time.Second)
 		inFlight := map[msstore.Ref]bool{} // releases begun but not acknowledged
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
-			}
-		}()
-		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		cmd.Wait()
 
 		n := 0
 		for _, l := range lines {

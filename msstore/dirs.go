@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // manifestName is the file, in every data directory, that lists all the
@@ -245,7 +247,7 @@ func replaceFile(dir, name string, write func(w *bufio.Writer) error) error {
 		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = fsutil.SyncDir(dir)
 	}
 	if err != nil {
 		os.Remove(tmp)

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 )
 
-func fdatasync(f *os.File) error { return f.Sync() }
-
 // lockDir only creates the lock file where flock is not available.
 func lockDir(dir string) (*os.File, error) {
 	return os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o640)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // errMissingVolumes reports index entries of live bodies whose volume file
@@ -273,7 +275,7 @@ func (s *Volumes) truncate(v *volume, end int64) error {
 	if err := v.f.Truncate(end); err != nil {
 		return fmt.Errorf("msstore: truncate %s: %w", v.path, err)
 	}
-	if err := fdatasync(v.f); err != nil {
+	if err := fsutil.Fdatasync(v.f); err != nil {
 		return fmt.Errorf("msstore: truncate %s: %w", v.path, err)
 	}
 	v.size.Store(end)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // dataDir is one configured data directory.
@@ -75,7 +77,7 @@ func createVolume(dir *dataDir, num, node uint32) (*volume, error) {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(dir.path)
+		err = fsutil.SyncDir(dir.path)
 	}
 	if err != nil {
 		f.Close()
@@ -114,7 +116,7 @@ func (v *volume) syncTo(end int64) error {
 		v.syncing = true
 		target := v.size.Load()
 		v.smu.Unlock()
-		err := fdatasync(v.f)
+		err := fsutil.Fdatasync(v.f)
 		v.smu.Lock()
 		v.syncing = false
 		if err != nil {
@@ -125,17 +127,4 @@ func (v *volume) syncTo(end int64) error {
 		v.scond.Broadcast()
 	}
 	return nil
-}
-
-// syncDir makes a directory's entries (new or removed files) durable.
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -215,7 +215,7 @@ func (s *Volumes) changeRefs(ctx context.Context, ref Ref, delta int64) error {
 // its record header. It catches refs forged, corrupted or from another store
 // that happen to carry a known id.
 func (s *Volumes) checkRef(ref Ref, e entry) error {
-	h, _, err := s.readHeader(e)
+	h, err := s.readHeader(e)
 	if err != nil {
 		return err
 	}
@@ -226,7 +226,7 @@ func (s *Volumes) checkRef(ref Ref, e entry) error {
 }
 
 // readHeader reads and checks the header of e's record.
-func (s *Volumes) readHeader(e entry) (recHeader, *volume, error) {
+func (s *Volumes) readHeader(e entry) (recHeader, error) {
 	s.mu.RLock()
 	v := s.vols[e.vol]
 	if v != nil {
@@ -234,24 +234,24 @@ func (s *Volumes) readHeader(e entry) (recHeader, *volume, error) {
 	}
 	s.mu.RUnlock()
 	if v == nil {
-		return recHeader{}, nil, fmt.Errorf("%w: volume %d is gone", ErrNotFound, e.vol)
+		return recHeader{}, fmt.Errorf("%w: volume %d is gone", ErrNotFound, e.vol)
 	}
 	defer v.release()
 	var b [recHeaderLen]byte
 	if _, err := v.f.ReadAt(b[:], int64(e.off)); err != nil {
-		return recHeader{}, nil, fmt.Errorf("msstore: volume %d offset %d: %w", e.vol, e.off, err)
+		return recHeader{}, fmt.Errorf("msstore: volume %d offset %d: %w", e.vol, e.off, err)
 	}
 	h, err := parseHeader(b[:], int64(e.size))
 	if err != nil {
-		return h, nil, fmt.Errorf("volume %d offset %d: %w", e.vol, e.off, err)
+		return h, fmt.Errorf("volume %d offset %d: %w", e.vol, e.off, err)
 	}
-	return h, v, nil
+	return h, nil
 }
 
 // appendLocked assigns h its sequence number (and id, for a new body),
 // writes the record at the end of the active volume and updates the index.
-// The record is not yet durable: see durable. sp is nil for a record without
-// meta or body.
+// The record is not yet durable: the caller syncs (commitBatch, Compact).
+// sp is nil for a record without meta or body.
 func (s *Volumes) appendLocked(h *recHeader, sp *spool) (*volume, int64, error) {
 	return s.appendWith(h, func(f *os.File, off int64) error { return writeRecord(f, off, h, sp) })
 }

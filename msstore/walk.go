@@ -54,7 +54,7 @@ func (s *Volumes) readMeta(id uint64) (Ref, Meta, bool, error) {
 		_, err := v.f.ReadAt(b, int64(e.off))
 		v.release()
 		if err != nil {
-			if !s.isCurrent(id, e.vol, int64(e.off), true) {
+			if !s.isLive(id, e.vol, int64(e.off)) {
 				continue // compacted away meanwhile: look again
 			}
 			return Ref{}, Meta{}, false, fmt.Errorf("msstore: volume %d offset %d: %w", e.vol, e.off, err)

@@ -1,7 +1,6 @@
 package mta_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,15 +9,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailsys/mailsys/internal/killtest"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
 	"github.com/mailsys/mailsys/txlog"
@@ -158,37 +156,8 @@ func TestDeliverCrash(t *testing.T) {
 		want[u] = map[[32]byte]bool{}
 	}
 	for round := range 4 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDeliverCrashChild$")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("MTA_CRASH_ROUND=%d", round))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var lines []string
-		done, started := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "accepted ") && len(lines) == 0 {
-					close(started)
-				}
-				lines = append(lines, sc.Text())
-			}
-		}()
-		select {
-		case <-started:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: the child accepted nothing in 30 s", round)
-		}
-		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		cmd.Wait()
+		lines := killtest.Run(t, "TestDeliverCrashChild", []string{crashDirEnv + "=" + dir, fmt.Sprintf("MTA_CRASH_ROUND=%d", round)},
+			"accepted ", 100*time.Millisecond, 500*time.Millisecond)
 		accepted := 0
 		for _, l := range lines {
 			f := strings.Fields(l)

@@ -1,7 +1,6 @@
 package txlog_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -9,14 +8,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailsys/mailsys/internal/killtest"
 	"github.com/mailsys/mailsys/txlog"
 )
 
@@ -111,42 +109,10 @@ func TestCrash(t *testing.T) {
 	}
 	txns := map[uint64]*acked{}
 	for round := range 5 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("TXLOG_CRASH_ROUND=%d", round))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var lines []string
-		done := make(chan struct{})
-		started := make(chan struct{}) // the child accepts new mail
-		go func() {
-			defer close(done)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "accepted ") {
-					select {
-					case <-started:
-					default:
-						close(started)
-					}
-				}
-				lines = append(lines, sc.Text())
-			}
-		}()
-		select {
-		case <-started:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: the child accepted nothing in 30 s", round)
-		}
-		time.Sleep(time.Duration(200+rand.IntN(500)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		cmd.Wait()
+		// The child first finishes what the last round left; kill it once
+		// it accepts new mail.
+		lines := killtest.Run(t, "TestCrashChild", []string{crashDirEnv + "=" + dir, fmt.Sprintf("TXLOG_CRASH_ROUND=%d", round)},
+			"accepted ", 200*time.Millisecond, 700*time.Millisecond)
 		accepted := 0
 		for _, line := range lines {
 			f := strings.Fields(line)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // Config configures a Log. The zero value of every field but Dir means its
@@ -218,7 +220,7 @@ func (l *Log) scan(n uint32, newest bool) error {
 			if err := f.Truncate(int64(off)); err != nil {
 				return fmt.Errorf("txlog: %w", err)
 			}
-			if err := fsync(f); err != nil {
+			if err := fsutil.Fdatasync(f); err != nil {
 				return fmt.Errorf("txlog: %w", err)
 			}
 			break
@@ -458,12 +460,12 @@ func (l *Log) writeBatch(batch []*write) error {
 			if err := start.f.Truncate(startSize); err != nil {
 				return fatalError{fmt.Errorf("%w (undoing a failed write: %w)", cause, err)}
 			}
-			if err := fsync(start.f); err != nil {
+			if err := fsutil.Fdatasync(start.f); err != nil {
 				return fatalError{fmt.Errorf("%w (undoing a failed write: %w)", cause, err)}
 			}
 			start.size = startSize
 		}
-		syncDir(l.cfg.Dir)
+		fsutil.SyncDir(l.cfg.Dir)
 		return cause
 	}
 	flush := func() error {
@@ -503,7 +505,7 @@ func (l *Log) writeBatch(batch []*write) error {
 	if err := flush(); err != nil {
 		return undo(err)
 	}
-	if err := fsync(seg.f); err != nil {
+	if err := fsutil.Fdatasync(seg.f); err != nil {
 		return fatalError{err}
 	}
 	seg.synced = seg.size
@@ -520,7 +522,7 @@ func (e fatalError) Unwrap() error { return e.error }
 func (l *Log) roll(seg *segment) (*segment, error) {
 	num := uint32(1)
 	if seg != nil {
-		if err := fsync(seg.f); err != nil {
+		if err := fsutil.Fdatasync(seg.f); err != nil {
 			return nil, err
 		}
 		num = seg.num + 1
@@ -539,7 +541,7 @@ func (l *Log) roll(seg *segment) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := syncDir(l.cfg.Dir); err != nil {
+	if err := fsutil.SyncDir(l.cfg.Dir); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -602,13 +604,4 @@ func (l *Log) Close() error {
 		errs = append(errs, s.f.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -1,20 +1,17 @@
 package userdata_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailsys/mailsys/internal/killtest"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -126,25 +123,8 @@ func TestCrash(t *testing.T) {
 	gone := map[userdata.UID]bool{}    // acknowledged expunges
 	maybe := map[userdata.UID]bool{}   // expunges begun, not acknowledged
 	for round := range 5 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("USERDATA_CRASH_ROUND=%d", round))
-		stdout, err := cmd.StdoutPipe()
-		must(err)
-		cmd.Stderr = os.Stderr
-		must(cmd.Start())
-		var lines []string
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
-			}
-		}()
-		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		cmd.Wait()
+		lines := killtest.Run(t, "TestCrashChild", []string{crashDirEnv + "=" + dir, fmt.Sprintf("USERDATA_CRASH_ROUND=%d", round)},
+			"", 300*time.Millisecond, 800*time.Millisecond)
 		n := 0
 		for _, l := range lines {
 			f := strings.Fields(l)

@@ -1,13 +1,13 @@
-package txlog
+package fsutil
 
 import (
 	"os"
 	"syscall"
 )
 
-// fsync flushes f's data and the metadata needed to read it back
-// (fdatasync): all a segment needs.
-func fsync(f *os.File) error {
+// Fdatasync flushes f's data and the metadata needed to read it back (such
+// as its size): all an append-only log needs, and cheaper than fsync.
+func Fdatasync(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err

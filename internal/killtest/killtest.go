@@ -1,0 +1,70 @@
+// Package killtest is the harness of the crash tests: it runs a test's
+// child (the test binary itself, running one test function that writes and
+// prints an acknowledgement line per durable write), kills it with SIGKILL
+// at a random moment, and returns what it printed, so that the test can
+// check after recovery that every acknowledged write survived.
+package killtest
+
+import (
+	"bufio"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Run starts the test binary running only the test named child, with env
+// added to its environment. If ready is not empty it waits (up to 30 s) for
+// a line starting with ready; then it lets the child run for a random time
+// in [min, max), kills it with SIGKILL and returns the lines the child
+// printed on stdout. The last line may be cut short by the kill. The
+// child's stderr goes to the test's.
+func Run(t *testing.T, child string, env []string, ready string, min, max time.Duration) []string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	done := make(chan struct{})
+	started := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if ready != "" && strings.HasPrefix(sc.Text(), ready) {
+				select {
+				case <-started:
+				default:
+					close(started)
+				}
+			}
+			lines = append(lines, sc.Text())
+		}
+	}()
+	if ready != "" {
+		select {
+		case <-started:
+		case <-done:
+			cmd.Wait()
+			t.Fatalf("%s exited before printing %q", child, ready)
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%s printed no %q in 30 s", child, ready)
+		}
+	}
+	time.Sleep(min + time.Duration(rand.Int64N(int64(max-min))))
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+	cmd.Wait()
+	return lines
+}
