@@ -67,6 +67,9 @@ type DB struct {
 	// counters, UIDs, usage) within this process; the batch that follows is
 	// atomic and durable.
 	locks [256]sync.Mutex
+	// appends queue the appends waiting for each of those locks, so that
+	// whoever holds it commits them all in one batch (see append.go).
+	appends [256]appendQueue
 	// meta serializes counters and name claims shared by all users
 	// (domains, units, addresses).
 	meta sync.Mutex

@@ -159,64 +159,6 @@ func changePrefix(u UserID, f FolderID) []byte {
 	return binary.BigEndian.AppendUint32(keyID(tagChange, uint64(u)), uint32(f))
 }
 
-// Append adds a message to the folder with the folder's next UID and a new
-// MODSEQ. It returns ErrQuota when the user's or the domain's quota would
-// be passed, ErrInvalid for a negative size, unknown flags or bad keywords
-// (not IMAP atoms, longer than 100 bytes, more than 64), and ErrNotFound
-// for an unknown user or folder.
-func (d *DB) Append(ctx context.Context, user UserID, folder FolderID, nm NewMessage) (Message, error) {
-	done, err := d.enter(ctx)
-	if err != nil {
-		return Message{}, err
-	}
-	defer done()
-	if nm.Size < 0 || nm.Flags&^allFlags != 0 {
-		return Message{}, fmt.Errorf("%w: message size %d, flags %#x", ErrInvalid, nm.Size, nm.Flags)
-	}
-	kws, err := normalizeKeywords(nm.Keywords, nil)
-	if err != nil {
-		return Message{}, err
-	}
-	own, err := d.ownerOf(user, true)
-	if err != nil {
-		return Message{}, err
-	}
-	lk := d.userLock(user)
-	lk.Lock()
-	defer lk.Unlock()
-	f, err := readFolderFrom(d.db, user, folder)
-	if err != nil {
-		return Message{}, err
-	}
-	if err := checkUIDs(&f, 1); err != nil {
-		return Message{}, err
-	}
-	m := Message{UID: f.UIDNext, ModSeq: f.HighestModSeq + 1, Ref: nm.Ref, InternalDate: nm.InternalDate,
-		Size: nm.Size, Flags: nm.Flags, Keywords: kws, Envelope: nm.Envelope, Structure: nm.Structure}
-	val, err := encodeMessage(nil, &m)
-	if err != nil {
-		return Message{}, err
-	}
-	b := d.db.NewBatch()
-	defer b.Close()
-	release, err := d.charge(b, user, own, 1, m.Size, true)
-	defer release()
-	if err != nil {
-		return Message{}, err
-	}
-	b.Set(keyMessage(user, folder, m.UID), val, nil)
-	logChange(b, user, folder, m.UID, 0, m.ModSeq, false)
-	f.UIDNext++
-	f.HighestModSeq = m.ModSeq
-	countIn(&f, &m, 1)
-	writeFolderRec(b, user, &f)
-	if err := d.commit(b); err != nil {
-		return Message{}, err
-	}
-	d.notify(FolderEvent{User: user, Folder: folder, Added: []UID{m.UID}, ModSeq: m.ModSeq})
-	return m, nil
-}
-
 // Messages calls fn for each message of the folder in set (nil for all),
 // in UID order, streaming from one consistent view of the folder. fn's
 // *Message is one value reused for every message: it, its Keywords,

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ func run(args []string, w io.Writer) int {
 	messages := fs.Int("messages", 8000, "messages in all")
 	size := fs.Int("size", 4096, "message size in bytes")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed after)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the SMTP run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,7 +56,7 @@ func run(args []string, w io.Writer) int {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	if err := bench(w, *dir, *clients, *messages, *size); err != nil {
+	if err := bench(w, *dir, *clients, *messages, *size, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "smtp bench:", err)
 		return 1
 	}
@@ -78,7 +80,7 @@ func message(size, n int) []byte {
 
 func pct(d []time.Duration, p float64) time.Duration { return d[int(float64(len(d)-1)*p)] }
 
-func bench(w io.Writer, dir string, clients, messages, size int) error {
+func bench(w io.Writer, dir string, clients, messages, size int, cpuprofile string) error {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 
@@ -126,6 +128,17 @@ func bench(w io.Writer, dir string, clients, messages, size int) error {
 	next.Store(0)
 	lat := make([][]time.Duration, clients)
 	errs := make(chan error, clients)
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0 := cpu()
 	start = time.Now()
 	for c := range clients {

@@ -150,6 +150,72 @@ func testQuotaConcurrent(t *testing.T, e *env) {
 	}
 }
 
+// testConcurrentAppends appends to several folders of one user at once,
+// one of them deleted just before, as deliveries to a busy mailbox do: each
+// append has its own outcome, and each folder gets gapless UIDs and right
+// counts.
+func testConcurrentAppends(t *testing.T, e *env) {
+	u := e.simpleUser("busy@example.test")
+	names := []string{userdata.Inbox, "Lists", "Lists/go", "Gone"}
+	var folders []userdata.Folder
+	for _, n := range names {
+		if n == userdata.Inbox {
+			folders = append(folders, e.folder(u.ID, n))
+		} else {
+			folders = append(folders, e.createFolder(u.ID, n))
+		}
+	}
+	if err := e.db.DeleteFolder(e.ctx, u.ID, "Gone"); err != nil {
+		t.Fatalf("DeleteFolder: %v", err)
+	}
+	const each = 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[userdata.FolderID][]userdata.UID{}
+	start := make(chan struct{})
+	for i := range each * len(folders) {
+		f := folders[i%len(folders)]
+		nm := e.newMsg(u, f.Name, 100+i, 0)
+		wg.Go(func() {
+			<-start
+			m, err := e.db.Append(e.ctx, u.ID, f.ID, nm)
+			if f.Name == "Gone" {
+				if !errors.Is(err, userdata.ErrNotFound) {
+					t.Errorf("Append to a deleted folder: %v, want ErrNotFound", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Errorf("Append to %s: %v", f.Name, err)
+				return
+			}
+			mu.Lock()
+			got[f.ID] = append(got[f.ID], m.UID)
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, f := range folders[:3] {
+		uids := got[f.ID]
+		slices.Sort(uids)
+		for i, uid := range uids {
+			if uid != userdata.UID(i+1) {
+				t.Fatalf("%s: UIDs %v, want 1 to %d without gaps", f.Name, uids, each)
+			}
+		}
+		if len(uids) != each {
+			t.Errorf("%s: %d appends succeeded, want %d", f.Name, len(uids), each)
+		}
+		if st := e.checkCounts(u.ID, f.ID); st.Messages != each || st.UIDNext != each+1 {
+			t.Errorf("%s: %d messages, UIDNEXT %d; want %d and %d", f.Name, st.Messages, st.UIDNext, each, each+1)
+		}
+	}
+	if use := e.usage(u.ID); use.Messages != 3*each {
+		t.Errorf("usage: %d messages, want %d", use.Messages, 3*each)
+	}
+}
+
 func testConcurrency(t *testing.T, e *env) {
 	ctx, db := e.ctx, e.db
 	u := e.simpleUser("ann@example.test")

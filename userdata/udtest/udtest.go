@@ -65,6 +65,7 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
 		{"Concurrency", testConcurrency},
+		{"ConcurrentAppends", testConcurrentAppends},
 		{"Watch", testWatch},
 	}
 	for _, tc := range tests {
