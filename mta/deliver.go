@@ -49,7 +49,7 @@ type Deliverer struct {
 // Step keys in the log.
 const (
 	stepStored  = "stored" // value: the body's Ref, binary
-	stepRcpt    = "rcpt:"  // + recipient index; value: "ok" or why it failed
+	stepRcpt    = "rcpt:"  // + recipient index, for one not delivered; value: why
 	recheckTail = 1000     // UIDs looked at for an entry made before a crash
 )
 
@@ -147,15 +147,13 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, replay bool) err
 		if _, ok := tx.Step(key); ok {
 			continue
 		}
-		outcome, err := d.index(ctx, tx, t.user, ref, replay)
-		if err != nil {
+		if err := d.index(ctx, tx, t.user, ref, key, replay); err != nil {
 			return err
 		}
-		if err := d.Log.Record(ctx, tx, key, []byte(outcome)); err != nil {
-			return fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
-		}
 	}
-	return d.Log.Done(ctx, tx)
+	// A replay finds what was indexed without a record, so the done mark
+	// need not wait for the disk.
+	return d.Log.DoneAsync(ctx, tx)
 }
 
 // stored returns the body's Ref, storing it first unless the log says it
@@ -192,16 +190,18 @@ func mailboxOf(tx *txlog.Txn) string {
 }
 
 // index adds the body to u's target folder (INBOX, or the one a filter
-// chose, if the user has it) and returns the outcome to record. On a
-// replay it first looks for an entry made before the crash, so that a
-// message is never indexed twice.
-func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, ref msstore.Ref, replay bool) (string, error) {
+// chose, if the user has it). A success is not recorded in the log: a
+// replay looks for the entry in the folder's tail instead, so that a
+// message is never indexed twice. A recipient that cannot take the
+// message any more is recorded, as step key, before its reference is given
+// back, so that a replay does not give it back twice.
+func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, ref msstore.Ref, key string, replay bool) error {
 	inbox, err := d.Users.Folder(ctx, u.ID, mailboxOf(tx))
 	if errors.Is(err, userdata.ErrNotFound) && mailboxOf(tx) != userdata.Inbox {
 		inbox, err = d.Users.Folder(ctx, u.ID, userdata.Inbox)
 	}
 	if err != nil {
-		return "", fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
+		return fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
 	}
 	if replay {
 		from := userdata.UID(1)
@@ -216,10 +216,10 @@ func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, r
 			return nil
 		})
 		if err != nil {
-			return "", fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
+			return fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
 		}
 		if found {
-			return "ok", nil
+			return nil
 		}
 	}
 	_, err = d.Users.Append(ctx, u.ID, inbox.ID, userdata.NewMessage{Ref: ref, InternalDate: tx.Envelope.Received, Size: ref.Size})
@@ -227,13 +227,16 @@ func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, r
 		// Accepted earlier but undeliverable now: give its reference back.
 		// (A bounce is the outbound relay's job.)
 		d.log().Warn("accepted message not delivered", "txn", tx.ID, "rcpt", u.Address, "err", err)
-		if rerr := d.Store.Release(ctx, ref); rerr != nil {
-			return "", fmt.Errorf("mta: deliver %d: release: %w", tx.ID, rerr)
+		if rerr := d.Log.Record(ctx, tx, key, []byte(err.Error())); rerr != nil {
+			return fmt.Errorf("mta: deliver %d: %w", tx.ID, rerr)
 		}
-		return err.Error(), nil
+		if rerr := d.Store.Release(ctx, ref); rerr != nil {
+			return fmt.Errorf("mta: deliver %d: release: %w", tx.ID, rerr)
+		}
+		return nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
+		return fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
 	}
-	return "ok", nil
+	return nil
 }

@@ -108,10 +108,13 @@ type segment struct {
 
 // write is one record waiting for the group commit.
 type write struct {
-	rec  []byte
-	txn  *Txn // for an accept: gets its segment and body offset
-	done bool
-	err  error
+	rec   []byte
+	txn   *Txn // for an accept: gets its segment and body offset
+	kind  uint8
+	id    uint64
+	async bool // nobody waits: the leader applies it
+	done  bool
+	err   error
 }
 
 // Open opens the log in cfg.Dir and recovers it: a torn record at the end
@@ -317,10 +320,28 @@ func (l *Log) Record(ctx context.Context, t *Txn, key string, value []byte) erro
 }
 
 // Done marks t finished: recovery will not return it again, and its segment
-// is removed once every transaction in it is done. Done need not wait for
-// the disk, but does, with the others of its batch.
+// is removed once every transaction in it is done. It returns once the
+// mark is on stable storage, with the others of its batch.
 func (l *Log) Done(ctx context.Context, t *Txn) error {
 	return l.commit(&write{rec: make([]byte, headerLen)}, kindDone, t.ID)
+}
+
+// DoneAsync marks t finished like Done but does not wait for the disk when
+// a group commit is under way: the mark joins the next one (Close writes
+// any left). If the process dies first, t is pending again at the next
+// Open, so DoneAsync is for consumers that can finish a transaction twice
+// without harm, as a replay that checks its steps can. The error is that
+// of the write when it was made here, or ErrClosed.
+func (l *Log) DoneAsync(ctx context.Context, t *Txn) error {
+	w := &write{rec: make([]byte, headerLen), async: true}
+	l.mu.Lock()
+	if l.leading && !l.closed && l.failed == nil {
+		l.enqueue(w, kindDone, t.ID)
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
+	return l.commit(w, kindDone, t.ID)
 }
 
 // commit queues a record and returns once it is durable. One caller at a
@@ -341,71 +362,105 @@ func (l *Log) commit(w *write, kind uint8, id uint64) error {
 		id = l.nextID
 		w.txn.ID = id
 	}
+	l.enqueue(w, kind, id)
+	// Lead until this write is done, and then while only asynchronous
+	// writes are left, which have nobody else to lead them.
+	for !w.done || (!l.leading && l.onlyAsyncQueued()) {
+		if l.leading {
+			l.cond.Wait()
+			continue
+		}
+		l.lead()
+	}
+	err := w.err
+	if err == nil && !w.async {
+		l.applyWritten(w)
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// enqueue seals w's header and queues it. l.mu is held.
+func (l *Log) enqueue(w *write, kind uint8, id uint64) {
+	w.kind, w.id = kind, id
 	h := header{kind: kind, id: id, length: uint32(len(w.rec) - headerLen), sum: crc(w.rec[headerLen:])}
 	h.marshal(w.rec)
 	l.queue = append(l.queue, w)
 	if l.gathering {
 		l.gather.Signal()
 	}
-	for !w.done {
-		if l.leading {
-			l.cond.Wait()
-			continue
+}
+
+// onlyAsyncQueued reports whether the queue holds writes and none has a
+// caller waiting for it. l.mu is held.
+func (l *Log) onlyAsyncQueued() bool {
+	for _, w := range l.queue {
+		if !w.async {
+			return false
 		}
-		l.leading = true
-		if len(l.queue) < l.recent {
-			l.gathering, l.expired = true, false
-			timer := time.AfterFunc(min(l.lastSync/2, 2*time.Millisecond), func() {
-				l.mu.Lock()
-				l.expired = true
-				l.gather.Signal()
-				l.mu.Unlock()
-			})
-			for len(l.queue) < l.recent && !l.expired {
-				l.gather.Wait()
-			}
-			timer.Stop()
-			l.gathering = false
-		}
-		batch := l.queue
-		l.queue = nil
-		closed := l.closed
-		l.mu.Unlock()
-		err := ErrClosed
-		start := time.Now()
-		if !closed {
-			err = l.writeBatch(batch)
-		}
-		l.mu.Lock()
-		l.lastSync = time.Since(start)
-		l.recent = len(batch) + len(l.queue)
-		for _, b := range batch {
-			b.done = true
-			if b.err == nil {
-				b.err = err
-			}
-		}
-		var fatal fatalError
-		if errors.As(err, &fatal) && l.failed == nil {
-			l.failed = fmt.Errorf("txlog: %w", err)
-			l.log.Error("sync failed; the log accepts nothing more until reopened", "err", err)
-		} else if err != nil && err != ErrClosed {
-			l.log.Warn("write failed; the batch is refused and undone", "err", err)
-		}
-		l.leading = false
-		l.cond.Broadcast()
 	}
-	err := w.err
-	if err == nil {
-		l.applyWritten(w, kind, id)
+	return len(l.queue) > 0
+}
+
+// lead writes and syncs what is queued, first waiting a little for more
+// writers when the last batch was bigger than the queue. l.mu is held and
+// l.leading is false; l.mu is released while the batch is written.
+func (l *Log) lead() {
+	l.leading = true
+	if len(l.queue) < l.recent {
+		l.gathering, l.expired = true, false
+		timer := time.AfterFunc(min(l.lastSync/2, 2*time.Millisecond), func() {
+			l.mu.Lock()
+			l.expired = true
+			l.gather.Signal()
+			l.mu.Unlock()
+		})
+		for len(l.queue) < l.recent && !l.expired {
+			l.gather.Wait()
+		}
+		timer.Stop()
+		l.gathering = false
 	}
+	batch := l.queue
+	l.queue = nil
+	closed := l.closed
 	l.mu.Unlock()
-	return err
+	err := ErrClosed
+	start := time.Now()
+	if !closed {
+		err = l.writeBatch(batch)
+	}
+	l.mu.Lock()
+	l.lastSync = time.Since(start)
+	l.recent = len(batch) + len(l.queue)
+	for _, b := range batch {
+		b.done = true
+		if b.err == nil {
+			b.err = err
+		}
+		if b.async {
+			if b.err == nil {
+				l.applyWritten(b)
+			} else if b.err != ErrClosed {
+				l.log.Warn("a done mark was not written; its transaction will be finished again after a restart", "txn", b.id, "err", b.err)
+			}
+		}
+	}
+	var fatal fatalError
+	if errors.As(err, &fatal) && l.failed == nil {
+		l.failed = fmt.Errorf("txlog: %w", err)
+		l.log.Error("sync failed; the log accepts nothing more until reopened", "err", err)
+	} else if err != nil && err != ErrClosed {
+		l.log.Warn("write failed; the batch is refused and undone", "err", err)
+	}
+	l.leading = false
+	l.cond.Broadcast()
 }
 
 // applyWritten updates the state for a record now durable. l.mu is held.
-func (l *Log) applyWritten(w *write, kind uint8, id uint64) {
-	switch kind {
+func (l *Log) applyWritten(w *write) {
+	id := w.id
+	switch w.kind {
 	case kindAccept:
 		l.txns[id] = w.txn
 	case kindDone:
@@ -595,10 +650,18 @@ func (l *Log) Close() error {
 	if l.closed {
 		return ErrClosed
 	}
-	l.closed = true
-	for l.leading {
-		l.cond.Wait()
+	// Write what is queued (asynchronous done marks) before closing.
+	for l.leading || len(l.queue) > 0 {
+		if l.leading {
+			l.cond.Wait()
+			continue
+		}
+		if l.failed != nil {
+			break
+		}
+		l.lead()
 	}
+	l.closed = true
 	var errs []error
 	for _, s := range l.segs {
 		errs = append(errs, s.f.Close())

@@ -251,6 +251,11 @@ func TestAcceptRecordDone(t *testing.T) {
 // acceptDoneMany accepts and finishes n transactions of size bytes from
 // workers goroutines.
 func acceptDoneMany(t *testing.T, l *Log, n, workers, size int) {
+	acceptFinishMany(t, l, n, workers, size, l.Done)
+}
+
+// acceptFinishMany is acceptDoneMany with finish in place of Done.
+func acceptFinishMany(t *testing.T, l *Log, n, workers, size int, finish func(context.Context, *Txn) error) {
 	t.Helper()
 	var (
 		next atomic.Int64
@@ -266,7 +271,7 @@ func acceptDoneMany(t *testing.T, l *Log, n, workers, size int) {
 				}
 				txn, err := l.Accept(context.Background(), testEnv(int(i)), bytes.NewReader(testBody(uint64(i), size)))
 				if err == nil {
-					err = l.Done(context.Background(), txn)
+					err = finish(context.Background(), txn)
 				}
 				if err != nil {
 					errs <- err
@@ -323,6 +328,33 @@ func TestTrim(t *testing.T) {
 // accepts of its own transactions but also Step and Done records of
 // transactions accepted in older segments, and the highest ID so far.
 // Removing it while an older segment stays loses those.
+// TestDoneAsync: done marks that did not wait are written by the group
+// commits that follow, or at Close, and trim the log like Done's.
+func TestDoneAsync(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, smallSegments)
+	acceptFinishMany(t, l, 600, 8, 8<<10, l.DoneAsync)
+	// The last marks may still be queued: Close writes them.
+	closeLog(t, l)
+	l = openLog(t, dir, smallSegments)
+	defer l.Close()
+	if ids := pendingIDs(l); len(ids) != 0 {
+		t.Fatalf("after 600 transactions finished with DoneAsync and a Close: %d pending: %v", len(ids), ids)
+	}
+	if files := segFiles(t, dir); len(files) > 3 {
+		t.Fatalf("after 600 finished transactions of 8 KiB: %d segments left: %v", len(files), files)
+	}
+
+	// Alone, DoneAsync leads its own commit and returns once it is written.
+	txn := accept(t, l, testEnv(1), testBody(1, 100))
+	if err := l.DoneAsync(t.Context(), txn); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DoneAsync(t.Context(), txn); err != nil {
+		t.Fatalf("a second DoneAsync: %v", err)
+	}
+}
+
 func TestTrimKeepsRecordsOfOlderSegments(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
