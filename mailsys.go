@@ -132,16 +132,17 @@ func (s *System) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("mailsys: listen on %s: %w", l.addr, err)
 		}
-		if l.tls {
-			ln = tls.NewListener(ln, s.cfg.TLS)
-		}
 		srv := l.srv()
 		s.servers = append(s.servers, srv)
 		s.listeners = append(s.listeners, ln)
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			if err := srv.Serve(ln); err != nil && !isClosed(err) {
+			serve := srv.Serve
+			if l.tls {
+				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, s.cfg.TLS) }
+			}
+			if err := serve(ln); err != nil && !isClosed(err) {
 				s.log.Error("listener stopped", "addr", ln.Addr(), "err", err)
 			}
 		}()

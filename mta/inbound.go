@@ -102,9 +102,6 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	return in
 }
 
-// Serve accepts connections on l until Close or Shutdown.
-func (in *Inbound) Serve(l net.Listener) error { return in.srv.Serve(l) }
-
 // Shutdown stops accepting, waits for sessions and deliveries to finish, or
 // for ctx.
 func (in *Inbound) Shutdown(ctx context.Context) error {
@@ -127,7 +124,7 @@ func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		in.log.Info("connection refused", "remote", c.Conn().RemoteAddr(), "why", err)
 		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Not accepting connections from you now"}
 	}
-	s := &inboundSession{in: in, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname(), ip: ap.Addr(), release: release}
+	s := &inboundSession{in: in, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname(), ip: ap.Addr(), release: release}
 	if in.auth != nil {
 		return &submissionSession{s}, nil
 	}
@@ -136,6 +133,7 @@ func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 type inboundSession struct {
 	in     *Inbound
+	conn   func() net.Conn // the client's connection, TLS once started
 	remote string
 	helo   string
 	from   string
@@ -207,6 +205,7 @@ func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (s *inboundSession) Data(r io.Reader) error {
 	ctx := context.Background()
+	r = wholeBody{r, s.conn}
 	now := time.Now()
 	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
 	trace := fmt.Sprintf("Received: from %s (%s)\r\n\tby %s (mailsys) with ESMTP;\r\n\t%s\r\n",
@@ -269,6 +268,10 @@ func (s *inboundSession) readError(err error) error {
 	}
 	if errors.Is(err, smtp.ErrTooLongLine) {
 		return errLineTooLong
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		s.in.log.Info("client went away in the middle of a message", "remote", s.remote)
+		return errTemporary
 	}
 	s.in.log.Error("accepting a message", "err", err)
 	return errTemporary

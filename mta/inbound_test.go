@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -281,5 +282,54 @@ func TestInboundFilter(t *testing.T) {
 	}
 	if err != nil || junk.Messages != 1 {
 		t.Errorf("Junk: %+v, %v; want the spam there", junk, err)
+	}
+}
+
+// TestInboundChunking sends with BDAT (RFC 3030): chunks that together are
+// the message, stored byte for byte; a BDAT past the size limit is
+// refused; a client that vanishes between chunks delivers nothing.
+func TestInboundChunking(t *testing.T) {
+	s, addr := startInbound(t)
+	talk := func(script string) string {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte(script)); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		out, _ := io.ReadAll(c)
+		return string(out)
+	}
+	msg := "Subject: chunks\r\n\r\nno dot-stuffing here:\r\n.\r\n..\r\nend\r\n"
+	first, last := msg[:20], msg[20:]
+	out := talk("EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<u0@example.test>\r\n" +
+		fmt.Sprintf("BDAT %d\r\n%s", len(first), first) +
+		fmt.Sprintf("BDAT %d LAST\r\n%s", len(last), last) + "QUIT\r\n")
+	if !strings.Contains(out, "250-CHUNKING") {
+		t.Errorf("CHUNKING not advertised:\n%s", out)
+	}
+	if strings.Count(out, "\r\n250 ") < 5 { // EHLO's last line, MAIL, RCPT, two BDATs
+		t.Fatalf("BDAT conversation:\n%s", out)
+	}
+	got := inbox(t, s, "u0@example.test", 1)
+	if len(got) != 1 || !bytes.HasPrefix(got[0], []byte("Received: ")) || !bytes.HasSuffix(got[0], []byte(msg)) {
+		t.Fatalf("stored after BDAT: %q", got)
+	}
+
+	big := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 1000)
+	out = talk("EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<u1@example.test>\r\n" +
+		fmt.Sprintf("BDAT %d LAST\r\n%s", len(big), big) + "QUIT\r\n")
+	if !strings.Contains(out, "\r\n552 ") {
+		t.Errorf("a %d-byte BDAT under a 64 KiB limit was not refused with 552:\n%s", len(big), out)
+	}
+	talk("EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<u1@example.test>\r\nBDAT 10\r\n0123456789BDAT 100 LAST\r\nhalf")
+	time.Sleep(200 * time.Millisecond)
+	if got := inbox(t, s, "u1@example.test", 0); len(got) != 0 {
+		t.Fatalf("u1 got %d messages from a refused and a cut BDAT", len(got))
 	}
 }
