@@ -274,7 +274,7 @@ func (d *DB) StoreFlags(ctx context.Context, user UserID, folder FolderID, set U
 	if err := d.commit(b); err != nil {
 		return StoreResult{}, err
 	}
-	d.notify(FolderEvent{User: user, Folder: folder, Flags: uids, ModSeq: modseq})
+	d.notify(FolderEvent{User: user, Folder: folder, Flags: uids, Changed: res.Changed, ModSeq: modseq, Origin: originOf(ctx)})
 	return res, nil
 }
 
@@ -349,9 +349,9 @@ func (d *DB) copyOrMove(ctx context.Context, user UserID, from FolderID, set UID
 		return CopyResult{}, err
 	}
 	if move {
-		d.notify(FolderEvent{User: user, Folder: from, Removed: slices.Clone(t.src), ModSeq: src.HighestModSeq})
+		d.notify(FolderEvent{User: user, Folder: from, Removed: slices.Clone(t.src), ModSeq: src.HighestModSeq, Origin: originOf(ctx)})
 	}
-	d.notify(FolderEvent{User: user, Folder: to, Added: slices.Clone(t.dst), ModSeq: dst.HighestModSeq})
+	d.notify(FolderEvent{User: user, Folder: to, Added: slices.Clone(t.dst), ModSeq: dst.HighestModSeq, Origin: originOf(ctx)})
 	return CopyResult{UIDValidity: dst.UIDValidity, Source: t.src, Dest: t.dst}, nil
 }
 
@@ -486,7 +486,7 @@ func (d *DB) Expunge(ctx context.Context, user UserID, folder FolderID, set UIDS
 		if err := d.commit(b); err != nil {
 			return nil, nil, err
 		}
-		d.notify(FolderEvent{User: user, Folder: folder, Removed: slices.Clone(uids), ModSeq: modseq})
+		d.notify(FolderEvent{User: user, Folder: folder, Removed: slices.Clone(uids), ModSeq: modseq, Origin: originOf(ctx)})
 		return uids, refs, nil
 	}()
 	if err != nil {

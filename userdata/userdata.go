@@ -362,8 +362,25 @@ type FolderEvent struct {
 	Added   []UID // appended, copied or moved in
 	Removed []UID // expunged or moved out
 	Flags   []UID // flags changed
+	// Changed has the messages of Flags as they are now (read-only).
+	Changed []Message
 	ModSeq  uint64
+	// Origin is the value WithOrigin put in the context of the call that
+	// made the change, so that a session can tell its own changes from
+	// others'. It is nil for appends, which are committed in groups.
+	Origin any
 }
+
+type originKey struct{}
+
+// WithOrigin returns a context whose changes are reported to watchers with
+// FolderEvent.Origin set to origin.
+func WithOrigin(ctx context.Context, origin any) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// originOf is the origin WithOrigin put in ctx, or nil.
+func originOf(ctx context.Context) any { return ctx.Value(originKey{}) }
 
 // Watcher is an optional capability: a UserDB that tells sessions about
 // changes to a folder as they are committed (IMAP IDLE, concurrent

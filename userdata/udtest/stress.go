@@ -361,6 +361,13 @@ func (r *recorder) record(ev userdata.FolderEvent) {
 	r.mu.Unlock()
 }
 
+// snapshot returns the events so far and keeps them for take.
+func (r *recorder) snapshot() []userdata.FolderEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
 func (r *recorder) take() []userdata.FolderEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -418,7 +425,21 @@ func testWatch(t *testing.T, e *env) {
 	expect(&inboxRec, inbox, list(m1.UID), nil, nil, "append")
 	m2 := e.add(u.ID, inbox.ID, e.newMsg(u, "INBOX", 10, 0))
 	expect(&inboxRec, inbox, list(m2.UID), nil, nil, "second append")
-	e.store(u.ID, inbox.ID, one(m1.UID), userdata.FlagUpdate{Op: userdata.FlagsAdd, Flags: userdata.FlagSeen})
+	// A flag change carries the messages' new flags, and the origin the
+	// caller gave its context.
+	if _, err := db.StoreFlags(userdata.WithOrigin(ctx, "session 7"), u.ID, inbox.ID, one(m1.UID),
+		userdata.FlagUpdate{Op: userdata.FlagsAdd, Flags: userdata.FlagSeen, Keywords: []string{"$Label1"}}); err != nil {
+		t.Fatalf("StoreFlags: %v", err)
+	}
+	if evs := inboxRec.snapshot(); len(evs) == 1 {
+		ev := evs[0]
+		if len(ev.Changed) != 1 || ev.Changed[0].UID != m1.UID || ev.Changed[0].Flags != userdata.FlagSeen || !slices.Equal(ev.Changed[0].Keywords, []string{"$Label1"}) {
+			t.Errorf("store flags: event's Changed %+v, want UID %d with \\Seen and $Label1", ev.Changed, m1.UID)
+		}
+		if ev.Origin != "session 7" {
+			t.Errorf("store flags: event's Origin %v, want the context's", ev.Origin)
+		}
+	}
 	expect(&inboxRec, inbox, nil, nil, list(m1.UID), "store flags")
 	e.store(u.ID, inbox.ID, one(m2.UID), userdata.FlagUpdate{Op: userdata.FlagsAdd, Flags: userdata.FlagDeleted})
 	expect(&inboxRec, inbox, nil, nil, list(m2.UID), "store \\Deleted")
