@@ -41,13 +41,12 @@ func Free(t testing.TB, path string) int64 {
 	return int64(st.Bavail) * int64(st.Bsize)
 }
 
-// Fill creates a file in dir that leaves about free bytes free on its file
+// Fill creates a new file in dir that leaves about free bytes free on its file
 // system (nothing, if fewer are free) and returns its path: removing it
 // gives the space back.
 func Fill(t testing.TB, dir string, free int64) string {
 	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(dir, "filler-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,5 +62,5 @@ func Fill(t testing.TB, dir string, free int64) string {
 			n -= int64(m)
 		}
 	}
-	return path
+	return f.Name()
 }
