@@ -1,7 +1,6 @@
 package msstore
 
 import (
-	"fmt"
 	"sync"
 	"time"
 )
@@ -171,7 +170,7 @@ func (w *batchWriter) add(r *commitReq, h *recHeader, sp *spool) error {
 	if sp != nil && (sp.file != nil || size > gatherMax) {
 		w.flush()
 		if err := writeRecord(v.f, off, h, sp); err != nil {
-			return s.fail(fmt.Errorf("msstore: write to %s: %w", v.path, err))
+			return s.undo(v, err)
 		}
 		w.publish(v, off, []*commitReq{r})
 		return nil
@@ -201,14 +200,15 @@ func (w *batchWriter) end() int64 {
 	return w.start + int64(len(*w.buf))
 }
 
-// flush writes the gathered records and publishes them.
+// flush writes the gathered records and publishes them. If the write
+// fails, it is undone and fails those records alone; the batch goes on.
 func (w *batchWriter) flush() {
 	if len(w.pend) == 0 {
 		return
 	}
 	s, v := w.s, w.pend[0].v
 	if _, err := v.f.WriteAt(*w.buf, w.start); err != nil {
-		err = s.fail(fmt.Errorf("msstore: write to %s: %w", v.path, err))
+		err = s.undo(v, err)
 		for _, r := range w.pend {
 			r.err = err
 		}

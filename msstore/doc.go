@@ -71,6 +71,12 @@
 //     volume's header and directory entry are synced before any record goes
 //     in, and a volume is synced when it is sealed, so only the newest volume
 //     can end in a torn record.
+//   - A write that fails (a full disk) is undone: the volume is cut back,
+//     durably, to the end of its last good record, and only the records of
+//     that write fail; sequence numbers they took are never used again. A
+//     volume whose creation fails is removed. The store goes on and takes
+//     writes again when space returns. A failed fsync, by contrast, is
+//     final: the store refuses writes (ErrReadOnly) until it is reopened.
 //   - The state of a body is the one in its record with the highest
 //     sequence number: a body record (which carries the count when written)
 //     or a reference-count record. A count of zero is a tombstone: the body

@@ -73,7 +73,9 @@ func createVolume(dir *dataDir, num, node uint32) (*volume, error) {
 	}
 	var hdr [volHeaderLen]byte
 	marshalVolHeader(hdr[:], num, node, time.Now())
-	if _, err := f.WriteAt(hdr[:], 0); err == nil {
+	// Not "if _, err := ...": the error must reach the cleanup below.
+	_, err = f.WriteAt(hdr[:], 0)
+	if err == nil {
 		err = f.Sync()
 	}
 	if err == nil {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // Volumes is the default Storage: message bodies packed many to a file in
@@ -35,7 +37,7 @@ type Volumes struct {
 	vols   map[uint32]*volume
 	dirs   []*dataDir
 	closed bool
-	broken error // set when a write could not be made durable; writes then fail
+	broken error // set when a sync (or the undoing of a failed write) failed; writes then fail
 
 	compactMu sync.Mutex // one Compact or Checkpoint at a time
 
@@ -276,7 +278,7 @@ func (s *Volumes) appendWith(h *recHeader, write func(f *os.File, off int64) err
 		h.id = h.lsn
 	}
 	if err := write(v.f, off); err != nil {
-		return nil, 0, s.fail(fmt.Errorf("msstore: write to %s: %w", v.path, err))
+		return nil, 0, s.undo(v, err)
 	}
 	v.size.Store(off + size)
 	v.lastOff, v.lastLSN = off, h.lsn
@@ -409,9 +411,32 @@ func (s *Volumes) sealActive() error {
 	return nil
 }
 
-// fail makes the store refuse writes after an I/O error on the write path:
-// once an fsync has failed, the page cache can no longer be trusted to match
-// the disk. Reopening the store recovers from what is on disk.
+// undo handles a failed write (a full disk, usually) to v: it cuts v back to
+// its published size, so that nothing of the failed records stays in the
+// volume and the next record goes where they began, and returns the error
+// for the records that failed. The store goes on: once space returns, writes
+// succeed again. Only if the cut itself fails does the store stop taking
+// writes (see fail). appendMu must be held, and no record past v.size may
+// have been published.
+func (s *Volumes) undo(v *volume, cause error) error {
+	err := fmt.Errorf("msstore: write to %s: %w", v.path, cause)
+	end := v.size.Load()
+	if terr := v.f.Truncate(end); terr != nil {
+		return s.fail(fmt.Errorf("%w (undoing it: %w)", err, terr))
+	}
+	// The cut must be durable too: a volume sealed later with nothing
+	// more written to it would otherwise keep the partial record at its
+	// end, to be found as damage at the next open.
+	if serr := fsutil.Fdatasync(v.f); serr != nil {
+		return s.fail(fmt.Errorf("%w (undoing it: %w)", err, serr))
+	}
+	s.log.Warn("write failed and undone; the store goes on", "volume", v.num, "err", cause)
+	return err
+}
+
+// fail makes the store refuse writes after a failed fsync: the page cache
+// can no longer be trusted to match the disk. Reopening the store recovers
+// from what is on disk.
 func (s *Volumes) fail(err error) error {
 	s.mu.Lock()
 	if s.broken == nil {

@@ -65,9 +65,21 @@ func (d *Deliverer) log() *slog.Logger {
 func messageID(tx *txlog.Txn) string { return "txn-" + strconv.FormatUint(tx.ID, 10) }
 
 // Deliver delivers tx to its local recipients and marks it done. It is
-// idempotent: steps recorded in the log are skipped.
+// idempotent: steps recorded in the log are skipped. If it fails, tx stays
+// pending; Recover (or the Inbound listener's retries) finish it.
 func (d *Deliverer) Deliver(ctx context.Context, tx *txlog.Txn) error {
-	return d.deliver(ctx, tx, false)
+	return d.deliver(ctx, tx, &attempt{})
+}
+
+// attempt is what one try at delivering a transaction leaves to the next.
+type attempt struct {
+	// replay is set for every try after the first: an earlier one may
+	// have indexed the message for a recipient without recording it.
+	replay bool
+	// stored is a body stored by an earlier try whose Ref the log could
+	// not record (a full disk): the next try records it rather than
+	// storing the body again, which would leave this one unreferenced.
+	stored *msstore.Ref
 }
 
 // Recover delivers every transaction the log found unfinished at Open.
@@ -108,7 +120,7 @@ func (d *Deliverer) Recover(ctx context.Context) error {
 		}
 	}
 	for _, tx := range pending {
-		if err := d.deliver(ctx, tx, true); err != nil {
+		if err := d.deliver(ctx, tx, &attempt{replay: true}); err != nil {
 			return err
 		}
 	}
@@ -121,7 +133,7 @@ type target struct {
 	user  userdata.User
 }
 
-func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, replay bool) error {
+func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) error {
 	// Resolve the recipients still to be delivered.
 	var targets []target
 	var owners []msstore.Owner
@@ -138,7 +150,7 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, replay bool) err
 		owners = append(owners, msstore.Owner{User: u.Address, Mailbox: mailboxOf(tx)})
 	}
 
-	ref, err := d.stored(ctx, tx, owners)
+	ref, err := d.stored(ctx, tx, owners, a)
 	if err != nil {
 		return err
 	}
@@ -147,7 +159,7 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, replay bool) err
 		if _, ok := tx.Step(key); ok {
 			continue
 		}
-		if err := d.index(ctx, tx, t.user, ref, key, replay); err != nil {
+		if err := d.index(ctx, tx, t.user, ref, key, a.replay); err != nil {
 			return err
 		}
 	}
@@ -157,8 +169,8 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, replay bool) err
 }
 
 // stored returns the body's Ref, storing it first unless the log says it
-// was.
-func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.Owner) (msstore.Ref, error) {
+// was (or an earlier attempt did).
+func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.Owner, a *attempt) (msstore.Ref, error) {
 	var ref msstore.Ref
 	if v, ok := tx.Step(stepStored); ok {
 		if err := ref.UnmarshalBinary(v); err != nil {
@@ -166,17 +178,24 @@ func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.
 		}
 		return ref, nil
 	}
-	if len(owners) == 0 {
-		return ref, nil // nobody to deliver to
-	}
-	ref, err := d.Store.Put(ctx, tx.Body(), msstore.Meta{MessageID: messageID(tx), Received: tx.Envelope.Received, Owners: owners})
-	if err != nil {
-		return ref, fmt.Errorf("mta: deliver %d: store: %w", tx.ID, err)
+	if a.stored != nil {
+		ref = *a.stored
+	} else {
+		if len(owners) == 0 {
+			return ref, nil // nobody to deliver to
+		}
+		var err error
+		ref, err = d.Store.Put(ctx, tx.Body(), msstore.Meta{MessageID: messageID(tx), Received: tx.Envelope.Received, Owners: owners})
+		if err != nil {
+			return ref, fmt.Errorf("mta: deliver %d: store: %w", tx.ID, err)
+		}
 	}
 	b, _ := ref.MarshalBinary()
 	if err := d.Log.Record(ctx, tx, stepStored, b); err != nil {
+		a.stored = &ref
 		return ref, fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
 	}
+	a.stored = nil
 	return ref, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -46,6 +47,12 @@ type InboundConfig struct {
 // Inbound is the MX listener: it accepts mail for local users only (it
 // never relays), writes each message to the transaction log, answers 250
 // once the log has it on stable storage, and hands it to the Deliverer.
+//
+// A delivery that fails (a full disk, a database down) is tried again in
+// the background, after a delay that doubles from one attempt to the next,
+// a bounded number of times; the transaction stays pending in the log
+// meanwhile, and one still pending at Shutdown, or after the last attempt,
+// is finished by the next start's Deliverer.Recover.
 type Inbound struct {
 	cfg   InboundConfig
 	log   *slog.Logger
@@ -54,14 +61,25 @@ type Inbound struct {
 	srv   *smtp.Server
 	auth  Authenticator // set for a submission listener
 
-	wg    sync.WaitGroup // deliveries in progress
-	slots chan struct{}  // bounds the deliveries in progress
+	wg       sync.WaitGroup // deliveries in progress or waiting to be retried
+	slots    chan struct{}  // bounds the deliveries in progress
+	stop     chan struct{}  // closed by Shutdown: retries give up
+	stopOnce sync.Once
 }
 
 // maxDeliveries bounds the deliveries running in the background: past it,
 // sessions wait before their 250, which slows senders down instead of
 // piling up goroutines.
 const maxDeliveries = 64
+
+// Retries of a failed delivery: the first after retryFirst, each later one
+// after twice the delay before it, at most retryMax, and retryAttempts
+// attempts in all (about five minutes).
+const (
+	retryFirst    = 500 * time.Millisecond
+	retryMax      = time.Minute
+	retryAttempts = 12
+)
 
 // NewInbound returns an inbound listener; Serve starts it.
 func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
@@ -87,7 +105,8 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	if log == nil {
 		log = slog.Default()
 	}
-	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d, slots: make(chan struct{}, maxDeliveries)}
+	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d,
+		slots: make(chan struct{}, maxDeliveries), stop: make(chan struct{})}
 	s := smtp.NewServer(in)
 	s.Domain = cfg.Hostname
 	s.MaxMessageBytes = cfg.MaxMessageSize
@@ -103,8 +122,10 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 }
 
 // Shutdown stops accepting, waits for sessions and deliveries to finish, or
-// for ctx.
+// for ctx. Deliveries waiting to be retried are left to the next start's
+// Recover.
 func (in *Inbound) Shutdown(ctx context.Context) error {
+	in.stopOnce.Do(func() { close(in.stop) })
 	err := in.srv.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() { in.wg.Wait(); close(done) }()
@@ -149,6 +170,7 @@ var (
 	errNoUser      = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
 	errDisabled    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 2, 1}, Message: "Mailbox disabled"}
 	errFull        = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full, try again later"}
+	errNoStorage   = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 	errTooBig      = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
 	errBadAddr     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long"}
@@ -244,17 +266,46 @@ func (s *inboundSession) Data(r io.Reader) error {
 		return s.readError(err)
 	}
 	// Durable now: 250 goes out as Data returns. Delivery goes on in the
-	// background; if it fails, the transaction stays pending and the next
-	// start's Recover finishes it.
+	// background, retried if it fails.
 	s.in.slots <- struct{}{}
 	s.in.wg.Add(1)
-	go func() {
-		defer func() { <-s.in.slots; s.in.wg.Done() }()
-		if err := s.in.deliv.Deliver(context.Background(), tx); err != nil {
-			s.in.log.Error("delivery failed; it will be retried at the next start", "txn", tx.ID, "err", err)
-		}
-	}()
+	go s.in.deliver(tx)
 	return nil
+}
+
+// deliver delivers tx, which holds one of in.slots, and tries again after
+// a failure (see Inbound). A slot is held only while an attempt runs.
+func (in *Inbound) deliver(tx *txlog.Txn) {
+	defer in.wg.Done()
+	a := &attempt{}
+	delay := retryFirst
+	for n := 1; ; n++ {
+		err := in.deliv.deliver(context.Background(), tx, a)
+		<-in.slots
+		if err == nil {
+			return
+		}
+		if n == retryAttempts {
+			in.log.Error("delivery failed; giving up until the next start", "txn", tx.ID, "attempts", n, "err", err)
+			return
+		}
+		in.log.Warn("delivery failed; will try again", "txn", tx.ID, "attempt", n, "in", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-in.stop:
+			t.Stop()
+			in.log.Info("shutting down; delivery left for the next start", "txn", tx.ID)
+			return
+		}
+		select {
+		case in.slots <- struct{}{}:
+		case <-in.stop:
+			return
+		}
+		a.replay = true
+		delay = min(2*delay, retryMax)
+	}
 }
 
 // readError turns an error met while taking in a message into the reply.
@@ -265,6 +316,10 @@ func (s *inboundSession) readError(err error) error {
 	}
 	if errors.Is(err, txlog.ErrTooLarge) {
 		return errTooBig
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.in.log.Warn("message refused: no room to store it", "err", err)
+		return errNoStorage
 	}
 	if errors.Is(err, smtp.ErrTooLongLine) {
 		return errLineTooLong

@@ -6,26 +6,17 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/mailsys/mailsys/internal/tmpfs"
 )
 
 // TestDiskFull fills a small tmpfs: Accept fails (the batch is undone)
 // while the disk is full, the log goes on once space returns, and exactly
 // the acknowledged transactions are there after a reopen.
 func TestDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	dir := tmpfs.Mount(t, 4<<20)
 	ctx := context.Background()
 	cfg := Config{Dir: filepath.Join(dir, "log"), SegmentSize: 1 << 20, MaxBodySize: 256 << 10, Logger: slog.New(slog.DiscardHandler)}
 	l, err := Open(ctx, cfg)

@@ -48,6 +48,16 @@ type Config struct {
 	// database, on another disk: every change is written to both, and if
 	// the primary fails the mirror serves until RestorePrimary.
 	Mirror string
+	// DiskReserve is the size of a file kept in Dir as a reserve against a
+	// full disk, which Pebble does not survive: when a write of the
+	// database meets ENOSPC, the reserve is removed and the write tried
+	// again; writes are then refused, with an error wrapping
+	// syscall.ENOSPC, until the file system has room for two reserves and
+	// the reserve is made again. Reads go on meanwhile. Zero means 1% of
+	// the file system's size, at most 64 MiB; negative turns the reserve
+	// off, and a full disk then fails the database (ErrFailed). The
+	// reserve applies to Dir, not to the Mirror.
+	DiskReserve int64
 	// Logger receives the database's log records, Pebble's included. Nil
 	// means slog.Default().
 	Logger *slog.Logger

@@ -38,6 +38,12 @@
 //
 //   - Every mutation is one Pebble batch committed with Sync: it happens
 //     whole or not at all, and is durable when the call returns.
+//   - A full disk refuses writes, it does not fail the database: a reserve
+//     file (Config.DiskReserve) is given up to the write that meets ENOSPC,
+//     later writes fail with an error wrapping syscall.ENOSPC until space
+//     returns, and reads go on. A commit that fails anyway (an I/O error)
+//     with no mirror to take over fails the DB: every call then returns
+//     ErrFailed until it is reopened.
 //   - A user's records are read and rewritten under that user's lock (one
 //     of 256, by user id), so UIDs in a folder are unique and strictly
 //     increasing, and the folder's counts (messages, unseen, size), UIDNEXT,

@@ -23,7 +23,10 @@ func (d *DB) ListFolders(ctx context.Context, user UserID, fn func(Folder) error
 		return err
 	}
 	defer done()
-	snap := d.db.NewSnapshot()
+	snap, err := d.db.NewSnapshot()
+	if err != nil {
+		return err
+	}
 	defer snap.Close()
 	if _, err := readMailboxFrom(snap, user); err != nil {
 		return err
@@ -69,7 +72,10 @@ func (d *DB) Folder(ctx context.Context, user UserID, name string) (Folder, erro
 	}
 	// A snapshot, so that a concurrent rename cannot pair the name with
 	// another folder's record.
-	snap := d.db.NewSnapshot()
+	snap, err := d.db.NewSnapshot()
+	if err != nil {
+		return Folder{}, err
+	}
 	defer snap.Close()
 	id, err := folderIDFrom(snap, user, name)
 	if err != nil {

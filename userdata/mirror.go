@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,15 +31,20 @@ import (
 
 // kv is what the DB reads and writes: the primary, and the mirror if any.
 // It has the methods of *pebble.DB that the DB uses, failing over from the
-// primary to the mirror on errors.
+// primary to the mirror on errors. When a commit fails on every database
+// that serves (the primary alone, without a mirror), none serves any more:
+// Pebble cannot be trusted after a failed commit (see reserve.go), and every
+// call returns ErrFailed until the DB is reopened.
 type kv struct {
 	log *slog.Logger
+	res *reserve // the primary's disk reserve; nil if turned off
 
 	mu        sync.RWMutex // writers hold it for reading; RestorePrimary for writing
 	primary   *pebble.DB
 	mirror    *pebble.DB // nil without a standby
 	primaryUp bool
 	mirrorUp  bool
+	failure   error // why nothing serves, once neither is up
 
 	dir  string // the primary's directory, to reopen it
 	opts func() *pebble.Options
@@ -54,8 +60,16 @@ func openKV(ctx context.Context, cfg *Config, log *slog.Logger, opts func(fs vfs
 	if pfs == nil {
 		pfs = vfs.Default
 	}
-	k := &kv{log: log, dir: cfg.Dir, opts: func() *pebble.Options { return opts(pfs) }}
-	p, err := pebble.Open(cfg.Dir, k.opts())
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("userdata: %w", err)
+	}
+	k := &kv{log: log, dir: cfg.Dir, res: newReserve(cfg, log)}
+	if k.res != nil {
+		pfs = vfs.OnDiskFull(pfs, k.res.spend)
+	}
+	k.opts = func() *pebble.Options { return opts(pfs) }
+	var p *pebble.DB
+	err := guard(func() (err error) { p, err = pebble.Open(cfg.Dir, k.opts()); return err })
 	if err != nil {
 		return nil, fmt.Errorf("userdata: open %s: %w", cfg.Dir, err)
 	}
@@ -140,25 +154,29 @@ func copyAll(ctx context.Context, src, dst *pebble.DB) error {
 	return b.Commit(pebble.Sync)
 }
 
-// guard runs f on db, turning a panic (Pebble panics when used after Close)
-// into an error.
+// guard runs f on db, turning a panic into an error: Pebble panics when
+// used after Close, and pebbleLogger turns Pebble's fatal errors (a failed
+// commit) into panics.
 func guard(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("userdata: database failed: %v", r)
+			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
 	return f()
 }
 
-// reader returns the database reads go to.
-func (k *kv) reader() (*pebble.DB, bool) {
+// reader returns the database reads go to, and whether it is the primary.
+func (k *kv) reader() (*pebble.DB, bool, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if k.primaryUp {
-		return k.primary, true
+	switch {
+	case k.primaryUp:
+		return k.primary, true, nil
+	case k.mirrorUp:
+		return k.mirror, false, nil
 	}
-	return k.mirror, false
+	return nil, false, fmt.Errorf("%w: %w", ErrFailed, k.failure)
 }
 
 // failPrimary masks the primary after err, if a mirror can take over.
@@ -177,7 +195,10 @@ func (k *kv) failPrimary(err error) bool {
 
 // Get reads key, as pebble.DB.Get.
 func (k *kv) Get(key []byte) (v []byte, closer io.Closer, err error) {
-	db, primary := k.reader()
+	db, primary, err := k.reader()
+	if err != nil {
+		return nil, nil, err
+	}
 	err = guard(func() error { v, closer, err = db.Get(key); return err })
 	if err != nil && !errors.Is(err, pebble.ErrNotFound) && primary && k.failPrimary(err) {
 		return k.mirror.Get(key)
@@ -187,7 +208,10 @@ func (k *kv) Get(key []byte) (v []byte, closer io.Closer, err error) {
 
 // NewIter opens an iterator, as pebble.DB.NewIter.
 func (k *kv) NewIter(o *pebble.IterOptions) (it *pebble.Iterator, err error) {
-	db, primary := k.reader()
+	db, primary, err := k.reader()
+	if err != nil {
+		return nil, err
+	}
 	err = guard(func() error { it, err = db.NewIter(o); return err })
 	if err != nil && primary && k.failPrimary(err) {
 		return k.mirror.NewIter(o)
@@ -201,19 +225,25 @@ func (k *kv) NewIterWithContext(ctx context.Context, o *pebble.IterOptions) (*pe
 }
 
 // NewSnapshot returns a snapshot of the database reads go to.
-func (k *kv) NewSnapshot() *pebble.Snapshot {
-	db, primary := k.reader()
-	var s *pebble.Snapshot
-	err := guard(func() error { s = db.NewSnapshot(); return nil })
-	if err != nil && primary && k.failPrimary(err) {
-		return k.mirror.NewSnapshot()
+func (k *kv) NewSnapshot() (*pebble.Snapshot, error) {
+	db, primary, err := k.reader()
+	if err != nil {
+		return nil, err
 	}
-	return s
+	var s *pebble.Snapshot
+	err = guard(func() error { s = db.NewSnapshot(); return nil })
+	if err != nil && primary && k.failPrimary(err) {
+		return k.mirror.NewSnapshot(), nil
+	}
+	return s, err
 }
 
 // NewBatch returns a batch to fill and pass to commit.
 func (k *kv) NewBatch() *pebble.Batch {
-	db, _ := k.reader()
+	db, _, err := k.reader()
+	if err != nil {
+		db = k.primary // a batch is only a buffer; commit refuses it
+	}
 	var b *pebble.Batch
 	if guard(func() error { b = db.NewBatch(); return nil }) != nil {
 		b = k.mirror.NewBatch()
@@ -221,23 +251,32 @@ func (k *kv) NewBatch() *pebble.Batch {
 	return b
 }
 
-// commit applies b to the primary and the mirror.
+// commit applies b to the primary and the mirror. It refuses b, with an
+// error wrapping syscall.ENOSPC, while the disk reserve is spent.
 func (k *kv) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
-	b.Merge(mirrorCommitsKey, one, nil) // counted with or without a mirror: see openKV
-	if k.mirror == nil {
-		return b.Commit(opts)
+	if err := k.res.check(); err != nil {
+		return err
 	}
-	repr := append([]byte(nil), b.Repr()...)
+	b.Merge(mirrorCommitsKey, one, nil) // counted with or without a mirror: see openKV
 	// The read lock is held through both applies, so that RestorePrimary
 	// (which holds the write lock) never misses a batch in flight.
 	k.mu.RLock()
 	primaryUp, mirrorUp := k.primaryUp, k.mirrorUp
-	var perr, merr error
-	if primaryUp {
-		perr = apply(k.primary, repr, opts)
+	if !primaryUp && !mirrorUp {
+		k.mu.RUnlock()
+		return fmt.Errorf("%w: %w", ErrFailed, k.failure)
 	}
-	if mirrorUp {
-		merr = apply(k.mirror, repr, opts)
+	var perr, merr error
+	if k.mirror == nil {
+		perr = guard(func() error { return b.Commit(opts) })
+	} else {
+		repr := append([]byte(nil), b.Repr()...)
+		if primaryUp {
+			perr = apply(k.primary, repr, opts)
+		}
+		if mirrorUp {
+			merr = apply(k.mirror, repr, opts)
+		}
 	}
 	k.mu.RUnlock()
 	switch {
@@ -257,7 +296,17 @@ func (k *kv) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 		}
 		return nil
 	}
-	return errors.Join(perr, merr)
+	// No database took the batch. Pebble's state after a failed commit is
+	// not to be trusted (the batch may be readable though not durable, and
+	// the next commit may block for ever): nothing serves from now on.
+	err := errors.Join(perr, merr)
+	k.mu.Lock()
+	if k.primaryUp || k.mirrorUp {
+		k.primaryUp, k.mirrorUp, k.failure = false, false, err
+		k.log.Error("database failed; every call fails until it is reopened", "err", err)
+	}
+	k.mu.Unlock()
+	return fmt.Errorf("%w: %w", ErrFailed, err)
 }
 
 func apply(db *pebble.DB, repr []byte, opts *pebble.WriteOptions) error {

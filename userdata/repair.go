@@ -294,7 +294,10 @@ func (d *DB) autoRepair(ctx context.Context, user UserID) {
 // repair without the change log and the store, made from one snapshot,
 // would change something. It reads every message record of the user.
 func (d *DB) checkIndex(ctx context.Context, user UserID) (bool, error) {
-	snap := d.db.NewSnapshot()
+	snap, err := d.db.NewSnapshot()
+	if err != nil {
+		return false, err
+	}
 	defer snap.Close()
 	sc, err := scanIndex(ctx, snap, user, false)
 	if err != nil {

@@ -21,6 +21,11 @@ var (
 	ErrNotEmpty   = errors.New("userdata: not empty")
 	ErrReadOnly   = errors.New("userdata: folder is read-only")
 	ErrClosed     = errors.New("userdata: database closed")
+	// ErrFailed reports a call on a DB whose database failed a commit
+	// (an I/O error, or a full disk with no reserve left) with no mirror
+	// to take over. Pebble cannot go on after that: close the DB and open
+	// it again, in a new process if the directory stays locked.
+	ErrFailed = errors.New("userdata: database failed; reopen it")
 )
 
 // UserID identifies a user for the life of the account. IDs are never
