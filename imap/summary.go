@@ -1,0 +1,170 @@
+package imap
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	// Encoded words and bodies in charsets other than UTF-8 and US-ASCII
+	// (GBK, ISO-8859-1...) are decoded only when this package is linked in:
+	// it sets go-message's CharsetReader, which go-imap's Extract functions
+	// use too.
+	_ "github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/textproto"
+)
+
+// The summary of a message is what the index caches about it for FETCH:
+// its ENVELOPE and its BODYSTRUCTURE, as go-imap values encoded compactly.
+// There are hundreds of millions of index entries, so every byte counts.
+//
+// # Encoding, version 1
+//
+// Numbers are varints as encoding/binary writes them: "uvarint" unsigned,
+// "varint" zig-zag signed. A "str" is a uvarint k followed, when k is even,
+// by a literal of k/2 bytes; when k is odd, it stands for word k/2 of the
+// dictionary in codec.go (common MIME words: "text", "plain", "charset", "utf-8",
+// "base64"...), with nothing following. A "map" is a uvarint count, then
+// that many (key str, value str) pairs in increasing key order.
+//
+// An envelope summary is the version byte (1), then an envelope:
+//
+//	present  byte   bit 0: Date is not zero
+//	                bits 1-6: From, Sender, ReplyTo, To, Cc, Bcc are not nil
+//	                bit 7: InReplyTo is not nil
+//	[date]   varint seconds since the Unix epoch,
+//	         varint zone offset in minutes east of UTC
+//	subject  str
+//	[lists]  for each list present, in the order above: uvarint count,
+//	         then count × (name str, mailbox str, host str)
+//	[irt]    uvarint count, then count × str
+//	msgid    str
+//
+// A structure summary is the version byte (1), then a part:
+//
+//	flags    byte   bit 0: 0 for a single part, 1 for a multipart
+//
+//	single part:    bit 1 Params, bit 2 Text, bit 3 MessageRFC822,
+//	                bit 4 Extended, bit 5 Extended.Disposition,
+//	                bit 6 Disposition.Params, bit 7 Extended.Language
+//	                (each: not nil)
+//	type str, subtype str, [params map], id str, description str,
+//	encoding str, size uvarint,
+//	[text: lines uvarint],
+//	[message: byte (bit 0 Envelope, bit 1 BodyStructure not nil),
+//	          [envelope], [part], lines uvarint],
+//	[extended: [disposition: value str, [params map]],
+//	           [language: uvarint count, count × str], location str]
+//
+//	multipart:      bit 1 Children, bit 2 Extended, bit 3 Extended.Params,
+//	                bit 4 Extended.Disposition, bit 5 Disposition.Params,
+//	                bit 6 Extended.Language (each: not nil); bit 7 is 0
+//	subtype str, [children: uvarint count, count × part],
+//	[extended: [params map], [disposition: value str, [params map]],
+//	           [language: uvarint count, count × str], location str]
+//
+// Line counts are int64 values stored as uvarint of their uint64 bits.
+// Bits a value cannot have, trailing bytes, a dictionary index out of
+// range and parts nested deeper than maxDepth (multiparts and
+// message/rfc822 both count) are errors.
+//
+// The encoding keeps every distinction go-imap's FETCH writer makes (a
+// nil Sender or Reply-To is written as From, an empty one as NIL; an
+// empty string is NIL) and Go's nil against empty for maps, slices and
+// pointers, so a decoded value is deep-equal to the one encoded, with one
+// exception: Date keeps the second and the zone offset to the minute, all
+// that go-imap writes (a time.FixedZone without a name replaces the parsed
+// location). go-imap has no field for a part's MD5: it always writes NIL.
+
+// summaryVersion is the first byte of every summary.
+const summaryVersion = 1
+
+// maxDepth bounds the nesting of multiparts and message/rfc822 parts, in
+// Summarize and in DecodeStructure. The top part is at depth 1.
+const maxDepth = 64
+
+// ErrBadSummary is returned (wrapped) by DecodeEnvelope and DecodeStructure
+// for bytes that are not a summary this version can read.
+var ErrBadSummary = errors.New("imap: bad message summary")
+
+// Summarize reads a whole RFC 5322 message from r and returns its envelope
+// and body structure summaries, for userdata.NewMessage's Envelope and
+// Structure. Decoded, they equal what go-imap's imapserver.ExtractEnvelope
+// and imapserver.ExtractBodyStructure return for the same message, except
+// for parts nested deeper than 64 levels: a multipart or message/rfc822
+// part at depth 64 is summarized as an application/octet-stream leaf.
+//
+// The body is streamed: parts are read only to count their bytes and
+// lines, so memory does not grow with the size of a part. Header sections
+// are held in memory while they are parsed, as go-message's
+// textproto.ReadHeader reads them whole; the message size limit bounds
+// them. Malformed messages are summarized as go-imap would, never
+// refused; the only error is a read error from r.
+func Summarize(r io.Reader) (envelope, structure []byte, err error) {
+	src := &sourceReader{r: r}
+	br := bufio.NewReader(src)
+	header, _ := textproto.ReadHeader(br) // like go-imap: a bad header is a short one
+	env := imapserver.ExtractEnvelope(header)
+	bs := extractStructure(header, br, 1)
+	if src.err != nil {
+		return nil, nil, fmt.Errorf("imap: summarize: %w", src.err)
+	}
+	envelope = appendEnvelopeSummary(nil, env)
+	structure, err = appendStructureSummary(nil, bs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("imap: summarize: %w", err)
+	}
+	return envelope, structure, nil
+}
+
+// DecodeEnvelope decodes an envelope summary made by Summarize. The
+// strings of the result share one copy of b's bytes.
+func DecodeEnvelope(b []byte) (*goimap.Envelope, error) {
+	d, err := newDecoder(b)
+	if err != nil {
+		return nil, err
+	}
+	env := d.envelope()
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// DecodeStructure decodes a body structure summary made by Summarize. The
+// result is a *goimap.BodyStructureSinglePart or a
+// *goimap.BodyStructureMultiPart, never nil.
+//
+// Like go-imap's ExtractBodyStructure, it may return a multipart without
+// children (a multipart message without a usable boundary); go-imap's
+// FETCH writer panics on one, so the server must give such a part a child
+// before writing it.
+func DecodeStructure(b []byte) (goimap.BodyStructure, error) {
+	d, err := newDecoder(b)
+	if err != nil {
+		return nil, err
+	}
+	bs := d.part(1)
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return bs, nil
+}
+
+// sourceReader passes r through and keeps its first error other than
+// io.EOF: parsing ignores errors, as go-imap does, but a failed read must
+// not be cached as a short message.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
