@@ -1,6 +1,6 @@
 // Package mailsys composes the mailsys packages into a running mail
 // system: a message store (msstore), a UserDB (userdata), a transaction log
-// (txlog) and the protocol servers (mta so far), started and stopped
+// (txlog) and the protocol servers (mta, imap), started and stopped
 // together. Host programs build their own server from a Config; two Systems
 // can run in one process (there is no global state).
 package mailsys
@@ -13,11 +13,13 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
 	"github.com/mailsys/mailsys/txlog"
@@ -42,8 +44,17 @@ type Config struct {
 	// (RFC 8314, "submissions", usually port 465); it needs TLS. Empty
 	// turns it off.
 	SubmissionTLSAddr string
+	// IMAPAddr is the IMAP listener's address, such as "127.0.0.1:1143"
+	// (STARTTLS when TLS is set); empty turns it off.
+	IMAPAddr string
+	// IMAPTLSAddr is the implicit-TLS IMAP listener's address (usually
+	// port 993); it needs TLS. Empty turns it off.
+	IMAPTLSAddr string
 	// TLS, if set, enables STARTTLS.
 	TLS *tls.Config
+	// InsecureAuth lets IMAP clients log in with a plain-text password
+	// before TLS; for tests and loopback-only setups.
+	InsecureAuth bool
 	// Access holds the allow and deny lists, the bound on connections per
 	// address and the login lockout rules, shared by every listener. The
 	// zero value means mta's defaults.
@@ -66,9 +77,16 @@ type System struct {
 	cfg       Config
 	log       *slog.Logger
 	deliverer *mta.Deliverer
-	servers   []*mta.Inbound
+	servers   []server
 	listeners []net.Listener
 	serving   sync.WaitGroup
+}
+
+// server is a protocol server the System runs.
+type server interface {
+	Serve(l net.Listener) error
+	ServeTLS(l net.Listener) error
+	Shutdown(ctx context.Context) error
 }
 
 // Open opens the components and finishes the deliveries a crash left
@@ -101,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 		s.Store.Close()
 		return nil, err
 	}
-	s.deliverer = &mta.Deliverer{Log: s.Log, Store: s.Store, Users: s.Users, Logger: log}
+	s.deliverer = &mta.Deliverer{Log: s.Log, Store: s.Store, Users: s.Users, Summarize: imap.Summarize, Logger: log}
 	if err := s.deliverer.Recover(ctx); err != nil {
 		s.closeAll()
 		return nil, err
@@ -112,18 +130,30 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 // Start listens on the configured addresses and serves in the background.
 // It returns once every listener accepts connections.
 func (s *System) Start(ctx context.Context) error {
-	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: mta.NewGuard(s.cfg.Access), Filter: s.cfg.Filter, Logger: s.log}
-	if s.cfg.SubmissionTLSAddr != "" && s.cfg.TLS == nil {
+	guard := mta.NewGuard(s.cfg.Access)
+	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: guard, Filter: s.cfg.Filter, Logger: s.log}
+	imapCfg := imap.Config{TLS: s.cfg.TLS, InsecureAuth: s.cfg.InsecureAuth, Guard: guard, Logger: s.log}
+	if (s.cfg.SubmissionTLSAddr != "" || s.cfg.IMAPTLSAddr != "") && s.cfg.TLS == nil {
 		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
+	}
+	// One IMAP server for both its listeners: one set of open folders.
+	var imapSrv *imap.Server
+	imapServer := func() server {
+		if imapSrv == nil {
+			imapSrv = imap.NewServer(imapCfg, s.Users, s.Store)
+		}
+		return imapSrv
 	}
 	for _, l := range []struct {
 		addr string
 		tls  bool
-		srv  func() *mta.Inbound
+		srv  func() server
 	}{
-		{s.cfg.SMTPAddr, false, func() *mta.Inbound { return mta.NewInbound(icfg, s.Users, s.deliverer) }},
-		{s.cfg.SubmissionAddr, false, func() *mta.Inbound { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
-		{s.cfg.SubmissionTLSAddr, true, func() *mta.Inbound { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
+		{s.cfg.SMTPAddr, false, func() server { return mta.NewInbound(icfg, s.Users, s.deliverer) }},
+		{s.cfg.SubmissionAddr, false, func() server { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
+		{s.cfg.SubmissionTLSAddr, true, func() server { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
+		{s.cfg.IMAPAddr, false, imapServer},
+		{s.cfg.IMAPTLSAddr, true, imapServer},
 	} {
 		if l.addr == "" {
 			continue
@@ -133,14 +163,16 @@ func (s *System) Start(ctx context.Context) error {
 			return fmt.Errorf("mailsys: listen on %s: %w", l.addr, err)
 		}
 		srv := l.srv()
-		s.servers = append(s.servers, srv)
+		if !slices.Contains(s.servers, srv) {
+			s.servers = append(s.servers, srv)
+		}
 		s.listeners = append(s.listeners, ln)
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
 			serve := srv.Serve
 			if l.tls {
-				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, s.cfg.TLS) }
+				serve = srv.ServeTLS
 			}
 			if err := serve(ln); err != nil && !isClosed(err) {
 				s.log.Error("listener stopped", "addr", ln.Addr(), "err", err)

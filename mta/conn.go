@@ -2,6 +2,7 @@ package mta
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -74,7 +75,10 @@ func (b wholeBody) Read(p []byte) (int, error) {
 func (in *Inbound) Serve(l net.Listener) error { return in.srv.Serve(watchedListener{l}) }
 
 // ServeTLS is Serve for an implicit-TLS listener (RFC 8314): every
-// connection starts with a TLS handshake under cfg.
-func (in *Inbound) ServeTLS(l net.Listener, cfg *tls.Config) error {
-	return in.srv.Serve(tls.NewListener(watchedListener{l}, cfg))
+// connection starts with a TLS handshake under InboundConfig.TLSConfig.
+func (in *Inbound) ServeTLS(l net.Listener) error {
+	if in.cfg.TLSConfig == nil {
+		return errors.New("mta: ServeTLS without InboundConfig.TLSConfig")
+	}
+	return in.srv.Serve(tls.NewListener(watchedListener{l}, in.cfg.TLSConfig))
 }

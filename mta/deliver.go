@@ -40,10 +40,13 @@ type Mailboxes interface {
 // A Deliverer is safe for concurrent use; Deliver may run for many
 // transactions at once.
 type Deliverer struct {
-	Log    *txlog.Log
-	Store  BodyStore
-	Users  Mailboxes
-	Logger *slog.Logger // nil means slog.Default()
+	Log   *txlog.Log
+	Store BodyStore
+	Users Mailboxes
+	// Summarize, if set, works out what the index caches about a message
+	// for IMAP (its ENVELOPE and BODYSTRUCTURE): imap.Summarize.
+	Summarize func(r io.Reader) (envelope, structure []byte, err error)
+	Logger    *slog.Logger // nil means slog.Default()
 }
 
 // Step keys in the log.
@@ -154,12 +157,20 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) erro
 	if err != nil {
 		return err
 	}
+	nm := userdata.NewMessage{Ref: ref, InternalDate: tx.Envelope.Received, Size: ref.Size}
+	if d.Summarize != nil && len(targets) > 0 {
+		if nm.Envelope, nm.Structure, err = d.Summarize(tx.Body()); err != nil {
+			// IMAP parses the body itself when the cache is empty.
+			d.log().Warn("message not summarized for IMAP", "txn", tx.ID, "err", err)
+			nm.Envelope, nm.Structure = nil, nil
+		}
+	}
 	for _, t := range targets {
 		key := stepRcpt + strconv.Itoa(t.index)
 		if _, ok := tx.Step(key); ok {
 			continue
 		}
-		if err := d.index(ctx, tx, t.user, ref, key, a.replay); err != nil {
+		if err := d.index(ctx, tx, t.user, nm, key, a.replay); err != nil {
 			return err
 		}
 	}
@@ -214,7 +225,8 @@ func mailboxOf(tx *txlog.Txn) string {
 // message is never indexed twice. A recipient that cannot take the
 // message any more is recorded, as step key, before its reference is given
 // back, so that a replay does not give it back twice.
-func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, ref msstore.Ref, key string, replay bool) error {
+func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, nm userdata.NewMessage, key string, replay bool) error {
+	ref := nm.Ref
 	inbox, err := d.Users.Folder(ctx, u.ID, mailboxOf(tx))
 	if errors.Is(err, userdata.ErrNotFound) && mailboxOf(tx) != userdata.Inbox {
 		inbox, err = d.Users.Folder(ctx, u.ID, userdata.Inbox)
@@ -241,7 +253,7 @@ func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, r
 			return nil
 		}
 	}
-	_, err = d.Users.Append(ctx, u.ID, inbox.ID, userdata.NewMessage{Ref: ref, InternalDate: tx.Envelope.Received, Size: ref.Size})
+	_, err = d.Users.Append(ctx, u.ID, inbox.ID, nm)
 	if errors.Is(err, userdata.ErrQuota) || errors.Is(err, userdata.ErrNotFound) {
 		// Accepted earlier but undeliverable now: give its reference back.
 		// (A bounce is the outbound relay's job.)

@@ -1,12 +1,22 @@
 // Package mta is the SMTP side of mailsys: receiving (the MX role),
-// submission, and local delivery. This first part is local delivery: the
-// Deliverer takes the transactions of a txlog.Log to the end of "a
-// delivery, end to end" (DESIGN.md): the body stored once in msstore, with
-// one reference per local recipient; an index entry in each recipient's
-// INBOX; the transaction done. Each step is recorded in the log, so a crash
-// at any point is finished by Recover without a duplicate or a leaked body.
+// submission, and local delivery, on github.com/emersion/go-smtp.
 //
-// The SMTP listeners (github.com/emersion/go-smtp) arrive next; they call
-// txlog.Log.Accept at the end of DATA, answer 250 when it returns, and hand
-// the transaction to Deliver.
+// NewInbound is the MX listener: mail for local domains and aliases only
+// (never a relay), limits on size, recipients and lines, timeouts, the
+// extensions PIPELINING, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, STARTTLS
+// and CHUNKING. At the end of DATA (or the last BDAT) it calls
+// txlog.Log.Accept and answers 250 only once the transaction is durable;
+// a full disk is a 452 4.3.1. NewSubmission adds authentication (PLAIN,
+// and LOGIN, whose server side is here), offered only over TLS, and checks
+// that the envelope sender is the user's own address. A Guard (allow and
+// deny lists, connections per address, login lockout) and a Filter
+// (reject, file into Junk, add headers) are shared by the listeners.
+//
+// The Deliverer takes each transaction to the end of "a delivery, end to
+// end" (DESIGN.md): the body stored once in msstore, with one reference per
+// local recipient, recorded in the log; an index entry in each recipient's
+// INBOX (found again by its Ref on a replay, so never made twice); the
+// transaction done. Recover finishes what a crash left, without a
+// duplicate or a leaked body; a delivery that fails while running is
+// retried with a backoff.
 package mta

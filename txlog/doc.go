@@ -5,11 +5,12 @@
 // answers 250 only when Accept returns: the transaction is then on stable
 // storage. The delivery agent stores the body once in msstore, records that
 // step with the body's Ref (Record), indexes it into each recipient's
-// mailbox, recording each recipient as it goes, and marks the transaction
-// Done. After a crash, Open returns every transaction not done in Pending,
-// with the steps recorded; the agent skips the steps already recorded and
-// checks the one that may have happened without its record (an index entry
-// for the body's Ref), so that a replay never delivers twice.
+// mailbox and marks the transaction done, with Done, or with DoneAsync,
+// which joins the next group commit instead of waiting for one. After a
+// crash, Open returns every transaction not done in Pending, with the
+// steps recorded; the agent skips the steps already recorded and checks
+// those that may have happened without a record (an index entry for the
+// body's Ref), so that a replay never delivers twice.
 //
 // # On-disk format
 //
@@ -23,7 +24,10 @@
 //   - Records are appended by one leader at a time: it writes every queued
 //     record with one call and syncs once for all of them (group commit),
 //     so concurrent sessions share each fsync. A call returns once its
-//     record is durable.
+//     record is durable (DoneAsync's, once it is queued behind a leader;
+//     Close writes what is queued).
+//   - A write that fails (a full disk) is undone and fails its batch
+//     alone; a failed sync is fatal until the log is reopened.
 //   - A new segment's directory entry is synced before records go in, and
 //     a segment is synced when sealed, so only the newest segment can end
 //     in a torn record; Open cuts it off. Damage in an older segment stops

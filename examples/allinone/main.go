@@ -5,7 +5,9 @@
 //
 // It receives mail for its users over SMTP (default 127.0.0.1:2525), and
 // from them on the submission port (default 127.0.0.1:2587, authentication
-// after STARTTLS), into a data directory (default ./mailsys-data). On a new data directory without
+// after STARTTLS), into a data directory (default ./mailsys-data), and
+// serves it over IMAP (default 127.0.0.1:1143 with STARTTLS, and
+// 127.0.0.1:1993 with implicit TLS). On a new data directory without
 // -user it creates a demo user and prints its address and password. It
 // logs a line with "ready" once it accepts connections, and shuts down
 // cleanly on SIGINT or SIGTERM.
@@ -58,6 +60,9 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	smtpAddr := fs.String("smtp", "127.0.0.1:2525", "inbound SMTP listener address (empty: off)")
 	subAddr := fs.String("submission", "127.0.0.1:2587", "submission listener address, authentication after STARTTLS (empty: off)")
 	subTLSAddr := fs.String("submissions", "127.0.0.1:2465", "implicit-TLS submission listener address (empty: off)")
+	imapAddr := fs.String("imap", "127.0.0.1:1143", "IMAP listener address, STARTTLS (empty: off)")
+	imapTLSAddr := fs.String("imaps", "127.0.0.1:1993", "implicit-TLS IMAP listener address (empty: off)")
+	insecureAuth := fs.Bool("insecure-auth", false, "let IMAP clients log in with plain-text passwords before TLS (testing only)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory")
 	keyFile := fs.String("tls-key", "", "TLS key (PEM)")
 	var users userFlags
@@ -82,7 +87,10 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		SMTPAddr:          *smtpAddr,
 		SubmissionAddr:    *subAddr,
 		SubmissionTLSAddr: *subTLSAddr,
+		IMAPAddr:          *imapAddr,
+		IMAPTLSAddr:       *imapTLSAddr,
 		TLS:               &tls.Config{Certificates: []tls.Certificate{cert}},
+		InsecureAuth:      *insecureAuth,
 		Logger:            log,
 	})
 	if err != nil {

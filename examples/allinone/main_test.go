@@ -6,10 +6,14 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -39,30 +43,13 @@ func (s *syncBuffer) String() string {
 // TestAllInOne runs the program, sends a message over STARTTLS, stops it
 // the way SIGTERM does and finds the message in the mailbox.
 func TestAllInOne(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	l, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	subAddr := l.Addr().String()
-	l.Close()
-	l, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	subsAddr := l.Addr().String()
-	l.Close()
+	addr, subAddr, subsAddr, imapAddr, imapsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	data := t.TempDir()
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-submission", subAddr, "-submissions", subsAddr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
+		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-submission", subAddr, "-submissions", subsAddr, "-imap", imapAddr, "-imaps", imapsAddr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
 			slog.New(slog.NewTextHandler(&logs, nil)))
 	}()
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "ready"); time.Sleep(20 * time.Millisecond) {
@@ -107,7 +94,42 @@ func TestAllInOne(t *testing.T) {
 		t.Fatalf("submission over implicit TLS: %v", err)
 	}
 	tc.Quit()
-	time.Sleep(200 * time.Millisecond) // delivery runs in the background
+
+	// Alice reads her mail over IMAP, implicit TLS and STARTTLS.
+	ic, err := imapclient.DialTLS(imapsAddr, &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ic.Login("alice@example.test", "secret").Wait(); err != nil {
+		t.Fatalf("IMAP LOGIN: %v", err)
+	}
+	var subjects []string
+	for deadline := time.Now().Add(5 * time.Second); len(subjects) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := ic.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := ic.Fetch(goimap.SeqSetNum(1, 2, 3), &goimap.FetchOptions{Envelope: true}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects = nil
+		for _, m := range msgs {
+			subjects = append(subjects, m.Envelope.Subject)
+		}
+	}
+	if want := []string{"all in one", "note to self", "over TLS"}; !slices.Equal(subjects, want) {
+		t.Errorf("IMAP subjects %q, want %q", subjects, want)
+	}
+	ic.Logout().Wait()
+	sc2, err := imapclient.DialStartTLS(imapAddr, &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc2.Login("alice@example.test", "secret").Wait(); err != nil {
+		t.Fatalf("IMAP LOGIN after STARTTLS: %v", err)
+	}
+	sc2.Logout().Wait()
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, logs.String())
@@ -126,6 +148,15 @@ func TestAllInOne(t *testing.T) {
 	if err != nil || inbox.Messages != 3 {
 		t.Fatalf("INBOX: %+v, %v; want 3 messages", inbox, err)
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func smtpSendTo(addr, rcpt string) error {

@@ -1,0 +1,233 @@
+package imap
+
+import (
+	"bufio"
+	"errors"
+	"io"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/mailsys/mailsys/msstore"
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// Fetch implements imapserver.Session. Flags, dates, sizes, ENVELOPE and
+// BODYSTRUCTURE come from the index; a body is opened only for the
+// sections asked for, and a whole body (BODY[], with or without a
+// partial range) streams from the store.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options *goimap.FetchOptions) error {
+	sel := s.sel
+	msgs, err := sel.resolve(numSet)
+	if err != nil || len(msgs) == 0 {
+		return err
+	}
+	_, byUID := numSet.(goimap.UIDSet)
+	// Reading a body section without PEEK sets \Seen (RFC 3501 6.4.5),
+	// unless the folder is read-only. It is set first, so that the
+	// FLAGS sent with the data are the new ones.
+	seen := map[userdata.UID]bool{}
+	if !sel.readOnly && marksSeen(options) {
+		res, err := s.srv.users.StoreFlags(userdata.WithOrigin(s.ctx(), sel.tracker), s.user.ID, sel.folder.ID, uidSet(msgs),
+			userdata.FlagUpdate{Op: userdata.FlagsAdd, Flags: userdata.FlagSeen})
+		if err != nil {
+			return s.fail("fetch", err)
+		}
+		for _, m := range res.Changed {
+			seen[m.UID] = true
+		}
+	}
+	release := hold(s.conn.NetConn())
+	defer release()
+	i := 0
+	return s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(msgs), func(m *userdata.Message) error {
+		for i < len(msgs) && msgs[i].uid < m.UID {
+			i++
+		}
+		if i == len(msgs) || msgs[i].uid != m.UID {
+			return nil
+		}
+		rw := w.CreateMessage(msgs[i].seq)
+		if err := s.fetchOne(rw, m, options, byUID || options.UID, seen[m.UID]); err != nil {
+			rw.Close()
+			return err
+		}
+		return rw.Close()
+	})
+}
+
+func marksSeen(options *goimap.FetchOptions) bool {
+	for _, bs := range options.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return len(options.BinarySection) > 0 && !options.BinarySection[0].Peek
+}
+
+// fetchOne writes the items of one message.
+func (s *session) fetchOne(w *imapserver.FetchResponseWriter, m *userdata.Message, options *goimap.FetchOptions, uid, seenNow bool) error {
+	if uid {
+		w.WriteUID(goimap.UID(m.UID))
+	}
+	if options.Flags || seenNow {
+		w.WriteFlags(imapFlags(m.Flags, m.Keywords))
+	}
+	if options.InternalDate {
+		w.WriteInternalDate(m.InternalDate)
+	}
+	if options.RFC822Size {
+		w.WriteRFC822Size(m.Size)
+	}
+	body := &lazyBody{s: s, ref: m.Ref}
+	defer body.close()
+	if options.Envelope {
+		env, err := DecodeEnvelope(m.Envelope)
+		if err != nil || len(m.Envelope) == 0 {
+			h, herr := body.header()
+			if herr != nil {
+				return herr
+			}
+			env = imapserver.ExtractEnvelope(h)
+		}
+		w.WriteEnvelope(env)
+	}
+	if options.BodyStructure != nil {
+		bs, err := DecodeStructure(m.Structure)
+		if err != nil || len(m.Structure) == 0 {
+			r, rerr := body.reader()
+			if rerr != nil {
+				return rerr
+			}
+			bs = imapserver.ExtractBodyStructure(r)
+		}
+		w.WriteBodyStructure(fillMultiparts(bs))
+	}
+	for _, section := range options.BodySection {
+		if err := writeSection(w, body, section); err != nil {
+			return err
+		}
+	}
+	for _, section := range options.BinarySection {
+		r, err := body.reader()
+		if err != nil {
+			return err
+		}
+		b := imapserver.ExtractBinarySection(r, section)
+		wc := w.WriteBinarySection(section, int64(len(b)))
+		wc.Write(b)
+		if err := wc.Close(); err != nil {
+			return err
+		}
+	}
+	for _, item := range options.BinarySectionSize {
+		r, err := body.reader()
+		if err != nil {
+			return err
+		}
+		w.WriteBinarySectionSize(item, imapserver.ExtractBinarySectionSize(r, item))
+	}
+	return nil
+}
+
+// fillMultiparts gives every multipart without parts (a message whose
+// boundary never appears) an empty text part: IMAP's body type cannot
+// express a multipart with none, and go-imap's writer panics on one.
+func fillMultiparts(bs goimap.BodyStructure) goimap.BodyStructure {
+	mp, ok := bs.(*goimap.BodyStructureMultiPart)
+	if !ok {
+		return bs
+	}
+	if len(mp.Children) == 0 {
+		mp.Children = []goimap.BodyStructure{&goimap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit"}}
+	}
+	for i, c := range mp.Children {
+		mp.Children[i] = fillMultiparts(c)
+	}
+	return bs
+}
+
+// writeSection writes one BODY[...] item. The whole message, or a range
+// of it, streams from the store; other sections are cut out by go-imap.
+func writeSection(w *imapserver.FetchResponseWriter, body *lazyBody, section *goimap.FetchItemBodySection) error {
+	whole := section.Specifier == goimap.PartSpecifierNone && len(section.Part) == 0
+	if whole {
+		b, err := body.open()
+		if err != nil {
+			return err
+		}
+		off, n := int64(0), b.Size()
+		if p := section.Partial; p != nil {
+			off = min(p.Offset, n)
+			n = min(p.Size, n-off)
+		}
+		wc := w.WriteBodySection(section, n)
+		if _, err := io.Copy(wc, io.NewSectionReader(b, off, n)); err != nil {
+			wc.Close()
+			return err
+		}
+		return wc.Close()
+	}
+	r, err := body.reader()
+	if err != nil {
+		return err
+	}
+	data := imapserver.ExtractBodySection(r, section)
+	wc := w.WriteBodySection(section, int64(len(data)))
+	wc.Write(data)
+	return wc.Close()
+}
+
+// lazyBody opens a message body from the store the first time it is
+// needed.
+type lazyBody struct {
+	s   *session
+	ref msstore.Ref
+	b   msstore.Body
+}
+
+var errNoBody = errors.New("imap: message body missing from the store")
+
+func (l *lazyBody) open() (msstore.Body, error) {
+	if l.b == nil {
+		if l.ref.IsZero() {
+			return nil, l.s.fail("fetch", errNoBody)
+		}
+		b, err := l.s.srv.store.Open(l.s.ctx(), l.ref)
+		if err != nil {
+			return nil, l.s.fail("fetch", err)
+		}
+		l.b = b
+	}
+	return l.b, nil
+}
+
+// reader returns a reader of the whole message from its start.
+func (l *lazyBody) reader() (io.Reader, error) {
+	b, err := l.open()
+	if err != nil {
+		return nil, err
+	}
+	return io.NewSectionReader(b, 0, b.Size()), nil
+}
+
+// header parses the message's header.
+func (l *lazyBody) header() (textproto.Header, error) {
+	r, err := l.reader()
+	if err != nil {
+		return textproto.Header{}, err
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(r))
+	if err != nil {
+		// A malformed header still has an envelope, of NILs.
+		return textproto.Header{}, nil
+	}
+	return h, nil
+}
+
+func (l *lazyBody) close() {
+	if l.b != nil {
+		l.b.Close()
+	}
+}

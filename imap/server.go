@@ -1,0 +1,340 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailsys/mailsys/msstore"
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// Guard is the access policy the server shares with the other listeners:
+// *mta.Guard satisfies it.
+type Guard interface {
+	// Admit decides whether a connection from ip is served; release gives
+	// its slot back when it ends.
+	Admit(ip netip.Addr) (release func(), err error)
+	// AuthAllowed reports whether ip may try to log in to account now.
+	AuthAllowed(ip netip.Addr, account string) bool
+	AuthFailed(ip netip.Addr, account string)
+	AuthSucceeded(ip netip.Addr, account string)
+}
+
+// UserDB is what the server needs of the user database: the whole of it,
+// and the watcher that tells sessions about each other's changes and
+// about new mail. userdata.DB satisfies it.
+type UserDB interface {
+	userdata.UserDB
+	userdata.Watcher
+}
+
+// Bodies is what the server needs of the message store; msstore.Storage
+// satisfies it.
+type Bodies interface {
+	Put(ctx context.Context, r io.Reader, meta msstore.Meta) (msstore.Ref, error)
+	Open(ctx context.Context, ref msstore.Ref) (msstore.Body, error)
+	Retain(ctx context.Context, ref msstore.Ref, n int) error
+	Release(ctx context.Context, ref msstore.Ref) error
+}
+
+// Config configures a Server. The zero value serves IMAP4rev1 and
+// IMAP4rev2 without TLS, refuses logins before TLS (so nobody can log in),
+// and has no access limits.
+type Config struct {
+	// TLS enables STARTTLS and is the configuration ServeTLS uses.
+	TLS *tls.Config
+	// InsecureAuth allows LOGIN and AUTHENTICATE before TLS.
+	InsecureAuth bool
+	// Guard limits connections and failed logins; nil means no limits.
+	Guard Guard
+	// MaxAppendSize bounds an APPEND (APPENDLIMIT); 0 means 64 MiB. A
+	// user's own smaller limit (userdata.Limits.MaxMessageSize) applies too.
+	MaxAppendSize int64
+	// PreAuthTimeout and PreAuthBytes bound a connection until it logs in:
+	// 0 means 60 seconds and 64 KiB.
+	PreAuthTimeout time.Duration
+	PreAuthBytes   int64
+	Logger         *slog.Logger // nil means slog.Default()
+}
+
+// Server is an IMAP server over a UserDB and a message store.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	users UserDB
+	store Bodies
+	open  *mailboxes
+	srv   *imapserver.Server
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  atomic.Bool
+}
+
+// Capabilities advertised beyond those go-imap adds by itself.
+var caps = goimap.CapSet{
+	goimap.CapIMAP4rev1:        {},
+	goimap.CapIMAP4rev2:        {},
+	goimap.CapNamespace:        {},
+	goimap.CapUIDPlus:          {},
+	goimap.CapESearch:          {},
+	goimap.CapSearchRes:        {},
+	goimap.CapListExtended:     {},
+	goimap.CapListStatus:       {},
+	goimap.CapMove:             {},
+	goimap.CapStatusSize:       {},
+	goimap.CapBinary:           {},
+	goimap.CapChildren:         {},
+	goimap.CapSpecialUse:       {},
+	goimap.CapLiteralPlus:      {},
+	goimap.CapCreateSpecialUse: {},
+}
+
+// NewServer returns a server of users' mail, with bodies in store.
+func NewServer(cfg Config, users UserDB, store Bodies) *Server {
+	if cfg.MaxAppendSize <= 0 {
+		cfg.MaxAppendSize = 64 << 20
+	}
+	if cfg.PreAuthTimeout <= 0 {
+		cfg.PreAuthTimeout = time.Minute
+	}
+	if cfg.PreAuthBytes <= 0 {
+		cfg.PreAuthBytes = 64 << 10
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log.With("component", "imap"), users: users, store: store, sessions: map[*session]struct{}{}}
+	s.open = newMailboxes(users)
+	s.srv = imapserver.New(&imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         caps,
+		Logger:       errorLog{s.log},
+		TLSConfig:    cfg.TLS,
+		InsecureAuth: cfg.InsecureAuth,
+	})
+	return s
+}
+
+// Serve accepts connections on l until Close or Shutdown.
+func (s *Server) Serve(l net.Listener) error { return s.srv.Serve(limitListener{l, s}) }
+
+// ServeTLS is Serve for an implicit-TLS listener (RFC 8314): every
+// connection starts with a TLS handshake under Config.TLS.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("imap: ServeTLS without Config.TLS")
+	}
+	return s.srv.Serve(tls.NewListener(limitListener{l, s}, s.cfg.TLS))
+}
+
+// Shutdown stops accepting connections, says BYE to every session and
+// closes them. IMAP sessions are long-lived, so it does not wait for
+// clients to log out; ctx bounds the goodbyes.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	list := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		list = append(list, sess)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		for _, sess := range list {
+			sess.conn.Bye("Server shutting down")
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	err := s.srv.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	if s.closing.Load() {
+		return nil, nil, &goimap.Error{Type: goimap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	ap, _ := netip.ParseAddrPort(c.NetConn().RemoteAddr().String())
+	release := func() {}
+	if g := s.cfg.Guard; g != nil {
+		var err error
+		if release, err = g.Admit(ap.Addr().Unmap()); err != nil {
+			s.log.Info("connection refused", "remote", c.NetConn().RemoteAddr(), "why", err)
+			return nil, nil, &goimap.Error{Type: goimap.StatusResponseTypeBye, Code: goimap.ResponseCodeUnavailable, Text: "Not accepting connections from you now"}
+		}
+	}
+	sess := &session{srv: s, conn: c, ip: ap.Addr().Unmap(), release: release}
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	return sess, nil, nil
+}
+
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// errorLog sends go-imap's error log to slog.
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) { e.log.Warn(fmt.Sprintf(format, v...)) }
+
+// limitListener bounds each connection until it logs in.
+type limitListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l limitListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &limitConn{Conn: c, deadline: time.Now().Add(l.s.cfg.PreAuthTimeout), left: l.s.cfg.PreAuthBytes}, nil
+}
+
+// limitConn is a client connection that, until authenticated, reads at
+// most left bytes and nothing after deadline. It can also hold writes
+// back: go-imap flushes every response line, one write each, so a FETCH
+// of many messages would cost a system call per message.
+type limitConn struct {
+	net.Conn
+	authed   atomic.Bool
+	mu       sync.Mutex
+	deadline time.Time
+	left     int64
+
+	wmu     sync.Mutex
+	holding bool
+	held    []byte
+}
+
+// maxHeld bounds the bytes held back before they are written anyway.
+const maxHeld = 64 << 10
+
+func (c *limitConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.holding {
+		return c.Conn.Write(p)
+	}
+	c.held = append(c.held, p...)
+	if len(c.held) >= maxHeld {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (c *limitConn) flushLocked() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	return err
+}
+
+// hold makes writes on the connection under c wait in a buffer until the
+// returned function is called, which writes them.
+func hold(c net.Conn) (release func() error) {
+	for {
+		switch x := c.(type) {
+		case *limitConn:
+			x.wmu.Lock()
+			x.holding = true
+			x.wmu.Unlock()
+			return func() error {
+				x.wmu.Lock()
+				defer x.wmu.Unlock()
+				x.holding = false
+				err := x.flushLocked()
+				if cap(x.held) > maxHeld*2 {
+					x.held = nil
+				}
+				return err
+			}
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return func() error { return nil }
+		}
+	}
+}
+
+var errPreAuthLimit = errors.New("imap: connection not authenticated in time or within its byte limit")
+
+func (c *limitConn) Read(p []byte) (int, error) {
+	if c.authed.Load() {
+		return c.Conn.Read(p)
+	}
+	c.mu.Lock()
+	left := c.left
+	c.mu.Unlock()
+	if left <= 0 || time.Now().After(c.deadline) {
+		return 0, errPreAuthLimit
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.left -= int64(n)
+	c.mu.Unlock()
+	return n, err
+}
+
+// SetReadDeadline keeps go-imap's per-command deadlines within the
+// pre-authentication one.
+func (c *limitConn) SetReadDeadline(t time.Time) error {
+	if !c.authed.Load() && (t.IsZero() || t.After(c.deadline)) {
+		t = c.deadline
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *limitConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
+
+// lift removes the limits of the connection under c, once logged in.
+func lift(c net.Conn) {
+	for {
+		switch x := c.(type) {
+		case *limitConn:
+			x.authed.Store(true)
+			x.Conn.SetReadDeadline(time.Time{})
+			return
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return
+		}
+	}
+}

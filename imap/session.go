@@ -1,0 +1,363 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// session is one client connection.
+type session struct {
+	srv     *Server
+	conn    *imapserver.Conn
+	ip      netip.Addr
+	release func() // gives the connection back to the Guard
+
+	user *userdata.User // nil until logged in
+	sel  *selected      // nil unless a folder is selected
+}
+
+var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
+var _ imapserver.SessionSASL = (*session)(nil)
+var _ imapserver.SessionAppendLimit = (*session)(nil)
+
+// Errors with the response codes clients act on.
+var (
+	errLockedOut   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeUnavailable, Text: "Too many failed logins, try again later"}
+	errNotAllowed  = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAuthorizationFailed, Text: "Not allowed to use IMAP"}
+	errNoMailbox   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNonExistent, Text: "No such mailbox"}
+	errTryCreate   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeTryCreate, Text: "No such mailbox"}
+	errExists      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
+	errOverQuota   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeOverQuota, Text: "Over quota"}
+	errReadOnly    = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Mailbox is read-only (EXAMINE)"}
+	errServer      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeServerBug, Text: "Internal error, try again later"}
+	errInboxDelete = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "INBOX cannot be deleted"}
+)
+
+// ctx is the context of a command. go-imap gives none; a session's
+// commands end when its connection does.
+func (s *session) ctx() context.Context { return context.Background() }
+
+// fail turns a UserDB or store error into the client's NO, logging what
+// the client cannot act on.
+func (s *session) fail(what string, err error) error {
+	var ie *goimap.Error
+	switch {
+	case errors.As(err, &ie):
+		return err
+	case errors.Is(err, userdata.ErrNotFound):
+		return errNoMailbox
+	case errors.Is(err, userdata.ErrExists):
+		return errExists
+	case errors.Is(err, userdata.ErrQuota):
+		return errOverQuota
+	case errors.Is(err, userdata.ErrInvalid):
+		return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: what + ": " + err.Error()}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &goimap.Error{Type: goimap.StatusResponseTypeBad, Text: what + ": message cut short"}
+	}
+	s.srv.log.Error(what, "user", s.address(), "err", err)
+	return errServer
+}
+
+func (s *session) address() string {
+	if s.user == nil {
+		return ""
+	}
+	return s.user.Address
+}
+
+// Close implements imapserver.Session.
+func (s *session) Close() error {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	s.release()
+	s.srv.forget(s)
+	return nil
+}
+
+// Login implements imapserver.Session.
+func (s *session) Login(username, password string) error {
+	return s.login(username, password)
+}
+
+func (s *session) login(username, password string) error {
+	g := s.srv.cfg.Guard
+	if g != nil && !g.AuthAllowed(s.ip, username) {
+		return errLockedOut
+	}
+	u, err := s.srv.users.Authenticate(s.ctx(), username, password, userdata.ProtoIMAP)
+	switch {
+	case errors.Is(err, userdata.ErrAuthFailed) || errors.Is(err, userdata.ErrInvalid):
+		if g != nil {
+			g.AuthFailed(s.ip, username)
+		}
+		s.srv.log.Info("login failed", "remote", s.ip, "account", username)
+		return imapserver.ErrAuthFailed
+	case errors.Is(err, userdata.ErrDisabled) || errors.Is(err, userdata.ErrProtocol):
+		return errNotAllowed
+	case err != nil:
+		return s.fail("login", err)
+	}
+	if g != nil {
+		g.AuthSucceeded(s.ip, username)
+	}
+	s.user = &u
+	lift(s.conn.NetConn())
+	return nil
+}
+
+// AuthenticateMechanisms implements imapserver.SessionSASL.
+func (s *session) AuthenticateMechanisms() []string { return []string{sasl.Plain} }
+
+// Authenticate implements imapserver.SessionSASL.
+func (s *session) Authenticate(mech string) (sasl.Server, error) {
+	if !strings.EqualFold(mech, sasl.Plain) {
+		return nil, &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Unsupported mechanism"}
+	}
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity != "" && identity != username {
+			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAuthorizationFailed, Text: "Cannot act as another user"}
+		}
+		return s.login(username, password)
+	}), nil
+}
+
+// AppendLimit implements imapserver.SessionAppendLimit.
+func (s *session) AppendLimit() uint32 {
+	limit := s.srv.cfg.MaxAppendSize
+	if s.user != nil {
+		if l, err := s.srv.users.Limits(s.ctx(), s.user.ID); err == nil && l.MaxMessageSize > 0 {
+			limit = min(limit, l.MaxMessageSize)
+		}
+	}
+	return uint32(min(limit, 1<<32-1))
+}
+
+// Namespace implements imapserver.SessionNamespace: one personal
+// namespace, "/" between levels.
+func (s *session) Namespace() (*goimap.NamespaceData, error) {
+	return &goimap.NamespaceData{Personal: []goimap.NamespaceDescriptor{{Prefix: "", Delim: userdata.Delimiter}}}, nil
+}
+
+// folderName normalizes a mailbox name from a client: no trailing
+// delimiter, INBOX in any case is INBOX.
+func folderName(name string) string {
+	name = strings.TrimSuffix(name, string(userdata.Delimiter))
+	if strings.EqualFold(name, userdata.Inbox) {
+		return userdata.Inbox
+	}
+	if len(name) > len(userdata.Inbox) && strings.EqualFold(name[:len(userdata.Inbox)+1], userdata.Inbox+string(userdata.Delimiter)) {
+		return userdata.Inbox + name[len(userdata.Inbox):]
+	}
+	return name
+}
+
+// folder finds a folder by name.
+func (s *session) folder(name string) (userdata.Folder, error) {
+	return s.srv.users.Folder(s.ctx(), s.user.ID, folderName(name))
+}
+
+// Create implements imapserver.Session. Missing parents are created too
+// (RFC 3501 6.3.3).
+func (s *session) Create(name string, options *goimap.CreateOptions) error {
+	name = folderName(name)
+	if name == "" || name == userdata.Inbox {
+		return errExists
+	}
+	special := ""
+	if options != nil && len(options.SpecialUse) > 0 {
+		if len(options.SpecialUse) > 1 {
+			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCode("USEATTR"), Text: "One special use per mailbox"}
+		}
+		special = string(options.SpecialUse[0])
+	}
+	parts := strings.Split(name, string(userdata.Delimiter))
+	for i := 1; i < len(parts); i++ {
+		parent := strings.Join(parts[:i], string(userdata.Delimiter))
+		_, err := s.srv.users.CreateFolder(s.ctx(), s.user.ID, parent, "")
+		if err != nil && !errors.Is(err, userdata.ErrExists) {
+			return s.fail("create", err)
+		}
+	}
+	if _, err := s.srv.users.CreateFolder(s.ctx(), s.user.ID, name, special); err != nil {
+		if errors.Is(err, userdata.ErrInvalid) && special != "" {
+			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCode("USEATTR"), Text: err.Error()}
+		}
+		return s.fail("create", err)
+	}
+	return nil
+}
+
+// Delete implements imapserver.Session.
+func (s *session) Delete(name string) error {
+	name = folderName(name)
+	if name == userdata.Inbox {
+		return errInboxDelete
+	}
+	if err := s.srv.users.DeleteFolder(s.ctx(), s.user.ID, name); err != nil {
+		if errors.Is(err, userdata.ErrNotEmpty) {
+			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeInUse, Text: "Mailbox has children; delete them first"}
+		}
+		return s.fail("delete", err)
+	}
+	return nil
+}
+
+// Rename implements imapserver.Session.
+func (s *session) Rename(from, to string, options *goimap.RenameOptions) error {
+	from, to = folderName(from), folderName(to)
+	if to == userdata.Inbox {
+		return errExists
+	}
+	if err := s.srv.users.RenameFolder(s.ctx(), s.user.ID, from, to); err != nil {
+		return s.fail("rename", err)
+	}
+	return nil
+}
+
+// Subscribe implements imapserver.Session.
+func (s *session) Subscribe(name string) error {
+	if err := s.srv.users.Subscribe(s.ctx(), s.user.ID, folderName(name), true); err != nil {
+		return s.fail("subscribe", err)
+	}
+	return nil
+}
+
+// Unsubscribe implements imapserver.Session.
+func (s *session) Unsubscribe(name string) error {
+	if err := s.srv.users.Subscribe(s.ctx(), s.user.ID, folderName(name), false); err != nil {
+		return s.fail("unsubscribe", err)
+	}
+	return nil
+}
+
+// Status implements imapserver.Session.
+func (s *session) Status(name string, options *goimap.StatusOptions) (*goimap.StatusData, error) {
+	f, err := s.folder(name)
+	if err != nil {
+		return nil, s.fail("status", err)
+	}
+	return s.status(f, options)
+}
+
+func (s *session) status(f userdata.Folder, options *goimap.StatusOptions) (*goimap.StatusData, error) {
+	d := &goimap.StatusData{Mailbox: f.Name}
+	if options.NumMessages {
+		d.NumMessages = &f.Messages
+	}
+	if options.UIDNext {
+		d.UIDNext = goimap.UID(f.UIDNext)
+	}
+	if options.UIDValidity {
+		d.UIDValidity = f.UIDValidity
+	}
+	if options.NumUnseen {
+		d.NumUnseen = &f.Unseen
+	}
+	if options.NumRecent {
+		var zero uint32 // \Recent is not kept (IMAP4rev2 drops it)
+		d.NumRecent = &zero
+	}
+	if options.Size {
+		d.Size = &f.Size
+	}
+	if options.AppendLimit {
+		limit := s.AppendLimit()
+		d.AppendLimit = &limit
+	}
+	if options.NumDeleted {
+		var n uint32
+		err := s.srv.users.Messages(s.ctx(), s.user.ID, f.ID, nil, func(m *userdata.Message) error {
+			if m.Flags&userdata.FlagDeleted != 0 {
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, s.fail("status", err)
+		}
+		d.NumDeleted = &n
+	}
+	if options.HighestModSeq {
+		d.HighestModSeq = f.HighestModSeq
+	}
+	return d, nil
+}
+
+// Poll implements imapserver.Session.
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.sel == nil {
+		return nil
+	}
+	return s.sel.tracker.Poll(w, allowExpunge)
+}
+
+// Idle implements imapserver.Session.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if s.sel == nil {
+		<-stop
+		return nil
+	}
+	return s.sel.tracker.Idle(w, stop)
+}
+
+// imapFlags turns index flags into IMAP's.
+func imapFlags(f userdata.Flags, keywords []string) []goimap.Flag {
+	out := make([]goimap.Flag, 0, 2+len(keywords))
+	for _, sf := range systemFlags {
+		if f&sf.bit != 0 {
+			out = append(out, sf.flag)
+		}
+	}
+	for _, k := range keywords {
+		out = append(out, goimap.Flag(k))
+	}
+	return out
+}
+
+var systemFlags = []struct {
+	bit  userdata.Flags
+	flag goimap.Flag
+}{
+	{userdata.FlagSeen, goimap.FlagSeen},
+	{userdata.FlagAnswered, goimap.FlagAnswered},
+	{userdata.FlagFlagged, goimap.FlagFlagged},
+	{userdata.FlagDeleted, goimap.FlagDeleted},
+	{userdata.FlagDraft, goimap.FlagDraft},
+}
+
+// indexFlags turns IMAP flags into index flags and keywords. \Recent is
+// dropped (the server sets it, clients cannot); another unknown system
+// flag is an error.
+func indexFlags(flags []goimap.Flag) (userdata.Flags, []string, error) {
+	var f userdata.Flags
+	var kws []string
+outer:
+	for _, fl := range flags {
+		for _, sf := range systemFlags {
+			if strings.EqualFold(string(fl), string(sf.flag)) {
+				f |= sf.bit
+				continue outer
+			}
+		}
+		if strings.EqualFold(string(fl), `\Recent`) {
+			continue
+		}
+		if strings.HasPrefix(string(fl), `\`) {
+			return 0, nil, &goimap.Error{Type: goimap.StatusResponseTypeBad, Text: "Unknown system flag " + string(fl)}
+		}
+		kws = append(kws, string(fl))
+	}
+	return f, kws, nil
+}
