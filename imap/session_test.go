@@ -353,10 +353,23 @@ typ, data = M.search(None, "FLAGGED", "SUBJECT", "python")
 assert data == [b"1"], data
 typ, data = M.uid("SEARCH", "ALL")
 assert data == [b"1"], data
-typ, data = M.store("1", "+FLAGS", r"(\Deleted)")
+typ, data = M.check()
+assert typ == "OK", data
+typ, data = M.uid("COPY", "1", "INBOX")
+assert typ == "OK", data
+assert M.response("COPYUID")[1][0] is not None
+M.select("INBOX")
+typ, data = M.uid("SEARCH", "CHARSET", "UTF-8", "BODY", "\u00e9".encode())
+assert data == [b"1"], data
+typ, data = M.fetch("1", "(BINARY.PEEK[1] BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+assert typ == "OK" and any(b"hello" in p[1] for p in data if isinstance(p, tuple)), data
+typ, data = M.uid("MOVE", "1", "Py")
+assert typ == "OK", data
+M.select("Py")
+typ, data = M.store("1:*", "+FLAGS", r"(\Deleted)")
 assert typ == "OK", data
 typ, data = M.expunge()
-assert data == [b"1"], data
+assert data == [b"2", b"1"] or data == [b"1", b"1"], data
 typ, data = M.list()
 assert any(b'"Py"' in l or b" Py" in l for l in data), data
 M.close()
