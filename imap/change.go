@@ -65,7 +65,7 @@ func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, err
 		return nil, err
 	}
 	if len(msgs) == 0 {
-		return &goimap.CopyData{UIDValidity: to.UIDValidity}, nil
+		return nil, nil // nothing copied: no COPYUID
 	}
 	var res userdata.CopyResult
 	if to.ID == sel.folder.ID {
@@ -75,6 +75,9 @@ func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, err
 	}
 	if err != nil {
 		return nil, s.fail("copy", err)
+	}
+	if len(res.Source) == 0 {
+		return nil, nil
 	}
 	return &goimap.CopyData{UIDValidity: res.UIDValidity, SourceUIDs: imapUIDSet(res.Source), DestUIDs: imapUIDSet(res.Dest)}, nil
 }
@@ -134,6 +137,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet goimap.NumSet, dest stri
 	res, err := s.srv.users.Move(userdata.WithOrigin(s.ctx(), sel.tracker), s.user.ID, sel.folder.ID, uidSet(msgs), to.ID)
 	if err != nil {
 		return s.fail("move", err)
+	}
+	if len(res.Source) == 0 {
+		return nil
 	}
 	return w.WriteCopyData(&goimap.CopyData{UIDValidity: res.UIDValidity, SourceUIDs: imapUIDSet(res.Source), DestUIDs: imapUIDSet(res.Dest)})
 }

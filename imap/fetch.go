@@ -140,7 +140,11 @@ func fillMultiparts(bs goimap.BodyStructure) goimap.BodyStructure {
 		return bs
 	}
 	if len(mp.Children) == 0 {
-		mp.Children = []goimap.BodyStructure{&goimap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit"}}
+		part := &goimap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit", Text: &goimap.BodyStructureText{}}
+		if mp.Extended != nil {
+			part.Extended = &goimap.BodyStructureSinglePartExt{}
+		}
+		mp.Children = []goimap.BodyStructure{part}
 	}
 	for i, c := range mp.Children {
 		mp.Children[i] = fillMultiparts(c)

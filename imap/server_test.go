@@ -399,3 +399,35 @@ func TestMessages(t *testing.T) {
 }
 
 func saslPlain(user, pw string) sasl.Client { return sasl.NewPlainClient("", user, pw) }
+
+// TestOddMessages appends messages that go-imap's own writer would trip on
+// (a multipart whose boundary never comes) and others, and fetches their
+// BODYSTRUCTURE, BODY and ENVELOPE.
+func TestOddMessages(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	odd := []string{
+		"Subject: no parts\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nno boundary here\r\n",
+		"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\nnothing\r\n--a--\r\n",
+		"no header at all",
+		"Subject: =?GB2312?B?1tC5+tLGtq8=?=\r\nFrom: =?UTF-8?B?5byg5LiJ?= <zhang@example.cn>\r\n\r\n\xd6\xd0\xce\xc4\r\n",
+	}
+	for _, m := range odd {
+		appendMsg(t, c, "INBOX", m)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []bool{true, false} {
+		got, err := c.Fetch(goimap.SeqSet{{Start: 1, Stop: 0}}, &goimap.FetchOptions{Envelope: true, BodyStructure: &goimap.FetchItemBodyStructure{Extended: ext}}).Collect()
+		if err != nil || len(got) != len(odd) {
+			t.Fatalf("FETCH BODYSTRUCTURE (extended %v): %d messages, %v", ext, len(got), err)
+		}
+		if s := got[3].Envelope.Subject; s != "中国移动" {
+			t.Errorf("GB2312 subject decoded as %q", s)
+		}
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatalf("connection lost: %v", err)
+	}
+}
