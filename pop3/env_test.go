@@ -88,7 +88,11 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // newEnv starts a server with cfg (InsecureAuth is set when cfg has no
 // TLS).
-func newEnv(t *testing.T, cfg pop3.Config) *env {
+func newEnv(t *testing.T, cfg pop3.Config) *env { t.Helper(); return newEnvWith(t, cfg, nil) }
+
+// newEnvWith is newEnv with the server's UserDB made by wrap from the real
+// one (nil for the real one itself).
+func newEnvWith(t *testing.T, cfg pop3.Config, wrap func(*userdata.DB) pop3.UserDB) *env {
 	t.Helper()
 	e := &env{t: t}
 	e.store, e.db = openStores(t, t.TempDir())
@@ -103,7 +107,11 @@ func newEnv(t *testing.T, cfg pop3.Config) *env {
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
-	e.srv = pop3.NewServer(cfg, e.db, e.store)
+	var users pop3.UserDB = e.db
+	if wrap != nil {
+		users = wrap(e.db)
+	}
+	e.srv = pop3.NewServer(cfg, users, e.store)
 	served := make(chan error, 2)
 	e.addr = listen(t, func(l net.Listener) { served <- e.srv.Serve(l) })
 	n := 1
@@ -275,3 +283,6 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// netDial connects to addr, giving up after 5 s.
+func netDial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }
