@@ -107,6 +107,7 @@ type folderKey struct {
 
 var _ UserDB = (*DB)(nil)
 var _ Watcher = (*DB)(nil)
+var _ Remover = (*DB)(nil)
 
 // Open opens (or creates) the database in cfg.Dir.
 func Open(ctx context.Context, cfg Config) (*DB, error) {

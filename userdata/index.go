@@ -438,6 +438,24 @@ func (d *DB) retainBodies(ctx context.Context, refs map[msstore.Ref]int) error {
 // domain's usage. Once the removal is committed their bodies are released;
 // a failed release is logged and leaks the body rather than losing one.
 func (d *DB) Expunge(ctx context.Context, user UserID, folder FolderID, set UIDSet) ([]UID, error) {
+	return d.expunge(ctx, user, folder, set, func(m *Message) bool { return m.Flags&FlagDeleted != 0 })
+}
+
+// Remove removes the folder's messages in set, whatever their flags, in
+// one atomic step, and returns the UIDs of those it found, in order. set
+// must not be nil. The messages go as with Expunge: tombstones in the
+// change log, usage taken off, bodies released once the removal is
+// committed, and watchers told.
+func (d *DB) Remove(ctx context.Context, user UserID, folder FolderID, set UIDSet) ([]UID, error) {
+	if set == nil {
+		return nil, fmt.Errorf("%w: Remove needs a set of UIDs", ErrInvalid)
+	}
+	return d.expunge(ctx, user, folder, set, func(*Message) bool { return true })
+}
+
+// expunge removes the folder's messages in set (nil for all) that pick
+// chooses: Expunge and Remove.
+func (d *DB) expunge(ctx context.Context, user UserID, folder FolderID, set UIDSet, pick func(*Message) bool) ([]UID, error) {
 	done, err := d.enter(ctx)
 	if err != nil {
 		return nil, err
@@ -462,7 +480,7 @@ func (d *DB) Expunge(ctx context.Context, user UserID, folder FolderID, set UIDS
 		var refs []msstore.Ref
 		var bytes int64
 		err = d.eachMessage(user, folder, set, func(m *Message) error {
-			if m.Flags&FlagDeleted == 0 {
+			if !pick(m) {
 				return nil
 			}
 			b.Delete(keyMessage(user, folder, m.UID), nil)

@@ -344,6 +344,19 @@ type Index interface {
 	Changes(ctx context.Context, user UserID, folder FolderID, since uint64, fn func(Change) error) error
 }
 
+// Remover is an optional capability of an Index: removing given messages
+// whatever their flags, in one atomic step. POP3's UPDATE state uses it to
+// delete exactly what its session marked, leaving alone the messages that
+// an IMAP session flagged \Deleted, with no moment at which the messages
+// are flagged but still there.
+type Remover interface {
+	// Remove removes the folder's messages in set (which must not be nil:
+	// ErrInvalid), whatever their flags, and returns the UIDs of those it
+	// found, in order. UIDs in set that are gone already are skipped. The
+	// removal is one atomic, durable step, and otherwise like Expunge's.
+	Remove(ctx context.Context, user UserID, folder FolderID, set UIDSet) ([]UID, error)
+}
+
 // UserDB is the whole user database.
 type UserDB interface {
 	Accounts

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,27 @@ import (
 // child's stderr goes to the test's.
 func Run(t *testing.T, child string, env []string, ready string, min, max time.Duration) []string {
 	t.Helper()
+	c := Start(t, child, env, ready)
+	time.Sleep(min + time.Duration(rand.Int64N(int64(max-min))))
+	return c.Kill()
+}
+
+// Child is a child started by Start, for a test that chooses the moment of
+// the kill itself, such as one that talks to a server in the child.
+type Child struct {
+	// Ready is the line starting with Start's ready, or "".
+	Ready string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	out  []string
+}
+
+// Start starts the child as Run does and, if ready is not empty, waits (up
+// to 30 s) for a line starting with ready. The caller must call Kill.
+func Start(t *testing.T, child string, env []string, ready string) *Child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$")
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
@@ -34,37 +56,48 @@ func Run(t *testing.T, child string, env []string, ready string, min, max time.D
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
-	done := make(chan struct{})
-	started := make(chan struct{})
+	c := &Child{cmd: cmd, done: make(chan struct{})}
+	started := make(chan string, 1)
 	go func() {
-		defer close(done)
+		defer close(c.done)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if ready != "" && strings.HasPrefix(sc.Text(), ready) {
 				select {
-				case <-started:
+				case started <- sc.Text():
 				default:
-					close(started)
 				}
 			}
-			lines = append(lines, sc.Text())
+			c.mu.Lock()
+			c.out = append(c.out, sc.Text())
+			c.mu.Unlock()
 		}
 	}()
 	if ready != "" {
 		select {
-		case <-started:
-		case <-done:
-			cmd.Wait()
-			t.Fatalf("%s exited before printing %q", child, ready)
+		case c.Ready = <-started:
+		case <-c.done:
+			select {
+			case c.Ready = <-started: // printed, then exited
+			default:
+				cmd.Wait()
+				t.Fatalf("%s exited before printing %q", child, ready)
+			}
 		case <-time.After(30 * time.Second):
 			cmd.Process.Kill()
 			t.Fatalf("%s printed no %q in 30 s", child, ready)
 		}
 	}
-	time.Sleep(min + time.Duration(rand.Int64N(int64(max-min))))
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-done
-	cmd.Wait()
-	return lines
+	return c
+}
+
+// Kill kills the child with SIGKILL, waits for it, and returns the lines it
+// printed on stdout. The last line may be cut short by the kill.
+func (c *Child) Kill() []string {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+	c.cmd.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out
 }

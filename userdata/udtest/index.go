@@ -551,3 +551,59 @@ func testExpunge(t *testing.T, e *env) {
 	_, err = db.UIDs(ctx, u.ID, work.ID)
 	wantErr(t, err, userdata.ErrNotFound, "UIDs of a deleted folder")
 }
+
+func testRemove(t *testing.T, e *env) {
+	r, ok := e.db.(userdata.Remover)
+	if !ok {
+		t.Skip("the database does not implement userdata.Remover")
+	}
+	ctx := e.ctx
+	u := e.simpleUser("ann@example.test")
+	inbox := e.folder(u.ID, userdata.Inbox)
+	d, s := userdata.FlagDeleted, userdata.FlagSeen
+	var ms []userdata.Message
+	for i, fl := range []userdata.Flags{0, d, s, d | s, 0} {
+		ms = append(ms, e.add(u.ID, inbox.ID, e.newMsg(u, "INBOX", 10*(i+1), fl)))
+	}
+	uid := func(i int) userdata.UID { return ms[i].UID }
+
+	// Exactly the set, whatever the flags: message 1's \Deleted (set by
+	// someone else) keeps it, and a UID already gone is skipped.
+	set := userdata.UIDSet{{Start: uid(0), Stop: uid(0)}, {Start: uid(2), Stop: uid(3)}, {Start: uid(4) + 10, Stop: uid(4) + 10}}
+	x, err := r.Remove(ctx, u.ID, inbox.ID, set)
+	must(t, err, "Remove(%v)", set)
+	if !sameUIDs(x, []userdata.UID{uid(0), uid(2), uid(3)}) {
+		t.Errorf("Remove(%v) = %v, want [%d %d %d]", set, x, uid(0), uid(2), uid(3))
+	}
+	if got := e.uids(u.ID, inbox.ID); !sameUIDs(got, []userdata.UID{uid(1), uid(4)}) {
+		t.Errorf("UIDs after Remove = %v, want [%d %d]", got, uid(1), uid(4))
+	}
+	wantCounts(t, e.checkCounts(u.ID, inbox.ID), 2, 2, 20+50)
+	wantUsage(t, e.usage(u.ID), 2, 70, "after Remove")
+	for i, live := range []bool{false, true, false, false, true} {
+		e.bodyLive(ms[i].Ref, live, "message %d after Remove", i)
+	}
+	var expunged []userdata.UID
+	err = e.db.Changes(ctx, u.ID, inbox.ID, ms[4].ModSeq, func(c userdata.Change) error {
+		if c.Expunged {
+			expunged = append(expunged, c.UID)
+		}
+		return nil
+	})
+	must(t, err, "Changes after Remove")
+	if !sameUIDs(expunged, x) {
+		t.Errorf("Changes after Remove report %v expunged, want %v", expunged, x)
+	}
+
+	before := e.folder(u.ID, userdata.Inbox)
+	if x, err := r.Remove(ctx, u.ID, inbox.ID, userdata.UIDSet{}); err != nil || len(x) != 0 {
+		t.Errorf("Remove of an empty set = %v, %v", x, err)
+	}
+	if f := e.folder(u.ID, userdata.Inbox); f != before {
+		t.Errorf("Remove of nothing changed INBOX from %+v to %+v", before, f)
+	}
+	_, err = r.Remove(ctx, u.ID, inbox.ID, nil)
+	wantErr(t, err, userdata.ErrInvalid, "Remove(nil)")
+	_, err = r.Remove(ctx, u.ID, unknownFolder, set)
+	wantErr(t, err, userdata.ErrNotFound, "Remove in an unknown folder")
+}

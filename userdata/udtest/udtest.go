@@ -20,7 +20,8 @@
 // [msstore.Memory] and passes that as bodies, so that it can check that Copy
 // retains bodies and that Expunge and DeleteFolder release them. It closes
 // each database at the end of its subtest. The Watch subtest runs only when
-// the database implements [userdata.Watcher].
+// the database implements [userdata.Watcher], the Remove subtest only when
+// it implements [userdata.Remover].
 //
 // Run the suite with -race: the Concurrency and QuotaConcurrent subtests are
 // meant for it (the races QuotaConcurrent looks for rarely show without it).
@@ -62,6 +63,7 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"FlagsAndModSeq", testFlagsAndModSeq},
 		{"CopyMove", testCopyMove},
 		{"Expunge", testExpunge},
+		{"Remove", testRemove},
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
 		{"Concurrency", testConcurrency},

@@ -1,0 +1,192 @@
+package pop3
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// plainAllowed reports whether a plain-text password may be sent now: over
+// TLS, or anywhere with Config.InsecureAuth.
+func (ss *session) plainAllowed() bool { return ss.tls || ss.srv.cfg.InsecureAuth }
+
+// userCmd answers USER. It says nothing about whether the user exists.
+func (ss *session) userCmd(rest string) error {
+	if !ss.plainAllowed() {
+		return errNeedsTLS
+	}
+	if rest == "" {
+		return errSyntax
+	}
+	ss.user = rest
+	ss.okf("Send your password")
+	return nil
+}
+
+// pass answers PASS, whose argument is the rest of the line, spaces and
+// all (RFC 1939, section 7).
+func (ss *session) pass(rest string) error {
+	if !ss.plainAllowed() {
+		return errNeedsTLS
+	}
+	if ss.user == "" {
+		return &reply{text: "USER first"}
+	}
+	user := ss.user
+	ss.user = ""
+	return ss.login(user, rest)
+}
+
+// auth answers AUTH (RFC 5034): without an argument it lists the
+// mechanisms; AUTH PLAIN takes the credentials as an initial response or
+// after a "+ " continuation, and "*" cancels.
+func (ss *session) auth(rest string) error {
+	if rest == "" {
+		ss.okf("SASL mechanisms follow")
+		if ss.plainAllowed() {
+			ss.w.WriteString("PLAIN\r\n")
+		}
+		ss.w.WriteString(".\r\n")
+		return nil
+	}
+	mech, initial, hasInitial := strings.Cut(rest, " ")
+	if !strings.EqualFold(mech, sasl.Plain) {
+		return &reply{text: "Unsupported SASL mechanism"}
+	}
+	if !ss.plainAllowed() {
+		return errNeedsTLS
+	}
+	ss.user = ""
+	var loginErr error
+	server := sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity != "" && identity != username {
+			loginErr = errAuthFailed
+		} else {
+			loginErr = ss.login(username, password)
+		}
+		return loginErr
+	})
+	var response []byte // nil: no initial response
+	if hasInitial {
+		var r *reply
+		if response, r = decodeResponse(initial); r != nil {
+			return r
+		}
+	}
+	for {
+		challenge, done, err := server.Next(response)
+		if loginErr != nil {
+			return loginErr
+		}
+		if err != nil {
+			return &reply{"AUTH", "Malformed SASL response"}
+		}
+		if done {
+			return nil // login said +OK
+		}
+		ss.w.WriteString("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
+		if err := ss.w.Flush(); err != nil {
+			return err
+		}
+		line, err := ss.readCommand()
+		if err == errLineTooLong {
+			return &reply{text: "SASL response too long"}
+		}
+		if err != nil {
+			return err
+		}
+		if line == "*" {
+			return &reply{text: "Authentication cancelled"}
+		}
+		var r *reply
+		if response, r = decodeResponse(line); r != nil {
+			return r
+		}
+	}
+}
+
+// decodeResponse decodes a base64 SASL response; "=" is the empty one.
+func decodeResponse(s string) ([]byte, *reply) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, &reply{text: "Invalid base64 in the SASL response"}
+	}
+	return b, nil
+}
+
+// login checks the credentials under the Guard's lockout rules, takes the
+// user's maildrop lock, takes the snapshot of the INBOX and enters the
+// TRANSACTION state, saying +OK. It fails with a reply that says why.
+func (ss *session) login(username, password string) error {
+	g := ss.srv.cfg.Guard
+	if g != nil && !g.AuthAllowed(ss.ip, username) {
+		ss.log.Warn("login refused: too many failures", "user", username)
+		return errLockedOut
+	}
+	ctx := ss.srv.ctx
+	u, err := ss.srv.users.Authenticate(ctx, username, password, userdata.ProtoPOP3)
+	switch {
+	case errors.Is(err, userdata.ErrAuthFailed):
+		if g != nil {
+			g.AuthFailed(ss.ip, username)
+		}
+		ss.log.Info("authentication failed", "user", username)
+		return errAuthFailed
+	case errors.Is(err, userdata.ErrDisabled), errors.Is(err, userdata.ErrProtocol):
+		ss.log.Info("login refused", "user", username, "why", err)
+		return &reply{"AUTH", "This account may not use POP3"}
+	case err != nil:
+		ss.log.Error("authentication", "user", username, "err", err)
+		return errTemporary
+	}
+	if g != nil {
+		g.AuthSucceeded(ss.ip, username)
+	}
+	if !ss.srv.lock(u.ID) {
+		ss.log.Info("maildrop in use", "user", u.Address)
+		return errInUse
+	}
+	drop, err := openMaildrop(ctx, ss.srv.users, u.ID)
+	if err != nil {
+		ss.srv.unlock(u.ID)
+		ss.log.Error("opening the maildrop", "user", u.Address, "err", err)
+		return errTemporary
+	}
+	ss.drop, ss.state = drop, stateTransaction
+	ss.log = ss.log.With("user", u.Address)
+	ss.log.Info("logged in", "messages", drop.count, "tls", ss.tls)
+	ss.okf("%s has %d messages (%d octets)", u.Address, drop.count, drop.size)
+	return nil
+}
+
+// stls answers STLS (RFC 2595) and runs the TLS handshake. Whatever the
+// client sent after STLS, before the handshake, is dropped.
+func (ss *session) stls() error {
+	if ss.tls {
+		return &reply{text: "Already using TLS"}
+	}
+	if ss.srv.cfg.TLS == nil {
+		return &reply{text: "STLS is not offered here"}
+	}
+	ss.okf("Begin TLS negotiation")
+	if err := ss.w.Flush(); err != nil {
+		return err
+	}
+	tc := tls.Server(ss.conn, ss.srv.cfg.TLS)
+	if err := ss.handshake(tc); err != nil {
+		return err
+	}
+	ss.conn, ss.tls, ss.user = tc, true, ""
+	ss.r = bufio.NewReaderSize(tc, maxLine)
+	ss.w.Reset(deadlineWriter{tc, ss.srv.cfg.WriteTimeout})
+	return nil
+}

@@ -1,0 +1,60 @@
+// Package pop3 is the POP3 server of mailsys, over a UserDB (userdata) and
+// a message store (msstore). The maildrop is the user's INBOX.
+//
+// It implements:
+//
+//   - RFC 1939: USER/PASS, STAT, LIST, RETR, DELE, NOOP, RSET, QUIT and the
+//     UPDATE state, TOP and UIDL. APOP is not offered: it needs the
+//     password in clear on the server, and the UserDB keeps only hashes.
+//   - RFC 2449: CAPA, with TOP, UIDL, USER, SASL PLAIN, STLS, RESP-CODES,
+//     PIPELINING and IMPLEMENTATION, and the response codes [IN-USE] and
+//     [SYS/TEMP].
+//   - RFC 3206: AUTH-RESP-CODE; a login refused for its credentials says
+//     [AUTH], one refused by the lockout after repeated failures
+//     [SYS/TEMP] (the password may well be right).
+//   - RFC 2595: STLS; and RFC 8314's implicit TLS through ServeTLS.
+//   - RFC 5034: AUTH PLAIN (RFC 4616), with an initial response or after a
+//     "+ " continuation; "*" cancels.
+//
+// Plain-text passwords (USER/PASS, AUTH PLAIN) are refused on a
+// connection without TLS unless Config.InsecureAuth is set, and are not
+// advertised in CAPA then.
+//
+// # Sessions and the maildrop lock
+//
+// A session sees a snapshot of the INBOX taken at login: messages 1 to n in
+// UID order, with the sizes the index holds (the stored bodies' sizes, CRLF
+// line endings included). Mail that arrives later waits for the next
+// session. IMAP sessions on the same mailbox go on working meanwhile: a
+// message they expunge stays in the snapshot, and RETR of it fails with
+// -ERR once its body is gone. The unique ids of UIDL are
+// "UIDVALIDITY.UID", stable across sessions and restarts.
+//
+// One POP3 session at a time holds a user's maildrop; a second login gets
+// -ERR [IN-USE] until the first ends. The lock is kept in the Server, in
+// memory: it covers every listener the Server serves, but not other
+// processes or nodes, so a cluster must route all of a user's POP3
+// connections to one node.
+//
+// # The UPDATE state
+//
+// DELE only marks a message. At QUIT the marked messages are removed from
+// the INBOX in one atomic, durable step (userdata.Remover: exactly those
+// UIDs, whatever their flags, so messages an IMAP session flagged \Deleted
+// stay unless this session deleted them too), and +OK is sent only once
+// the removal is committed. A connection that ends without QUIT, or a crash
+// before the commit, deletes nothing; after +OK nothing deleted comes
+// back.
+//
+// # Limits
+//
+// A command line may be 1024 octets long (RFC 2449 allows 255; longer
+// lines get -ERR and are skipped); ten -ERR replies in a row end the
+// session. A session that stays silent longer than Config.LoginTimeout
+// before login, or Config.IdleTimeout after, is closed, and so is one that
+// stops reading its replies for Config.WriteTimeout. Config.Guard's allow
+// and deny lists apply at connect, and its lockout to every login.
+//
+// Message bodies are streamed from the store to the client, never held
+// whole in memory.
+package pop3

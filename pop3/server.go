@@ -1,0 +1,323 @@
+package pop3
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/mailsys/mailsys/msstore"
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// ErrServerClosed is returned by Serve and ServeTLS after Shutdown or
+// Close.
+var ErrServerClosed = errors.New("pop3: server closed")
+
+// UserDB is what the server needs of the user database: logins, the INBOX,
+// its messages, and the removal of the messages a session deleted.
+// *userdata.DB satisfies it. The methods are called concurrently by the
+// sessions and may block on I/O.
+type UserDB interface {
+	// Authenticate checks a login; the server asks for
+	// userdata.ProtoPOP3.
+	Authenticate(ctx context.Context, address, password string, p userdata.Protocol) (userdata.User, error)
+	// Folder returns the INBOX, for its id and UIDVALIDITY.
+	Folder(ctx context.Context, user userdata.UserID, name string) (userdata.Folder, error)
+	// Messages lists the INBOX at login: the session's snapshot.
+	Messages(ctx context.Context, user userdata.UserID, folder userdata.FolderID, set userdata.UIDSet, fn func(*userdata.Message) error) error
+	// Remove deletes, in one atomic step, exactly the messages the
+	// session marked (the UPDATE state): see userdata.Remover.
+	Remove(ctx context.Context, user userdata.UserID, folder userdata.FolderID, set userdata.UIDSet) ([]userdata.UID, error)
+}
+
+// Bodies opens message bodies; msstore.Storage (and so *msstore.Volumes)
+// satisfies it. Open is called concurrently and may block on I/O.
+type Bodies interface {
+	Open(ctx context.Context, ref msstore.Ref) (msstore.Body, error)
+}
+
+// The defaults satisfy the interfaces.
+var (
+	_ UserDB = (*userdata.DB)(nil)
+	_ Bodies = msstore.Storage(nil)
+)
+
+// Guard holds the access rules the protocol servers share: allow and deny
+// lists and lockouts after repeated login failures. *mta.Guard satisfies
+// it. Its methods are called concurrently and must not block.
+type Guard interface {
+	// Admit decides on a connection from ip; if it returns no error, the
+	// server calls release when the connection ends.
+	Admit(ip netip.Addr) (release func(), err error)
+	// AuthAllowed reports whether a login from ip for account may be
+	// tried now.
+	AuthAllowed(ip netip.Addr, account string) bool
+	// AuthFailed counts a failed login.
+	AuthFailed(ip netip.Addr, account string)
+	// AuthSucceeded clears the account's failures.
+	AuthSucceeded(ip netip.Addr, account string)
+}
+
+// Config configures a Server. The zero value of every field is a working
+// default, but a server with neither TLS nor InsecureAuth lets nobody log
+// in (see Validate).
+type Config struct {
+	// Hostname is announced in the greeting and at QUIT. Zero means
+	// "localhost".
+	Hostname string
+	// TLS enables STLS (RFC 2595) and is what ServeTLS serves. Nil turns
+	// both off.
+	TLS *tls.Config
+	// InsecureAuth allows plain-text passwords (USER/PASS, AUTH PLAIN) on a
+	// connection without TLS. Off by default: a client must STLS first.
+	InsecureAuth bool
+	// Guard holds the access rules shared with the other listeners: the
+	// host program passes the System's (an *mta.Guard). Nil means none: no
+	// allow or deny list and no lockout after failed logins.
+	Guard Guard
+	// LoginTimeout is how long a connection may stay silent before it has
+	// logged in. Zero means 60 s.
+	LoginTimeout time.Duration
+	// IdleTimeout is how long a logged-in session may stay silent. Zero
+	// means 10 minutes, the least RFC 1939 allows.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write to a client, so that one that stops
+	// reading in the middle of a message is dropped. Zero means 1 minute.
+	WriteTimeout time.Duration
+	// Logger receives the server's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults of Config's zero values.
+const (
+	defaultLoginTimeout = 60 * time.Second
+	defaultIdleTimeout  = 10 * time.Minute
+	defaultWriteTimeout = time.Minute
+)
+
+// Validate reports every problem of c at once, or nil.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"LoginTimeout", c.LoginTimeout}, {"IdleTimeout", c.IdleTimeout}, {"WriteTimeout", c.WriteTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("pop3: negative %s %v", d.name, d.v))
+		}
+	}
+	if c.TLS == nil && !c.InsecureAuth {
+		errs = append(errs, errors.New("pop3: neither TLS nor InsecureAuth: nobody could log in"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is a POP3 server (RFC 1939) over a UserDB and a message store.
+// One Server may serve several listeners at once (plain and implicit TLS):
+// they share its maildrop locks, so a host program makes one Server, not
+// one per listener. Its methods are safe for concurrent use.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	users UserDB
+	store Bodies
+
+	ctx    context.Context // the sessions'; cancelled by Close
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	inUse     map[userdata.UserID]struct{} // maildrops locked by a session
+	done      sync.WaitGroup               // session goroutines
+}
+
+// NewServer returns a server over users and store, with cfg's zero values
+// replaced by their defaults. Serve or ServeTLS starts it.
+func NewServer(cfg Config, users UserDB, store Bodies) *Server {
+	if cfg.Hostname == "" {
+		cfg.Hostname = "localhost"
+	}
+	if cfg.LoginTimeout == 0 {
+		cfg.LoginTimeout = defaultLoginTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, log: log.With("component", "pop3"), users: users, store: store,
+		ctx: ctx, cancel: cancel,
+		listeners: map[net.Listener]struct{}{},
+		sessions:  map[*session]struct{}{},
+		inUse:     map[userdata.UserID]struct{}{},
+	}
+}
+
+// Serve accepts connections on l, each served in a goroutine of its own,
+// until Shutdown or Close, and returns ErrServerClosed then. It returns
+// Validate's error at once if the configuration has one.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS is Serve for an implicit-TLS listener ("pop3s", RFC 8314):
+// every connection starts with a TLS handshake under Config.TLS, which must
+// be set.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("pop3: ServeTLS needs Config.TLS")
+	}
+	return s.serve(tls.NewListener(l, s.cfg.TLS), true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("pop3: accept: %w", err)
+			}
+			// Out of file descriptors and the like: wait and go on.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		ss := newSession(s, c, implicitTLS)
+		if !s.track(ss) {
+			c.Close()
+			return ErrServerClosed
+		}
+		go ss.serve()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// track registers a new session, unless the server is closing.
+func (s *Server) track(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	s.done.Add(1)
+	return true
+}
+
+// untrack forgets a session that has ended.
+func (s *Server) untrack(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	s.done.Done()
+}
+
+// stop stops accepting and closes the sessions waiting for a command; a
+// session in the middle of one (a RETR, or the UPDATE state after QUIT)
+// finishes it and then ends.
+func (s *Server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for ss := range s.sessions {
+		if ss.idle {
+			ss.raw.Close()
+		}
+	}
+}
+
+// Shutdown stops accepting, closes the idle sessions at once (telling them
+// nothing more: a session ended without QUIT deletes nothing), and waits
+// for the sessions in the middle of a command, such as a QUIT applying its
+// deletions, to finish it, or for ctx to end, when it closes them all as
+// Close does and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	finished := make(chan struct{})
+	go func() { s.done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every session at once, cancelling the
+// calls they have in progress. A deletion in progress either commits
+// whole or not at all.
+func (s *Server) Close() error {
+	s.stop()
+	s.cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		ss.raw.Close()
+	}
+	return nil
+}
+
+// lock takes the maildrop of user for one session; it reports false if
+// another session of this server holds it.
+func (s *Server) lock(user userdata.UserID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, held := s.inUse[user]; held {
+		return false
+	}
+	s.inUse[user] = struct{}{}
+	return true
+}
+
+// unlock gives the maildrop of user back.
+func (s *Server) unlock(user userdata.UserID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inUse, user)
+}
