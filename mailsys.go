@@ -1,6 +1,6 @@
 // Package mailsys composes the mailsys packages into a running mail
 // system: a message store (msstore), a UserDB (userdata), a transaction log
-// (txlog) and the protocol servers (mta, imap), started and stopped
+// (txlog) and the protocol servers (mta, imap, pop3), started and stopped
 // together. Host programs build their own server from a Config; two Systems
 // can run in one process (there is no global state).
 package mailsys
@@ -22,6 +22,7 @@ import (
 	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/pop3"
 	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -50,10 +51,16 @@ type Config struct {
 	// IMAPTLSAddr is the implicit-TLS IMAP listener's address (usually
 	// port 993); it needs TLS. Empty turns it off.
 	IMAPTLSAddr string
-	// TLS, if set, enables STARTTLS.
+	// POP3Addr is the POP3 listener's address, such as "127.0.0.1:1110"
+	// (STLS when TLS is set); empty turns it off.
+	POP3Addr string
+	// POP3TLSAddr is the implicit-TLS POP3 listener's address (usually port
+	// 995); it needs TLS. Empty turns it off.
+	POP3TLSAddr string
+	// TLS, if set, enables STARTTLS (STLS in POP3).
 	TLS *tls.Config
-	// InsecureAuth lets IMAP clients log in with a plain-text password
-	// before TLS; for tests and loopback-only setups.
+	// InsecureAuth lets IMAP and POP3 clients log in with a plain-text
+	// password before TLS; for tests and loopback-only setups.
 	InsecureAuth bool
 	// Access holds the allow and deny lists, the bound on connections per
 	// address and the login lockout rules, shared by every listener. The
@@ -133,7 +140,8 @@ func (s *System) Start(ctx context.Context) error {
 	guard := mta.NewGuard(s.cfg.Access)
 	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: guard, Filter: s.cfg.Filter, Logger: s.log}
 	imapCfg := imap.Config{TLS: s.cfg.TLS, InsecureAuth: s.cfg.InsecureAuth, Guard: guard, Logger: s.log}
-	if (s.cfg.SubmissionTLSAddr != "" || s.cfg.IMAPTLSAddr != "") && s.cfg.TLS == nil {
+	pop3Cfg := pop3.Config{Hostname: s.cfg.Hostname, TLS: s.cfg.TLS, InsecureAuth: s.cfg.InsecureAuth, Guard: guard, Logger: s.log}
+	if (s.cfg.SubmissionTLSAddr != "" || s.cfg.IMAPTLSAddr != "" || s.cfg.POP3TLSAddr != "") && s.cfg.TLS == nil {
 		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
 	}
 	// One IMAP server for both its listeners: one set of open folders.
@@ -143,6 +151,13 @@ func (s *System) Start(ctx context.Context) error {
 			imapSrv = imap.NewServer(imapCfg, s.Users, s.Store)
 		}
 		return imapSrv
+	}
+	var pop3Srv *pop3.Server
+	pop3Server := func() server {
+		if pop3Srv == nil {
+			pop3Srv = pop3.NewServer(pop3Cfg, s.Users, s.Store)
+		}
+		return pop3Srv
 	}
 	for _, l := range []struct {
 		addr string
@@ -154,6 +169,8 @@ func (s *System) Start(ctx context.Context) error {
 		{s.cfg.SubmissionTLSAddr, true, func() server { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
 		{s.cfg.IMAPAddr, false, imapServer},
 		{s.cfg.IMAPTLSAddr, true, imapServer},
+		{s.cfg.POP3Addr, false, pop3Server},
+		{s.cfg.POP3TLSAddr, true, pop3Server},
 	} {
 		if l.addr == "" {
 			continue

@@ -43,7 +43,7 @@ func TestCrashBinary(t *testing.T) {
 	l.Close()
 
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "-data", data, "-smtp", addr, "-submission", "", "-submissions", "", "-imap", "", "-imaps", "", "-user", "rcpt@example.test:pw")
+		cmd := exec.Command(bin, "-data", data, "-smtp", addr, "-submission", "", "-submissions", "", "-imap", "", "-imaps", "", "-pop3", "", "-pop3s", "", "-user", "rcpt@example.test:pw")
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

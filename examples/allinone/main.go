@@ -7,7 +7,8 @@
 // from them on the submission port (default 127.0.0.1:2587, authentication
 // after STARTTLS), into a data directory (default ./mailsys-data), and
 // serves it over IMAP (default 127.0.0.1:1143 with STARTTLS, and
-// 127.0.0.1:1993 with implicit TLS). On a new data directory without
+// 127.0.0.1:1993 with implicit TLS) and POP3 (default 127.0.0.1:1110 with
+// STLS, and 127.0.0.1:1995 with implicit TLS). On a new data directory without
 // -user it creates a demo user and prints its address and password. It
 // logs a line with "ready" once it accepts connections, and shuts down
 // cleanly on SIGINT or SIGTERM.
@@ -62,7 +63,9 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	subTLSAddr := fs.String("submissions", "127.0.0.1:2465", "implicit-TLS submission listener address (empty: off)")
 	imapAddr := fs.String("imap", "127.0.0.1:1143", "IMAP listener address, STARTTLS (empty: off)")
 	imapTLSAddr := fs.String("imaps", "127.0.0.1:1993", "implicit-TLS IMAP listener address (empty: off)")
-	insecureAuth := fs.Bool("insecure-auth", false, "let IMAP clients log in with plain-text passwords before TLS (testing only)")
+	pop3Addr := fs.String("pop3", "127.0.0.1:1110", "POP3 listener address, STLS (empty: off)")
+	pop3TLSAddr := fs.String("pop3s", "127.0.0.1:1995", "implicit-TLS POP3 listener address (empty: off)")
+	insecureAuth := fs.Bool("insecure-auth", false, "let IMAP and POP3 clients log in with plain-text passwords before TLS (testing only)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory")
 	keyFile := fs.String("tls-key", "", "TLS key (PEM)")
 	var users userFlags
@@ -89,6 +92,8 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		SubmissionTLSAddr: *subTLSAddr,
 		IMAPAddr:          *imapAddr,
 		IMAPTLSAddr:       *imapTLSAddr,
+		POP3Addr:          *pop3Addr,
+		POP3TLSAddr:       *pop3TLSAddr,
 		TLS:               &tls.Config{Certificates: []tls.Certificate{cert}},
 		InsecureAuth:      *insecureAuth,
 		Logger:            log,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -44,12 +45,13 @@ func (s *syncBuffer) String() string {
 // the way SIGTERM does and finds the message in the mailbox.
 func TestAllInOne(t *testing.T) {
 	addr, subAddr, subsAddr, imapAddr, imapsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	pop3Addr, pop3sAddr := freeAddr(t), freeAddr(t)
 	data := t.TempDir()
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-submission", subAddr, "-submissions", subsAddr, "-imap", imapAddr, "-imaps", imapsAddr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
+		done <- run(ctx, []string{"-data", data, "-smtp", addr, "-submission", subAddr, "-submissions", subsAddr, "-imap", imapAddr, "-imaps", imapsAddr, "-pop3", pop3Addr, "-pop3s", pop3sAddr, "-hostname", "mail.example.test", "-user", "alice@example.test:secret"},
 			slog.New(slog.NewTextHandler(&logs, nil)))
 	}()
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "ready"); time.Sleep(20 * time.Millisecond) {
@@ -130,6 +132,23 @@ func TestAllInOne(t *testing.T) {
 	}
 	sc2.Logout().Wait()
 
+	// And over POP3, implicit TLS, and STLS on the plain port.
+	pc, err := tls.Dial("tcp", pop3sAddr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop := pop3Talk(t, pc, "USER alice@example.test\r\nPASS secret\r\nSTAT\r\nRETR 1\r\nQUIT\r\n")
+	if !strings.Contains(pop, "+OK 3 ") || !strings.Contains(pop, "Subject: all in one") {
+		t.Errorf("POP3 over implicit TLS:\n%s", pop)
+	}
+	plain, err := net.Dial("tcp", pop3Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pop := pop3Talk(t, plain, "CAPA\r\nUSER alice@example.test\r\nQUIT\r\n"); !strings.Contains(pop, "STLS") || !strings.Contains(pop, "-ERR") {
+		t.Errorf("POP3 before STLS should offer STLS and refuse USER:\n%s", pop)
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, logs.String())
@@ -148,6 +167,18 @@ func TestAllInOne(t *testing.T) {
 	if err != nil || inbox.Messages != 3 {
 		t.Fatalf("INBOX: %+v, %v; want 3 messages", inbox, err)
 	}
+}
+
+// pop3Talk sends a POP3 script on c and returns all the server said.
+func pop3Talk(t *testing.T, c net.Conn, script string) string {
+	t.Helper()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, script); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c)
+	return string(out)
 }
 
 func freeAddr(t *testing.T) string {
