@@ -11,14 +11,15 @@ import (
 	"github.com/mailsys/mailsys/msstore"
 )
 
-// readBuffer is the size of the reads of a body from the store: a whole
-// number of msstore's 64 KiB checksummed chunks, so that each read is
-// checked in place.
-const readBuffer = 64 << 10
+// bodyBuffer is the size of the reads of a body from the store (a whole
+// number of msstore's 64 KiB checksummed chunks, each checked in place)
+// and of the writes of the stuffed body to the client: big writes, few
+// system calls.
+const bodyBuffer = 256 << 10
 
-// readBuffers holds the buffers bodies are read into, shared by the
+// bodyBuffers holds the buffers of bodies being sent, shared by the
 // sessions of all servers (they hold nothing between uses).
-var readBuffers = sync.Pool{New: func() any { b := make([]byte, readBuffer); return &b }}
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, bodyBuffer); return &b }}
 
 // sendBody answers RETR (lines < 0) or TOP (the header and lines lines of
 // the body) for message n: +OK, then the body streamed from the store,
@@ -40,14 +41,15 @@ func (ss *session) sendBody(n int, m *message, lines int) error {
 	} else {
 		ss.okf("Top of message %d follows", n)
 	}
-	dw := &dotWriter{w: ss.w, bol: true}
+	in, out := bodyBuffers.Get().(*[]byte), bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(in)
+	defer bodyBuffers.Put(out)
+	dw := &dotWriter{w: ss.w, buf: (*out)[:0], bol: true}
 	var dst io.Writer = dw
 	if lines >= 0 {
 		dst = &topWriter{w: dw, lines: lines, header: true, blank: true}
 	}
-	buf := readBuffers.Get().(*[]byte)
-	defer readBuffers.Put(buf)
-	_, err = io.CopyBuffer(dst, io.NewSectionReader(b, 0, b.Size()), *buf)
+	_, err = io.CopyBuffer(dst, io.NewSectionReader(b, 0, b.Size()), *in)
 	if err != nil && err != errTopDone {
 		if !dw.failed {
 			ss.log.Error("reading a body", "uid", m.uid, "err", err)
@@ -61,9 +63,11 @@ func (ss *session) sendBody(n int, m *message, lines int) error {
 // section 3): a line that starts with "." gets another "." in front, and
 // finish ends the body with CRLF, if it does not end with one already,
 // and the terminating ".". It looks for a "." after a line feed in big
-// runs, not line by line, and writes the runs between as they are.
+// runs, not line by line, gathers the output in buf and hands it on to w
+// in big writes, which go past w's small buffer.
 type dotWriter struct {
 	w      *bufio.Writer
+	buf    []byte  // output not yet handed on; never grows past its capacity
 	bol    bool    // at the beginning of a line
 	n      int64   // bytes of the body written
 	tail   [2]byte // its last two bytes
@@ -85,15 +89,15 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	}
 	for len(p) > 0 {
 		if d.bol && p[0] == '.' {
-			d.w.WriteByte('.')
+			d.put([]byte{'.'})
 		}
 		i := bytes.Index(p, dotAfterLF)
 		if i < 0 {
-			d.w.Write(p)
+			d.put(p)
 			d.bol = p[len(p)-1] == '\n'
 			break
 		}
-		d.w.Write(p[:i+1])
+		d.put(p[:i+1])
 		p, d.bol = p[i+1:], true
 	}
 	if _, err := d.w.Write(nil); err != nil { // the writer's sticky error
@@ -103,13 +107,29 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// put adds p to the output, handing on what is gathered first if p does
+// not fit.
+func (d *dotWriter) put(p []byte) {
+	if len(d.buf)+len(p) > cap(d.buf) {
+		d.w.Write(d.buf)
+		d.buf = d.buf[:0]
+		if len(p) > cap(d.buf) {
+			d.w.Write(p)
+			return
+		}
+	}
+	d.buf = append(d.buf, p...)
+}
+
 // finish ends the body: CRLF if it is missing (not after an empty body),
 // then ".".
 func (d *dotWriter) finish() error {
 	if d.n > 0 && d.tail != [2]byte{'\r', '\n'} {
-		d.w.WriteString("\r\n")
+		d.put([]byte("\r\n"))
 	}
-	_, err := d.w.WriteString(".\r\n")
+	d.put([]byte(".\r\n"))
+	_, err := d.w.Write(d.buf)
+	d.buf = d.buf[:0]
 	return err
 }
 

@@ -338,6 +338,10 @@ func (ss *session) quit() error {
 		return nil
 	}
 	left, err := ss.update()
+	// The maildrop is free before the reply goes out, so that a client
+	// may log in again as soon as it has it.
+	ss.srv.unlock(ss.drop.user)
+	ss.drop = nil
 	if err != nil {
 		return err
 	}
