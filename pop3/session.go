@@ -48,15 +48,15 @@ func (r *reply) Error() string {
 
 // Replies more than one command gives.
 var (
-	errWrongState   = &reply{text: "Command not valid in this state"}
-	errNoSuchMsg    = &reply{text: "No such message"}
-	errSyntax       = &reply{text: "Syntax error in the arguments"}
-	errTemporary    = &reply{"SYS/TEMP", "Temporary failure, try again later"}
-	errNeedsTLS     = &reply{text: "Plain-text passwords need TLS: use STLS first"}
-	errAuthFailed   = &reply{"AUTH", "Authentication failed"}
-	errLockedOut    = &reply{"SYS/TEMP", "Too many failed logins, try again later"}
-	errInUse        = &reply{"IN-USE", "Maildrop already in use by another POP3 session"}
-	errTooManyError = &reply{text: "Too many errors, closing the connection"}
+	errWrongState    = &reply{text: "Command not valid in this state"}
+	errNoSuchMsg     = &reply{text: "No such message"}
+	errSyntax        = &reply{text: "Syntax error in the arguments"}
+	errTemporary     = &reply{"SYS/TEMP", "Temporary failure, try again later"}
+	errNeedsTLS      = &reply{text: "Plain-text passwords need TLS: use STLS first"}
+	errAuthFailed    = &reply{"AUTH", "Authentication failed"}
+	errLockedOut     = &reply{"SYS/TEMP", "Too many failed logins, try again later"}
+	errInUse         = &reply{"IN-USE", "Maildrop already in use by another POP3 session"}
+	errTooManyErrors = &reply{text: "Too many errors, closing the connection"}
 )
 
 // session is one client connection. Its fields belong to its goroutine,
@@ -168,7 +168,7 @@ func (ss *session) serve() {
 			return
 		}
 	}
-	ss.send(errTooManyError)
+	ss.send(errTooManyErrors)
 	ss.w.Flush()
 }
 
