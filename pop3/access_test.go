@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -96,9 +97,25 @@ func TestTLSRequired(t *testing.T) {
 	c.ok("QUIT")
 }
 
-// TestTimeouts: a silent client is dropped, before and after login.
+// TestTimeouts: a silent client is dropped, before and after login, and
+// so is one that keeps itself busy without logging in.
 func TestTimeouts(t *testing.T) {
-	e := newEnv(t, pop3.Config{LoginTimeout: 100 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	busy := newEnv(t, pop3.Config{LoginTimeout: 300 * time.Millisecond})
+	bc := dial(t, busy.addr)
+	dropped := false
+	for range 40 { // 2 s of CAPA, every 50 ms
+		bc.c.Write([]byte("CAPA\r\n"))
+		bc.c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := io.Copy(io.Discard, bc.r); err == nil || !isTimeout(err) {
+			dropped = true
+			break
+		}
+	}
+	if !dropped {
+		t.Error("a client sending CAPA without logging in was not dropped after the login timeout")
+	}
+
+	e := newEnv(t, pop3.Config{LoginTimeout: 400 * time.Millisecond, IdleTimeout: time.Second})
 	c := dial(t, e.addr)
 	start := time.Now()
 	if !c.closed() {
@@ -109,7 +126,7 @@ func TestTimeouts(t *testing.T) {
 	}
 	c = dial(t, e.addr)
 	c.login()
-	time.Sleep(150 * time.Millisecond) // past the login timeout: still there
+	time.Sleep(600 * time.Millisecond) // past the login timeout, within the idle one: still there
 	c.ok("NOOP")
 	if !c.closed() {
 		t.Fatal("silent client not dropped after login")

@@ -50,8 +50,9 @@
 //
 // A command line may be 1024 octets long (RFC 2449 allows 255; longer
 // lines get -ERR and are skipped); ten -ERR replies in a row end the
-// session. A session that stays silent longer than Config.LoginTimeout
-// before login, or Config.IdleTimeout after, is closed, and so is one that
+// session. A connection that has not logged in within Config.LoginTimeout
+// of connecting, or a session silent for Config.IdleTimeout after login,
+// is closed, and so is one that
 // stops reading its replies for Config.WriteTimeout. Config.Guard's allow
 // and deny lists apply at connect, and its lockout to every login.
 //

@@ -75,6 +75,9 @@ type session struct {
 	user   string    // USER's argument, waiting for PASS
 	drop   *maildrop // the maildrop, in the TRANSACTION state
 	errors int       // -ERR replies in a row
+	// loginBy is when a connection that has not logged in is closed,
+	// however busy it keeps itself.
+	loginBy time.Time
 }
 
 func newSession(srv *Server, c net.Conn, implicitTLS bool) *session {
@@ -83,7 +86,7 @@ func newSession(srv *Server, c net.Conn, implicitTLS bool) *session {
 		raw = tc.NetConn()
 	}
 	ap, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
-	ss := &session{srv: srv, raw: raw, conn: c, tls: implicitTLS, ip: ap.Addr().Unmap(),
+	ss := &session{srv: srv, raw: raw, conn: c, tls: implicitTLS, ip: ap.Addr().Unmap(), loginBy: time.Now().Add(srv.cfg.LoginTimeout),
 		log: srv.log.With("remote", raw.RemoteAddr().String())}
 	ss.r = bufio.NewReaderSize(c, maxLine)
 	ss.w = bufio.NewWriterSize(deadlineWriter{c, srv.cfg.WriteTimeout}, writeBuffer)
@@ -210,11 +213,11 @@ func (ss *session) readCommand() (string, error) {
 		ss.idle = false
 		s.mu.Unlock()
 	}()
-	timeout := s.cfg.LoginTimeout
-	if ss.state == stateTransaction {
-		timeout = s.cfg.IdleTimeout
+	deadline := time.Now().Add(s.cfg.IdleTimeout)
+	if ss.state != stateTransaction {
+		deadline = ss.loginBy
 	}
-	ss.conn.SetReadDeadline(time.Now().Add(timeout))
+	ss.conn.SetReadDeadline(deadline)
 	return ss.readLine()
 }
 
