@@ -336,7 +336,11 @@ func mix(w io.Writer, addr string, o options) error {
 			msg := message(1_000_000 + i)
 			for r := i; time.Now().Before(deadline); r++ {
 				cmd := mixCommands[r%len(mixCommands)]
-				n := max(c.Mailbox().NumMessages, 1)
+				mb := c.Mailbox()
+				if mb == nil { // go-imap's client forgets it for a moment around a re-SELECT
+					cmd, mb = "SELECT", &imapclient.SelectedMailbox{}
+				}
+				n := max(mb.NumMessages, 1)
 				seq := uint32(r*7919)%n + 1
 				t := time.Now()
 				var err error
