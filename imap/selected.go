@@ -298,6 +298,10 @@ func (sel *selected) static(c *goimap.SearchCriteria, all []seqUID) (*goimap.Sea
 		maxSeq, maxUID = all[n-1].seq, uint32(all[n-1].uid)
 	}
 	for _, set := range c.SeqNum {
+		if goimap.IsSearchRes(set) {
+			out.UID = append(out.UID, sel.saved)
+			continue
+		}
 		var st goimap.SeqSet
 		for _, r := range set {
 			a, b := staticRange(r.Start, r.Stop, maxSeq)

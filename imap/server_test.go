@@ -431,3 +431,34 @@ func TestOddMessages(t *testing.T) {
 		t.Fatalf("connection lost: %v", err)
 	}
 }
+
+// TestSearchRes saves a SEARCH result (RFC 5182) and uses "$" in FETCH and
+// SEARCH (on the wire: go-imap's client cannot send SAVE).
+func TestSearchRes(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	for i := range 6 {
+		var flags []goimap.Flag
+		if i%2 == 0 {
+			flags = []goimap.Flag{goimap.FlagFlagged}
+		}
+		appendMsg(t, c, "INBOX", message(fmt.Sprintf("m%d", i), "x\r\n"), flags...)
+	}
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "l LOGIN ann@example.test pw\r\ns SELECT INBOX\r\na SEARCH RETURN (SAVE) FLAGGED\r\n"+
+		"b FETCH $ (UID)\r\nc UID SEARCH $ SUBJECT m4\r\nd LOGOUT\r\n")
+	out, _ := io.ReadAll(conn)
+	for _, want := range []string{"* 1 FETCH (UID 1)", "* 3 FETCH (UID 3)", "* 5 FETCH (UID 5)", "* SEARCH 5\r\n", "c OK"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "* 2 FETCH") {
+		t.Errorf("FETCH $ returned an unsaved message:\n%s", out)
+	}
+}
