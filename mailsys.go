@@ -144,6 +144,11 @@ func (s *System) Start(ctx context.Context) error {
 	if (s.cfg.SubmissionTLSAddr != "" || s.cfg.IMAPTLSAddr != "" || s.cfg.POP3TLSAddr != "") && s.cfg.TLS == nil {
 		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
 	}
+	if s.cfg.POP3Addr != "" || s.cfg.POP3TLSAddr != "" {
+		if err := pop3Cfg.Validate(); err != nil {
+			return fmt.Errorf("mailsys: %w", err)
+		}
+	}
 	// One IMAP server for both its listeners: one set of open folders.
 	var imapSrv *imap.Server
 	imapServer := func() server {

@@ -81,3 +81,16 @@ func TestSMTPToIMAP(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRefusesUselessPOP3: a POP3 listener without TLS or InsecureAuth
+// would let nobody log in; Start says so instead of serving it.
+func TestStartRefusesUselessPOP3(t *testing.T) {
+	sys, err := mailsys.Open(t.Context(), mailsys.Config{DataDir: t.TempDir(), POP3Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Shutdown(t.Context())
+	if err := sys.Start(t.Context()); err == nil {
+		t.Fatal("Start served POP3 that nobody could log in to")
+	}
+}
