@@ -46,13 +46,15 @@ type Config struct {
 	// turns it off.
 	SubmissionTLSAddr string
 	// IMAPAddr is the IMAP listener's address, such as "127.0.0.1:1143"
-	// (STARTTLS when TLS is set); empty turns it off.
+	// (STARTTLS when TLS is set; it needs TLS or InsecureAuth, or nobody
+	// could log in); empty turns it off.
 	IMAPAddr string
 	// IMAPTLSAddr is the implicit-TLS IMAP listener's address (usually
 	// port 993); it needs TLS. Empty turns it off.
 	IMAPTLSAddr string
 	// POP3Addr is the POP3 listener's address, such as "127.0.0.1:1110"
-	// (STLS when TLS is set); empty turns it off.
+	// (STLS when TLS is set; it needs TLS or InsecureAuth, or nobody could
+	// log in); empty turns it off.
 	POP3Addr string
 	// POP3TLSAddr is the implicit-TLS POP3 listener's address (usually port
 	// 995); it needs TLS. Empty turns it off.
@@ -143,6 +145,9 @@ func (s *System) Start(ctx context.Context) error {
 	pop3Cfg := pop3.Config{Hostname: s.cfg.Hostname, TLS: s.cfg.TLS, InsecureAuth: s.cfg.InsecureAuth, Guard: guard, Logger: s.log}
 	if (s.cfg.SubmissionTLSAddr != "" || s.cfg.IMAPTLSAddr != "" || s.cfg.POP3TLSAddr != "") && s.cfg.TLS == nil {
 		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
+	}
+	if s.cfg.IMAPAddr != "" && s.cfg.TLS == nil && !s.cfg.InsecureAuth {
+		return errors.New("mailsys: an IMAP listener without TLS or InsecureAuth would let nobody log in")
 	}
 	if s.cfg.POP3Addr != "" || s.cfg.POP3TLSAddr != "" {
 		if err := pop3Cfg.Validate(); err != nil {

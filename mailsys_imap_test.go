@@ -82,15 +82,19 @@ func TestSMTPToIMAP(t *testing.T) {
 	}
 }
 
-// TestStartRefusesUselessPOP3: a POP3 listener without TLS or InsecureAuth
-// would let nobody log in; Start says so instead of serving it.
-func TestStartRefusesUselessPOP3(t *testing.T) {
-	sys, err := mailsys.Open(t.Context(), mailsys.Config{DataDir: t.TempDir(), POP3Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Shutdown(t.Context())
-	if err := sys.Start(t.Context()); err == nil {
-		t.Fatal("Start served POP3 that nobody could log in to")
+// TestStartRefusesUselessListeners: an IMAP or POP3 listener without TLS
+// or InsecureAuth would let nobody log in; Start says so instead of
+// serving it.
+func TestStartRefusesUselessListeners(t *testing.T) {
+	for _, cfg := range []mailsys.Config{{POP3Addr: "127.0.0.1:0"}, {IMAPAddr: "127.0.0.1:0"}} {
+		cfg.DataDir, cfg.Logger = t.TempDir(), slog.New(slog.DiscardHandler)
+		sys, err := mailsys.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sys.Start(t.Context()); err == nil {
+			t.Errorf("Start served a listener nobody could log in to: %+v", cfg)
+		}
+		sys.Shutdown(t.Context())
 	}
 }
