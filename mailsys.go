@@ -219,7 +219,7 @@ func (s *System) Addrs() []net.Addr {
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
 }
 
 // Shutdown stops accepting, lets sessions and deliveries finish (or ctx

@@ -129,8 +129,12 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 	return s
 }
 
-// Serve accepts connections on l until Close or Shutdown.
-func (s *Server) Serve(l net.Listener) error { return s.srv.Serve(limitListener{l, s}) }
+// ErrServerClosed is returned by Serve and ServeTLS once Shutdown has
+// begun.
+var ErrServerClosed = errors.New("imap: server closed")
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error { return s.serve(limitListener{l, s}) }
 
 // ServeTLS is Serve for an implicit-TLS listener (RFC 8314): every
 // connection starts with a TLS handshake under Config.TLS.
@@ -138,7 +142,19 @@ func (s *Server) ServeTLS(l net.Listener) error {
 	if s.cfg.TLS == nil {
 		return errors.New("imap: ServeTLS without Config.TLS")
 	}
-	return s.srv.Serve(tls.NewListener(limitListener{l, s}, s.cfg.TLS))
+	return s.serve(tls.NewListener(limitListener{l, s}, s.cfg.TLS))
+}
+
+func (s *Server) serve(l net.Listener) error {
+	if s.closing.Load() {
+		l.Close()
+		return ErrServerClosed
+	}
+	err := s.srv.Serve(l)
+	if err != nil && s.closing.Load() {
+		return ErrServerClosed
+	}
+	return err
 }
 
 // Shutdown stops accepting connections, says BYE to every session and
