@@ -372,6 +372,12 @@ typ, data = M.expunge()
 assert data == [b"2", b"1"] or data == [b"1", b"1"], data
 typ, data = M.list()
 assert any(b'"Py"' in l or b" Py" in l for l in data), data
+M.subscribe("Py")
+typ, data = M.lsub('""', "P%")
+assert typ == "OK" and len(data) == 1 and data[0].rstrip(b'"').endswith(b"Py"), data
+M.unsubscribe("Py")
+typ, data = M.lsub()
+assert not any(l and l.rstrip(b'"').endswith(b"Py") for l in data), data
 M.close()
 M.logout()
 print("ok")
