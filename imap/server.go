@@ -277,27 +277,22 @@ func (c *limitConn) flushLocked() error {
 // hold makes writes on the connection under c wait in a buffer until the
 // returned function is called, which writes them.
 func hold(c net.Conn) (release func() error) {
-	for {
-		switch x := c.(type) {
-		case *limitConn:
-			x.wmu.Lock()
-			x.holding = true
-			x.wmu.Unlock()
-			return func() error {
-				x.wmu.Lock()
-				defer x.wmu.Unlock()
-				x.holding = false
-				err := x.flushLocked()
-				if cap(x.held) > maxHeld*2 {
-					x.held = nil
-				}
-				return err
-			}
-		case interface{ NetConn() net.Conn }:
-			c = x.NetConn()
-		default:
-			return func() error { return nil }
+	x := limitConnOf(c)
+	if x == nil {
+		return func() error { return nil }
+	}
+	x.wmu.Lock()
+	x.holding = true
+	x.wmu.Unlock()
+	return func() error {
+		x.wmu.Lock()
+		defer x.wmu.Unlock()
+		x.holding = false
+		err := x.flushLocked()
+		if cap(x.held) > maxHeld*2 {
+			x.held = nil
 		}
+		return err
 	}
 }
 
@@ -341,16 +336,22 @@ func (c *limitConn) SetDeadline(t time.Time) error {
 
 // lift removes the limits of the connection under c, once logged in.
 func lift(c net.Conn) {
+	if x := limitConnOf(c); x != nil {
+		x.authed.Store(true)
+		x.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// limitConnOf finds the limitConn under c (a TLS connection's), or nil.
+func limitConnOf(c net.Conn) *limitConn {
 	for {
 		switch x := c.(type) {
 		case *limitConn:
-			x.authed.Store(true)
-			x.Conn.SetReadDeadline(time.Time{})
-			return
+			return x
 		case interface{ NetConn() net.Conn }:
 			c = x.NetConn()
 		default:
-			return
+			return nil
 		}
 	}
 }
