@@ -25,10 +25,10 @@ import (
 type Guard interface {
 	// Admit decides whether a connection from ip is served; release gives
 	// its slot back when it ends.
-	Admit(ip netip.Addr) (release func(), err error)
+	Admit(listener string, ip netip.Addr) (release func(), err error)
 	// AuthAllowed reports whether ip may try to log in to account now.
 	AuthAllowed(ip netip.Addr, account string) bool
-	AuthFailed(ip netip.Addr, account string)
+	AuthFailed(ip netip.Addr, account string) (delay time.Duration)
 	AuthSucceeded(ip netip.Addr, account string)
 }
 
@@ -194,7 +194,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	release := func() {}
 	if g := s.cfg.Guard; g != nil {
 		var err error
-		if release, err = g.Admit(ap.Addr().Unmap()); err != nil {
+		if release, err = g.Admit("imap", ap.Addr().Unmap()); err != nil {
 			s.log.Info("connection refused", "remote", c.NetConn().RemoteAddr(), "why", err)
 			return nil, nil, &goimap.Error{Type: goimap.StatusResponseTypeBye, Code: goimap.ResponseCodeUnavailable, Text: "Not accepting connections from you now"}
 		}

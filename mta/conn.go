@@ -3,9 +3,12 @@ package mta
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync/atomic"
+
+	"github.com/mailsys/mailsys/internal/gate"
 )
 
 // go-smtp (v0.25) takes a BDAT chunk cut short by a client that vanished
@@ -31,7 +34,10 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 }
 
 // watchedListener wraps each accepted connection in a watchedConn.
-type watchedListener struct{ net.Listener }
+type watchedListener struct {
+	net.Listener
+	in *Inbound
+}
 
 func (l watchedListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -71,14 +77,30 @@ func (b wholeBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Serve accepts connections on l until Close or Shutdown.
-func (in *Inbound) Serve(l net.Listener) error { return in.srv.Serve(watchedListener{l}) }
+// Serve accepts connections on l until Close or Shutdown. The Guard
+// decides on each connection as it is accepted, before the greeting: a
+// refused client is answered 421 and closed.
+func (in *Inbound) Serve(l net.Listener) error { return in.srv.Serve(in.gated(l, false)) }
 
 // ServeTLS is Serve for an implicit-TLS listener (RFC 8314): every
 // connection starts with a TLS handshake under InboundConfig.TLSConfig.
+// A client the Guard refuses is closed before the handshake.
 func (in *Inbound) ServeTLS(l net.Listener) error {
 	if in.cfg.TLSConfig == nil {
 		return errors.New("mta: ServeTLS without InboundConfig.TLSConfig")
 	}
-	return in.srv.Serve(tls.NewListener(watchedListener{l}, in.cfg.TLSConfig))
+	return in.srv.Serve(tls.NewListener(in.gated(l, true), in.cfg.TLSConfig))
+}
+
+// gated wraps l so that the Guard admits each connection at accept, under
+// the listener's name ("smtp", "submission", and with an "s" for implicit
+// TLS), and each admitted connection is watched.
+func (in *Inbound) gated(l net.Listener, implicitTLS bool) net.Listener {
+	g := &gate.Listener{Listener: l, Name: in.name, Admitter: in.cfg.Guard, Logger: in.log,
+		Refusal: fmt.Appendf(nil, "421 4.7.0 %s Too many connections, try again later\r\n", in.cfg.Hostname)}
+	if implicitTLS {
+		g.Name += "s"
+		g.Refusal = nil
+	}
+	return watchedListener{g, in}
 }

@@ -60,6 +60,7 @@ type Inbound struct {
 	deliv *Deliverer
 	srv   *smtp.Server
 	auth  Authenticator // set for a submission listener
+	name  string        // of the listener, for the Guard: "smtp" or "submission"
 
 	wg       sync.WaitGroup // deliveries in progress or waiting to be retried
 	slots    chan struct{}  // bounds the deliveries in progress
@@ -105,7 +106,7 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	if log == nil {
 		log = slog.Default()
 	}
-	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d,
+	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d, name: "smtp",
 		slots: make(chan struct{}, maxDeliveries), stop: make(chan struct{})}
 	s := smtp.NewServer(in)
 	s.Domain = cfg.Hostname
@@ -137,15 +138,11 @@ func (in *Inbound) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// NewSession implements smtp.Backend.
+// NewSession implements smtp.Backend. The Guard admitted the connection
+// when it was accepted (see Serve).
 func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	ap, _ := netip.ParseAddrPort(c.Conn().RemoteAddr().String())
-	release, err := in.cfg.Guard.Admit(ap.Addr())
-	if err != nil {
-		in.log.Info("connection refused", "remote", c.Conn().RemoteAddr(), "why", err)
-		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Not accepting connections from you now"}
-	}
-	s := &inboundSession{in: in, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname(), ip: ap.Addr(), release: release}
+	s := &inboundSession{in: in, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname(), ip: ap.Addr().Unmap()}
 	if in.auth != nil {
 		return &submissionSession{s}, nil
 	}
@@ -161,8 +158,7 @@ type inboundSession struct {
 	to     []string
 	user   *userdata.User // the authenticated user, on a submission listener
 
-	ip      netip.Addr
-	release func() // gives the connection back to the Guard
+	ip netip.Addr
 }
 
 var (
@@ -334,10 +330,7 @@ func (s *inboundSession) readError(err error) error {
 
 func (s *inboundSession) Reset() { s.from, s.to = "", nil }
 
-func (s *inboundSession) Logout() error {
-	s.release()
-	return nil
-}
+func (s *inboundSession) Logout() error { return nil }
 
 // errorLog sends go-smtp's error log to slog.
 type errorLog struct{ log *slog.Logger }

@@ -25,6 +25,7 @@ type Authenticator interface {
 func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *Deliverer) *Inbound {
 	in := NewInbound(cfg, users, d)
 	in.auth = auth
+	in.name = "submission"
 	in.log = in.log.With("listener", "submission")
 	in.srv.AllowInsecureAuth = false
 	return in

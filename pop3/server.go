@@ -54,12 +54,12 @@ var (
 type Guard interface {
 	// Admit decides on a connection from ip; if it returns no error, the
 	// server calls release when the connection ends.
-	Admit(ip netip.Addr) (release func(), err error)
+	Admit(listener string, ip netip.Addr) (release func(), err error)
 	// AuthAllowed reports whether a login from ip for account may be
 	// tried now.
 	AuthAllowed(ip netip.Addr, account string) bool
 	// AuthFailed counts a failed login.
-	AuthFailed(ip netip.Addr, account string)
+	AuthFailed(ip netip.Addr, account string) (delay time.Duration)
 	// AuthSucceeded clears the account's failures.
 	AuthSucceeded(ip netip.Addr, account string)
 }

@@ -119,7 +119,7 @@ func (ss *session) serve() {
 		}
 	}()
 	if g := ss.srv.cfg.Guard; g != nil {
-		release, err := g.Admit(ss.ip)
+		release, err := g.Admit("pop3", ss.ip)
 		if err != nil {
 			ss.log.Info("connection refused", "why", err)
 			ss.send(&reply{"SYS/TEMP", "Not accepting connections from you now"})

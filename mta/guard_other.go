@@ -1,0 +1,5 @@
+//go:build !unix
+
+package mta
+
+func defaultMaxConns() int { return fallbackMaxConns }
