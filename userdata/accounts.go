@@ -211,7 +211,9 @@ func (d *DB) DefineClass(ctx context.Context, c ServiceClass) error {
 // [Accounts]. The address's domain must be a domain (not an alias) and the
 // address free as a primary address and as an alias; the unit, if not 0,
 // must belong to that domain; a class, if set, must exist. The password is
-// hashed with argon2id; an empty one makes an account that cannot log in.
+// hashed with argon2id, waiting for Config.PasswordLimiter to admit the
+// hash for as long as ctx allows (never ErrBusy); an empty one makes an
+// account that cannot log in.
 func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	done, err := d.enter(ctx)
 	if err != nil {
@@ -230,7 +232,7 @@ func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	}
 	var hash string
 	if nu.Password != "" {
-		if hash, err = HashPassword(nu.Password, d.cfg.Argon2); err != nil {
+		if hash, err = d.hashPassword(ctx, nu.Password); err != nil {
 			return User{}, err
 		}
 	}
@@ -368,7 +370,8 @@ func (d *DB) UpdateUser(ctx context.Context, id UserID, u UserUpdate) error {
 
 // SetPassword replaces a user's password; see [Accounts]. An empty password
 // means the account can no longer log in. The user's cached logins are
-// dropped.
+// dropped. Like CreateUser, it waits for Config.PasswordLimiter to admit the
+// hash as long as ctx allows.
 func (d *DB) SetPassword(ctx context.Context, id UserID, password string) error {
 	done, err := d.enter(ctx)
 	if err != nil {
@@ -381,7 +384,7 @@ func (d *DB) SetPassword(ctx context.Context, id UserID, password string) error 
 	}
 	var hash string
 	if password != "" {
-		if hash, err = HashPassword(password, d.cfg.Argon2); err != nil {
+		if hash, err = d.hashPassword(ctx, password); err != nil {
 			return err
 		}
 	}

@@ -47,11 +47,26 @@ func HashPassword(password string, p Argon2Params) (string, error) {
 }
 
 // CheckPassword reports whether password matches a hash made by
-// HashPassword, in time independent of where they differ.
+// HashPassword, in time independent of where they differ. It is not
+// bounded by any PasswordLimiter; DB.Authenticate bounds its own checks.
 func CheckPassword(password, hash string) (bool, error) {
+	h, err := parseHash(hash)
+	if err != nil {
+		return false, err
+	}
+	return h.verify(password), nil
+}
+
+// phcHash is an argon2id hash parsed from its PHC string.
+type phcHash struct {
+	p          Argon2Params
+	salt, want []byte
+}
+
+func parseHash(hash string) (phcHash, error) {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
-		return false, fmt.Errorf("%w: not an argon2id hash", ErrInvalid)
+		return phcHash{}, fmt.Errorf("%w: not an argon2id hash", ErrInvalid)
 	}
 	var p Argon2Params
 	// Bounds well above any sane setting, so that a tampered hash cannot
@@ -59,16 +74,51 @@ func CheckPassword(password, hash string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
 		fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads) != parts[3] ||
 		p.Time == 0 || p.Threads == 0 || p.Memory < 8*uint32(p.Threads) || p.Memory > 1<<20 || p.Time > 16 {
-		return false, fmt.Errorf("%w: bad argon2id parameters", ErrInvalid)
+		return phcHash{}, fmt.Errorf("%w: bad argon2id parameters", ErrInvalid)
 	}
 	b64 := base64.RawStdEncoding
 	salt, err1 := b64.DecodeString(parts[4])
 	want, err2 := b64.DecodeString(parts[5])
 	if err1 != nil || err2 != nil || len(want) == 0 || len(want) > 128 {
-		return false, fmt.Errorf("%w: bad argon2id encoding", ErrInvalid)
+		return phcHash{}, fmt.Errorf("%w: bad argon2id encoding", ErrInvalid)
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	return phcHash{p: p, salt: salt, want: want}, nil
+}
+
+// weight is the memory hashing with p takes, for a PasswordLimiter.
+func (p Argon2Params) weight() int64 { return int64(p.Memory) << 10 }
+
+func (h phcHash) verify(password string) bool {
+	got := argon2.IDKey([]byte(password), h.salt, h.p.Time, h.p.Memory, h.p.Threads, uint32(len(h.want)))
+	return subtle.ConstantTimeCompare(got, h.want) == 1
+}
+
+// checkPassword is CheckPassword admitted by the DB's limiter: it fails
+// with ErrBusy (wrapped) when the limiter refuses the check.
+func (d *DB) checkPassword(ctx context.Context, password, hash string) (bool, error) {
+	h, err := parseHash(hash)
+	if err != nil {
+		return false, err
+	}
+	release, err := d.limiter.Acquire(ctx, h.p.weight())
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	return h.verify(password), nil
+}
+
+// hashPassword is HashPassword with the configured cost, admitted by the
+// DB's limiter. Administrative calls (CreateUser, SetPassword) wait for
+// their turn as long as their ctx allows rather than fail with ErrBusy: they
+// are few and trusted, and a storm of logins must not make them fail.
+func (d *DB) hashPassword(ctx context.Context, password string) (string, error) {
+	release, err := d.limiter.Wait(ctx, d.cfg.Argon2.weight())
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return HashPassword(password, d.cfg.Argon2)
 }
 
 // loginCache remembers recently verified logins: for each address, the user
@@ -205,7 +255,12 @@ func (c *loginCache) forgetAll() {
 	c.byUser = map[UserID][]string{}
 }
 
-// Authenticate checks credentials; see [Authenticator].
+// Authenticate checks credentials; see [Authenticator]. A login found in
+// the login cache is answered at once, without a password check. Every
+// other call runs one argon2id check (against a dummy hash of the same cost
+// for an unknown address or an account without a password) admitted by
+// Config.PasswordLimiter, and fails with an error wrapping ErrBusy if the
+// limiter refuses it, or wrapping ctx's error if ctx ends while it waits.
 func (d *DB) Authenticate(ctx context.Context, address, password string, p Protocol) (User, error) {
 	done, err := d.enter(ctx)
 	if err != nil {
@@ -227,14 +282,19 @@ func (d *DB) Authenticate(ctx context.Context, address, password string, p Proto
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return User{}, err
 	}
-	if err != nil || rec.Hash == "" {
-		// Spend the time a real check would, so that unknown addresses
-		// cannot be told from wrong passwords by timing.
-		CheckPassword(password, d.dummyHash())
-		return User{}, ErrAuthFailed
+	known := err == nil && rec.Hash != ""
+	hash := rec.Hash
+	if !known {
+		// Spend the time a real check would, under the same limiter, so
+		// that unknown addresses cannot be told from wrong passwords by
+		// timing.
+		hash = d.dummy
 	}
-	ok, err := CheckPassword(password, rec.Hash)
-	if err != nil || !ok {
+	ok, err := d.checkPassword(ctx, password, hash)
+	if err != nil && !errors.Is(err, ErrInvalid) {
+		return User{}, err // ErrBusy, or ctx ended while the check waited
+	}
+	if err != nil || !ok || !known {
 		return User{}, ErrAuthFailed
 	}
 	l, err := d.limitsOf(&rec.User)
@@ -271,8 +331,15 @@ func checkLogin(u User, l Limits, p Protocol) error {
 	return nil
 }
 
-// dummyHash is a hash with the configured cost, for timing-safe failures.
-func (d *DB) dummyHash() string {
-	d.dummyOnce.Do(func() { d.dummy, _ = HashPassword("mailsys-dummy", d.cfg.Argon2) })
-	return d.dummy
+// dummyHash returns a hash with the cost of p that no password matches
+// (its key is random), for timing-safe failures. Making it costs no
+// argon2id hash.
+func dummyHash(p Argon2Params) string {
+	var salt [saltLen]byte
+	var key [hashLen]byte
+	rand.Read(salt[:])
+	rand.Read(key[:])
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		b64.EncodeToString(salt[:]), b64.EncodeToString(key[:]))
 }

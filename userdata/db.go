@@ -40,6 +40,12 @@ type Config struct {
 	// Argon2 sets the password hashing cost. The zero value means
 	// DefaultArgon2.
 	Argon2 Argon2Params
+	// PasswordLimiter bounds the password checks of Authenticate, and the
+	// hashing of CreateUser and SetPassword, by count and memory (see
+	// PasswordLimiter). Pass one limiter to every DB of a process to bound
+	// them together. Nil means a limiter of this DB's own with the default
+	// PasswordLimiterConfig.
+	PasswordLimiter *PasswordLimiter
 	// NoSync commits without waiting for stable storage, for bulk imports:
 	// a crash may lose the last changes (never half of one). The default
 	// is durable commits.
@@ -95,9 +101,9 @@ type DB struct {
 	closed  bool
 	active  int // calls in progress
 
-	dummyOnce sync.Once
-	dummy     string // see dummyHash
-	repair    repairHook
+	limiter *PasswordLimiter
+	dummy   string // see dummyHash
+	repair  repairHook
 }
 
 type folderKey struct {
@@ -149,7 +155,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{cfg: cfg, log: log, db: db, watchers: map[folderKey]map[*watch]struct{}{}}
+	d := &DB{cfg: cfg, log: log, db: db, watchers: map[folderKey]map[*watch]struct{}{},
+		limiter: cfg.PasswordLimiter, dummy: dummyHash(cfg.Argon2)}
+	if d.limiter == nil {
+		d.limiter = NewPasswordLimiter(PasswordLimiterConfig{})
+	}
 	d.idle = sync.NewCond(&d.closeMu)
 	if cfg.LoginCache > 0 {
 		d.logins = newLoginCache(cfg.LoginCache, cfg.LoginCacheTTL)

@@ -66,4 +66,8 @@
 //   - Passwords are stored only as argon2id PHC strings; a bounded login
 //     cache keeps a salted SHA-256 of recently verified passwords, dropped
 //     on any change to the account, its units, its domain or classes.
+//   - Every argon2id hash the DB computes is admitted by a
+//     [PasswordLimiter] (by count and by memory, with a short FIFO queue),
+//     so a storm of wrong passwords costs bounded memory; the logins it
+//     refuses fail with ErrBusy, and cached logins never wait for it.
 package userdata

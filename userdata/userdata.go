@@ -21,6 +21,11 @@ var (
 	ErrNotEmpty   = errors.New("userdata: not empty")
 	ErrReadOnly   = errors.New("userdata: folder is read-only")
 	ErrClosed     = errors.New("userdata: database closed")
+	// ErrBusy reports a password check refused because too many run or
+	// wait already (see PasswordLimiter): a temporary condition, to be
+	// answered with the protocol's "try again later", not counted as a
+	// failed login.
+	ErrBusy = errors.New("userdata: too many password checks at once, try again later")
 	// ErrFailed reports a call on a DB whose database failed a commit
 	// (an I/O error, or a full disk with no reserve left) with no mirror
 	// to take over. Pebble cannot go on after that: close the DB and open
@@ -173,6 +178,16 @@ type Authenticator interface {
 	// match and who may use protocol p. It returns ErrAuthFailed for an
 	// unknown address or a wrong password (indistinguishably),
 	// ErrDisabled for a disabled user, unit or domain, and ErrProtocol.
+	//
+	// Password checks are expensive by design, so an implementation may
+	// bound how many run at once: a call that would exceed the bound
+	// fails with an error wrapping ErrBusy, without having checked the
+	// password. ErrBusy is temporary; it says nothing about the
+	// credentials, and a protocol server answers it with its "try again
+	// later" reply rather than as a failed login. A login the
+	// implementation can answer without a password check (from a cache
+	// of verified logins) never waits for the checks in progress and
+	// never fails with ErrBusy.
 	Authenticate(ctx context.Context, address, password string, p Protocol) (User, error)
 }
 
