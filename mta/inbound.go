@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailsys/mailsys/internal/tlsconf"
 	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -30,18 +31,45 @@ type Recipients interface {
 	Usage(ctx context.Context, id userdata.UserID) (userdata.Usage, error)
 }
 
-// InboundConfig configures the inbound (MX) listener. Zero values mean the
-// defaults.
+// InboundConfig configures the inbound (MX) listener, and the submission
+// one. Zero values mean the defaults.
 type InboundConfig struct {
-	Hostname       string        // announced in the greeting and trace headers; "localhost" if empty
-	MaxMessageSize int64         // advertised with SIZE; 32 MiB if zero
-	MaxRecipients  int           // per message; 100 if zero
-	ReadTimeout    time.Duration // per read; 5 minutes if zero (go-smtp's own default is none)
-	WriteTimeout   time.Duration // per write; 1 minute if zero
-	TLSConfig      *tls.Config   // enables STARTTLS when set
-	Guard          *Guard        // access rules, shared with the other listeners; nil means a default Guard of its own
-	Filter         Filter        // content filter called before acceptance; nil for none
-	Logger         *slog.Logger  // nil means slog.Default()
+	Hostname       string // announced in the greeting and trace headers; "localhost" if empty
+	MaxMessageSize int64  // advertised with SIZE; 32 MiB if zero
+	MaxRecipients  int    // per message; 100 if zero
+	// MaxUnknownRecipients is how many recipients a session may name
+	// that are refused as unknown (no such user, a domain not served, a
+	// bad address) before it is answered 421 and closed, against address
+	// harvesting. Zero means 20; negative means no bound.
+	MaxUnknownRecipients int
+	// ReadTimeout bounds the wait for each command line, from when the
+	// server starts waiting for it (trickling bytes does not extend it).
+	// Zero means 5 minutes (RFC 5321 §4.5.3.2.7).
+	ReadTimeout time.Duration
+	// DataTimeout bounds the whole of a message's transfer, DATA or every
+	// BDAT chunk of it, from the DATA command (RFC 5321 §4.5.3.2.6 says
+	// 10 minutes for its end). A message not in by then is answered 451
+	// and the connection closed. Zero means 10 minutes.
+	DataTimeout time.Duration
+	// LoginTimeout bounds, on a submission listener, the time from
+	// connecting to a successful AUTH: a client not logged in by then is
+	// answered 421 and closed. Zero means 1 minute.
+	LoginTimeout time.Duration
+	// MaxSession bounds a session's length, however busy the client keeps
+	// it: past it, the next command line is answered 421 and the
+	// connection closed (a message being received is answered first).
+	// Zero means 30 minutes.
+	MaxSession   time.Duration
+	WriteTimeout time.Duration // per write; 1 minute if zero
+	TLSConfig    *tls.Config   // enables STARTTLS when set; left to Go, the suites and version are TLS 1.2+ AEAD only
+	Guard        *Guard        // access rules, shared with the other listeners; nil means a default Guard of its own
+	Filter       Filter        // content filter called before acceptance; nil for none
+	// AnyFrom lists who may submit mail whose From: and Sender: are not
+	// their own addresses (see NewSubmission): user addresses, and
+	// domains as "@example.com" for all of their users. Empty means
+	// nobody.
+	AnyFrom []string
+	Logger  *slog.Logger // nil means slog.Default()
 }
 
 // Inbound is the MX listener: it accepts mail for local users only (it
@@ -93,8 +121,20 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	if cfg.MaxRecipients == 0 {
 		cfg.MaxRecipients = 100
 	}
-	if cfg.ReadTimeout == 0 {
+	if cfg.MaxUnknownRecipients == 0 {
+		cfg.MaxUnknownRecipients = 20
+	}
+	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 5 * time.Minute
+	}
+	if cfg.DataTimeout <= 0 {
+		cfg.DataTimeout = 10 * time.Minute
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = time.Minute
+	}
+	if cfg.MaxSession <= 0 {
+		cfg.MaxSession = 30 * time.Minute
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = time.Minute
@@ -102,6 +142,7 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	if cfg.Guard == nil {
 		cfg.Guard = NewGuard(GuardConfig{})
 	}
+	cfg.TLSConfig = tlsconf.Harden(cfg.TLSConfig)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -158,7 +199,8 @@ type inboundSession struct {
 	to     []string
 	user   *userdata.User // the authenticated user, on a submission listener
 
-	ip netip.Addr
+	ip      netip.Addr
+	unknown int // recipients refused as unknown in the session
 }
 
 var (
@@ -171,6 +213,8 @@ var (
 	errBadAddr     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long"}
 	errTemporary   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+	errTooSlow     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message not received in time, closing connection"}
+	errHarvesting  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many unknown recipients, closing connection"}
 )
 
 func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
@@ -181,7 +225,22 @@ func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
+// Rcpt implements smtp.Session. A session that names too many unknown
+// recipients is answered 421 and closed.
 func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	err := s.rcpt(to)
+	if err == errNoUser || err == errNoRelay || err == errBadAddr {
+		s.unknown++
+		if max := s.in.cfg.MaxUnknownRecipients; max > 0 && s.unknown >= max {
+			s.in.log.Warn("closing a session naming too many unknown recipients", "remote", s.remote, "unknown", s.unknown)
+			s.closeAfterReply()
+			return errHarvesting
+		}
+	}
+	return err
+}
+
+func (s *inboundSession) rcpt(to string) error {
 	ctx := context.Background()
 	_, domain, ok := strings.Cut(to, "@")
 	if !ok || domain == "" {
@@ -221,13 +280,55 @@ func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
+// closeAfterReply closes the connection once the next reply is written.
+func (s *inboundSession) closeAfterReply() {
+	if w := watchedOf(s.conn()); w != nil {
+		w.closeAfterReply()
+	}
+}
+
+// trace returns the Received: header of a message received now (RFC 5321
+// §4.4), with the protocol named as RFC 3848 does: ESMTP, plus S after
+// TLS and A after authentication, who is named.
+func (s *inboundSession) trace(now time.Time) string {
+	proto, auth := "ESMTP", ""
+	if _, ok := s.conn().(*tls.Conn); ok {
+		proto += "S"
+	}
+	if s.user != nil {
+		proto += "A"
+		auth = fmt.Sprintf("\r\n\t(authenticated as %s)", s.user.Address)
+	}
+	return fmt.Sprintf("Received: from %s (%s)%s\r\n\tby %s (mailsys) with %s;\r\n\t%s\r\n",
+		s.helo, s.remote, auth, s.in.cfg.Hostname, proto, now.Format(time.RFC1123Z))
+}
+
+// Data implements smtp.Session. The message has DataTimeout to arrive
+// whole; one that does not is answered 451 and the connection closed.
 func (s *inboundSession) Data(r io.Reader) error {
-	ctx := context.Background()
+	if w := watchedOf(s.conn()); w != nil {
+		w.startData(s.in.cfg.DataTimeout)
+		defer w.endData()
+	}
 	r = wholeBody{r, s.conn}
+	var err error
+	if s.user != nil { // submission
+		r, err = s.checkSenders(r)
+	}
+	if err == nil {
+		err = s.data(r)
+	}
+	if err == errTooSlow {
+		s.closeAfterReply()
+	}
+	return err
+}
+
+func (s *inboundSession) data(r io.Reader) error {
+	ctx := context.Background()
 	now := time.Now()
 	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
-	trace := fmt.Sprintf("Received: from %s (%s)\r\n\tby %s (mailsys) with ESMTP;\r\n\t%s\r\n",
-		s.helo, s.remote, s.in.cfg.Hostname, now.Format(time.RFC1123Z))
+	trace := s.trace(now)
 	if f := s.in.cfg.Filter; f != nil {
 		// The filter needs the whole message before the answer: read it
 		// (within the size limit go-smtp enforces) and act on the verdict.
@@ -319,6 +420,10 @@ func (s *inboundSession) readError(err error) error {
 	}
 	if errors.Is(err, smtp.ErrTooLongLine) {
 		return errLineTooLong
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		s.in.log.Info("message not received in time", "remote", s.remote, "limit", s.in.cfg.DataTimeout)
+		return errTooSlow
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		s.in.log.Info("client went away in the middle of a message", "remote", s.remote)

@@ -27,6 +27,13 @@ import (
 // is already used up.
 func startInbound(t *testing.T) (*system, string) {
 	t.Helper()
+	return startInboundWith(t, nil)
+}
+
+// startInboundWith is startInbound with configure applied to the
+// listener's config first (if not nil).
+func startInboundWith(t *testing.T, configure func(*mta.InboundConfig)) (*system, string) {
+	t.Helper()
 	ctx := t.Context()
 	s, err := open(ctx, t.TempDir())
 	if err != nil {
@@ -48,7 +55,11 @@ func startInbound(t *testing.T) (*system, string) {
 	if _, err := s.db.Append(ctx, full.ID, inbox.ID, userdata.NewMessage{Ref: msstore.Ref{Node: 9, ID: 9, Size: 10}, Size: 10}); err != nil {
 		t.Fatal(err)
 	}
-	in := mta.NewInbound(mta.InboundConfig{Hostname: "mx.example.test", MaxMessageSize: 64 << 10, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, s.db, s.d)
+	cfg := mta.InboundConfig{Hostname: "mx.example.test", MaxMessageSize: 64 << 10, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	if configure != nil {
+		configure(&cfg)
+	}
+	in := mta.NewInbound(cfg, s.db, s.d)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,17 @@
 package mta
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"strings"
+	"time"
 
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
@@ -11,17 +19,23 @@ import (
 )
 
 // Authenticator checks a submission client's credentials;
-// userdata.UserDB satisfies it.
+// userdata.UserDB satisfies it. Authenticate may return userdata.ErrBusy
+// when too many password checks run at once: the client is told to try
+// again later, and it is not counted as a failed login.
 type Authenticator interface {
 	Authenticate(ctx context.Context, address, password string, p userdata.Protocol) (userdata.User, error)
 }
 
 // NewSubmission returns the submission listener (RFC 6409): like the
 // inbound one, but a client must authenticate (PLAIN or LOGIN, offered only
-// over TLS: after STARTTLS, or on a listener serving TLS itself) before
-// MAIL, and the envelope sender must be the authenticated user's address or
-// one of their aliases. Mail for local users is delivered; mail for other
-// domains is refused until the outbound relay exists.
+// over TLS: after STARTTLS, or on a listener serving TLS itself) within
+// LoginTimeout of connecting and before MAIL. The envelope sender, and
+// every address of the message's From: and Sender: fields, must be the
+// authenticated user's own address or one of their aliases, unless
+// InboundConfig.AnyFrom names the user or their domain; otherwise the
+// message is refused with 550 5.7.1. The Received: field names the user
+// and says ESMTPSA (RFC 3848). Mail for local users is delivered; mail for
+// other domains is refused until the outbound relay exists.
 func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *Deliverer) *Inbound {
 	in := NewInbound(cfg, users, d)
 	in.auth = auth
@@ -34,12 +48,20 @@ func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *D
 var (
 	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errLockedOut    = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins, try again later"}
+	errAuthBusy     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many logins at once, try again later"}
 	errAuthFailed   = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
 	errNotYours     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
+	errFromNotYours = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "From: or Sender: names an address that is not yours"}
+	errBadHeader    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message header malformed or too large"}
 	errNoOutbound   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying to other domains is not available yet"}
 )
 
-// submissionSession adds authentication and the sender check to a session.
+// maxHeader bounds the header a submission listener reads to check From:
+// and Sender:.
+const maxHeader = 256 << 10
+
+// submissionSession adds authentication and the sender checks to a
+// session.
 type submissionSession struct{ *inboundSession }
 
 var _ smtp.AuthSession = (*submissionSession)(nil)
@@ -51,18 +73,27 @@ func (s *submissionSession) AuthMechanisms() []string { return []string{sasl.Pla
 func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	check := func(username, password string) error {
 		g := s.in.cfg.Guard
+		name := NormalizeAccount(username)
 		if !g.AuthAllowed(s.ip, username) {
-			s.in.log.Warn("login refused: too many failures", "remote", s.remote, "user", username)
+			s.in.log.Warn("login refused: too many failures", "remote", s.remote, "user", name)
 			return errLockedOut
 		}
 		u, err := s.in.auth.Authenticate(context.Background(), username, password, userdata.ProtoSubmission)
+		if errors.Is(err, userdata.ErrBusy) {
+			s.in.log.Warn("login refused: too many password checks at once", "remote", s.remote, "user", name)
+			return errAuthBusy
+		}
 		if err != nil {
-			g.AuthFailed(s.ip, username)
-			s.in.log.Info("authentication failed", "remote", s.remote, "user", username, "err", err)
+			delay := g.AuthFailed(s.ip, username)
+			s.in.log.Info("authentication failed", "remote", s.remote, "user", name, "err", err)
+			s.wait(delay)
 			return errAuthFailed
 		}
 		g.AuthSucceeded(s.ip, username)
 		s.user = &u
+		if w := watchedOf(s.conn()); w != nil {
+			w.loggedIn()
+		}
 		return nil
 	}
 	switch mech {
@@ -79,17 +110,47 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
+// wait sleeps for the Guard's delay of a failed login, or until Shutdown.
+func (s *submissionSession) wait(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.in.stop:
+	}
+}
+
 // Mail implements smtp.Session: only for the authenticated user's own
 // addresses.
 func (s *submissionSession) Mail(from string, opts *smtp.MailOptions) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
-	owner, err := s.in.users.LookupAddress(context.Background(), from)
-	if err != nil || owner.ID != s.user.ID {
+	if !s.mayUse(from) {
 		return errNotYours
 	}
 	return s.inboundSession.Mail(from, opts)
+}
+
+// mayUse reports whether the authenticated user may send as address: one
+// of their own, or any if AnyFrom names them or their domain.
+func (s *inboundSession) mayUse(address string) bool {
+	owner, err := s.in.users.LookupAddress(context.Background(), address)
+	if err == nil && owner.ID == s.user.ID {
+		return true
+	}
+	own := strings.ToLower(s.user.Address)
+	_, domain, _ := strings.Cut(own, "@")
+	for _, a := range s.in.cfg.AnyFrom {
+		a = strings.ToLower(a)
+		if a == own || a == "@"+domain {
+			return true
+		}
+	}
+	return false
 }
 
 // Rcpt implements smtp.Session: local recipients only, until the outbound
@@ -104,4 +165,48 @@ func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return errNoOutbound
 	}
 	return err
+}
+
+// checkSenders reads the header of a submitted message from r and checks
+// that the user may use every address of its From: and Sender: fields. It
+// returns a reader of the whole message, header included.
+func (s *inboundSession) checkSenders(r io.Reader) (io.Reader, error) {
+	src := &errReader{r: io.LimitReader(r, maxHeader)}
+	var head bytes.Buffer
+	h, err := textproto.ReadHeader(bufio.NewReader(io.TeeReader(src, &head)))
+	if src.err != nil && src.err != io.EOF {
+		return nil, s.readError(src.err)
+	}
+	if err != nil && (!errors.Is(err, io.EOF) || head.Len() >= maxHeader) {
+		return nil, errBadHeader
+	}
+	mh := mail.Header{Header: message.Header{Header: h}}
+	for _, field := range []string{"From", "Sender"} {
+		list, err := mh.AddressList(field)
+		if err != nil {
+			s.in.log.Info("submission refused: unreadable header field", "user", s.user.Address, "field", field, "err", err)
+			return nil, errBadHeader
+		}
+		for _, a := range list {
+			if !s.mayUse(a.Address) {
+				s.in.log.Info("submission refused: header names another's address", "user", s.user.Address, "field", field, "address", a.Address)
+				return nil, errFromNotYours
+			}
+		}
+	}
+	return io.MultiReader(&head, r), nil
+}
+
+// errReader keeps the error its reader returned.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }

@@ -28,6 +28,13 @@ func selfSigned(t *testing.T) *tls.Config {
 
 func startSubmission(t *testing.T) (*system, string) {
 	t.Helper()
+	return startSubmissionWith(t, nil, nil)
+}
+
+// startSubmissionWith is startSubmission with configure applied to the
+// listener's config first and auth, if not nil, checking passwords.
+func startSubmissionWith(t *testing.T, configure func(*mta.InboundConfig), auth func(mta.Authenticator) mta.Authenticator) (*system, string) {
+	t.Helper()
 	s, _ := startInbound(t) // the users, and a system to deliver into
 	ctx := t.Context()
 	u, err := s.db.LookupAddress(ctx, "u0@example.test")
@@ -40,7 +47,15 @@ func startSubmission(t *testing.T) (*system, string) {
 	if err := s.db.AddAlias(ctx, "alias0@example.test", u.ID); err != nil {
 		t.Fatal(err)
 	}
-	sub := mta.NewSubmission(mta.InboundConfig{Hostname: "mx.example.test", TLSConfig: selfSigned(t), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, s.db, s.db, s.d)
+	cfg := mta.InboundConfig{Hostname: "mx.example.test", TLSConfig: selfSigned(t), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	if configure != nil {
+		configure(&cfg)
+	}
+	var a mta.Authenticator = s.db
+	if auth != nil {
+		a = auth(a)
+	}
+	sub := mta.NewSubmission(cfg, s.db, a, s.d)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
