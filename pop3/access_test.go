@@ -36,7 +36,8 @@ func TestLockout(t *testing.T) {
 	}
 }
 
-// TestDenied: a client the Guard does not admit gets -ERR and the door.
+// TestDenied: a client the Guard does not admit gets -ERR and the door,
+// at accept: the one refusal Serve has, whatever the Guard's reason.
 func TestDenied(t *testing.T) {
 	g := mta.NewGuard(mta.GuardConfig{Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
 	e := newEnv(t, pop3.Config{Guard: g})
@@ -48,7 +49,7 @@ func TestDenied(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	line, _ := r.ReadString('\n')
-	if line != "-ERR [SYS/TEMP] Not accepting connections from you now\r\n" {
+	if line != "-ERR [SYS/TEMP] Too many connections, try again later\r\n" {
 		t.Errorf("greeting to a denied client: %q", line)
 	}
 	if _, err := r.ReadByte(); err == nil {

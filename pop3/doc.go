@@ -53,8 +53,15 @@
 // session. A connection that has not logged in within Config.LoginTimeout
 // of connecting, or a session silent for Config.IdleTimeout after login,
 // is closed, and so is one that
-// stops reading its replies for Config.WriteTimeout. Config.Guard's allow
-// and deny lists apply at connect, and its lockout to every login.
+// stops reading its replies for Config.WriteTimeout.
+//
+// Config.Guard decides on each connection as it is accepted, before the
+// greeting and before TLS, under the listener name "pop3" (Serve) or
+// "pop3s" (ServeTLS): its allow and deny lists and its bounds on
+// connections open at once. A refused client on a plain listener is sent
+// "-ERR [SYS/TEMP] Too many connections, try again later" and closed; on
+// an implicit-TLS listener it is closed without a word, before any
+// handshake. The Guard's lockout applies to every login.
 //
 // Message bodies are streamed from the store to the client, never held
 // whole in memory.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailsys/mailsys/internal/gate"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -52,8 +53,10 @@ var (
 // lists and lockouts after repeated login failures. *mta.Guard satisfies
 // it. Its methods are called concurrently and must not block.
 type Guard interface {
-	// Admit decides on a connection from ip; if it returns no error, the
-	// server calls release when the connection ends.
+	// Admit decides on a connection from ip as the listener named
+	// listener ("pop3" for Serve, "pop3s" for ServeTLS) accepts it,
+	// before the greeting and before TLS; if it returns no error, the
+	// server calls release once the connection is closed.
 	Admit(listener string, ip netip.Addr) (release func(), err error)
 	// AuthAllowed reports whether a login from ip for account may be
 	// tried now.
@@ -131,8 +134,10 @@ type Server struct {
 	ctx    context.Context // the sessions'; cancelled by Close
 	cancel context.CancelFunc
 
+	stopping chan struct{} // closed when Shutdown or Close begins
+
 	mu        sync.Mutex
-	closing   bool
+	closing   bool // stopping is closed
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	inUse     map[userdata.UserID]struct{} // maildrops locked by a session
@@ -161,7 +166,7 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, log: log.With("component", "pop3"), users: users, store: store,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, stopping: make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		inUse:     map[userdata.UserID]struct{}{},
@@ -171,16 +176,37 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 // Serve accepts connections on l, each served in a goroutine of its own,
 // until Shutdown or Close, and returns ErrServerClosed then. It returns
 // Validate's error at once if the configuration has one.
-func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+//
+// Config.Guard decides on each connection as it is accepted, under the
+// listener name "pop3", before the greeting: a refused client is sent
+// "-ERR [SYS/TEMP] Too many connections, try again later" and closed, and
+// an admitted one gives its place back when it is closed. An accept that
+// fails for want of resources (EMFILE and the like) is retried after a
+// pause that doubles up to a second, until accepting works again.
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(s.gated(l, "pop3", []byte(refusal)), false)
+}
 
 // ServeTLS is Serve for an implicit-TLS listener ("pop3s", RFC 8314):
 // every connection starts with a TLS handshake under Config.TLS, which must
-// be set.
+// be set. The Guard decides under the listener name "pop3s", before the
+// handshake, and a refused client is closed without a word: a reply would
+// cost a handshake.
 func (s *Server) ServeTLS(l net.Listener) error {
 	if s.cfg.TLS == nil {
 		return errors.New("pop3: ServeTLS needs Config.TLS")
 	}
-	return s.serve(tls.NewListener(l, s.cfg.TLS), true)
+	return s.serve(tls.NewListener(s.gated(l, "pop3s", nil), s.cfg.TLS), true)
+}
+
+// refusal is the reply of Serve to a connection the Guard refuses.
+const refusal = "-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+
+// gated wraps l so that the Guard admits each connection as it is
+// accepted.
+func (s *Server) gated(l net.Listener, name string, refusal []byte) net.Listener {
+	// A nil Guard makes a nil Admitter, which admits everyone.
+	return &gate.Listener{Listener: l, Name: name, Admitter: s.cfg.Guard, Refusal: refusal, Logger: s.log}
 }
 
 func (s *Server) serve(l net.Listener, implicitTLS bool) error {
@@ -214,7 +240,10 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			// Out of file descriptors and the like: wait and go on.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			s.log.Warn("accept failed; retrying", "err", err, "in", delay)
-			time.Sleep(delay)
+			select {
+			case <-time.After(delay):
+			case <-s.stopping:
+			}
 			continue
 		}
 		delay = 0
@@ -259,7 +288,10 @@ func (s *Server) untrack(ss *session) {
 func (s *Server) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closing = true
+	if !s.closing {
+		s.closing = true
+		close(s.stopping)
+	}
 	for l := range s.listeners {
 		l.Close()
 	}

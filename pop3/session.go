@@ -64,7 +64,7 @@ var (
 type session struct {
 	srv    *Server
 	log    *slog.Logger
-	raw    net.Conn // the accepted connection: closing it ends the session
+	raw    net.Conn // the accepted connection: closing it ends the session and gives its place back to the Guard
 	conn   net.Conn // raw, or the TLS connection over it
 	tls    bool     // conn is a TLS connection
 	r      *bufio.Reader
@@ -118,16 +118,6 @@ func (ss *session) serve() {
 			ss.log.Error("session panicked", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
-	if g := ss.srv.cfg.Guard; g != nil {
-		release, err := g.Admit("pop3", ss.ip)
-		if err != nil {
-			ss.log.Info("connection refused", "why", err)
-			ss.send(&reply{"SYS/TEMP", "Not accepting connections from you now"})
-			ss.w.Flush()
-			return
-		}
-		defer release()
-	}
 	if tc, ok := ss.conn.(*tls.Conn); ok {
 		if err := ss.handshake(tc); err != nil {
 			ss.log.Info("TLS handshake failed", "err", err)
