@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-sasl"
 
@@ -125,27 +127,40 @@ func decodeResponse(s string) ([]byte, *reply) {
 
 // login checks the credentials under the Guard's lockout rules, takes the
 // user's maildrop lock, takes the snapshot of the INBOX and enters the
-// TRANSACTION state, saying +OK. It fails with a reply that says why.
+// TRANSACTION state, saying +OK. It fails with a reply that says why, or
+// with another error, which ends the session, when it cannot wait out
+// the Guard's delay (see pause).
+//
+// A failed login is answered after the delay the Guard asks for, if any
+// (see pause). A login the UserDB could not check for want of capacity
+// (userdata.ErrBusy) is answered [SYS/TEMP] at once and is not counted as
+// a failure: it says nothing about the password.
 func (ss *session) login(username, password string) error {
 	g := ss.srv.cfg.Guard
+	name := logName(username)
 	if g != nil && !g.AuthAllowed(ss.ip, username) {
-		ss.log.Warn("login refused: too many failures", "user", username)
+		ss.log.Warn("login refused: too many failures", "user", name)
 		return errLockedOut
 	}
 	ctx := ss.srv.ctx
 	u, err := ss.srv.users.Authenticate(ctx, username, password, userdata.ProtoPOP3)
 	switch {
+	case errors.Is(err, userdata.ErrBusy):
+		ss.log.Info("login put off: too many password checks at once", "user", name)
+		return errBusy
 	case errors.Is(err, userdata.ErrAuthFailed):
+		ss.log.Info("authentication failed", "user", name)
 		if g != nil {
-			g.AuthFailed(ss.ip, username)
+			if err := ss.pause(g.AuthFailed(ss.ip, username)); err != nil {
+				return err
+			}
 		}
-		ss.log.Info("authentication failed", "user", username)
 		return errAuthFailed
 	case errors.Is(err, userdata.ErrDisabled), errors.Is(err, userdata.ErrProtocol):
-		ss.log.Info("login refused", "user", username, "why", err)
+		ss.log.Info("login refused", "user", name, "why", err)
 		return &reply{"AUTH", "This account may not use POP3"}
 	case err != nil:
-		ss.log.Error("authentication", "user", username, "err", err)
+		ss.log.Error("authentication", "user", name, "err", err)
 		return errTemporary
 	}
 	if g != nil {
@@ -166,6 +181,53 @@ func (ss *session) login(username, password string) error {
 	ss.log.Info("logged in", "messages", drop.count, "tls", ss.tls)
 	ss.okf("%s has %d messages (%d octets)", u.Address, drop.count, drop.size)
 	return nil
+}
+
+// errLoginTimeUp ends a session whose login timeout passes while it waits
+// to answer a failed login.
+var errLoginTimeUp = errors.New("pop3: login timeout reached during a failed login's delay")
+
+// pause waits d, the Guard's delay before a failed login is answered. It
+// does not wait past the time the connection has to log in, nor past the
+// beginning of Shutdown or Close: it returns nil once d has passed, and
+// otherwise an error that ends the session without a reply.
+func (ss *session) pause(d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	left := time.Until(ss.loginBy)
+	t := time.NewTimer(min(d, left))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		if d >= left {
+			return errLoginTimeUp
+		}
+		return nil
+	case <-ss.srv.stopping:
+		return ErrServerClosed
+	}
+}
+
+// maxLoggedName is how much of a user name a client typed goes to the
+// logs: as much as the Guard keeps (mta.MaxAccountLen), more than any
+// address has.
+const maxLoggedName = 256
+
+// logName returns name, as a client typed it, cut to maxLoggedName bytes
+// (at the start of a UTF-8 sequence, if it is one) for the logs.
+func logName(name string) string {
+	if len(name) <= maxLoggedName {
+		return name
+	}
+	i := maxLoggedName
+	for j := i; j > maxLoggedName-utf8.UTFMax; j-- {
+		if utf8.RuneStart(name[j]) {
+			i = j
+			break
+		}
+	}
+	return name[:i]
 }
 
 // stls answers STLS (RFC 2595) and runs the TLS handshake. Whatever the

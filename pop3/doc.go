@@ -11,7 +11,9 @@
 //     [SYS/TEMP].
 //   - RFC 3206: AUTH-RESP-CODE; a login refused for its credentials says
 //     [AUTH], one refused by the lockout after repeated failures
-//     [SYS/TEMP] (the password may well be right).
+//     [SYS/TEMP] (the password may well be right), and so does one the
+//     UserDB had no capacity to check (userdata.ErrBusy), which is not
+//     counted as a failure.
 //   - RFC 2595: STLS; and RFC 8314's implicit TLS through ServeTLS.
 //   - RFC 5034: AUTH PLAIN (RFC 4616), with an initial response or after a
 //     "+ " continuation; "*" cancels.
@@ -61,7 +63,11 @@
 // connections open at once. A refused client on a plain listener is sent
 // "-ERR [SYS/TEMP] Too many connections, try again later" and closed; on
 // an implicit-TLS listener it is closed without a word, before any
-// handshake. The Guard's lockout applies to every login.
+// handshake. The Guard's lockout applies to every login, and a failed
+// login is answered only after the delay the Guard asks for (its
+// slow-down of an account under attack), or not at all if the
+// connection's login timeout or Shutdown comes first. User names that
+// clients typed are logged cut to 256 bytes.
 //
 // Message bodies are streamed from the store to the client, never held
 // whole in memory.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -44,6 +45,13 @@ type env struct {
 // openStores opens a store and a UserDB under dir.
 func openStores(t testing.TB, dir string) (*msstore.Volumes, *userdata.DB) {
 	t.Helper()
+	return openStoresWith(t, dir, nil)
+}
+
+// openStoresWith is openStores with the UserDB's configuration changed by
+// tune, if not nil.
+func openStoresWith(t testing.TB, dir string, tune func(*userdata.Config)) (*msstore.Volumes, *userdata.DB) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
 	cfg := msstore.DefaultConfig(filepath.Join(dir, "store"))
@@ -52,9 +60,13 @@ func openStores(t testing.TB, dir string) (*msstore.Volumes, *userdata.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := userdata.Open(ctx, userdata.Config{Dir: filepath.Join(dir, "ud"), Bodies: st,
+	udCfg := userdata.Config{Dir: filepath.Join(dir, "ud"), Bodies: st,
 		Argon2: userdata.Argon2Params{Time: 1, Memory: 64, Threads: 1}, CacheSize: 8 << 20, MemTableSize: 4 << 20,
-		DiskReserve: -1, Logger: quiet})
+		DiskReserve: -1, Logger: quiet}
+	if tune != nil {
+		tune(&udCfg)
+	}
+	db, err := userdata.Open(ctx, udCfg)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -91,8 +103,15 @@ func newEnv(t *testing.T, cfg pop3.Config) *env { t.Helper(); return newEnvWith(
 // one (nil for the real one itself).
 func newEnvWith(t *testing.T, cfg pop3.Config, wrap func(*userdata.DB) pop3.UserDB) *env {
 	t.Helper()
+	return newEnvTuned(t, cfg, nil, wrap)
+}
+
+// newEnvTuned is newEnvWith with the UserDB's configuration changed by
+// tune, if not nil.
+func newEnvTuned(t *testing.T, cfg pop3.Config, tune func(*userdata.Config), wrap func(*userdata.DB) pop3.UserDB) *env {
+	t.Helper()
 	e := &env{t: t}
-	e.store, e.db = openStores(t, t.TempDir())
+	e.store, e.db = openStoresWith(t, t.TempDir(), tune)
 	e.user = ensureUser(t, e.db)
 	var err error
 	if e.inbox, err = e.db.Folder(t.Context(), e.user.ID, userdata.Inbox); err != nil {
@@ -268,6 +287,14 @@ func (c *client) closed() bool {
 	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err := c.r.ReadByte()
 	return err != nil && !isTimeout(err)
+}
+
+// drained reports whether the server closes the connection within 10 s,
+// whatever it sends before.
+func (c *client) drained() bool {
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, c.r)
+	return !isTimeout(err)
 }
 
 func isTimeout(err error) bool {

@@ -61,7 +61,10 @@ type Guard interface {
 	// AuthAllowed reports whether a login from ip for account may be
 	// tried now.
 	AuthAllowed(ip netip.Addr, account string) bool
-	// AuthFailed counts a failed login.
+	// AuthFailed counts a failed login and returns how long the server
+	// waits before it answers the failure (zero for at once); the wait
+	// ends early at Shutdown or Close, or at the login timeout, which
+	// also ends the session.
 	AuthFailed(ip netip.Addr, account string) (delay time.Duration)
 	// AuthSucceeded clears the account's failures.
 	AuthSucceeded(ip netip.Addr, account string)

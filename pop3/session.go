@@ -55,6 +55,7 @@ var (
 	errNeedsTLS      = &reply{text: "Plain-text passwords need TLS: use STLS first"}
 	errAuthFailed    = &reply{"AUTH", "Authentication failed"}
 	errLockedOut     = &reply{"SYS/TEMP", "Too many failed logins, try again later"}
+	errBusy          = &reply{"SYS/TEMP", "Server busy, try again later"}
 	errInUse         = &reply{"IN-USE", "Maildrop already in use by another POP3 session"}
 	errTooManyErrors = &reply{text: "Too many errors, closing the connection"}
 )
