@@ -11,7 +11,11 @@ import (
 type Config struct {
 	// Dirs are the data directories (typically one per disk). New volumes
 	// go to the writable directories in proportion to their weights. At least
-	// one is required; each is created if missing.
+	// one is required; each is created if missing. What the store creates
+	// is private to the process's user whatever the umask (directories
+	// 0700, files 0600), and opening a directory (OpenVolumes, AddDir)
+	// takes the group and other permissions off what is in it already,
+	// logging each change.
 	Dirs []Dir
 
 	// Node is this store's node number, recorded in every Ref it returns.

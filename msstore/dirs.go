@@ -25,9 +25,12 @@ func (s *Volumes) prepareDir(d Dir) (*dataDir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msstore: data directory %q: %w", d.Path, err)
 	}
-	if err := os.MkdirAll(filepath.Join(path, "tmp"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(path, "tmp"), fsutil.DirMode); err != nil {
 		return nil, fmt.Errorf("msstore: data directory: %w", err)
 	}
+	// Bodies are private mail: a tree made by an older version, or by
+	// hand, loses its group and other permissions (logged; not fatal).
+	fsutil.TightenLog(s.log, path)
 	lock, err := lockDir(path)
 	if err != nil {
 		return nil, fmt.Errorf("msstore: data directory: %w", err)
@@ -228,7 +231,7 @@ func newID() string {
 // synced. write gets a buffered writer; replaceFile flushes it.
 func replaceFile(dir, name string, write func(w *bufio.Writer) error) error {
 	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.Create(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fsutil.FileMode)
 	if err != nil {
 		return err
 	}

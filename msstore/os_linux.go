@@ -5,13 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // lockDir takes an exclusive lock on a data directory, so that two
 // processes never open one store. The lock lasts until the file is closed
 // (or the process dies).
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, fsutil.FileMode)
 	if err != nil {
 		return nil, err
 	}

@@ -5,9 +5,11 @@ package msstore
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // lockDir only creates the lock file where flock is not available.
 func lockDir(dir string) (*os.File, error) {
-	return os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o640)
+	return os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, fsutil.FileMode)
 }

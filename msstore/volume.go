@@ -67,7 +67,7 @@ func newVolume(num uint32, dir *dataDir, f *os.File, size int64) *volume {
 // createVolume makes a new, durable, empty volume file in dir.
 func createVolume(dir *dataDir, num, node uint32) (*volume, error) {
 	path := filepath.Join(dir.path, volName(num))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, fsutil.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("msstore: create volume: %w", err)
 	}

@@ -22,7 +22,10 @@ import (
 // Config configures a Log. The zero value of every field but Dir means its
 // default.
 type Config struct {
-	// Dir holds the segment files; created if missing.
+	// Dir holds the segment files; created if missing. What the log
+	// creates is private to the process's user whatever the umask
+	// (directories 0700, files 0600), and Open takes the group and other
+	// permissions off what is in Dir already, logging each change.
 	Dir string
 	// SegmentSize is the size at which a segment is sealed and the next
 	// begun. Zero means 64 MiB.
@@ -136,10 +139,13 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Dir, fsutil.DirMode); err != nil {
 		return nil, fmt.Errorf("txlog: %w", err)
 	}
 	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "txlog"), segs: map[uint32]*segment{}, txns: map[uint64]*Txn{}}
+	// Envelopes and bodies are private mail: a tree made by an older
+	// version loses its group and other permissions (logged; not fatal).
+	fsutil.TightenLog(l.log, cfg.Dir)
 	l.cond = sync.NewCond(&l.mu)
 	l.gather = sync.NewCond(&l.mu)
 	if err := l.recover(ctx); err != nil {
@@ -583,7 +589,7 @@ func (l *Log) roll(seg *segment) (*segment, error) {
 		num = seg.num + 1
 	}
 	path := filepath.Join(l.cfg.Dir, segName(num))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, fsutil.FileMode)
 	if err != nil {
 		return nil, err
 	}

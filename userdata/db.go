@@ -19,6 +19,10 @@ import (
 // default.
 type Config struct {
 	// Dir is the directory of the Pebble database; created if missing.
+	// Everything the DB creates in it (and in Mirror) is private to the
+	// process's user whatever the umask: directories 0700, files 0600.
+	// Open also takes the group and other permissions off what is there
+	// already, logging each change.
 	Dir string
 	// Node is this UD node's name, recorded in every user created here.
 	Node string

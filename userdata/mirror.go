@@ -11,6 +11,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // The hot standby (Config.Mirror). Every committed batch is applied to the
@@ -60,8 +62,15 @@ func openKV(ctx context.Context, cfg *Config, log *slog.Logger, opts func(fs vfs
 	if pfs == nil {
 		pfs = vfs.Default
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	pfs = newPrivateFS(pfs)
+	if err := os.MkdirAll(cfg.Dir, fsutil.DirMode); err != nil {
 		return nil, fmt.Errorf("userdata: %w", err)
+	}
+	// The database holds password hashes: a tree made by an older version
+	// loses its group and other permissions (logged; not fatal).
+	fsutil.TightenLog(log, cfg.Dir)
+	if cfg.Mirror != "" {
+		fsutil.TightenLog(log, cfg.Mirror)
 	}
 	k := &kv{log: log, dir: cfg.Dir, res: newReserve(cfg, log)}
 	if k.res != nil {
@@ -77,7 +86,7 @@ func openKV(ctx context.Context, cfg *Config, log *slog.Logger, opts func(fs vfs
 	if cfg.Mirror == "" {
 		return k, nil
 	}
-	m, err := pebble.Open(cfg.Mirror, opts(vfs.Default))
+	m, err := pebble.Open(cfg.Mirror, opts(newPrivateFS(vfs.Default)))
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("userdata: open mirror %s: %w", cfg.Mirror, err)

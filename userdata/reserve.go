@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
 )
 
 // The disk reserve. Pebble does not survive a full disk: a WAL write that
@@ -73,7 +75,7 @@ func (r *reserve) make() error {
 	if fi, err := os.Stat(r.path); err == nil && fi.Size() >= r.size {
 		return nil
 	}
-	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fsutil.FileMode)
 	if err != nil {
 		return err
 	}

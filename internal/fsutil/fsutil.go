@@ -1,5 +1,6 @@
-// Package fsutil holds the durability primitives the storage packages
-// share: syncing a file's data and a directory's entries.
+// Package fsutil holds the durability and privacy primitives the storage
+// packages share: syncing a file's data and a directory's entries, and
+// keeping their trees readable by their owner only.
 package fsutil
 
 import "os"
