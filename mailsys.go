@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +22,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailsys/mailsys/imap"
+	"github.com/mailsys/mailsys/internal/fsutil"
+	"github.com/mailsys/mailsys/internal/tlsconf"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
 	"github.com/mailsys/mailsys/pop3"
@@ -64,10 +68,39 @@ type Config struct {
 	// InsecureAuth lets IMAP and POP3 clients log in with a plain-text
 	// password before TLS; for tests and loopback-only setups.
 	InsecureAuth bool
-	// Access holds the allow and deny lists, the bound on connections per
-	// address and the login lockout rules, shared by every listener. The
-	// zero value means mta's defaults.
+	// Access holds the allow and deny lists, the bounds on connections
+	// (over all listeners, per listener, per address on a listener) and the
+	// rules for failed logins, shared by every listener. The zero value
+	// means mta's defaults (see mta.GuardConfig).
 	Access mta.GuardConfig
+	// Passwords bounds the password checks (argon2id) that logins on every
+	// listener make at once, by count and by memory; past a short queue a
+	// login is answered with its protocol's "try again later". Logins the
+	// login cache answers never wait. The zero value means userdata's
+	// defaults (see userdata.PasswordLimiterConfig).
+	Passwords userdata.PasswordLimiterConfig
+	// SMTP holds the SMTP listeners' limits and timeouts (sizes, recipients,
+	// deadlines, AnyFrom); zero fields mean mta's defaults. Its Hostname,
+	// TLSConfig, Guard, Filter and Logger are the System's and are ignored.
+	SMTP mta.InboundConfig
+	// IMAP holds the IMAP server's limits and timeouts; zero fields mean
+	// imap's defaults. Its TLS, InsecureAuth, Guard and Logger are the
+	// System's and are ignored.
+	IMAP imap.Config
+	// POP3 holds the POP3 server's limits and timeouts; zero fields mean
+	// pop3's defaults. Its Hostname, TLS, InsecureAuth, Guard and Logger
+	// are the System's and are ignored.
+	POP3 pop3.Config
+	// RunAs, as "user" or "user:group", is who the System serves as once
+	// its listeners are bound, when started as root (so it may bind ports
+	// below 1024): Start makes DataDir that user's, then drops root for
+	// every thread (setgroups, setgid, setuid). The user needs to reach
+	// DataDir (search permission on its parents). Empty means no change.
+	RunAs string
+	// AllowRoot lets the System serve as root. Without it (and without
+	// RunAs) Start refuses to serve as root on any address that is not a
+	// loopback one.
+	AllowRoot bool
 	// Filter, if set, sees every message before it is accepted (antispam,
 	// antivirus): it can reject it, file it into Junk or add headers.
 	Filter mta.Filter
@@ -112,13 +145,18 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 		log = slog.Default()
 	}
 	s := &System{cfg: cfg, log: log}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("mailsys: %w", err)
+	}
+	fsutil.TightenLog(log, cfg.DataDir) // the components tighten their own; this is for the rest
 	scfg := msstore.DefaultConfig(filepath.Join(cfg.DataDir, "store"))
 	scfg.Logger = log
 	var err error
 	if s.Store, err = msstore.OpenVolumes(ctx, scfg); err != nil {
 		return nil, err
 	}
-	if s.Users, err = userdata.Open(ctx, userdata.Config{Dir: filepath.Join(cfg.DataDir, "userdb"), Node: cfg.Hostname, Bodies: s.Store, Logger: log}); err != nil {
+	if s.Users, err = userdata.Open(ctx, userdata.Config{Dir: filepath.Join(cfg.DataDir, "userdb"), Node: cfg.Hostname, Bodies: s.Store, Logger: log,
+		PasswordLimiter: userdata.NewPasswordLimiter(cfg.Passwords)}); err != nil {
 		s.Store.Close()
 		return nil, err
 	}
@@ -136,13 +174,18 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 	return s, nil
 }
 
-// Start listens on the configured addresses and serves in the background.
-// It returns once every listener accepts connections.
+// Start listens on the configured addresses, drops root if RunAs says
+// so, and serves in the background. It returns once every listener
+// accepts connections.
 func (s *System) Start(ctx context.Context) error {
 	guard := mta.NewGuard(s.cfg.Access)
-	icfg := mta.InboundConfig{Hostname: s.cfg.Hostname, TLSConfig: s.cfg.TLS, Guard: guard, Filter: s.cfg.Filter, Logger: s.log}
-	imapCfg := imap.Config{TLS: s.cfg.TLS, InsecureAuth: s.cfg.InsecureAuth, Guard: guard, Logger: s.log}
-	pop3Cfg := pop3.Config{Hostname: s.cfg.Hostname, TLS: s.cfg.TLS, InsecureAuth: s.cfg.InsecureAuth, Guard: guard, Logger: s.log}
+	tlsConfig := tlsconf.Harden(s.cfg.TLS)
+	icfg := s.cfg.SMTP
+	icfg.Hostname, icfg.TLSConfig, icfg.Guard, icfg.Filter, icfg.Logger = s.cfg.Hostname, tlsConfig, guard, s.cfg.Filter, s.log
+	imapCfg := s.cfg.IMAP
+	imapCfg.TLS, imapCfg.InsecureAuth, imapCfg.Guard, imapCfg.Logger = tlsConfig, s.cfg.InsecureAuth, guard, s.log
+	pop3Cfg := s.cfg.POP3
+	pop3Cfg.Hostname, pop3Cfg.TLS, pop3Cfg.InsecureAuth, pop3Cfg.Guard, pop3Cfg.Logger = s.cfg.Hostname, tlsConfig, s.cfg.InsecureAuth, guard, s.log
 	if (s.cfg.SubmissionTLSAddr != "" || s.cfg.IMAPTLSAddr != "" || s.cfg.POP3TLSAddr != "") && s.cfg.TLS == nil {
 		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
 	}
@@ -169,6 +212,20 @@ func (s *System) Start(ctx context.Context) error {
 		}
 		return pop3Srv
 	}
+	type listener struct {
+		ln  net.Listener
+		tls bool
+		srv server
+	}
+	var bound []listener
+	fail := func(err error) error {
+		for _, l := range bound {
+			l.ln.Close()
+		}
+		return err
+	}
+	// Bind every listener first: ports below 1024 need root, which RunAs
+	// then drops before anything is served.
 	for _, l := range []struct {
 		addr string
 		tls  bool
@@ -187,22 +244,39 @@ func (s *System) Start(ctx context.Context) error {
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return fmt.Errorf("mailsys: listen on %s: %w", l.addr, err)
+			return fail(fmt.Errorf("mailsys: listen on %s: %w", l.addr, err))
 		}
-		srv := l.srv()
-		if !slices.Contains(s.servers, srv) {
-			s.servers = append(s.servers, srv)
+		bound = append(bound, listener{ln, l.tls, l.srv()})
+	}
+	if s.cfg.RunAs != "" {
+		if err := dropPrivileges(s.cfg.RunAs, s.cfg.DataDir, s.log); err != nil {
+			return fail(err)
 		}
-		s.listeners = append(s.listeners, ln)
+	}
+	if os.Geteuid() == 0 && !s.cfg.AllowRoot {
+		for _, l := range bound {
+			if ap, err := netip.ParseAddrPort(l.ln.Addr().String()); err != nil || !ap.Addr().IsLoopback() {
+				return fail(fmt.Errorf("mailsys: refusing to serve %s as root: set RunAs (allinone: -run-as) to drop privileges, or AllowRoot", l.ln.Addr()))
+			}
+		}
+		if len(bound) > 0 {
+			s.log.Warn("serving as root, on loopback addresses only; set RunAs to drop privileges")
+		}
+	}
+	for _, l := range bound {
+		if !slices.Contains(s.servers, l.srv) {
+			s.servers = append(s.servers, l.srv)
+		}
+		s.listeners = append(s.listeners, l.ln)
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			serve := srv.Serve
+			serve := l.srv.Serve
 			if l.tls {
-				serve = srv.ServeTLS
+				serve = l.srv.ServeTLS
 			}
-			if err := serve(ln); err != nil && !isClosed(err) {
-				s.log.Error("listener stopped", "addr", ln.Addr(), "err", err)
+			if err := serve(l.ln); err != nil && !isClosed(err) {
+				s.log.Error("listener stopped", "addr", l.ln.Addr(), "err", err)
 			}
 		}()
 	}

@@ -12,6 +12,12 @@
 // -user it creates a demo user and prints its address and password. It
 // logs a line with "ready" once it accepts connections, and shuts down
 // cleanly on SIGINT or SIGTERM.
+//
+// Started as root, it binds its listeners and then serves as the user
+// -run-as names, to whom the data directory then belongs; without -run-as it
+// serves as root only on loopback addresses, unless -allow-root. Every
+// limit of the servers has a flag (-help lists them), with the defaults
+// of the packages.
 package main
 
 import (
@@ -36,6 +42,8 @@ import (
 	"github.com/mailsys/mailsys/internal/selfsigned"
 
 	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/userdata"
 )
 
 func main() {
@@ -67,16 +75,37 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	insecureAuth := fs.Bool("insecure-auth", false, "let IMAP and POP3 clients log in with plain-text passwords before TLS (testing only)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory")
 	keyFile := fs.String("tls-key", "", "TLS key (PEM)")
-	var users userFlags
+	var users, anyFrom userFlags
 	fs.Var(&users, "user", "EMAIL:PASSWORD to create or update; repeatable")
+	runAs := fs.String("run-as", "", "USER[:GROUP] to serve as once the listeners are bound, when started as root")
+	allowRoot := fs.Bool("allow-root", false, "serve as root on non-loopback addresses (without -run-as)")
+	var access mta.GuardConfig
+	fs.IntVar(&access.MaxConns, "max-conns", 0, "connections open at once over every listener (0: below the open-file limit)")
+	fs.IntVar(&access.MaxConnsPerListener, "max-conns-per-listener", 0, "connections open at once on one listener (0: no bound of its own)")
+	fs.IntVar(&access.MaxConnsPerIP, "max-conns-per-ip", 0, "connections open at once from one address on one listener (0: 20)")
+	fs.IntVar(&access.AuthFailures, "auth-failures", 0, "failed logins from one address for one account that lock that address out of it (0: 5)")
+	fs.IntVar(&access.AddrAuthFailures, "addr-auth-failures", 0, "failed logins from one address for any accounts that lock it out of all (0: 20)")
+	fs.IntVar(&access.AccountFailures, "account-failures", 0, "failed logins for one account, from anywhere, before its failures are answered slowly (0: 10)")
+	fs.DurationVar(&access.Lockout, "lockout", 0, "how long a lockout lasts (0: 15m)")
+	var passwords userdata.PasswordLimiterConfig
+	fs.IntVar(&passwords.MaxChecks, "password-checks", 0, "password checks (argon2id) running at once (0: the number of CPUs)")
+	passwordMiB := fs.Int64("password-memory", 0, "MiB the running password checks may use together (0: 512)")
+	var smtpCfg mta.InboundConfig
+	fs.DurationVar(&smtpCfg.MaxSession, "smtp-max-session", 0, "longest SMTP session (0: 30m)")
+	fs.DurationVar(&smtpCfg.DataTimeout, "smtp-data-timeout", 0, "longest transfer of one message (0: 10m)")
+	fs.DurationVar(&smtpCfg.LoginTimeout, "submission-login-timeout", 0, "time a submission client has to log in (0: 1m)")
+	fs.IntVar(&smtpCfg.MaxUnknownRecipients, "max-unknown-recipients", 0, "unknown recipients after which a session is closed (0: 20)")
+	fs.Var(&anyFrom, "any-from", "user address, or @domain, that may submit mail with any From:; repeatable")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	passwords.MaxMemory = *passwordMiB << 20
+	smtpCfg.AnyFrom = anyFrom
 	fresh := false
 	if _, err := os.Stat(filepath.Join(*data, "userdb")); errors.Is(err, os.ErrNotExist) {
 		fresh = true
 	}
-	if err := os.MkdirAll(*data, 0o750); err != nil {
+	if err := os.MkdirAll(*data, 0o700); err != nil {
 		return err
 	}
 	cert, err := loadOrMakeCert(*data, *certFile, *keyFile, *hostname)
@@ -95,6 +124,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		POP3TLSAddr:       *pop3TLSAddr,
 		TLS:               &tls.Config{Certificates: []tls.Certificate{cert}},
 		InsecureAuth:      *insecureAuth,
+		Access:            access,
+		Passwords:         passwords,
+		SMTP:              smtpCfg,
+		RunAs:             *runAs,
+		AllowRoot:         *allowRoot,
 		Logger:            log,
 	})
 	if err != nil {
@@ -165,7 +199,7 @@ func loadOrMakeCert(data, certFile, keyFile, host string) (tls.Certificate, erro
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		return tls.Certificate{}, err
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
