@@ -16,6 +16,7 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/mailsys/mailsys/internal/gate"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -23,8 +24,10 @@ import (
 // Guard is the access policy the server shares with the other listeners:
 // *mta.Guard satisfies it.
 type Guard interface {
-	// Admit decides whether a connection from ip is served; release gives
-	// its slot back when it ends.
+	// Admit decides, as the listener accepts it, whether a connection
+	// from ip is served; release gives its slot back when it ends. The
+	// listener is "imap" for Serve and "imaps" for ServeTLS. It must not
+	// block.
 	Admit(listener string, ip netip.Addr) (release func(), err error)
 	// AuthAllowed reports whether ip may try to log in to account now.
 	AuthAllowed(ip netip.Addr, account string) bool
@@ -133,16 +136,33 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 // begun.
 var ErrServerClosed = errors.New("imap: server closed")
 
-// Serve accepts connections on l until Shutdown.
-func (s *Server) Serve(l net.Listener) error { return s.serve(limitListener{l, s}) }
+// Serve accepts connections on l until Shutdown. The Guard admits each
+// connection as it is accepted, as listener "imap"; a refused one is
+// answered "* BYE [UNAVAILABLE]" and closed before any greeting. An
+// accept error that is temporary (too many open files, for one) is
+// retried with a backoff of up to a second, by go-imap's accept loop, so
+// that serving resumes once the load drops; any other ends Serve.
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(limitListener{s.gated(l, "imap", refusal), s})
+}
 
 // ServeTLS is Serve for an implicit-TLS listener (RFC 8314): every
-// connection starts with a TLS handshake under Config.TLS.
+// connection starts with a TLS handshake under Config.TLS. The Guard
+// admits connections as listener "imaps", before the handshake, so a
+// refused client costs none: it is closed without a word.
 func (s *Server) ServeTLS(l net.Listener) error {
 	if s.cfg.TLS == nil {
 		return errors.New("imap: ServeTLS without Config.TLS")
 	}
-	return s.serve(tls.NewListener(limitListener{l, s}, s.cfg.TLS))
+	return s.serve(tls.NewListener(limitListener{s.gated(l, "imaps", nil), s}, s.cfg.TLS))
+}
+
+// refusal is what a plain connection the Guard refuses is told.
+var refusal = []byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n")
+
+// gated wraps l so that the Guard admits each connection at accept.
+func (s *Server) gated(l net.Listener, name string, refusal []byte) net.Listener {
+	return &gate.Listener{Listener: l, Name: name, Admitter: s.cfg.Guard, Refusal: refusal, Logger: s.log}
 }
 
 func (s *Server) serve(l net.Listener) error {
@@ -151,8 +171,8 @@ func (s *Server) serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	err := s.srv.Serve(l)
-	if err != nil && s.closing.Load() {
-		return ErrServerClosed
+	if s.closing.Load() {
+		return ErrServerClosed // go-imap returns nil for its closed listener
 	}
 	return err
 }
@@ -191,15 +211,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		return nil, nil, &goimap.Error{Type: goimap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
 	ap, _ := netip.ParseAddrPort(c.NetConn().RemoteAddr().String())
-	release := func() {}
-	if g := s.cfg.Guard; g != nil {
-		var err error
-		if release, err = g.Admit("imap", ap.Addr().Unmap()); err != nil {
-			s.log.Info("connection refused", "remote", c.NetConn().RemoteAddr(), "why", err)
-			return nil, nil, &goimap.Error{Type: goimap.StatusResponseTypeBye, Code: goimap.ResponseCodeUnavailable, Text: "Not accepting connections from you now"}
-		}
-	}
-	sess := &session{srv: s, conn: c, ip: ap.Addr().Unmap(), release: release}
+	sess := &session{srv: s, conn: c, ip: ap.Addr().Unmap()}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()

@@ -16,10 +16,9 @@ import (
 
 // session is one client connection.
 type session struct {
-	srv     *Server
-	conn    *imapserver.Conn
-	ip      netip.Addr
-	release func() // gives the connection back to the Guard
+	srv  *Server
+	conn *imapserver.Conn
+	ip   netip.Addr
 
 	user *userdata.User // nil until logged in
 	sel  *selected      // nil unless a folder is selected
@@ -81,7 +80,6 @@ func (s *session) Close() error {
 		s.sel.close()
 		s.sel = nil
 	}
-	s.release()
 	s.srv.forget(s)
 	return nil
 }
