@@ -116,7 +116,7 @@ func TestTimeouts(t *testing.T) {
 		t.Error("a client sending CAPA without logging in was not dropped after the login timeout")
 	}
 
-	e := newEnv(t, pop3.Config{LoginTimeout: 400 * time.Millisecond, IdleTimeout: time.Second})
+	e := newEnv(t, pop3.Config{LoginTimeout: 400 * time.Millisecond, CommandTimeout: time.Second})
 	c := dial(t, e.addr)
 	start := time.Now()
 	if !c.closed() {

@@ -249,6 +249,6 @@ func (ss *session) stls() error {
 	}
 	ss.conn, ss.tls, ss.user = tc, true, ""
 	ss.r = bufio.NewReaderSize(tc, maxLine)
-	ss.w.Reset(deadlineWriter{tc, ss.srv.cfg.WriteTimeout})
+	ss.w.Reset(ss.deadlineWriter(tc))
 	return nil
 }

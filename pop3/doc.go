@@ -52,10 +52,24 @@
 //
 // A command line may be 1024 octets long (RFC 2449 allows 255; longer
 // lines get -ERR and are skipped); ten -ERR replies in a row end the
-// session. A connection that has not logged in within Config.LoginTimeout
-// of connecting, or a session silent for Config.IdleTimeout after login,
-// is closed, and so is one that
-// stops reading its replies for Config.WriteTimeout.
+// session. Every deadline is fixed when it starts, so a client that
+// trickles bytes cannot extend it:
+//
+//   - a connection must have logged in, TLS handshake included, within
+//     Config.LoginTimeout of connecting (60 s);
+//   - after login, each command line must have arrived whole within
+//     Config.CommandTimeout of when the server began waiting for it (10
+//     minutes, RFC 1939's autologout timer); past it the connection is
+//     closed without a reply;
+//   - a session lasts at most Config.MaxSession from connecting (1 hour),
+//     however busy it keeps itself: then its next command is answered
+//     -ERR and the connection closed, or a reply still being sent is cut
+//     off;
+//   - each write to the client must be done within Config.WriteTimeout (1
+//     minute), so a client that stops reading its replies is dropped.
+//
+// A session closed by any of these does not enter the UPDATE state:
+// nothing it marked is deleted, and its maildrop is free again.
 //
 // Config.Guard decides on each connection as it is accepted, before the
 // greeting and before TLS, under the listener name "pop3" (Serve) or

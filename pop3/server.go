@@ -87,12 +87,27 @@ type Config struct {
 	// host program passes the System's (an *mta.Guard). Nil means none: no
 	// allow or deny list and no lockout after failed logins.
 	Guard Guard
-	// LoginTimeout is how long a connection may stay silent before it has
-	// logged in. Zero means 60 s.
+	// LoginTimeout bounds the time from connecting to a successful login,
+	// TLS handshake included, however busy the client keeps itself: a
+	// connection not logged in by then is closed. Zero means 60 s.
 	LoginTimeout time.Duration
-	// IdleTimeout is how long a logged-in session may stay silent. Zero
-	// means 10 minutes, the least RFC 1939 allows.
-	IdleTimeout time.Duration
+	// CommandTimeout is RFC 1939's autologout timer: once logged in, each
+	// command line must have arrived whole within CommandTimeout from
+	// when the server starts waiting for it (a deadline fixed then, which
+	// trickling bytes does not extend). A session that runs out of it is
+	// closed without a reply and without the UPDATE state, so nothing is
+	// deleted. Zero means 10 minutes, the least RFC 1939 allows; shorter
+	// ones are for tests.
+	CommandTimeout time.Duration
+	// MaxSession bounds a session's length, from connecting, however busy
+	// the client keeps it: past it, the next command is not read but
+	// answered "-ERR Session time limit reached" and the connection
+	// closed, and a reply still being sent (a long RETR to a slow reader)
+	// is cut off and the connection closed. Either way the session does
+	// not enter the UPDATE state: nothing it marked is deleted, and its
+	// maildrop is free again. A QUIT read in time is answered in full.
+	// Zero means 1 hour, enough to download gigabytes over a slow link.
+	MaxSession time.Duration
 	// WriteTimeout bounds each write to a client, so that one that stops
 	// reading in the middle of a message is dropped. Zero means 1 minute.
 	WriteTimeout time.Duration
@@ -102,9 +117,10 @@ type Config struct {
 
 // Defaults of Config's zero values.
 const (
-	defaultLoginTimeout = 60 * time.Second
-	defaultIdleTimeout  = 10 * time.Minute
-	defaultWriteTimeout = time.Minute
+	defaultLoginTimeout   = 60 * time.Second
+	defaultCommandTimeout = 10 * time.Minute
+	defaultMaxSession     = time.Hour
+	defaultWriteTimeout   = time.Minute
 )
 
 // Validate reports every problem of c at once, or nil.
@@ -113,7 +129,8 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"LoginTimeout", c.LoginTimeout}, {"IdleTimeout", c.IdleTimeout}, {"WriteTimeout", c.WriteTimeout}} {
+	}{{"LoginTimeout", c.LoginTimeout}, {"CommandTimeout", c.CommandTimeout}, {"MaxSession", c.MaxSession},
+		{"WriteTimeout", c.WriteTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("pop3: negative %s %v", d.name, d.v))
 		}
@@ -156,8 +173,11 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 	if cfg.LoginTimeout == 0 {
 		cfg.LoginTimeout = defaultLoginTimeout
 	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = defaultIdleTimeout
+	if cfg.CommandTimeout == 0 {
+		cfg.CommandTimeout = defaultCommandTimeout
+	}
+	if cfg.MaxSession == 0 {
+		cfg.MaxSession = defaultMaxSession
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = defaultWriteTimeout

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"time"
 )
@@ -48,16 +49,25 @@ func (r *reply) Error() string {
 
 // Replies more than one command gives.
 var (
-	errWrongState    = &reply{text: "Command not valid in this state"}
-	errNoSuchMsg     = &reply{text: "No such message"}
-	errSyntax        = &reply{text: "Syntax error in the arguments"}
-	errTemporary     = &reply{"SYS/TEMP", "Temporary failure, try again later"}
-	errNeedsTLS      = &reply{text: "Plain-text passwords need TLS: use STLS first"}
-	errAuthFailed    = &reply{"AUTH", "Authentication failed"}
-	errLockedOut     = &reply{"SYS/TEMP", "Too many failed logins, try again later"}
-	errBusy          = &reply{"SYS/TEMP", "Server busy, try again later"}
-	errInUse         = &reply{"IN-USE", "Maildrop already in use by another POP3 session"}
-	errTooManyErrors = &reply{text: "Too many errors, closing the connection"}
+	errWrongState     = &reply{text: "Command not valid in this state"}
+	errNoSuchMsg      = &reply{text: "No such message"}
+	errSyntax         = &reply{text: "Syntax error in the arguments"}
+	errTemporary      = &reply{"SYS/TEMP", "Temporary failure, try again later"}
+	errNeedsTLS       = &reply{text: "Plain-text passwords need TLS: use STLS first"}
+	errAuthFailed     = &reply{"AUTH", "Authentication failed"}
+	errLockedOut      = &reply{"SYS/TEMP", "Too many failed logins, try again later"}
+	errBusy           = &reply{"SYS/TEMP", "Server busy, try again later"}
+	errInUse          = &reply{"IN-USE", "Maildrop already in use by another POP3 session"}
+	errTooManyErrors  = &reply{text: "Too many errors, closing the connection"}
+	errSessionTooLong = &reply{text: "Session time limit reached, closing the connection; nothing deleted"}
+)
+
+// Why readCommand gives up waiting for a command, besides the
+// connection's own errors: the session has reached Config.MaxSession, or
+// a connection has not logged in within Config.LoginTimeout.
+var (
+	errSessionOver = errors.New("pop3: the session has reached its maximum length")
+	errLoginOver   = fmt.Errorf("pop3: not logged in in time: %w", os.ErrDeadlineExceeded)
 )
 
 // session is one client connection. Its fields belong to its goroutine,
@@ -76,9 +86,14 @@ type session struct {
 	user   string    // USER's argument, waiting for PASS
 	drop   *maildrop // the maildrop, in the TRANSACTION state
 	errors int       // -ERR replies in a row
-	// loginBy is when a connection that has not logged in is closed,
-	// however busy it keeps itself.
-	loginBy time.Time
+	// end is when the session is over (Config.MaxSession), and loginBy,
+	// no later, when a connection that has not logged in is closed
+	// (Config.LoginTimeout), however busy either keeps itself.
+	end, loginBy time.Time
+	// writeEnd is the latest deadline of a write: end, or zero once the
+	// last reply is being sent, which gets Config.WriteTimeout whatever
+	// the time.
+	writeEnd time.Time
 }
 
 func newSession(srv *Server, c net.Conn, implicitTLS bool) *session {
@@ -87,22 +102,50 @@ func newSession(srv *Server, c net.Conn, implicitTLS bool) *session {
 		raw = tc.NetConn()
 	}
 	ap, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
-	ss := &session{srv: srv, raw: raw, conn: c, tls: implicitTLS, ip: ap.Addr().Unmap(), loginBy: time.Now().Add(srv.cfg.LoginTimeout),
+	now := time.Now()
+	end := now.Add(srv.cfg.MaxSession)
+	ss := &session{srv: srv, raw: raw, conn: c, tls: implicitTLS, ip: ap.Addr().Unmap(),
+		end: end, loginBy: earliest(now.Add(srv.cfg.LoginTimeout), end), writeEnd: end,
 		log: srv.log.With("remote", raw.RemoteAddr().String())}
 	ss.r = bufio.NewReaderSize(c, maxLine)
-	ss.w = bufio.NewWriterSize(deadlineWriter{c, srv.cfg.WriteTimeout}, writeBuffer)
+	ss.w = bufio.NewWriterSize(ss.deadlineWriter(c), writeBuffer)
 	return ss
 }
 
-// deadlineWriter gives every write to a connection its own deadline.
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// deadlineWriter gives every write to a connection its own deadline:
+// Config.WriteTimeout from its start, but no later than *end unless that
+// is zero.
 type deadlineWriter struct {
 	c       net.Conn
 	timeout time.Duration
+	end     *time.Time
+}
+
+func (ss *session) deadlineWriter(c net.Conn) deadlineWriter {
+	return deadlineWriter{c, ss.srv.cfg.WriteTimeout, &ss.writeEnd}
 }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
-	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	d := time.Now().Add(w.timeout)
+	if !w.end.IsZero() {
+		d = earliest(d, *w.end)
+	}
+	w.c.SetWriteDeadline(d)
 	return w.c.Write(p)
+}
+
+// last sends what is buffered as the session's last words, within
+// Config.WriteTimeout even past the end of the session.
+func (ss *session) last() {
+	ss.writeEnd = time.Time{}
+	ss.w.Flush()
 }
 
 // serve runs the session to its end.
@@ -127,13 +170,23 @@ func (ss *session) serve() {
 	}
 	ss.okf("%s POP3 server ready", ss.srv.cfg.Hostname)
 	for ss.errors < maxErrors {
-		if err := ss.flushIfWaiting(); err != nil {
-			return
+		// Past the end of the session, the replies still buffered go out
+		// with its last words, which are not held to the end.
+		if time.Now().Before(ss.end) {
+			if err := ss.flushIfWaiting(); err != nil {
+				return
+			}
 		}
 		line, err := ss.readCommand()
 		if err == errLineTooLong {
 			ss.send(&reply{text: "Line too long"})
 			continue
+		}
+		if err == errSessionOver {
+			ss.log.Info("session closed: it reached its maximum length", "limit", ss.srv.cfg.MaxSession)
+			ss.send(errSessionTooLong)
+			ss.last()
+			return
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -158,7 +211,7 @@ func (ss *session) serve() {
 			return
 		}
 		if quit {
-			ss.w.Flush()
+			ss.last()
 			return
 		}
 	}
@@ -166,9 +219,10 @@ func (ss *session) serve() {
 	ss.w.Flush()
 }
 
-// handshake runs the TLS handshake on tc within the login timeout.
+// handshake runs the TLS handshake on tc, which must be over by the
+// login deadline: TLS comes before login, with implicit TLS or STLS.
 func (ss *session) handshake(tc *tls.Conn) error {
-	tc.SetDeadline(time.Now().Add(ss.srv.cfg.LoginTimeout))
+	tc.SetDeadline(ss.loginBy)
 	defer tc.SetDeadline(time.Time{})
 	return tc.HandshakeContext(ss.srv.ctx)
 }
@@ -185,11 +239,14 @@ func (ss *session) flushIfWaiting() error {
 	return ss.w.Flush()
 }
 
-// readCommand reads the next command line, without its line ending,
-// within the state's idle timeout. It returns errLineTooLong, having
-// skipped the line, for a line longer than maxLine. It marks the session
-// idle while it waits, and fails with ErrServerClosed once the server is
-// shutting down.
+// readCommand reads the next command line, without its line ending. The
+// whole line must be in by one deadline, fixed when the wait starts, so
+// that trickling bytes does not extend it: before login the login
+// deadline, after it Config.CommandTimeout from now, and never past the
+// end of the session, when it fails with errSessionOver. It returns
+// errLineTooLong, having skipped the line, for a line longer than maxLine.
+// It marks the session idle while it waits, and fails with
+// ErrServerClosed once the server is shutting down.
 func (ss *session) readCommand() (string, error) {
 	s := ss.srv
 	s.mu.Lock()
@@ -204,12 +261,24 @@ func (ss *session) readCommand() (string, error) {
 		ss.idle = false
 		s.mu.Unlock()
 	}()
-	deadline := time.Now().Add(s.cfg.IdleTimeout)
-	if ss.state != stateTransaction {
-		deadline = ss.loginBy
+	// Checked here too, as a pipelined line may be buffered already and
+	// need no read.
+	now := time.Now()
+	if !now.Before(ss.end) {
+		return "", errSessionOver
+	}
+	deadline := ss.loginBy
+	if ss.state == stateTransaction {
+		deadline = earliest(now.Add(s.cfg.CommandTimeout), ss.end)
+	} else if !now.Before(deadline) {
+		return "", errLoginOver
 	}
 	ss.conn.SetReadDeadline(deadline)
-	return ss.readLine()
+	line, err := ss.readLine()
+	if errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(ss.end) {
+		return "", errSessionOver
+	}
+	return line, err
 }
 
 // readLine reads a line of at most maxLine bytes and returns it without its
