@@ -107,14 +107,14 @@ func (c Config) Validate() error {
 	seen := map[string]bool{}
 	for i, d := range c.Dirs {
 		if d.Path == "" {
-			errs = append(errs, fmt.Errorf("Dirs[%d]: empty path", i))
+			errs = append(errs, fmt.Errorf("data directory %d: empty path", i))
 		}
 		if seen[d.Path] {
-			errs = append(errs, fmt.Errorf("Dirs[%d]: %q listed twice", i, d.Path))
+			errs = append(errs, fmt.Errorf("data directory %d: %q listed twice", i, d.Path))
 		}
 		seen[d.Path] = true
 		if d.Weight < 0 {
-			errs = append(errs, fmt.Errorf("Dirs[%d]: negative weight %d", i, d.Weight))
+			errs = append(errs, fmt.Errorf("data directory %d: negative weight %d", i, d.Weight))
 		}
 	}
 	if c.VolumeSize < 0 || c.VolumeSize > maxVolumeSize {

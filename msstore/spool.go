@@ -134,9 +134,6 @@ func (s *spool) spill(p []byte, tmpDir string) error {
 	return nil
 }
 
-// body returns the part of the body held in memory.
-func (s *spool) body() []byte { return s.rec[s.head:] }
-
 // copyFileTo copies the part of the body held in the temporary file to f at
 // off. The copy stays in the kernel (copy_file_range where the system has
 // it). The caller must be the only one using f's file offset: volumes are

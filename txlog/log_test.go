@@ -81,15 +81,6 @@ func done(t testing.TB, l *Log, txn *Txn) {
 	}
 }
 
-func readBody(t testing.TB, txn *Txn) []byte {
-	t.Helper()
-	b, err := io.ReadAll(txn.Body())
-	if err != nil {
-		t.Fatalf("reading the body of %d: %v", txn.ID, err)
-	}
-	return b
-}
-
 func checkBody(t testing.TB, txn *Txn, want []byte) {
 	t.Helper()
 	if txn.Size != int64(len(want)) {

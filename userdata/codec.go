@@ -98,15 +98,6 @@ func (d *dec) raw() []byte {
 
 func (d *dec) s() string { return string(d.raw()) }
 
-// bcopy returns a copy of a byte string, nil for an empty one.
-func (d *dec) bcopy() []byte {
-	v := d.raw()
-	if len(v) == 0 {
-		return nil
-	}
-	return append([]byte(nil), v...)
-}
-
 func (d *dec) t() time.Time {
 	ns := d.i()
 	if ns == 0 {
@@ -122,19 +113,6 @@ func (d *dec) bool() bool {
 	}
 	v := d.b[0] != 0
 	d.b = d.b[1:]
-	return v
-}
-
-func (d *dec) strs() []string {
-	n := d.u()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	var v []string
-	for range n {
-		v = append(v, d.s())
-	}
 	return v
 }
 

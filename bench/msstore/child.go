@@ -306,7 +306,7 @@ func writeVolumes(ctx context.Context, o *childOptions) (*result, error) {
 			return err
 		}
 		if ref.Size != int64(len(body)) {
-			return fmt.Errorf("Put returned ref %v with size %d, want %d", ref, ref.Size, len(body))
+			return fmt.Errorf("put returned ref %v with size %d, want %d", ref, ref.Size, len(body))
 		}
 		refs[n] = ref
 		return nil
@@ -352,7 +352,7 @@ func writeVolumes(ctx context.Context, o *childOptions) (*result, error) {
 	start := time.Now()
 	closed = true
 	if err := st.Close(); err != nil {
-		return nil, fmt.Errorf("Close: %w", err)
+		return nil, fmt.Errorf("close: %w", err)
 	}
 	r.CloseSeconds = time.Since(start).Seconds()
 	if r.Files, r.Dirs, r.DiskBytes, err = treeUsage(o.dir); err != nil {
@@ -488,7 +488,7 @@ func indexPhase(ctx context.Context, o *childOptions) (*result, error) {
 	}
 	if err := st.Sync(ctx); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("Sync: %w", err)
+		return nil, fmt.Errorf("sync: %w", err)
 	}
 	r.WriteSeconds = time.Since(start).Seconds()
 	r.HeapGrowth = heapAfterGC() - base
@@ -500,7 +500,7 @@ func indexPhase(ctx context.Context, o *childOptions) (*result, error) {
 
 	start = time.Now()
 	if err := st.Close(); err != nil {
-		return nil, fmt.Errorf("Close: %w", err)
+		return nil, fmt.Errorf("close: %w", err)
 	}
 	r.CloseSeconds = time.Since(start).Seconds()
 	st = nil
@@ -529,7 +529,7 @@ func indexPhase(ctx context.Context, o *childOptions) (*result, error) {
 	r.ReadCount = r.Verified
 	runtime.KeepAlive(refs)
 	if err := st2.Close(); err != nil && !errors.Is(err, msstore.ErrClosed) {
-		return nil, fmt.Errorf("Close after reopen: %w", err)
+		return nil, fmt.Errorf("close after reopen: %w", err)
 	}
 
 	// Recovery as after a crash: no checkpoint, every record scanned.
@@ -546,7 +546,7 @@ func indexPhase(ctx context.Context, o *childOptions) (*result, error) {
 		r.warnf("index: %d bodies after a full scan of a store of %d", n, o.count)
 	}
 	if err := st3.Close(); err != nil {
-		return nil, fmt.Errorf("Close after full scan: %w", err)
+		return nil, fmt.Errorf("close after full scan: %w", err)
 	}
 	if r.Files, r.Dirs, r.DiskBytes, err = treeUsage(o.dir); err != nil {
 		return nil, err
