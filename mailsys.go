@@ -115,6 +115,8 @@ type System struct {
 	Store *msstore.Volumes
 	Users *userdata.DB
 	Log   *txlog.Log
+	// Passwords bounds the password checks of every listener's logins.
+	Passwords *userdata.PasswordLimiter
 
 	cfg       Config
 	log       *slog.Logger
@@ -155,8 +157,9 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 	if s.Store, err = msstore.OpenVolumes(ctx, scfg); err != nil {
 		return nil, err
 	}
+	s.Passwords = userdata.NewPasswordLimiter(cfg.Passwords)
 	if s.Users, err = userdata.Open(ctx, userdata.Config{Dir: filepath.Join(cfg.DataDir, "userdb"), Node: cfg.Hostname, Bodies: s.Store, Logger: log,
-		PasswordLimiter: userdata.NewPasswordLimiter(cfg.Passwords)}); err != nil {
+		PasswordLimiter: s.Passwords}); err != nil {
 		s.Store.Close()
 		return nil, err
 	}
