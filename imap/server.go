@@ -84,6 +84,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closing  atomic.Bool
+	done     chan struct{} // closed when Shutdown begins
+	doneOnce sync.Once
 }
 
 // Capabilities advertised beyond those go-imap adds by itself.
@@ -120,7 +122,7 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log.With("component", "imap"), users: users, store: store, sessions: map[*session]struct{}{}}
+	s := &Server{cfg: cfg, log: log.With("component", "imap"), users: users, store: store, sessions: map[*session]struct{}{}, done: make(chan struct{})}
 	s.open = newMailboxes(users)
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession:   s.newSession,
@@ -182,6 +184,7 @@ func (s *Server) serve(l net.Listener) error {
 // clients to log out; ctx bounds the goodbyes.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.doneOnce.Do(func() { close(s.done) })
 	s.mu.Lock()
 	list := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
@@ -216,6 +219,19 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	return sess, nil, nil
+}
+
+// pause waits d, or until Shutdown begins.
+func (s *Server) pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.done:
+	}
 }
 
 func (s *Server) forget(sess *session) {

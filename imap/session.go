@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -31,6 +33,7 @@ var _ imapserver.SessionAppendLimit = (*session)(nil)
 // Errors with the response codes clients act on.
 var (
 	errLockedOut   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeUnavailable, Text: "Too many failed logins, try again later"}
+	errBusy        = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeUnavailable, Text: "Server busy, try again later"}
 	errNotAllowed  = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAuthorizationFailed, Text: "Not allowed to use IMAP"}
 	errNoMailbox   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNonExistent, Text: "No such mailbox"}
 	errTryCreate   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeTryCreate, Text: "No such mailbox"}
@@ -89,6 +92,11 @@ func (s *session) Login(username, password string) error {
 	return s.login(username, password)
 }
 
+// login checks a user name and password, for LOGIN and AUTHENTICATE
+// PLAIN. A password check the UserDB refuses as busy (userdata.ErrBusy)
+// is answered NO [UNAVAILABLE] and is not a failed login for the Guard; a
+// failed login is answered after the delay the Guard asks for, or at
+// once when the server shuts down.
 func (s *session) login(username, password string) error {
 	g := s.srv.cfg.Guard
 	if g != nil && !g.AuthAllowed(s.ip, username) {
@@ -96,11 +104,16 @@ func (s *session) login(username, password string) error {
 	}
 	u, err := s.srv.users.Authenticate(s.ctx(), username, password, userdata.ProtoIMAP)
 	switch {
+	case errors.Is(err, userdata.ErrBusy):
+		s.srv.log.Info("login deferred: too many password checks", "remote", s.ip, "account", logName(username))
+		return errBusy
 	case errors.Is(err, userdata.ErrAuthFailed) || errors.Is(err, userdata.ErrInvalid):
+		var delay time.Duration
 		if g != nil {
-			g.AuthFailed(s.ip, username)
+			delay = g.AuthFailed(s.ip, username)
 		}
-		s.srv.log.Info("login failed", "remote", s.ip, "account", username)
+		s.srv.log.Info("login failed", "remote", s.ip, "account", logName(username), "delay", delay)
+		s.srv.pause(delay)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, userdata.ErrDisabled) || errors.Is(err, userdata.ErrProtocol):
 		return errNotAllowed
@@ -113,6 +126,22 @@ func (s *session) login(username, password string) error {
 	s.user = &u
 	lift(s.conn.NetConn())
 	return nil
+}
+
+// maxLogName bounds the bytes of a client-typed user name in the log.
+const maxLogName = 256
+
+// logName is a user name as a client typed it, cut to maxLogName bytes
+// (at a character boundary when it is UTF-8) for the log.
+func logName(name string) string {
+	if len(name) <= maxLogName {
+		return name
+	}
+	cut := maxLogName
+	for cut > maxLogName-utf8.UTFMax && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut]
 }
 
 // AuthenticateMechanisms implements imapserver.SessionSASL.
