@@ -34,7 +34,13 @@ func buildBinary(t *testing.T) string {
 // stopped at the end of the test.
 func startBinary(t *testing.T, bin string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	return startCmd(t, exec.Command(bin, args...))
+}
+
+// startCmd starts cmd, the program, and waits for its ready line; it is
+// stopped at the end of the test.
+func startCmd(t *testing.T, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
