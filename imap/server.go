@@ -69,7 +69,21 @@ type Config struct {
 	// 0 means 60 seconds and 64 KiB.
 	PreAuthTimeout time.Duration
 	PreAuthBytes   int64
-	Logger         *slog.Logger // nil means slog.Default()
+	// IdleTimeout is the autologout timer (RFC 9051 and RFC 3501 section
+	// 5.4): a logged-in session that does not send a whole command within
+	// IdleTimeout of the server starting to wait for one is closed. The
+	// time is counted from then, not from the client's last byte, so a
+	// command trickled in a byte at a time does not extend it. Zero means
+	// 30 minutes, the least the RFCs allow. go-imap's own limits apply
+	// too: a command must come whole within 30 seconds of its first byte,
+	// and an APPEND's message within 5 minutes.
+	IdleTimeout time.Duration
+	// IdleCommandTimeout bounds an IDLE command (RFC 2177), during which
+	// IdleTimeout does not run: a session still in IDLE after this long is
+	// closed. Clients re-issue IDLE every 29 minutes at least. Zero means
+	// 30 minutes.
+	IdleCommandTimeout time.Duration
+	Logger             *slog.Logger // nil means slog.Default()
 }
 
 // Server is an IMAP server over a UserDB and a message store.
@@ -117,6 +131,12 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 	}
 	if cfg.PreAuthBytes <= 0 {
 		cfg.PreAuthBytes = 64 << 10
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.IdleCommandTimeout <= 0 {
+		cfg.IdleCommandTimeout = 30 * time.Minute
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -256,19 +276,33 @@ func (l limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitConn{Conn: c, deadline: time.Now().Add(l.s.cfg.PreAuthTimeout), left: l.s.cfg.PreAuthBytes}, nil
+	return &limitConn{Conn: c, deadline: time.Now().Add(l.s.cfg.PreAuthTimeout), left: l.s.cfg.PreAuthBytes, idleTimeout: l.s.cfg.IdleTimeout}, nil
 }
 
 // limitConn is a client connection that, until authenticated, reads at
-// most left bytes and nothing after deadline. It can also hold writes
-// back: go-imap flushes every response line, one write each, so a FETCH
-// of many messages would cost a system call per message.
+// most left bytes and nothing after deadline. Once authenticated it
+// reads nothing after the deadline of the command being waited for, which
+// runs IdleTimeout from when the server started waiting for it, or, in
+// IDLE, after the IDLE command's own end. It can also hold writes back:
+// go-imap flushes every response line, one write each, so a FETCH of many
+// messages would cost a system call per message.
+//
+// go-imap (v2.0.0-beta.8) sets read deadlines of its own, and they tell
+// limitConn where the session is: 35 minutes when it starts waiting for a
+// logged-in session's next command (and for the DONE of an IDLE, which
+// Idle announces itself), 30 seconds once a command's first byte has
+// come, 5 minutes for an APPEND's message. SetReadDeadline keeps the
+// first within the command's deadline, lets the literal have its 5
+// minutes, and bounds the others by both.
 type limitConn struct {
 	net.Conn
-	authed   atomic.Bool
-	mu       sync.Mutex
-	deadline time.Time
-	left     int64
+	idleTimeout time.Duration
+	authed      atomic.Bool
+	mu          sync.Mutex
+	deadline    time.Time // before login, the connection's; after, the command's
+	left        int64
+	idling      bool // in IDLE, until idleEnd
+	idleEnd     time.Time
 
 	wmu     sync.Mutex
 	holding bool
@@ -331,9 +365,9 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		return c.Conn.Read(p)
 	}
 	c.mu.Lock()
-	left := c.left
+	left, deadline := c.left, c.deadline
 	c.mu.Unlock()
-	if left <= 0 || time.Now().After(c.deadline) {
+	if left <= 0 || time.Now().After(deadline) {
 		return 0, errPreAuthLimit
 	}
 	if int64(len(p)) > left {
@@ -346,13 +380,69 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// SetReadDeadline keeps go-imap's per-command deadlines within the
-// pre-authentication one.
+// How far ahead go-imap's deadlines are when it waits for a command of a
+// logged-in session (35 minutes) and for an APPEND's message (5 minutes);
+// its deadline for reading a command is 30 seconds.
+const (
+	waitSignal    = 10 * time.Minute
+	literalSignal = time.Minute
+)
+
+// SetReadDeadline turns go-imap's deadlines into the connection's: within
+// the pre-authentication one before login; after it, as the type's
+// comment says.
 func (c *limitConn) SetReadDeadline(t time.Time) error {
-	if !c.authed.Load() && (t.IsZero() || t.After(c.deadline)) {
+	c.mu.Lock()
+	now := time.Now()
+	switch {
+	case !c.authed.Load():
+		t = earliest(t, c.deadline)
+	case c.idling:
+		t = c.idleEnd
+	case !t.IsZero() && t.Sub(now) >= waitSignal:
+		// Waiting for the next command: it must come whole in time.
+		c.deadline = now.Add(c.idleTimeout)
 		t = c.deadline
+	case !t.IsZero() && t.Sub(now) >= literalSignal:
+		// An APPEND's message has go-imap's time, and the command the
+		// rest of it.
+		if t.After(c.deadline) {
+			c.deadline = t
+		}
+	default:
+		t = earliest(t, c.deadline)
 	}
+	c.mu.Unlock()
 	return c.Conn.SetReadDeadline(t)
+}
+
+// earliest returns the earlier of t and d, a zero t meaning no deadline.
+func earliest(t, d time.Time) time.Time {
+	if t.IsZero() || d.Before(t) {
+		return d
+	}
+	return t
+}
+
+// startIdle lets the connection under c, in IDLE, be read until d from
+// now, whatever go-imap's deadlines; endIdle ends that.
+func startIdle(c net.Conn, d time.Duration) {
+	if x := limitConnOf(c); x != nil {
+		x.mu.Lock()
+		x.idling = true
+		x.idleEnd = time.Now().Add(d)
+		end := x.idleEnd
+		x.mu.Unlock()
+		x.Conn.SetReadDeadline(end)
+	}
+}
+
+func endIdle(c net.Conn) {
+	if x := limitConnOf(c); x != nil {
+		x.mu.Lock()
+		x.idling = false
+		x.mu.Unlock()
+	}
 }
 
 func (c *limitConn) SetDeadline(t time.Time) error {
@@ -362,11 +452,16 @@ func (c *limitConn) SetDeadline(t time.Time) error {
 	return c.SetReadDeadline(t)
 }
 
-// lift removes the limits of the connection under c, once logged in.
+// lift replaces the pre-authentication limits of the connection under c
+// by the logged-in session's, once logged in.
 func lift(c net.Conn) {
 	if x := limitConnOf(c); x != nil {
+		x.mu.Lock()
 		x.authed.Store(true)
-		x.Conn.SetReadDeadline(time.Time{})
+		x.deadline = time.Now().Add(x.idleTimeout)
+		d := x.deadline
+		x.mu.Unlock()
+		x.Conn.SetReadDeadline(d)
 	}
 }
 

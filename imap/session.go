@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +25,13 @@ type session struct {
 
 	user *userdata.User // nil until logged in
 	sel  *selected      // nil unless a folder is selected
+
+	// go-imap runs Idle in a goroutine of its own and, when reading DONE
+	// fails, closes the session without waiting for it: Close waits for
+	// a running Idle, and an Idle that starts after Close does nothing.
+	idleMu sync.Mutex
+	closed bool
+	idles  sync.WaitGroup
 }
 
 var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
@@ -79,6 +87,10 @@ func (s *session) address() string {
 
 // Close implements imapserver.Session.
 func (s *session) Close() error {
+	s.idleMu.Lock()
+	s.closed = true
+	s.idleMu.Unlock()
+	s.idles.Wait() // go-imap has closed its stop channel
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil
@@ -330,8 +342,19 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return s.sel.tracker.Poll(w, allowExpunge)
 }
 
-// Idle implements imapserver.Session.
+// Idle implements imapserver.Session. The autologout timer does not run
+// during IDLE; Config.IdleCommandTimeout bounds it instead.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.idleMu.Lock()
+	if s.closed {
+		s.idleMu.Unlock()
+		return nil
+	}
+	s.idles.Add(1)
+	s.idleMu.Unlock()
+	defer s.idles.Done()
+	startIdle(s.conn.NetConn(), s.srv.cfg.IdleCommandTimeout)
+	defer endIdle(s.conn.NetConn())
 	if s.sel == nil {
 		<-stop
 		return nil
