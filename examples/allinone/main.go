@@ -42,7 +42,9 @@ import (
 	"github.com/mailsys/mailsys/internal/selfsigned"
 
 	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/pop3"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -95,6 +97,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&smtpCfg.DataTimeout, "smtp-data-timeout", 0, "longest transfer of one message (0: 10m)")
 	fs.DurationVar(&smtpCfg.LoginTimeout, "submission-login-timeout", 0, "time a submission client has to log in (0: 1m)")
 	fs.IntVar(&smtpCfg.MaxUnknownRecipients, "max-unknown-recipients", 0, "unknown recipients after which a session is closed (0: 20)")
+	var imapCfg imap.Config
+	fs.DurationVar(&imapCfg.IdleTimeout, "imap-idle-timeout", 0, "autologout of a logged-in IMAP session without a command (0: 30m)")
+	fs.DurationVar(&imapCfg.IdleCommandTimeout, "imap-idle-command-timeout", 0, "longest IMAP IDLE (0: 30m)")
+	var pop3Cfg pop3.Config
+	fs.DurationVar(&pop3Cfg.CommandTimeout, "pop3-command-timeout", 0, "time a logged-in POP3 client has for each command (0: 10m)")
+	fs.DurationVar(&pop3Cfg.MaxSession, "pop3-max-session", 0, "longest POP3 session (0: 1h)")
 	fs.Var(&anyFrom, "any-from", "user address, or @domain, that may submit mail with any From:; repeatable")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -127,6 +135,8 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		Access:            access,
 		Passwords:         passwords,
 		SMTP:              smtpCfg,
+		IMAP:              imapCfg,
+		POP3:              pop3Cfg,
 		RunAs:             *runAs,
 		AllowRoot:         *allowRoot,
 		Logger:            log,
