@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailsys/mailsys/internal/gate"
+	"github.com/mailsys/mailsys/internal/tlsconf"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -78,7 +79,8 @@ type Config struct {
 	// "localhost".
 	Hostname string
 	// TLS enables STLS (RFC 2595) and is what ServeTLS serves. Nil turns
-	// both off.
+	// both off. Left to Go, its version and cipher suites become TLS 1.2
+	// or later with AEAD suites only.
 	TLS *tls.Config
 	// InsecureAuth allows plain-text passwords (USER/PASS, AUTH PLAIN) on a
 	// connection without TLS. Off by default: a client must STLS first.
@@ -182,6 +184,7 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = defaultWriteTimeout
 	}
+	cfg.TLS = tlsconf.Harden(cfg.TLS)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
