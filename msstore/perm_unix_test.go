@@ -4,64 +4,15 @@ package msstore_test
 
 import (
 	"bytes"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/mailsys/mailsys/internal/fsutil/fsutiltest"
 	"github.com/mailsys/mailsys/msstore"
 )
-
-// checkPrivate fails t unless every directory under root (root included)
-// is 0700 and every file 0600; it returns the files' names.
-func checkPrivate(t *testing.T, root string) []string {
-	t.Helper()
-	var files []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch mode := info.Mode(); {
-		case mode.IsDir() && mode.Perm() != 0o700:
-			t.Errorf("directory %s is %04o, want 0700", path, mode.Perm())
-		case mode.IsRegular() && mode.Perm() != 0o600:
-			t.Errorf("file %s is %04o, want 0600", path, mode.Perm())
-		case mode.IsRegular():
-			files = append(files, d.Name())
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
-// loosen makes the tree at root what an older version made under umask
-// 022: directories 0755, files 0644.
-func loosen(t *testing.T, root string) {
-	t.Helper()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		mode := fs.FileMode(0o644)
-		if d.IsDir() {
-			mode = 0o755
-		}
-		return os.Chmod(path, mode)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestPrivateFiles: whatever the umask, every data directory is made 0700
 // with 0600 files (volumes, checkpoint, manifest, lock, spool), and a tree
@@ -94,7 +45,7 @@ func TestPrivateFiles(t *testing.T) {
 	fill(cfg)
 	var all []string
 	for _, d := range []string{filepath.Join(base, "a"), filepath.Join(base, "b")} {
-		all = append(all, checkPrivate(t, d)...)
+		all = append(all, fsutiltest.CheckPrivate(t, d)...)
 	}
 	names := strings.Join(all, " ")
 	for _, want := range []string{"vol-", "LOCK", "msstore.dirs", "msstore.ckpt"} {
@@ -107,13 +58,13 @@ func TestPrivateFiles(t *testing.T) {
 	}
 
 	for _, d := range dirs {
-		loosen(t, d)
+		fsutiltest.Loosen(t, d)
 	}
 	var logs bytes.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	fill(cfg)
 	for _, d := range dirs {
-		checkPrivate(t, d)
+		fsutiltest.CheckPrivate(t, d)
 		for _, want := range []string{
 			"path=" + d + " old=0755 new=0700",
 			"path=" + filepath.Join(d, "tmp") + " old=0755 new=0700",

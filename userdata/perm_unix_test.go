@@ -4,64 +4,15 @@ package userdata_test
 
 import (
 	"bytes"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/mailsys/mailsys/internal/fsutil/fsutiltest"
 	"github.com/mailsys/mailsys/userdata"
 )
-
-// checkPrivate fails t unless every directory under root (root included)
-// is 0700 and every file 0600; it returns the files' names.
-func checkPrivate(t *testing.T, root string) []string {
-	t.Helper()
-	var files []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch mode := info.Mode(); {
-		case mode.IsDir() && mode.Perm() != 0o700:
-			t.Errorf("directory %s is %04o, want 0700", path, mode.Perm())
-		case mode.IsRegular() && mode.Perm() != 0o600:
-			t.Errorf("file %s is %04o, want 0600", path, mode.Perm())
-		case mode.IsRegular():
-			files = append(files, d.Name())
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
-// loosen makes the tree at root what an older version made under umask
-// 022: directories 0755, files 0644.
-func loosen(t *testing.T, root string) {
-	t.Helper()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		mode := fs.FileMode(0o644)
-		if d.IsDir() {
-			mode = 0o755
-		}
-		return os.Chmod(path, mode)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // fill opens a DB on cfg, writes to it and closes it.
 func fill(t *testing.T, cfg userdata.Config, user string) {
@@ -100,25 +51,25 @@ func TestPrivateFiles(t *testing.T) {
 	fill(t, cfg, "alice")
 	fill(t, cfg, "bob") // reopened: Pebble flushes the log it replays
 	for _, root := range []string{filepath.Join(base, "data"), filepath.Join(base, "mirror")} {
-		files := strings.Join(checkPrivate(t, root), " ")
+		files := strings.Join(fsutiltest.CheckPrivate(t, root), " ")
 		for _, want := range []string{"LOCK", "MANIFEST-", "OPTIONS-", ".log", ".sst", "marker."} {
 			if !strings.Contains(files, want) {
 				t.Errorf("%s has no %s* file to check: %s", root, want, files)
 			}
 		}
 	}
-	if files := checkPrivate(t, cfg.Dir); !strings.Contains(strings.Join(files, " "), "mailsys-reserve") {
+	if files := fsutiltest.CheckPrivate(t, cfg.Dir); !strings.Contains(strings.Join(files, " "), "mailsys-reserve") {
 		t.Errorf("no disk reserve to check among %v", files)
 	}
 
 	// A tree left readable by others, by an older version or by hand.
-	loosen(t, cfg.Dir)
-	loosen(t, cfg.Mirror)
+	fsutiltest.Loosen(t, cfg.Dir)
+	fsutiltest.Loosen(t, cfg.Mirror)
 	var logs bytes.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	fill(t, cfg, "carol")
-	checkPrivate(t, cfg.Dir)
-	checkPrivate(t, cfg.Mirror)
+	fsutiltest.CheckPrivate(t, cfg.Dir)
+	fsutiltest.CheckPrivate(t, cfg.Mirror)
 	for _, want := range []string{
 		"path=" + cfg.Dir + " old=0755 new=0700",
 		"path=" + filepath.Join(cfg.Dir, "LOCK") + " old=0644 new=0600",
