@@ -36,9 +36,12 @@
 // go-imap values, so FETCH ENVELOPE and FETCH BODYSTRUCTURE never re-parse
 // a body (a message without a summary is parsed instead). BODY[] and its
 // partial ranges stream from the store; other sections are cut out of the
-// body by go-imap. SEARCH (RFC 3501 and RFC 9051 keys) matches flags,
-// dates, sizes and numbers from the index and opens a body only for a key
-// on the header or the text, streaming it.
+// body by go-imap. SEARCH (RFC 3501 and RFC 9051 keys) is compiled once per
+// command, matches flags, dates, sizes and numbers from the index and opens
+// a body only for a key on the header or the text, reading and decoding it
+// once for all the keys, streaming it; a search of more than 4,000 keys or
+// nested more than 100 levels deep is refused with BAD, and a search whose
+// client hangs up stops.
 //
 // # Not yet
 //

@@ -1,10 +1,12 @@
 package imap
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -457,7 +459,101 @@ func TestTermScanner(t *testing.T) {
 	if sc.found[0] {
 		t.Error("a term matched across a boundary")
 	}
-	if !bytes.Equal(sc.tail, []byte("b")) {
-		t.Errorf("tail %q", sc.tail)
+}
+
+// TestTermScannerMatchesNaive: the automaton finds what strings.Contains
+// finds, whatever the terms (prefixes and suffixes of one another) and
+// however the text is cut into writes and runs.
+func TestTermScannerMatchesNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func(n int) string {
+		b := make([]byte, 1+rng.IntN(n))
+		for i := range b {
+			b[i] = "abc"[rng.IntN(3)]
+		}
+		return string(b)
+	}
+	for round := range 2000 {
+		var terms []string
+		for range 1 + rng.IntN(8) {
+			if w := word(5); !slices.Contains(terms, w) {
+				terms = append(terms, w)
+			}
+		}
+		runs := make([]string, 1+rng.IntN(3))
+		for i := range runs {
+			runs[i] = word(30)
+		}
+		sc := newTermScanner(terms)
+		for pass := range 2 { // the second after reset, as for the next message
+			sc.reset()
+			for _, run := range runs {
+				sc.boundary()
+				for rest := run; rest != ""; {
+					n := 1 + rng.IntN(len(rest))
+					sc.Write([]byte(rest[:n]))
+					rest = rest[n:]
+				}
+			}
+			for i, term := range terms {
+				want := false
+				for _, run := range runs {
+					want = want || strings.Contains(run, term)
+				}
+				if sc.found[i] != want {
+					t.Fatalf("round %d pass %d: terms %q, runs %q: found[%q] = %v", round, pass, terms, runs, term, sc.found[i])
+				}
+			}
+		}
+	}
+}
+
+// TestCompileSearch: chains of OR are one level, the bounds on keys and
+// depth hold, and number sets are sorted and merged.
+func TestCompileSearch(t *testing.T) {
+	chain := func(n int) goimap.SearchCriteria {
+		c := goimap.SearchCriteria{Flag: []goimap.Flag{"k0"}}
+		for i := 1; i < n; i++ {
+			c = or(goimap.SearchCriteria{Flag: []goimap.Flag{goimap.Flag(fmt.Sprint("k", i))}}, c)
+		}
+		return c
+	}
+	nots := func(n int) goimap.SearchCriteria {
+		c := goimap.SearchCriteria{}
+		for range n {
+			c = not(c)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		c    goimap.SearchCriteria
+		err  error
+	}{
+		{"4000 keys", chain(4000), nil},
+		{"4001 keys", chain(4001), errSearchTooBig},
+		{"100 NOTs", nots(100), nil},
+		{"101 NOTs", nots(101), errSearchTooDeep},
+		{"10000 NOTs", nots(10000), errSearchTooDeep},
+		{"left-nested OR", or(or(or(header("a", "1"), header("b", "2")), header("c", "3")), header("d", "4")), nil},
+	} {
+		s, err := compileSearch(&tc.c, nil)
+		if err != tc.err {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.err)
+			continue
+		}
+		if err == nil && tc.name != "100 NOTs" && (s.root.kind != kOr || searchDepth(s.root, 0) != 1) {
+			t.Errorf("%s: root %v, depth %d; want one OR", tc.name, s.root.kind, searchDepth(s.root, 0))
+		}
+	}
+	rs := normalizeRanges([]numRange{{9, 12}, {1, 3}, {4, 4}, {20, 20}, {11, 15}, {1, 2}, {4294967295, 4294967295}})
+	want := numRanges{{1, 4}, {9, 15}, {20, 20}, {4294967295, 4294967295}}
+	if !slices.Equal(rs, want) {
+		t.Errorf("normalizeRanges = %v, want %v", rs, want)
+	}
+	for n, in := range map[uint32]bool{0: false, 1: true, 4: true, 5: false, 9: true, 15: true, 16: false, 20: true, 4294967295: true, 4294967294: false} {
+		if want.contains(n) != in {
+			t.Errorf("contains(%d) = %v", n, !in)
+		}
 	}
 }

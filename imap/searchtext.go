@@ -2,13 +2,12 @@ package imap
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
-	goimap "github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 	"golang.org/x/text/cases"
@@ -34,9 +33,10 @@ import (
 // header fields. TEXT also matches the message's own header fields.
 //
 // All the BODY and TEXT terms of a search are looked for in one pass over
-// the body, which stops when every term is found, at the end of the
-// message, or after maxSearchText bytes of decoded text: a term that
-// appears only beyond that is not found.
+// the body, with an Aho-Corasick automaton, so the pass costs the same
+// however many terms there are; it stops when every term is found, at the
+// end of the message, or after maxSearchText bytes of decoded text: a term
+// that appears only beyond that is not found.
 
 // maxSearchText bounds the decoded text examined per message.
 const maxSearchText = 10 << 20
@@ -49,71 +49,39 @@ func foldString(s string) string {
 	return cases.Fold().String(s)
 }
 
-// searchTerms returns the BODY and TEXT terms of c and its subcriteria,
-// case-folded, without duplicates or empty terms.
-func searchTerms(c *goimap.SearchCriteria, terms []string) []string {
-	for _, l := range [][]string{c.Body, c.Text} {
-		for _, t := range l {
-			if t == "" {
-				continue
-			}
-			if t = foldString(t); !containsString(terms, t) {
-				terms = append(terms, t)
-			}
-		}
-	}
-	for i := range c.Not {
-		terms = searchTerms(&c.Not[i], terms)
-	}
-	for i := range c.Or {
-		terms = searchTerms(&c.Or[i][0], terms)
-		terms = searchTerms(&c.Or[i][1], terms)
-	}
-	return terms
-}
-
-func containsString(l []string, s string) bool {
-	for _, t := range l {
-		if t == s {
-			return true
-		}
-	}
-	return false
-}
-
-// bodyContains reports whether the message's body text contains term. The
-// first call scans the body for all the search's terms at once.
-func (s *searchState) bodyContains(term string) (bool, error) {
-	if term == "" {
-		return true, nil
-	}
-	if s.found == nil {
+// bodyContains reports whether the message's body text contains
+// terms[i]. The first call scans the body for all the search's terms at
+// once.
+func (s *search) bodyContains(i int) (bool, error) {
+	if !s.scanned {
 		h, err := s.readHeader()
 		if err != nil {
 			return false, err
 		}
-		s.found = scanText(h, s.br, searchTerms(s.root, nil))
+		s.scanned = true
+		if s.scanner == nil {
+			s.scanner = newTermScanner(s.terms)
+		}
+		s.scanner.reset()
+		s.found = scanText(h, s.br, s.scanner)
 		if s.src.err != nil {
 			s.err = fmt.Errorf("imap: search: read message UID %d: %w", s.m.UID, s.src.err)
-			return false, s.err
 		}
 	}
-	return s.found[foldString(term)], nil
+	if s.err != nil {
+		return false, s.err
+	}
+	return s.found[i], nil
 }
 
-// scanText walks a message's body (h is its header) and returns which of
-// terms (case-folded) its text contains.
-func scanText(h textproto.Header, body io.Reader, terms []string) map[string]bool {
-	sc := newTermScanner(terms)
-	if len(terms) > 0 {
+// scanText walks a message's body (h is its header) with sc, which is
+// reset, and returns which of its terms the text contains.
+func scanText(h textproto.Header, body io.Reader, sc *termScanner) []bool {
+	if sc.missing > 0 {
 		w := &textWalker{sc: sc, buf: make([]byte, 32<<10)}
 		w.entity(h, body, "", 1)
 	}
-	found := make(map[string]bool, len(terms))
-	for i, t := range sc.terms {
-		found[string(t)] = sc.found[i]
-	}
-	return found
+	return sc.found
 }
 
 // textWalker feeds the text of a message's parts to a termScanner.
@@ -185,31 +153,120 @@ func (w *textWalker) text(r io.Reader) bool {
 }
 
 // termScanner is an io.Writer that looks for several terms in what is
-// written to it, remembering the end of the last write so that a term cut
-// across two writes is found.
+// written to it, with an Aho-Corasick automaton over bytes, built once for
+// all the messages of a search: each byte written costs a step of the
+// automaton, amortized constant, whatever the number of terms, and a term
+// cut across two writes is found.
 type termScanner struct {
-	terms   [][]byte
-	found   []bool
+	nodes []acNode
+	root  [256]int32 // the root's edges, -1 for none
+
+	found   []bool // per term
+	done    []bool // per node: its term and those down its out chain are found
 	missing int
-	maxLen  int    // of the terms
-	tail    []byte // the last maxLen-1 bytes written since the last boundary
-	join    []byte // scratch: tail and the start of a write
-	n       int64  // bytes written
+	state   int32 // the node matched so far since the last boundary
+	n       int64 // bytes written
+}
+
+// acNode is a node of the automaton: the terms' common prefixes form a
+// trie, and fail leads to the node of the longest proper suffix of this
+// node's string that is also in the trie.
+type acNode struct {
+	edges []acEdge // sorted by byte
+	fail  int32
+	term  int32 // the term this node's string is, or -1
+	out   int32 // the nearest node down the fail links that is a term, or -1
+}
+
+type acEdge struct {
+	b    byte
+	next int32
+}
+
+// child returns the node an edge on b leads to from node x, or -1.
+func (sc *termScanner) child(x int32, b byte) int32 {
+	if x == 0 {
+		return sc.root[b]
+	}
+	e := sc.nodes[x].edges
+	for lo, hi := 0, len(e); lo < hi; {
+		mid := int(uint(lo+hi) >> 1)
+		switch {
+		case e[mid].b < b:
+			lo = mid + 1
+		case e[mid].b > b:
+			hi = mid
+		default:
+			return e[mid].next
+		}
+	}
+	return -1
 }
 
 // newTermScanner looks for terms, which are distinct and not empty.
 func newTermScanner(terms []string) *termScanner {
-	sc := &termScanner{found: make([]bool, len(terms)), missing: len(terms)}
-	for _, t := range terms {
-		sc.terms = append(sc.terms, []byte(t))
-		sc.maxLen = max(sc.maxLen, len(t))
+	sc := &termScanner{nodes: []acNode{{term: -1, out: -1}}, found: make([]bool, len(terms)), missing: len(terms)}
+	for i := range sc.root {
+		sc.root[i] = -1
 	}
+	for ti, t := range terms {
+		cur := int32(0)
+		for i := 0; i < len(t); i++ {
+			next := sc.child(cur, t[i])
+			if next < 0 {
+				next = int32(len(sc.nodes))
+				sc.nodes = append(sc.nodes, acNode{term: -1, out: -1})
+				if cur == 0 {
+					sc.root[t[i]] = next
+				}
+				e := sc.nodes[cur].edges
+				j, _ := slices.BinarySearchFunc(e, t[i], func(e acEdge, b byte) int { return int(e.b) - int(b) })
+				sc.nodes[cur].edges = slices.Insert(e, j, acEdge{t[i], next})
+			}
+			cur = next
+		}
+		sc.nodes[cur].term = int32(ti)
+	}
+	// Fail and out links, breadth first: a node's fail is shallower.
+	queue := []int32{}
+	for _, e := range sc.nodes[0].edges {
+		queue = append(queue, e.next)
+	}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, e := range sc.nodes[cur].edges {
+			for f := sc.nodes[cur].fail; ; f = sc.nodes[f].fail {
+				if next := sc.child(f, e.b); next >= 0 {
+					sc.nodes[e.next].fail = next
+					break
+				}
+				if f == 0 {
+					break // fail stays at the root
+				}
+			}
+			if ff := sc.nodes[e.next].fail; sc.nodes[ff].term >= 0 {
+				sc.nodes[e.next].out = ff
+			} else {
+				sc.nodes[e.next].out = sc.nodes[ff].out
+			}
+			queue = append(queue, e.next)
+		}
+	}
+	sc.done = make([]bool, len(sc.nodes))
 	return sc
+}
+
+// reset readies sc for another message.
+func (sc *termScanner) reset() {
+	clear(sc.found)
+	clear(sc.done)
+	sc.missing, sc.state, sc.n = len(sc.found), 0, 0
 }
 
 // boundary starts a new run of text: no term matches across it.
 func (sc *termScanner) boundary() {
-	sc.tail = sc.tail[:0]
+	sc.state = 0
 }
 
 func (sc *termScanner) Write(p []byte) (int, error) {
@@ -221,33 +278,43 @@ func (sc *termScanner) Write(p []byte) (int, error) {
 		p = p[:rest]
 	}
 	sc.n += int64(len(p))
-
-	if len(sc.tail) > 0 {
-		sc.join = append(append(sc.join[:0], sc.tail...), p[:min(len(p), sc.maxLen-1)]...)
-		sc.look(sc.join)
+	state := sc.state
+	for _, b := range p {
+		for {
+			if next := sc.child(state, b); next >= 0 {
+				state = next
+				break
+			}
+			if state == 0 {
+				break
+			}
+			state = sc.nodes[state].fail
+		}
+		if x := &sc.nodes[state]; !sc.done[state] && (x.term >= 0 || x.out >= 0) {
+			sc.report(state)
+			if sc.missing == 0 {
+				break
+			}
+		}
 	}
-	sc.look(p)
-
-	keep := sc.maxLen - 1
-	if len(p) >= keep {
-		sc.tail = append(sc.tail[:0], p[len(p)-keep:]...)
-	} else {
-		sc.tail = append(sc.tail, p...)
-		sc.tail = sc.tail[len(sc.tail)-min(len(sc.tail), keep):]
-	}
-
+	sc.state = state
 	if sc.missing == 0 || sc.n >= maxSearchText {
 		return len(p), errScanDone
 	}
 	return written, nil
 }
 
-// look marks the terms that b contains.
-func (sc *termScanner) look(b []byte) {
-	for i, t := range sc.terms {
-		if !sc.found[i] && bytes.Contains(b, t) {
-			sc.found[i] = true
+// report marks the terms that end at node x: its own and those down its
+// out chain. Each node is walked until it is done, so the walks of a
+// message cost at most the number of nodes.
+func (sc *termScanner) report(x int32) {
+	for y := x; y >= 0 && !sc.done[y]; y = sc.nodes[y].out {
+		if t := sc.nodes[y].term; t >= 0 && !sc.found[t] {
+			sc.found[t] = true
 			sc.missing--
 		}
+	}
+	for y := x; y >= 0 && !sc.done[y]; y = sc.nodes[y].out {
+		sc.done[y] = true
 	}
 }

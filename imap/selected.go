@@ -102,25 +102,27 @@ func (sel *selected) resolve(set goimap.NumSet) ([]seqUID, error) {
 			break
 		}
 	}
+	// The ranges are resolved, sorted and merged first, so that a set of
+	// many ranges, overlapping or not, costs its size and the messages it
+	// names, not their product.
 	var out []seqUID
 	switch set := set.(type) {
 	case goimap.SeqSet:
+		rs := make([]numRange, 0, len(set))
 		for _, r := range set {
-			start, stop := staticRange(r.Start, r.Stop, known)
-			if start == 0 {
-				continue
+			if start, stop := staticRange(r.Start, r.Stop, known); start != 0 && start <= known {
+				rs = append(rs, numRange{start, min(stop, known)})
 			}
-			stop = min(stop, known)
-			for cs := start; cs <= stop; cs++ {
-				ss := sel.tracker.DecodeSeqNum(cs)
+		}
+		for _, r := range normalizeRanges(rs) {
+			for cs := uint64(r.lo); cs <= uint64(r.hi); cs++ {
+				ss := sel.tracker.DecodeSeqNum(uint32(cs))
 				if ss == 0 || ss > n {
 					continue
 				}
-				out = append(out, seqUID{cs, mb.uids[ss-1]})
+				out = append(out, seqUID{uint32(cs), mb.uids[ss-1]})
 			}
 		}
-		slices.SortFunc(out, func(a, b seqUID) int { return int(a.seq) - int(b.seq) })
-		out = slices.CompactFunc(out, func(a, b seqUID) bool { return a.seq == b.seq })
 	case goimap.UIDSet:
 		var maxUID uint32
 		for ss := n; ss > 0; ss-- {
@@ -129,20 +131,21 @@ func (sel *selected) resolve(set goimap.NumSet) ([]seqUID, error) {
 				break
 			}
 		}
+		rs := make([]numRange, 0, len(set))
 		for _, r := range set {
-			start, stop := staticRange(uint32(r.Start), uint32(r.Stop), maxUID)
-			if start == 0 {
-				continue
+			if start, stop := staticRange(uint32(r.Start), uint32(r.Stop), maxUID); start != 0 {
+				rs = append(rs, numRange{start, stop})
 			}
-			i, _ := slices.BinarySearch(mb.uids, userdata.UID(start))
-			for ; i < len(mb.uids) && uint32(mb.uids[i]) <= stop; i++ {
+		}
+		i := 0
+		for _, r := range normalizeRanges(rs) {
+			j, _ := slices.BinarySearch(mb.uids[i:], userdata.UID(r.lo))
+			for i += j; i < len(mb.uids) && uint32(mb.uids[i]) <= r.hi; i++ {
 				if cs := sel.tracker.EncodeSeqNum(uint32(i) + 1); cs != 0 {
 					out = append(out, seqUID{cs, mb.uids[i]})
 				}
 			}
 		}
-		slices.SortFunc(out, func(a, b seqUID) int { return int(a.seq) - int(b.seq) })
-		out = slices.CompactFunc(out, func(a, b seqUID) bool { return a.seq == b.seq })
 	case nil:
 	default:
 		return nil, errors.New("imap: unknown number set")
@@ -215,23 +218,33 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) erro
 	return nil
 }
 
-// Search implements imapserver.Session. Flags, dates, sizes and numbers
-// are matched from the index; a body is read only for a criterion on the
-// header or text, one message at a time.
+// Search implements imapserver.Session. The criteria are compiled once
+// (compileSearch); flags, dates, sizes and numbers are matched from the
+// index, and a body is read only for a criterion on the header or text,
+// one message at a time. A search of more than maxSearchKeys keys or
+// maxSearchDepth levels is refused with BAD. If the client hangs up while
+// a search runs, the search stops and the connection is closed.
 func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteria, options *goimap.SearchOptions) (*goimap.SearchData, error) {
 	sel := s.sel
 	all, err := sel.resolve(goimap.SeqSet{{Start: 1, Stop: 0}})
 	if err != nil {
 		return nil, err
 	}
-	c, err := sel.static(criteria, all)
+	nums := &searchNumbers{Saved: sel.saved}
+	if n := len(all); n > 0 {
+		nums.MaxSeq, nums.MaxUID = all[n-1].seq, uint32(all[n-1].uid)
+	}
+	sc, err := compileSearch(criteria, nums)
 	if err != nil {
 		return nil, err
 	}
-	body := needsBody(c)
+	watch := peerWatch{conn: s.conn.NetConn()}
 	var found []seqUID
 	i := 0
 	err = s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(all), func(m *userdata.Message) error {
+		if watch.gone() {
+			return errPeerGone
+		}
 		for i < len(all) && all[i].uid < m.UID {
 			i++
 		}
@@ -239,7 +252,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 			return nil
 		}
 		sm := searchMessage{SeqNum: all[i].seq, UID: goimap.UID(m.UID), Flags: imapFlags(m.Flags, m.Keywords), InternalDate: m.InternalDate, Size: m.Size, ModSeq: m.ModSeq}
-		if body {
+		if sc.body {
 			ref := m.Ref
 			sm.Open = func() (io.ReadCloser, error) {
 				b, err := s.srv.store.Open(s.ctx(), ref)
@@ -249,7 +262,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 				return readCloser{io.NewSectionReader(b, 0, b.Size()), b}, nil
 			}
 		}
-		ok, err := matchSearch(&sm, c)
+		ok, err := sc.match(&sm)
 		if err != nil {
 			return err
 		}
@@ -258,6 +271,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		}
 		return nil
 	})
+	if errors.Is(err, errPeerGone) {
+		return nil, s.hangUp("search")
+	}
 	if err != nil {
 		return nil, s.fail("search", err)
 	}
@@ -285,63 +301,6 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		sel.saved = uids
 	}
 	return d, nil
-}
-
-// static returns criteria with every number set made concrete for the
-// client's view of the folder: "*" resolved, "$" replaced by the saved
-// result.
-func (sel *selected) static(c *goimap.SearchCriteria, all []seqUID) (*goimap.SearchCriteria, error) {
-	out := *c
-	out.SeqNum, out.UID = nil, nil
-	var maxSeq, maxUID uint32
-	if n := len(all); n > 0 {
-		maxSeq, maxUID = all[n-1].seq, uint32(all[n-1].uid)
-	}
-	for _, set := range c.SeqNum {
-		if goimap.IsSearchRes(set) {
-			out.UID = append(out.UID, sel.saved)
-			continue
-		}
-		var st goimap.SeqSet
-		for _, r := range set {
-			a, b := staticRange(r.Start, r.Stop, maxSeq)
-			st = append(st, goimap.SeqRange{Start: a, Stop: b})
-		}
-		out.SeqNum = append(out.SeqNum, st)
-	}
-	for _, set := range c.UID {
-		if goimap.IsSearchRes(set) {
-			out.UID = append(out.UID, sel.saved)
-			continue
-		}
-		var st goimap.UIDSet
-		for _, r := range set {
-			a, b := staticRange(uint32(r.Start), uint32(r.Stop), maxUID)
-			st = append(st, goimap.UIDRange{Start: goimap.UID(a), Stop: goimap.UID(b)})
-		}
-		out.UID = append(out.UID, st)
-	}
-	out.Not = nil
-	for i := range c.Not {
-		n, err := sel.static(&c.Not[i], all)
-		if err != nil {
-			return nil, err
-		}
-		out.Not = append(out.Not, *n)
-	}
-	out.Or = nil
-	for _, pair := range c.Or {
-		a, err := sel.static(&pair[0], all)
-		if err != nil {
-			return nil, err
-		}
-		b, err := sel.static(&pair[1], all)
-		if err != nil {
-			return nil, err
-		}
-		out.Or = append(out.Or, [2]goimap.SearchCriteria{*a, *b})
-	}
-	return &out, nil
 }
 
 // readCloser reads from one thing and closes another.

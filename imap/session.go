@@ -52,6 +52,18 @@ var (
 	errInboxDelete = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "INBOX cannot be deleted"}
 )
 
+// errPeerGone stops a command whose client has hung up.
+var errPeerGone = errors.New("imap: client gone")
+
+// hangUp ends a command whose client has gone (errPeerGone): it closes
+// the connection, so that go-imap ends the session, and returns the
+// command's answer, which nobody will read.
+func (s *session) hangUp(what string) error {
+	s.srv.log.Info(what+" abandoned: client gone", "remote", s.ip, "user", s.address())
+	s.conn.NetConn().Close()
+	return &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "Connection closed"}
+}
+
 // ctx is the context of a command. go-imap gives none; a session's
 // commands end when its connection does.
 func (s *session) ctx() context.Context { return context.Background() }
