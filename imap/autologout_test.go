@@ -38,9 +38,14 @@ func rawLogin(t *testing.T, addr string) (net.Conn, *bufio.Reader, time.Time) {
 	}
 }
 
-// closedAt reads r until the connection ends and returns when it did.
-func closedAt(r *bufio.Reader) time.Time {
-	io.Copy(io.Discard, r)
+// closedAt reads r until the connection ends and returns when it did,
+// and whether the server said BYE first.
+func closedAt(t *testing.T, r *bufio.Reader) time.Time {
+	t.Helper()
+	rest, _ := io.ReadAll(r)
+	if !strings.Contains(string(rest), "* BYE ") {
+		t.Errorf("connection closed without BYE after %q", rest)
+	}
 	return time.Now()
 }
 
@@ -55,7 +60,7 @@ func TestAutologout(t *testing.T) {
 
 	// Silent.
 	_, r, start := rawLogin(t, addr)
-	if d := closedAt(r).Sub(start); d < idle-50*time.Millisecond || d > idle+time.Second {
+	if d := closedAt(t, r).Sub(start); d < idle-50*time.Millisecond || d > idle+time.Second {
 		t.Errorf("silent session closed after %v; want about %v", d, idle)
 	}
 
@@ -70,7 +75,7 @@ func TestAutologout(t *testing.T) {
 			}
 		}
 	}(c)
-	if d := closedAt(r).Sub(start); d < idle-50*time.Millisecond || d > idle+time.Second {
+	if d := closedAt(t, r).Sub(start); d < idle-50*time.Millisecond || d > idle+time.Second {
 		t.Errorf("trickling session closed after %v; want about %v", d, idle)
 	}
 
@@ -114,7 +119,7 @@ func TestAutologoutIdle(t *testing.T) {
 		t.Fatalf("session in IDLE: %v after %v, want it still open", err, time.Since(start))
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if d := closedAt(r).Sub(start); d < idleCmd-100*time.Millisecond || d > idleCmd+time.Second {
+	if d := closedAt(t, r).Sub(start); d < idleCmd-100*time.Millisecond || d > idleCmd+time.Second {
 		t.Errorf("session in IDLE closed after %v; want about %v", d, idleCmd)
 	}
 
@@ -130,7 +135,7 @@ func TestAutologoutIdle(t *testing.T) {
 		t.Fatalf("DONE: %q, %v", line, err)
 	}
 	start = time.Now()
-	if d := closedAt(r).Sub(start); d < idle-50*time.Millisecond || d > idle+time.Second {
+	if d := closedAt(t, r).Sub(start); d < idle-50*time.Millisecond || d > idle+time.Second {
 		t.Errorf("session after IDLE closed after %v; want about %v", d, idle)
 	}
 }

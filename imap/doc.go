@@ -10,9 +10,20 @@
 // STATUS=SIZE, BINARY, CHILDREN, SPECIAL-USE, CREATE-SPECIAL-USE,
 // LITERAL+ and APPENDLIMIT, and authenticates with LOGIN and AUTHENTICATE
 // PLAIN, refused before TLS unless Config.InsecureAuth. The Guard shared
-// with the SMTP listeners admits connections and locks out repeated login
-// failures; a connection that has not logged in is bounded in time and
-// bytes.
+// with the SMTP listeners admits connections as they are accepted, locks
+// out repeated login failures and slows down failed logins; a connection
+// that has not logged in is bounded in time and bytes, and a logged-in
+// one is closed with BYE after Config.IdleTimeout without a whole command
+// (autologout), or Config.IdleCommandTimeout in IDLE.
+//
+// # Commands
+//
+// go-imap parses the commands, but what it would mishandle is stopped
+// before it reads it (see wire.go): a command of more than 48 KiB outside
+// literals or with lists nested more than 100 deep is answered BAD, a
+// literal go-imap would refuse is read and dropped (or, past 1 MiB, the
+// connection closed with BYE), so that the bytes of a refused literal
+// never run as commands, over TLS as in the clear.
 //
 // # Open folders
 //

@@ -100,6 +100,8 @@ type Server struct {
 	closing  atomic.Bool
 	done     chan struct{} // closed when Shutdown begins
 	doneOnce sync.Once
+
+	unfollowed sync.Once // logs that go-imap's commands cannot be followed
 }
 
 // Capabilities advertised beyond those go-imap adds by itself.
@@ -235,6 +237,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	}
 	ap, _ := netip.ParseAddrPort(c.NetConn().RemoteAddr().String())
 	sess := &session{srv: s, conn: c, ip: ap.Addr().Unmap()}
+	sess.followCommands()
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
@@ -303,6 +306,7 @@ type limitConn struct {
 	left        int64
 	idling      bool // in IDLE, until idleEnd
 	idleEnd     time.Time
+	onWait      func() // called when go-imap starts waiting for a logged-in session's command
 
 	wmu     sync.Mutex
 	holding bool
@@ -394,6 +398,7 @@ const (
 func (c *limitConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	now := time.Now()
+	var wait func()
 	switch {
 	case !c.authed.Load():
 		t = earliest(t, c.deadline)
@@ -403,6 +408,7 @@ func (c *limitConn) SetReadDeadline(t time.Time) error {
 		// Waiting for the next command: it must come whole in time.
 		c.deadline = now.Add(c.idleTimeout)
 		t = c.deadline
+		wait = c.onWait
 	case !t.IsZero() && t.Sub(now) >= literalSignal:
 		// An APPEND's message has go-imap's time, and the command the
 		// rest of it.
@@ -413,7 +419,33 @@ func (c *limitConn) SetReadDeadline(t time.Time) error {
 		t = earliest(t, c.deadline)
 	}
 	c.mu.Unlock()
-	return c.Conn.SetReadDeadline(t)
+	err := c.Conn.SetReadDeadline(t)
+	if wait != nil {
+		wait()
+	}
+	return err
+}
+
+// setOnWait makes f called, in go-imap's goroutine, each time go-imap
+// starts waiting for a command of the logged-in session.
+func (c *limitConn) setOnWait(f func()) {
+	c.mu.Lock()
+	c.onWait = f
+	c.mu.Unlock()
+}
+
+// timeoutReason says which deadline a read of a logged-in session missed.
+func (c *limitConn) timeoutReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	switch {
+	case c.idling && !now.Before(c.idleEnd):
+		return "IDLE for too long"
+	case !c.idling && !now.Before(c.deadline):
+		return "Autologout; idle for too long"
+	}
+	return "Command not completed in time"
 }
 
 // earliest returns the earlier of t and d, a zero t meaning no deadline.

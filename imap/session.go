@@ -23,8 +23,9 @@ type session struct {
 	conn *imapserver.Conn
 	ip   netip.Addr
 
-	user *userdata.User // nil until logged in
-	sel  *selected      // nil unless a folder is selected
+	user   *userdata.User // nil until logged in
+	sel    *selected      // nil unless a folder is selected
+	reader *commandReader // what go-imap reads commands from, nil if it cannot be
 
 	// go-imap runs Idle in a goroutine of its own and, when reading DONE
 	// fails, closes the session without waiting for it: Close waits for
@@ -149,6 +150,7 @@ func (s *session) login(username, password string) error {
 	}
 	s.user = &u
 	lift(s.conn.NetConn())
+	s.followCommands() // anew: the connection may be TLS since, and logged in
 	return nil
 }
 
@@ -184,8 +186,13 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 	}), nil
 }
 
-// AppendLimit implements imapserver.SessionAppendLimit.
+// AppendLimit implements imapserver.SessionAppendLimit. Before login it
+// is no limit: go-imap then reads an APPEND's message and drops it (the
+// pre-authentication byte limit bounds it), rather than refuse it unread.
 func (s *session) AppendLimit() uint32 {
+	if s.user == nil {
+		return 1<<32 - 1
+	}
 	limit := s.srv.cfg.MaxAppendSize
 	if s.user != nil {
 		if l, err := s.srv.users.Limits(s.ctx(), s.user.ID); err == nil && l.MaxMessageSize > 0 {

@@ -277,7 +277,7 @@ func TestBadInput(t *testing.T) {
 		{true, "a SELECT INBOX\r\nb FETCH 1:* (FLAGS\r\n", "b BAD"},
 		{true, "a SELECT INBOX\r\nb FETCH 0:-1 FLAGS\r\n", "b NO"}, // go-imap's parser calls it a server error
 		{true, "a SELECT INBOX\r\nb FETCH 4294967295 FLAGS\r\nc UID FETCH 1:4294967295 FLAGS\r\n", "c OK"},
-		{true, "a SELECT INBOX\r\nb SEARCH " + strings.Repeat("(", 5000) + "ALL" + strings.Repeat(")", 5000) + "\r\n", "b NO"},
+		{true, "a SELECT INBOX\r\nb SEARCH " + strings.Repeat("(", 5000) + "ALL" + strings.Repeat(")", 5000) + "\r\n", "b BAD"},
 		{true, "a LIST \"\" \"" + strings.Repeat("*%", 2000) + "x\"\r\n", "a OK"},
 		{true, "a APPEND INBOX {10}\r\nshort", ""}, // cut mid-literal
 		{true, "a STORE 1 +FLAGS (\\Bogus)\r\n", "a BAD"},
