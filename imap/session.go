@@ -8,12 +8,12 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailsys/mailsys/internal/logname"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -130,14 +130,14 @@ func (s *session) login(username, password string) error {
 	u, err := s.srv.users.Authenticate(s.ctx(), username, password, userdata.ProtoIMAP)
 	switch {
 	case errors.Is(err, userdata.ErrBusy):
-		s.srv.log.Info("login deferred: too many password checks", "remote", s.ip, "account", logName(username))
+		s.srv.log.Info("login deferred: too many password checks", "remote", s.ip, "account", logname.Cut(username))
 		return errBusy
 	case errors.Is(err, userdata.ErrAuthFailed) || errors.Is(err, userdata.ErrInvalid):
 		var delay time.Duration
 		if g != nil {
 			delay = g.AuthFailed(s.ip, username)
 		}
-		s.srv.log.Info("login failed", "remote", s.ip, "account", logName(username), "delay", delay)
+		s.srv.log.Info("login failed", "remote", s.ip, "account", logname.Cut(username), "delay", delay)
 		s.srv.pause(delay)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, userdata.ErrDisabled) || errors.Is(err, userdata.ErrProtocol):
@@ -152,22 +152,6 @@ func (s *session) login(username, password string) error {
 	lift(s.conn.NetConn())
 	s.followCommands() // anew: the connection may be TLS since, and logged in
 	return nil
-}
-
-// maxLogName bounds the bytes of a client-typed user name in the log.
-const maxLogName = 256
-
-// logName is a user name as a client typed it, cut to maxLogName bytes
-// (at a character boundary when it is UTF-8) for the log.
-func logName(name string) string {
-	if len(name) <= maxLogName {
-		return name
-	}
-	cut := maxLogName
-	for cut > maxLogName-utf8.UTFMax && !utf8.RuneStart(name[cut]) {
-		cut--
-	}
-	return name[:cut]
 }
 
 // AuthenticateMechanisms implements imapserver.SessionSASL.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailsys/mailsys/internal/logname"
 )
 
 // GuardConfig configures a Guard. Zero values mean the defaults; the
@@ -82,7 +84,7 @@ const (
 // MaxAccountLen is how much of an account name, as a client typed it, the
 // Guard keeps and the servers write to their logs: names longer than an
 // address can be are cut there.
-const MaxAccountLen = 256
+const MaxAccountLen = logname.Max
 
 // ErrRefused is the error Admit returns, wrapped with the reason, when a
 // connection is not to be served.
@@ -222,9 +224,7 @@ func contains(nets []netip.Prefix, ip netip.Addr) bool {
 // that "BOB@localhost", "bOb@localhost" and "bob@LOCALHOST." are one
 // account. Servers also log account names in this form.
 func NormalizeAccount(account string) string {
-	if len(account) > MaxAccountLen {
-		account = account[:MaxAccountLen]
-	}
+	account = logname.Cut(account)
 	if !utf8.ValidString(account) {
 		account = strings.ToValidUTF8(account, "\uFFFD")
 	}

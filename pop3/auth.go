@@ -7,10 +7,10 @@ import (
 	"errors"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailsys/mailsys/internal/logname"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -137,7 +137,7 @@ func decodeResponse(s string) ([]byte, *reply) {
 // a failure: it says nothing about the password.
 func (ss *session) login(username, password string) error {
 	g := ss.srv.cfg.Guard
-	name := logName(username)
+	name := logname.Cut(username)
 	if g != nil && !g.AuthAllowed(ss.ip, username) {
 		ss.log.Warn("login refused: too many failures", "user", name)
 		return errLockedOut
@@ -207,27 +207,6 @@ func (ss *session) pause(d time.Duration) error {
 	case <-ss.srv.stopping:
 		return ErrServerClosed
 	}
-}
-
-// maxLoggedName is how much of a user name a client typed goes to the
-// logs: as much as the Guard keeps (mta.MaxAccountLen), more than any
-// address has.
-const maxLoggedName = 256
-
-// logName returns name, as a client typed it, cut to maxLoggedName bytes
-// (at the start of a UTF-8 sequence, if it is one) for the logs.
-func logName(name string) string {
-	if len(name) <= maxLoggedName {
-		return name
-	}
-	i := maxLoggedName
-	for j := i; j > maxLoggedName-utf8.UTFMax; j-- {
-		if utf8.RuneStart(name[j]) {
-			i = j
-			break
-		}
-	}
-	return name[:i]
 }
 
 // stls answers STLS (RFC 2595) and runs the TLS handshake. Whatever the
