@@ -109,26 +109,7 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, m *userdata.Messag
 			return err
 		}
 	}
-	for _, section := range options.BinarySection {
-		r, err := body.reader()
-		if err != nil {
-			return err
-		}
-		b := imapserver.ExtractBinarySection(r, section)
-		wc := w.WriteBinarySection(section, int64(len(b)))
-		wc.Write(b)
-		if err := wc.Close(); err != nil {
-			return err
-		}
-	}
-	for _, item := range options.BinarySectionSize {
-		r, err := body.reader()
-		if err != nil {
-			return err
-		}
-		w.WriteBinarySectionSize(item, imapserver.ExtractBinarySectionSize(r, item))
-	}
-	return nil
+	return writeBinary(w, body, options)
 }
 
 // fillMultiparts gives every multipart without parts (a message whose
