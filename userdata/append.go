@@ -126,6 +126,7 @@ func (d *DB) appendBatch(user UserID, jobs []*appendJob) error {
 	b := d.db.NewBatch()
 	defer b.Close()
 	folders := map[FolderID]*Folder{}
+	keywords := map[FolderID]*folderKeywords{}
 	var order []FolderID
 	var added [][]UID
 	var count, bytes int64
@@ -138,12 +139,22 @@ func (d *DB) appendBatch(user UserID, jobs []*appendJob) error {
 				j.err = err
 				continue
 			}
+			fk, err := d.readKeywords(user, j.folder)
+			if err != nil {
+				j.err = err
+				continue
+			}
 			f = &rec
 			folders[j.folder] = f
+			keywords[j.folder] = fk
 			order = append(order, j.folder)
 			added = append(added, nil)
 		}
 		if err := checkUIDs(f, 1); err != nil {
+			j.err = err
+			continue
+		}
+		if err := keywords[j.folder].add(j.kws); err != nil {
 			j.err = err
 			continue
 		}
@@ -178,13 +189,14 @@ func (d *DB) appendBatch(user UserID, jobs []*appendJob) error {
 	}
 	for _, id := range order {
 		writeFolderRec(b, user, folders[id])
+		keywords[id].put(b, user, id)
 	}
 	if err := d.commit(b); err != nil {
 		return err
 	}
 	for i, id := range order {
 		if len(added[i]) > 0 {
-			d.notify(FolderEvent{User: user, Folder: id, Added: added[i], ModSeq: folders[id].HighestModSeq})
+			d.notify(FolderEvent{User: user, Folder: id, Added: added[i], ModSeq: folders[id].HighestModSeq, Keywords: keywords[id].event()})
 		}
 	}
 	return nil

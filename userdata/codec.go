@@ -191,17 +191,32 @@ func decodeMailbox(b []byte) (mailboxRecord, error) {
 	return v, d.done()
 }
 
+// Folder records are at folderVersion: version 1 had no \Recent watermark,
+// and is still read.
+const folderVersion = 2
+
 func encodeFolder(v *Folder) []byte {
-	return enc{recordVersion}.u(uint64(v.ID)).s(v.Name).s(v.SpecialUse).bool(v.Subscribed).
+	return enc{folderVersion}.u(uint64(v.ID)).s(v.Name).s(v.SpecialUse).bool(v.Subscribed).
 		u(uint64(v.UIDValidity)).u(uint64(v.UIDNext)).u(v.HighestModSeq).
-		u(uint64(v.Messages)).u(uint64(v.Unseen)).i(v.Size)
+		u(uint64(v.Messages)).u(uint64(v.Unseen)).i(v.Size).
+		u(uint64(v.RecentUID))
 }
 
+// decodeFolder decodes a folder record. A version 1 record has nothing
+// recent (RecentUID is its UIDNext).
 func decodeFolder(b []byte) (Folder, error) {
+	v1 := len(b) > 0 && b[0] == recordVersion
+	if len(b) > 0 && b[0] == folderVersion {
+		b = append([]byte{recordVersion}, b[1:]...)
+	}
 	d := newDec(b, "folder")
 	v := Folder{ID: FolderID(d.u()), Name: d.s(), SpecialUse: d.s(), Subscribed: d.bool(),
 		UIDValidity: uint32(d.u()), UIDNext: UID(d.u()), HighestModSeq: d.u(),
 		Messages: uint32(d.u()), Unseen: uint32(d.u()), Size: d.i()}
+	v.RecentUID = v.UIDNext
+	if !v1 {
+		v.RecentUID = UID(d.u())
+	}
 	return v, d.done()
 }
 

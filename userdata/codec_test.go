@@ -529,3 +529,15 @@ func FuzzCheckPassword(f *testing.F) {
 		}
 	})
 }
+
+// TestFolderVersion1 reads a folder record as written before folders kept
+// the \Recent watermark: nothing in it is recent.
+func TestFolderVersion1(t *testing.T) {
+	v1 := enc{1}.u(7).s("Work").s("").bool(true).u(1764331200).u(42).u(99).u(41).u(3).i(12345)
+	f, err := decodeFolder(v1)
+	want := Folder{ID: 7, Name: "Work", Subscribed: true, UIDValidity: 1764331200, UIDNext: 42, HighestModSeq: 99,
+		Messages: 41, Unseen: 3, Size: 12345, RecentUID: 42}
+	if err != nil || f != want {
+		t.Errorf("version 1 record = %+v, %v; want %+v", f, err, want)
+	}
+}

@@ -32,8 +32,10 @@ func putNewFolder(b *pebble.Batch, user UserID, mb *mailboxRecord, name, special
 		Subscribed:  true,
 		UIDValidity: validity,
 		UIDNext:     1,
+		RecentUID:   1,
 	}
 	b.Set(keyFolder(user, f.ID), encodeFolder(&f), nil)
 	b.Set(keyFolderName(user, name), binary.BigEndian.AppendUint32(nil, uint32(f.ID)), nil)
+	b.Set(keyKeywords(user, f.ID), encodeKeywords(nil), nil)
 	return f
 }

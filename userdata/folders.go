@@ -234,11 +234,13 @@ func (d *DB) renameInbox(b *pebble.Batch, user UserID, mb *mailboxRecord, inboxI
 		return err
 	}
 	dst := putNewFolder(b, user, mb, to, "")
-	t, err := d.transfer(b, user, &inbox, &dst, nil, true)
+	fk := &folderKeywords{}
+	t, err := d.transfer(b, user, &inbox, &dst, fk, nil, true)
 	if err != nil {
 		return err
 	}
 	writeFolderRec(b, user, &dst)
+	fk.put(b, user, dst.ID)
 	writeFolderRec(b, user, &inbox)
 	writeMailboxRec(b, user, mb)
 	if err := d.commit(b); err != nil {
@@ -316,6 +318,7 @@ func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
 		}
 		b.Delete(keyFolder(user, id), nil)
 		b.Delete(keyFolderName(user, name), nil)
+		b.Delete(keyKeywords(user, id), nil)
 		if _, err := d.charge(b, user, own, -int64(len(uids)), -bytes, false); err != nil {
 			return nil, err
 		}

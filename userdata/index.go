@@ -232,6 +232,15 @@ func (d *DB) StoreFlags(ctx context.Context, user UserID, folder FolderID, set U
 		return StoreResult{}, err
 	}
 	modseq := f.HighestModSeq + 1
+	fk, err := d.readKeywords(user, folder)
+	if err != nil {
+		return StoreResult{}, err
+	}
+	if u.Op != FlagsRemove {
+		if err := fk.add(u.Keywords); err != nil {
+			return StoreResult{}, err
+		}
+	}
 	b := d.db.NewBatch()
 	defer b.Close()
 	var res StoreResult
@@ -271,10 +280,11 @@ func (d *DB) StoreFlags(ctx context.Context, user UserID, folder FolderID, set U
 	}
 	f.HighestModSeq = modseq
 	writeFolderRec(b, user, &f)
+	fk.put(b, user, folder)
 	if err := d.commit(b); err != nil {
 		return StoreResult{}, err
 	}
-	d.notify(FolderEvent{User: user, Folder: folder, Flags: uids, Changed: res.Changed, ModSeq: modseq, Origin: originOf(ctx)})
+	d.notify(FolderEvent{User: user, Folder: folder, Flags: uids, Changed: res.Changed, ModSeq: modseq, Origin: originOf(ctx), Keywords: fk.event()})
 	return res, nil
 }
 
@@ -283,7 +293,8 @@ func (d *DB) StoreFlags(ctx context.Context, user UserID, folder FolderID, set U
 // returns the UIDs on both sides (UIDPLUS). The bodies are shared: each is
 // retained before the copies are committed, so a crash leaks a reference
 // rather than losing a body. It returns ErrQuota when the user's or the
-// domain's quota would be passed, ErrInvalid when from is to.
+// domain's quota would be passed. from may be to: the copies are added
+// after the originals (RFC 3501 allows COPY into the selected mailbox).
 func (d *DB) Copy(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID) (CopyResult, error) {
 	return d.copyOrMove(ctx, user, from, set, to, false)
 }
@@ -291,7 +302,8 @@ func (d *DB) Copy(ctx context.Context, user UserID, from FolderID, set UIDSet, t
 // Move moves the messages in set (nil for all) from one folder to another
 // of the same user in one atomic step: each gets a new UID and MODSEQ in
 // to, and leaves an expunge in from's change log. Bodies and usage are
-// unchanged. It returns ErrInvalid when from is to.
+// unchanged. from may be to (RFC 6851): each message then gets a new UID
+// in its own folder, and watchers see the removal, then the addition.
 func (d *DB) Move(ctx context.Context, user UserID, from FolderID, set UIDSet, to FolderID) (CopyResult, error) {
 	return d.copyOrMove(ctx, user, from, set, to, true)
 }
@@ -303,9 +315,6 @@ func (d *DB) copyOrMove(ctx context.Context, user UserID, from FolderID, set UID
 		return CopyResult{}, err
 	}
 	defer done()
-	if from == to {
-		return CopyResult{}, fmt.Errorf("%w: folder %d is both source and destination", ErrInvalid, from)
-	}
 	var own indexOwner
 	if !move {
 		if own, err = d.ownerOf(user, true); err != nil {
@@ -315,17 +324,25 @@ func (d *DB) copyOrMove(ctx context.Context, user UserID, from FolderID, set UID
 	lk := d.userLock(user)
 	lk.Lock()
 	defer lk.Unlock()
-	src, err := readFolderFrom(d.db, user, from)
+	srcRec, err := readFolderFrom(d.db, user, from)
 	if err != nil {
 		return CopyResult{}, err
 	}
-	dst, err := readFolderFrom(d.db, user, to)
+	src, dst := &srcRec, &srcRec
+	if to != from {
+		dstRec, err := readFolderFrom(d.db, user, to)
+		if err != nil {
+			return CopyResult{}, err
+		}
+		dst = &dstRec
+	}
+	fk, err := d.readKeywords(user, to)
 	if err != nil {
 		return CopyResult{}, err
 	}
 	b := d.db.NewBatch()
 	defer b.Close()
-	t, err := d.transfer(b, user, &src, &dst, set, move)
+	t, err := d.transfer(b, user, src, dst, fk, set, move)
 	if err != nil {
 		return CopyResult{}, err
 	}
@@ -341,17 +358,18 @@ func (d *DB) copyOrMove(ctx context.Context, user UserID, from FolderID, set UID
 		if err := d.retainBodies(ctx, t.refs); err != nil {
 			return CopyResult{}, err
 		}
-	} else {
-		writeFolderRec(b, user, &src)
+	} else if src != dst {
+		writeFolderRec(b, user, src)
 	}
-	writeFolderRec(b, user, &dst)
+	writeFolderRec(b, user, dst)
+	fk.put(b, user, to)
 	if err := d.commit(b); err != nil {
 		return CopyResult{}, err
 	}
 	if move {
 		d.notify(FolderEvent{User: user, Folder: from, Removed: slices.Clone(t.src), ModSeq: src.HighestModSeq, Origin: originOf(ctx)})
 	}
-	d.notify(FolderEvent{User: user, Folder: to, Added: slices.Clone(t.dst), ModSeq: dst.HighestModSeq, Origin: originOf(ctx)})
+	d.notify(FolderEvent{User: user, Folder: to, Added: slices.Clone(t.dst), ModSeq: dst.HighestModSeq, Origin: originOf(ctx), Keywords: fk.event()})
 	return CopyResult{UIDValidity: dst.UIDValidity, Source: t.src, Dest: t.dst}, nil
 }
 
@@ -364,14 +382,18 @@ type transferred struct {
 
 // transfer writes in b copies of src's messages in set (nil for all) into
 // dst, with dst's next UIDs and MODSEQ, and with move deletes the originals
-// (leaving tombstones in src's log). It updates the counters of src and dst,
-// which the caller writes back. The user's lock is held.
-func (d *DB) transfer(b *pebble.Batch, user UserID, src, dst *Folder, set UIDSet, move bool) (transferred, error) {
+// (leaving tombstones in src's log). It updates the counters of src and dst
+// (which may be one folder) and dst's keywords, which the caller writes
+// back. The user's lock is held.
+func (d *DB) transfer(b *pebble.Batch, user UserID, src, dst *Folder, fk *folderKeywords, set UIDSet, move bool) (transferred, error) {
 	var t transferred
 	srcMod, dstMod := src.HighestModSeq+1, dst.HighestModSeq+1
 	var buf []byte
 	err := d.eachMessage(user, src.ID, set, func(m *Message) error {
 		if err := checkUIDs(dst, 1); err != nil {
+			return err
+		}
+		if err := fk.add(m.Keywords); err != nil {
 			return err
 		}
 		uid, old := m.UID, m.ModSeq
@@ -435,8 +457,9 @@ func (d *DB) retainBodies(ctx context.Context, refs map[msstore.Ref]int) error {
 // Expunge removes the folder's messages that have \Deleted (only those in
 // set when set is not nil) and returns their UIDs in order. They leave
 // tombstones in the change log, and their size leaves the user's and the
-// domain's usage. Once the removal is committed their bodies are released;
-// a failed release is logged and leaks the body rather than losing one.
+// domain's usage. Once the removal is committed their bodies are released,
+// after the last of any watchers' holds (FolderEvent.Hold); a failed
+// release is logged and leaks the body rather than losing one.
 func (d *DB) Expunge(ctx context.Context, user UserID, folder FolderID, set UIDSet) ([]UID, error) {
 	return d.expunge(ctx, user, folder, set, func(m *Message) bool { return m.Flags&FlagDeleted != 0 })
 }
@@ -465,13 +488,14 @@ func (d *DB) expunge(ctx context.Context, user UserID, folder FolderID, set UIDS
 	if err != nil {
 		return nil, err
 	}
-	uids, refs, err := func() ([]UID, []msstore.Ref, error) {
+	var hold *bodyHold
+	uids, err := func() ([]UID, error) {
 		lk := d.userLock(user)
 		lk.Lock()
 		defer lk.Unlock()
 		f, err := readFolderFrom(d.db, user, folder)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		modseq := f.HighestModSeq + 1
 		b := d.db.NewBatch()
@@ -494,23 +518,30 @@ func (d *DB) expunge(ctx context.Context, user UserID, folder FolderID, set UIDS
 			return nil
 		})
 		if err != nil || len(uids) == 0 {
-			return nil, nil, err
+			return nil, err
 		}
 		if _, err := d.charge(b, user, own, -int64(len(uids)), -bytes, false); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		f.HighestModSeq = modseq
 		writeFolderRec(b, user, &f)
 		if err := d.commit(b); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		d.notify(FolderEvent{User: user, Folder: folder, Removed: slices.Clone(uids), ModSeq: modseq, Origin: originOf(ctx)})
-		return uids, refs, nil
+		ev := FolderEvent{User: user, Folder: folder, Removed: slices.Clone(uids), ModSeq: modseq, Origin: originOf(ctx)}
+		if len(refs) > 0 {
+			hold = d.newHold(ctx, refs)
+			ev.Hold = hold.hold
+		}
+		d.notify(ev)
+		return uids, nil
 	}()
 	if err != nil {
 		return nil, err
 	}
-	d.releaseBodies(ctx, refs)
+	if hold != nil {
+		hold.done() // released now, or after the watchers that held them
+	}
 	return uids, nil
 }
 

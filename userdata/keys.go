@@ -18,6 +18,7 @@ const (
 	tagFolderName  = 'n' // n user(8) name                  -> folder(4)
 	tagMessage     = 'm' // m user(8) folder(4) uid(4)      -> message record
 	tagChange      = 'q' // q user(8) folder(4) modseq(8) uid(4) -> uid(4) expunged(1) [body id(8) node(4)]
+	tagKeywords    = 'K' // K user(8) folder(4)             -> the folder's keywords, in order of first use
 )
 
 // Address kinds in the tagAddress table.
@@ -32,6 +33,10 @@ func keyID(tag byte, id uint64) []byte { return binary.BigEndian.AppendUint64([]
 
 func keyFolder(u UserID, f FolderID) []byte {
 	return binary.BigEndian.AppendUint32(keyID(tagFolder, uint64(u)), uint32(f))
+}
+
+func keyKeywords(u UserID, f FolderID) []byte {
+	return binary.BigEndian.AppendUint32(keyID(tagKeywords, uint64(u)), uint32(f))
 }
 
 func keyFolderName(u UserID, name string) []byte {

@@ -219,6 +219,10 @@ type Folder struct {
 	Messages      uint32
 	Unseen        uint32
 	Size          int64
+	// RecentUID is IMAP's \Recent watermark (RFC 3501 2.3.2): the
+	// messages with this UID or a higher one have not yet been claimed by
+	// a session (see RecentClaimer). A new folder starts at 1.
+	RecentUID UID
 }
 
 // Folders manages a user's folders. Names are UTF-8, levels separated by
@@ -402,6 +406,21 @@ type FolderEvent struct {
 	// made the change, so that a session can tell its own changes from
 	// others'. It is nil for appends, which are committed in groups.
 	Origin any
+	// Keywords, when not nil, is the folder's whole keyword list (see
+	// KeywordLister) after a change that added to it; it is nil when the folder's keywords did
+	// not change. An IMAP server announces them (FLAGS) before the
+	// messages that carry them.
+	Keywords []string
+	// Hold, when not nil, lets a watcher keep the bodies of the Removed
+	// messages readable after the change: a reader that saw the messages
+	// in the index just before may still be about to open them (an IMAP
+	// session that has not yet been told of the expunge). Each call, made
+	// during the watcher's fn and not after, returns a done function to
+	// call once, from any goroutine; the bodies are released after the
+	// last done. A hold that is never done leaks the bodies' space, as a
+	// crash in between would. Hold is nil for changes that release no
+	// body, and on UserDBs that do not support it.
+	Hold func() (done func())
 }
 
 type originKey struct{}
@@ -422,6 +441,8 @@ type Watcher interface {
 	// Watch calls fn after every committed change to the folder, in commit
 	// order, until the returned stop function is called. fn runs on the
 	// committing goroutine and must not block or call back into the
-	// database.
+	// database. Every watcher gets every field of the event; its slices
+	// are the watcher's own, except Changed, which watchers share and must
+	// not modify.
 	Watch(user UserID, folder FolderID, fn func(FolderEvent)) (stop func())
 }

@@ -63,8 +63,10 @@ func (d *DB) notify(ev FolderEvent) {
 			fn(ev)
 			break
 		}
-		// Every watcher gets its own slices: the event is theirs to keep.
-		fn(FolderEvent{User: ev.User, Folder: ev.Folder, ModSeq: ev.ModSeq,
-			Added: slices.Clone(ev.Added), Removed: slices.Clone(ev.Removed), Flags: slices.Clone(ev.Flags)})
+		// Every watcher gets its own slices, the event is theirs to keep,
+		// but for Changed, which is read-only.
+		fn(FolderEvent{User: ev.User, Folder: ev.Folder, ModSeq: ev.ModSeq, Origin: ev.Origin, Hold: ev.Hold,
+			Added: slices.Clone(ev.Added), Removed: slices.Clone(ev.Removed), Flags: slices.Clone(ev.Flags),
+			Changed: ev.Changed, Keywords: slices.Clone(ev.Keywords)})
 	}
 }

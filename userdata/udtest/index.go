@@ -450,13 +450,38 @@ func testCopyMove(t *testing.T, e *env) {
 	e.bodyLive(sent[3].Ref, false, "after Move and expunging the moved message")
 	wantUsage(t, e.usage(u.ID), 0, 0, "after expunging everything")
 
-	// Failures change nothing.
+	// Within one folder (RFC 3501 COPY, RFC 6851 MOVE): new UIDs after
+	// the originals, the body shared.
 	m5 := e.add(u.ID, inbox.ID, e.newMsg(u, "INBOX", 10, 0))
 	before := e.folder(u.ID, userdata.Inbox)
-	_, err = db.Copy(ctx, u.ID, inbox.ID, all, inbox.ID)
-	wantSomeErr(t, err, "Copy to the same folder")
-	_, err = db.Move(ctx, u.ID, inbox.ID, all, inbox.ID)
-	wantSomeErr(t, err, "Move to the same folder")
+	r, err = db.Copy(ctx, u.ID, inbox.ID, all, inbox.ID)
+	must(t, err, "Copy to the same folder")
+	if !sameUIDs(r.Source, []userdata.UID{m5.UID}) || len(r.Dest) != 1 || r.Dest[0] < before.UIDNext || r.UIDValidity != before.UIDValidity {
+		t.Errorf("Copy to the same folder = %+v, want Source [%d] and one UID from %d", r, m5.UID, before.UIDNext)
+	}
+	inside := e.checkCounts(u.ID, inbox.ID)
+	wantCounts(t, inside, 2, 2, 20)
+	wantUsage(t, e.usage(u.ID), 2, 20, "after Copy to the same folder")
+	copied := r.Dest[0]
+	r, err = db.Move(ctx, u.ID, inbox.ID, userdata.UIDSet{{Start: copied, Stop: copied}}, inbox.ID)
+	must(t, err, "Move to the same folder")
+	if !sameUIDs(r.Source, []userdata.UID{copied}) || len(r.Dest) != 1 || r.Dest[0] <= copied {
+		t.Errorf("Move to the same folder = %+v, want Source [%d] and a higher UID", r, copied)
+	}
+	if got := uidsOf(e.messages(u.ID, inbox.ID, all)); !sameUIDs(got, []userdata.UID{m5.UID, r.Dest[0]}) {
+		t.Errorf("after Move to the same folder: INBOX has UIDs %v, want [%d %d]", got, m5.UID, r.Dest[0])
+	}
+	wantCounts(t, e.checkCounts(u.ID, inbox.ID), 2, 2, 20)
+	e.checkChanges(u.ID, inbox.ID, inside.HighestModSeq, []userdata.UID{copied})
+	last := userdata.UIDSet{{Start: r.Dest[0], Stop: r.Dest[0]}}
+	_, err = db.StoreFlags(ctx, u.ID, inbox.ID, last, userdata.FlagUpdate{Op: userdata.FlagsAdd, Flags: userdata.FlagDeleted})
+	must(t, err, "StoreFlags(\\Deleted)")
+	_, err = db.Expunge(ctx, u.ID, inbox.ID, last)
+	must(t, err, "Expunge")
+	e.bodyLive(m5.Ref, true, "after expunging the copy made within the folder")
+
+	// Failures change nothing.
+	before = e.folder(u.ID, userdata.Inbox)
 	_, err = db.Copy(ctx, u.ID, inbox.ID, all, unknownFolder)
 	wantErr(t, err, userdata.ErrNotFound, "Copy to an unknown folder")
 	_, err = db.Move(ctx, u.ID, inbox.ID, all, unknownFolder)

@@ -20,8 +20,10 @@
 // [msstore.Memory] and passes that as bodies, so that it can check that Copy
 // retains bodies and that Expunge and DeleteFolder release them. It closes
 // each database at the end of its subtest. The Watch subtest runs only when
-// the database implements [userdata.Watcher], the Remove subtest only when
-// it implements [userdata.Remover].
+// the database implements [userdata.Watcher] (and Hold only when its events
+// offer FolderEvent.Hold), Remove only when it implements
+// [userdata.Remover], Keywords only for [userdata.KeywordLister] and Recent
+// only for [userdata.RecentClaimer].
 //
 // Run the suite with -race: the Concurrency and QuotaConcurrent subtests are
 // meant for it (the races QuotaConcurrent looks for rarely show without it).
@@ -69,6 +71,9 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"Concurrency", testConcurrency},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"Watch", testWatch},
+		{"Keywords", testKeywords},
+		{"Recent", testRecent},
+		{"Hold", testHold},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,58 @@
+package userdata
+
+import (
+	"context"
+	"fmt"
+)
+
+// RecentClaimer is an optional capability of a UserDB: IMAP's \Recent
+// flag (RFC 3501 2.3.2), kept as a watermark per folder
+// (Folder.RecentUID). A message is recent until a session claims it; the
+// first session to select the folder read-write claims the messages that
+// came since the last claim, so that no later session sees them as
+// recent.
+type RecentClaimer interface {
+	// ClaimRecent moves the folder's watermark up to upto (0 meaning the
+	// folder's UIDNext; an upto past UIDNext is taken as UIDNext) and
+	// returns the watermark before and after: the messages with a UID in
+	// [from, to) are the caller's to report as recent. A watermark never
+	// moves down, so a claim below it claims nothing (from == to). It
+	// returns ErrNotFound for an unknown user or folder. The claim is
+	// durable once it returns; concurrent claims each get their own
+	// range, never the same UID twice.
+	ClaimRecent(ctx context.Context, user UserID, folder FolderID, upto UID) (from, to UID, err error)
+}
+
+var _ RecentClaimer = (*DB)(nil)
+
+// ClaimRecent implements RecentClaimer.
+func (d *DB) ClaimRecent(ctx context.Context, user UserID, folder FolderID, upto UID) (from, to UID, err error) {
+	done, err := d.enter(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
+	lk := d.userLock(user)
+	lk.Lock()
+	defer lk.Unlock()
+	f, err := readFolderFrom(d.db, user, folder)
+	if err != nil {
+		return 0, 0, err
+	}
+	from = f.RecentUID
+	to = f.UIDNext
+	if upto != 0 && upto < to {
+		to = upto
+	}
+	if to <= from {
+		return from, from, nil
+	}
+	f.RecentUID = to
+	b := d.db.NewBatch()
+	defer b.Close()
+	writeFolderRec(b, user, &f)
+	if err := d.commit(b); err != nil {
+		return 0, 0, fmt.Errorf("userdata: claiming recent messages: %w", err)
+	}
+	return from, to, nil
+}
