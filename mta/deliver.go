@@ -37,6 +37,11 @@ type Mailboxes interface {
 // recorded in the log, so that after a crash Recover finishes what was left
 // without delivering twice or leaking a body.
 //
+// The body stored is the one the log holds with a Return-Path field on top
+// naming the envelope sender (RFC 5321 §4.4: this is the final delivery),
+// in place of any Return-Path fields its header had. It is made from the
+// log alone, so a delivery replayed after a crash stores the same bytes.
+//
 // A Deliverer is safe for concurrent use; Deliver may run for many
 // transactions at once.
 type Deliverer struct {
@@ -159,7 +164,7 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) erro
 	}
 	nm := userdata.NewMessage{Ref: ref, InternalDate: tx.Envelope.Received, Size: ref.Size}
 	if d.Summarize != nil && len(targets) > 0 {
-		if nm.Envelope, nm.Structure, err = d.Summarize(tx.Body()); err != nil {
+		if nm.Envelope, nm.Structure, err = d.Summarize(deliveryBody(tx)); err != nil {
 			// IMAP parses the body itself when the cache is empty.
 			d.log().Warn("message not summarized for IMAP", "txn", tx.ID, "err", err)
 			nm.Envelope, nm.Structure = nil, nil
@@ -196,7 +201,7 @@ func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.
 			return ref, nil // nobody to deliver to
 		}
 		var err error
-		ref, err = d.Store.Put(ctx, tx.Body(), msstore.Meta{MessageID: messageID(tx), Received: tx.Envelope.Received, Owners: owners})
+		ref, err = d.Store.Put(ctx, deliveryBody(tx), msstore.Meta{MessageID: messageID(tx), Received: tx.Envelope.Received, Owners: owners})
 		if err != nil {
 			return ref, fmt.Errorf("mta: deliver %d: store: %w", tx.ID, err)
 		}

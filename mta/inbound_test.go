@@ -138,8 +138,8 @@ func TestInboundDelivers(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("%s: %d messages, want 1", u, len(got))
 		}
-		if !bytes.HasPrefix(got[0], []byte("Received: from ")) || !bytes.HasSuffix(got[0], []byte(msg)) {
-			t.Errorf("%s: stored message is not a Received header followed by the message as sent:\n%q", u, got[0])
+		if !bytes.HasPrefix(got[0], []byte("Return-Path: <carol@example.net>\r\nReceived: from ")) || !bytes.HasSuffix(got[0], []byte(msg)) {
+			t.Errorf("%s: stored message is not Return-Path and Received followed by the message as sent:\n%q", u, got[0])
 		}
 	}
 }
@@ -328,7 +328,7 @@ func TestInboundChunking(t *testing.T) {
 		t.Fatalf("BDAT conversation:\n%s", out)
 	}
 	got := inbox(t, s, "u0@example.test", 1)
-	if len(got) != 1 || !bytes.HasPrefix(got[0], []byte("Received: ")) || !bytes.HasSuffix(got[0], []byte(msg)) {
+	if len(got) != 1 || !bytes.HasPrefix(got[0], []byte("Return-Path: <a@example.net>\r\nReceived: ")) || !bytes.HasSuffix(got[0], []byte(msg)) {
 		t.Fatalf("stored after BDAT: %q", got)
 	}
 

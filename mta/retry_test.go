@@ -1,6 +1,7 @@
 package mta_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -91,7 +92,8 @@ func TestInboundRetry(t *testing.T) {
 func TestInboundRetryShutdown(t *testing.T) {
 	dir := t.TempDir()
 	s, _, in, addr := startFull(t, dir, 1000)
-	if err := send(addr, "carol@example.net", []string{users[0]}, strings.NewReader("Subject: later\r\n\r\nbody\r\n")); err != nil {
+	const msg = "Return-Path: <client@example.org>\r\nSubject: later\r\n\r\nbody\r\n"
+	if err := send(addr, "carol@example.net", []string{users[0]}, strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the first attempt fails
@@ -117,7 +119,13 @@ func TestInboundRetryShutdown(t *testing.T) {
 	if err := s.d.Recover(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := inbox(t, s, users[0], 1); len(got) != 1 {
+	got := inbox(t, s, users[0], 1)
+	if len(got) != 1 {
 		t.Fatalf("%d messages in the INBOX after Recover, want 1", len(got))
+	}
+	// Made from the log alone: the Return-Path on top, the client's gone.
+	if !bytes.HasPrefix(got[0], []byte("Return-Path: <carol@example.net>\r\nReceived: from ")) ||
+		!bytes.HasSuffix(got[0], []byte("\r\nSubject: later\r\n\r\nbody\r\n")) || bytes.Contains(got[0], []byte("client@")) {
+		t.Errorf("delivered by Recover:\n%q", got[0])
 	}
 }
