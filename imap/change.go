@@ -2,6 +2,7 @@ package imap
 
 import (
 	"errors"
+	"slices"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -9,9 +10,11 @@ import (
 	"github.com/mailsys/mailsys/userdata"
 )
 
-// Store implements imapserver.Session. Other sessions on the folder learn
-// of the change through the tracker; this one gets the FETCH FLAGS
-// responses here, unless .SILENT.
+// Store implements imapserver.Session. The FETCH responses of a STORE
+// without .SILENT reach the client through its view, as other sessions'
+// do, so that a FLAGS naming a new keyword goes out before them; the
+// messages the STORE left as they were are queued there too, so that the
+// client hears of every message it named.
 func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *goimap.StoreFlags, options *goimap.StoreOptions) error {
 	sel := s.sel
 	if sel.readOnly {
@@ -37,17 +40,49 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 	if options != nil {
 		u.UnchangedSince = options.UnchangedSince
 	}
-	if _, err := s.srv.users.StoreFlags(userdata.WithOrigin(s.ctx(), sel.tracker), s.user.ID, sel.folder.ID, uidSet(msgs), u); err != nil {
+	ctx := s.ctx()
+	if flags.Silent {
+		ctx = userdata.WithOrigin(ctx, sel.view) // not told of its own change
+	}
+	res, err := s.srv.users.StoreFlags(ctx, s.user.ID, sel.folder.ID, uidSet(msgs), u)
+	if err != nil {
 		return s.fail("store", err)
 	}
 	if flags.Silent {
 		return nil
 	}
-	_, byUID := numSet.(goimap.UIDSet)
-	return s.Fetch(w, numSet, &goimap.FetchOptions{Flags: true, UID: byUID})
+	told := make(map[userdata.UID]bool, len(res.Changed)+len(res.Skipped))
+	for _, m := range res.Changed {
+		told[m.UID] = true
+	}
+	for _, uid := range res.Skipped {
+		told[uid] = true // CONDSTORE's MODIFIED says these
+	}
+	var rest []seqUID
+	for _, m := range msgs {
+		if !told[m.uid] {
+			rest = append(rest, m)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	var ups []update
+	err = s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(rest), func(m *userdata.Message) error {
+		ups = append(ups, update{kind: updateFlags, uid: m.UID, flags: m.Flags, keywords: slices.Clone(m.Keywords)})
+		return nil
+	})
+	if err != nil {
+		return s.fail("store", err)
+	}
+	sel.mb.mu.Lock()
+	sel.view.queue = append(sel.view.queue, ups...)
+	sel.mb.mu.Unlock()
+	return nil
 }
 
-// Copy implements imapserver.Session.
+// Copy implements imapserver.Session. The destination may be the selected
+// folder (RFC 3501 6.4.7).
 func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, error) {
 	sel := s.sel
 	to, err := s.folder(dest)
@@ -64,12 +99,7 @@ func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, err
 	if len(msgs) == 0 {
 		return nil, nil // nothing copied: no COPYUID
 	}
-	var res userdata.CopyResult
-	if to.ID == sel.folder.ID {
-		res, err = s.copyWithin(sel, msgs)
-	} else {
-		res, err = s.srv.users.Copy(userdata.WithOrigin(s.ctx(), sel.tracker), s.user.ID, sel.folder.ID, uidSet(msgs), to.ID)
-	}
+	res, err := s.srv.users.Copy(s.ctx(), s.user.ID, sel.folder.ID, uidSet(msgs), to.ID)
 	if err != nil {
 		return nil, s.fail("copy", err)
 	}
@@ -79,39 +109,10 @@ func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, err
 	return &goimap.CopyData{UIDValidity: res.UIDValidity, SourceUIDs: imapUIDSet(res.Source), DestUIDs: imapUIDSet(res.Dest)}, nil
 }
 
-// copyWithin copies messages into their own folder, which RFC 3501
-// allows and the index's Copy does not: each is appended again, its body
-// retained first.
-func (s *session) copyWithin(sel *selected, msgs []seqUID) (userdata.CopyResult, error) {
-	var news []userdata.NewMessage
-	var from []userdata.UID
-	err := s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(msgs), func(m *userdata.Message) error {
-		from = append(from, m.UID)
-		news = append(news, userdata.NewMessage{Ref: m.Ref, InternalDate: m.InternalDate, Size: m.Size, Flags: m.Flags,
-			Keywords: append([]string(nil), m.Keywords...), Envelope: append([]byte(nil), m.Envelope...), Structure: append([]byte(nil), m.Structure...)})
-		return nil
-	})
-	res := userdata.CopyResult{UIDValidity: sel.folder.UIDValidity}
-	if err != nil {
-		return res, err
-	}
-	for i, nm := range news {
-		if err := s.srv.store.Retain(s.ctx(), nm.Ref, 1); err != nil {
-			return res, err
-		}
-		m, err := s.srv.users.Append(s.ctx(), s.user.ID, sel.folder.ID, nm)
-		if err != nil {
-			s.srv.store.Release(s.ctx(), nm.Ref)
-			return res, err
-		}
-		res.Source = append(res.Source, from[i])
-		res.Dest = append(res.Dest, m.UID)
-	}
-	return res, nil
-}
-
 // Move implements imapserver.SessionMove. The COPYUID goes out here, the
-// EXPUNGE responses through the tracker once the command ends.
+// EXPUNGE responses through the view once the command ends. The
+// destination may be the selected folder (RFC 6851 3.3): the messages
+// then get new UIDs in it.
 func (s *session) Move(w *imapserver.MoveWriter, numSet goimap.NumSet, dest string) error {
 	sel := s.sel
 	if sel.readOnly {
@@ -124,14 +125,11 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet goimap.NumSet, dest stri
 	if err != nil {
 		return s.fail("move", err)
 	}
-	if to.ID == sel.folder.ID {
-		return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Source and destination are the same mailbox"}
-	}
 	msgs, err := sel.resolve(numSet)
 	if err != nil || len(msgs) == 0 {
 		return err
 	}
-	res, err := s.srv.users.Move(userdata.WithOrigin(s.ctx(), sel.tracker), s.user.ID, sel.folder.ID, uidSet(msgs), to.ID)
+	res, err := s.srv.users.Move(s.ctx(), s.user.ID, sel.folder.ID, uidSet(msgs), to.ID)
 	if err != nil {
 		return s.fail("move", err)
 	}

@@ -29,7 +29,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	// FLAGS sent with the data are the new ones.
 	seen := map[userdata.UID]bool{}
 	if !sel.readOnly && marksSeen(options) {
-		res, err := s.srv.users.StoreFlags(userdata.WithOrigin(s.ctx(), sel.tracker), s.user.ID, sel.folder.ID, uidSet(msgs),
+		res, err := s.srv.users.StoreFlags(userdata.WithOrigin(s.ctx(), sel.view), s.user.ID, sel.folder.ID, uidSet(msgs),
 			userdata.FlagUpdate{Op: userdata.FlagsAdd, Flags: userdata.FlagSeen})
 		if err != nil {
 			return s.fail("fetch", err)
@@ -72,7 +72,7 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, m *userdata.Messag
 		w.WriteUID(goimap.UID(m.UID))
 	}
 	if options.Flags || seenNow {
-		w.WriteFlags(imapFlags(m.Flags, m.Keywords))
+		w.WriteFlags(s.sel.flagsOf(m))
 	}
 	if options.InternalDate {
 		w.WriteInternalDate(m.InternalDate)
@@ -80,7 +80,7 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, m *userdata.Messag
 	if options.RFC822Size {
 		w.WriteRFC822Size(m.Size)
 	}
-	body := &lazyBody{s: s, ref: m.Ref}
+	body := &lazyBody{s: s, ref: m.Ref, uid: m.UID}
 	defer body.close()
 	if options.Envelope {
 		env, err := DecodeEnvelope(m.Envelope)
@@ -169,6 +169,7 @@ func writeSection(w *imapserver.FetchResponseWriter, body *lazyBody, section *go
 type lazyBody struct {
 	s   *session
 	ref msstore.Ref
+	uid userdata.UID
 	b   msstore.Body
 }
 
@@ -180,6 +181,12 @@ func (l *lazyBody) open() (msstore.Body, error) {
 			return nil, l.s.fail("fetch", errNoBody)
 		}
 		b, err := l.s.srv.store.Open(l.s.ctx(), l.ref)
+		if errors.Is(err, msstore.ErrNotFound) && l.s.expunged(l.uid) {
+			// Expunged by someone else, and its body released: only a
+			// UserDB that cannot hold bodies (FolderEvent.Hold) lets this
+			// happen.
+			return nil, errExpungeIssued
+		}
 		if err != nil {
 			return nil, l.s.fail("fetch", err)
 		}
@@ -215,4 +222,18 @@ func (l *lazyBody) close() {
 	if l.b != nil {
 		l.b.Close()
 	}
+}
+
+// errExpungeIssued answers a command on a message another session has
+// expunged, when its data is gone (RFC 9051 7.1).
+var errExpungeIssued = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some messages were expunged meanwhile"}
+
+// expunged reports whether the selected folder no longer has uid.
+func (s *session) expunged(uid userdata.UID) bool {
+	found := false
+	err := s.srv.users.Messages(s.ctx(), s.user.ID, s.sel.folder.ID, userdata.UIDSet{{Start: uid, Stop: uid}}, func(*userdata.Message) error {
+		found = true
+		return nil
+	})
+	return err == nil && !found
 }

@@ -5,18 +5,16 @@ import (
 	"slices"
 	"sync"
 
-	goimap "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-
 	"github.com/mailsys/mailsys/userdata"
 )
 
 // A folder selected by one or more sessions is open once per server: a
-// mailbox holds its UIDs in order (the sequence numbers every session's
-// view derives from) and go-imap's tracker, which queues each change for
-// every session to report when IMAP allows. Changes come from the
-// UserDB's watcher, in commit order, whoever made them: this server's
-// sessions, SMTP deliveries, or anything else writing to the database.
+// mailbox holds its UIDs in order, the server's view, and one view per
+// session, the client's, which lags the server's by the changes the
+// session has not reported yet. Changes come from the UserDB's watcher,
+// in commit order, whoever made them: this server's sessions, SMTP
+// deliveries, or anything else writing to the database. Each is queued on
+// every view and written by the session when IMAP allows (view.poll).
 
 type mailboxKey struct {
 	user   userdata.UserID
@@ -45,12 +43,21 @@ type mailbox struct {
 
 	// mu guards what follows. It is taken by the watcher's callback, on
 	// the committing goroutine with the user's lock held, so nobody may
-	// call the database while holding it.
-	mu      sync.Mutex
-	uids    []userdata.UID // ascending: uids[i] has sequence number i+1
-	tracker *imapserver.MailboxTracker
-	loading bool
-	backlog []userdata.FolderEvent // events that came while loading
+	// call the database, or write to a client, while holding it.
+	mu       sync.Mutex
+	uids     []userdata.UID // ascending: the server's view
+	keywords []string       // the folder's keywords, as the UserDB lists them
+	views    map[*view]struct{}
+	loading  bool
+	backlog  []userdata.FolderEvent // events that came while loading
+
+	// \Recent (RFC 3501 2.3.2): new messages are recent in one session,
+	// the claimer, the first read-write session still there; recentTo is
+	// the UID below which this server's sessions claimed the messages,
+	// saved says whether the UserDB's watermark has reached it.
+	claimer  *view
+	recentTo userdata.UID
+	saved    bool
 }
 
 // acquire opens the folder for a session, loading it the first time.
@@ -64,12 +71,12 @@ func (ms *mailboxes) acquire(ctx context.Context, user userdata.UserID, folder u
 		ms.mu.Unlock()
 		<-mb.ready
 		if mb.err != nil {
-			ms.release(mb)
+			ms.release(ctx, mb)
 			return nil, mb.err
 		}
 		return mb, nil
 	}
-	mb = &mailbox{key: k, refs: 1, ready: make(chan struct{}), loading: true}
+	mb = &mailbox{key: k, refs: 1, ready: make(chan struct{}), loading: true, views: map[*view]struct{}{}, saved: true}
 	ms.open[k] = mb
 	ms.mu.Unlock()
 
@@ -77,27 +84,31 @@ func (ms *mailboxes) acquire(ctx context.Context, user userdata.UserID, folder u
 	// and apply takes each change once.
 	mb.stop = ms.users.Watch(user, folder, mb.event)
 	uids, err := ms.users.UIDs(ctx, user, folder)
+	var kws []string
+	if kl, ok := ms.users.(userdata.KeywordLister); ok && err == nil {
+		kws, err = kl.Keywords(ctx, user, folder)
+	}
 	mb.mu.Lock()
 	if err == nil {
-		mb.uids = uids
+		mb.uids, mb.keywords = uids, kws
 		for _, ev := range mb.backlog {
 			mb.apply(ev)
 		}
-		mb.tracker = imapserver.NewMailboxTracker(uint32(len(mb.uids)))
 	}
 	mb.backlog, mb.loading = nil, false
 	mb.mu.Unlock()
 	mb.err = err
 	close(mb.ready)
 	if err != nil {
-		ms.release(mb)
+		ms.release(ctx, mb)
 		return nil, err
 	}
 	return mb, nil
 }
 
-// release undoes an acquire; the last one closes the folder.
-func (ms *mailboxes) release(mb *mailbox) {
+// release undoes an acquire; the last one closes the folder, saving the
+// \Recent claims of its sessions.
+func (ms *mailboxes) release(ctx context.Context, mb *mailbox) {
 	ms.mu.Lock()
 	mb.refs--
 	last := mb.refs == 0
@@ -107,6 +118,7 @@ func (ms *mailboxes) release(mb *mailbox) {
 	ms.mu.Unlock()
 	if last {
 		mb.stop()
+		mb.saveRecent(ctx, ms.users)
 	}
 }
 
@@ -115,52 +127,101 @@ func (mb *mailbox) event(ev userdata.FolderEvent) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	if mb.loading {
+		ev.Hold = nil // no session reads the folder yet; and a hold must be taken now
 		mb.backlog = append(mb.backlog, ev)
 		return
 	}
 	mb.apply(ev)
 }
 
-// apply brings the UIDs and the tracker up to date with one change. While
-// loading (no tracker yet) it is also given changes the loaded UIDs may
-// already hold: UIDs are never reused, so it adds only what is missing and
-// removes only what is there. mb.mu is held.
+// apply brings the server's view up to date with one change and queues it
+// on every session's. While loading it is also given changes the loaded
+// UIDs may already hold: UIDs are never reused, so it adds only what is
+// missing and removes only what is there. mb.mu is held.
 func (mb *mailbox) apply(ev userdata.FolderEvent) {
+	if len(ev.Keywords) > len(mb.keywords) {
+		mb.keywords = ev.Keywords
+		for v := range mb.views {
+			v.queue = append(v.queue, update{kind: updateKeywords, keywords: ev.Keywords})
+		}
+	}
+	var removed []userdata.UID
 	for _, uid := range ev.Removed {
 		i, ok := slices.BinarySearch(mb.uids, uid)
 		if !ok {
 			continue
 		}
 		mb.uids = slices.Delete(mb.uids, i, i+1)
-		if mb.tracker != nil {
-			mb.tracker.QueueExpunge(uint32(i) + 1)
+		removed = append(removed, uid)
+	}
+	if len(removed) > 0 {
+		for v := range mb.views {
+			v.removed(removed, ev.Hold)
 		}
 	}
 	for _, uid := range ev.Added {
-		i, ok := slices.BinarySearch(mb.uids, uid)
-		if ok {
+		if n := len(mb.uids); n > 0 && uid <= mb.uids[n-1] {
+			// Present already, or a UID below the highest, which would
+			// renumber messages under the sessions; UIDs only grow, so
+			// this does not happen.
 			continue
 		}
-		if mb.tracker != nil && i != len(mb.uids) {
-			// A live UID below the highest would renumber messages under
-			// the sessions; UIDs only grow, so this does not happen.
-			continue
+		mb.uids = append(mb.uids, uid)
+		for v := range mb.views {
+			v.added = append(v.added, uid)
+			v.queue = append(v.queue, update{kind: updateExists, uid: uid})
 		}
-		mb.uids = slices.Insert(mb.uids, i, uid)
-		if mb.tracker != nil {
-			// One EXISTS per message: go-imap's sequence mapping expects
-			// the count to grow by one at a time.
-			mb.tracker.QueueNumMessages(uint32(len(mb.uids)))
+		switch {
+		case mb.claimer != nil:
+			mb.claimer.recent = append(mb.claimer.recent, uid)
+			mb.recentTo, mb.saved = uid+1, false
+		default:
+			// No read-write session: recent for those examining the
+			// folder, and still unclaimed.
+			for v := range mb.views {
+				v.recent = append(v.recent, uid)
+			}
 		}
 	}
-	if mb.tracker == nil {
-		return
-	}
-	source, _ := ev.Origin.(*imapserver.SessionTracker)
+	origin, _ := ev.Origin.(*view)
 	for i := range ev.Changed {
 		m := &ev.Changed[i]
-		if j, ok := slices.BinarySearch(mb.uids, m.UID); ok {
-			mb.tracker.QueueMessageFlags(uint32(j)+1, goimap.UID(m.UID), imapFlags(m.Flags, m.Keywords), source)
+		if _, ok := slices.BinarySearch(mb.uids, m.UID); !ok {
+			continue
 		}
+		for v := range mb.views {
+			if v != origin {
+				v.queue = append(v.queue, update{kind: updateFlags, uid: m.UID, flags: m.Flags, keywords: m.Keywords})
+			}
+		}
+	}
+	for v := range mb.views {
+		if len(v.queue) > 0 {
+			select {
+			case v.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// saveRecent moves the UserDB's \Recent watermark up to what this
+// server's sessions claimed, if it is behind.
+func (mb *mailbox) saveRecent(ctx context.Context, users UserDB) {
+	rc, ok := users.(userdata.RecentClaimer)
+	if !ok {
+		return
+	}
+	mb.mu.Lock()
+	upto, saved := mb.recentTo, mb.saved
+	mb.saved = true
+	mb.mu.Unlock()
+	if saved || upto == 0 {
+		return
+	}
+	if _, _, err := rc.ClaimRecent(context.WithoutCancel(ctx), mb.key.user, mb.key.folder, upto); err != nil {
+		mb.mu.Lock()
+		mb.saved = false // the next poll or release tries again
+		mb.mu.Unlock()
 	}
 }

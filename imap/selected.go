@@ -11,17 +11,23 @@ import (
 	"github.com/mailsys/mailsys/userdata"
 )
 
-// selected is a session's view of its selected folder.
+// selected is a session's selected folder.
 type selected struct {
 	sess     *session
 	mb       *mailbox
+	view     *view
 	folder   userdata.Folder // as of SELECT: its ID, name and UIDVALIDITY
-	tracker  *imapserver.SessionTracker
 	readOnly bool
 	saved    goimap.UIDSet // the last SEARCH RETURN (SAVE) result, for "$"
 }
 
-// Select implements imapserver.Session.
+// systemFlagList is the system flags, in FLAGS and PERMANENTFLAGS.
+var systemFlagList = []goimap.Flag{goimap.FlagSeen, goimap.FlagAnswered, goimap.FlagFlagged, goimap.FlagDeleted, goimap.FlagDraft}
+
+// Select implements imapserver.Session. FLAGS lists the folder's keywords
+// too; PERMANENTFLAGS has \* while the folder may take new ones. An
+// IMAP4rev1 client is told how many messages are \Recent, in this session
+// only, and the first unseen one.
 func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.SelectData, error) {
 	if s.sel != nil {
 		s.sel.close()
@@ -35,33 +41,108 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 	if err != nil {
 		return nil, s.fail("select", err)
 	}
-	sel := &selected{sess: s, mb: mb, folder: f, readOnly: options != nil && options.ReadOnly}
+	readOnly := options != nil && options.ReadOnly
+	v := &view{mb: mb, readOnly: readOnly, rev2: s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2), notify: make(chan struct{}, 1)}
+	sel := &selected{sess: s, mb: mb, view: v, folder: f, readOnly: readOnly}
 	mb.mu.Lock()
-	sel.tracker = mb.tracker.NewSession()
-	n := uint32(len(mb.uids))
+	mb.views[v] = struct{}{}
+	v.announced = len(mb.keywords)
+	claim := false
+	if !readOnly && mb.claimer == nil {
+		mb.claimer, claim = v, true
+	}
 	mb.mu.Unlock()
-	// The counts and UIDNEXT read after the tracker joined are at least as
-	// new as the sequence numbers it starts from.
+	// The counts and UIDNEXT read after the view joined are at least as
+	// new as the messages it starts with.
 	if f, err = s.srv.users.FolderByID(s.ctx(), s.user.ID, f.ID); err != nil {
 		sel.close()
 		return nil, s.fail("select", err)
 	}
 	sel.folder = f
+	from, to := f.RecentUID, userdata.UID(0)
+	if rc, ok := s.srv.users.(userdata.RecentClaimer); ok && claim {
+		if from, to, err = rc.ClaimRecent(s.ctx(), s.user.ID, f.ID, 0); err != nil {
+			sel.close()
+			return nil, s.fail("select", err)
+		}
+	}
+	mb.mu.Lock()
+	// The messages from the watermark on are recent here (those claimed
+	// now, or for EXAMINE those nobody claimed yet), with those that came
+	// since the view joined.
+	from = max(from, mb.recentTo)
+	if claim || mb.claimer == nil {
+		var recent []userdata.UID
+		for _, uid := range mb.uids {
+			if uid >= from && (to == 0 || uid < to) {
+				recent = append(recent, uid)
+			}
+		}
+		for _, uid := range v.recent {
+			if len(recent) == 0 || uid > recent[len(recent)-1] {
+				recent = append(recent, uid)
+			}
+		}
+		v.recent = recent
+	}
+	if claim {
+		mb.recentTo = max(mb.recentTo, to)
+	}
+	n := v.count()
+	numRecent := v.numRecent()
+	kws := v.mb.keywords[:v.announced]
+	flags := v.mailboxFlags(v.announced)
+	mb.mu.Unlock()
 	s.sel = sel
-	flags := []goimap.Flag{goimap.FlagSeen, goimap.FlagAnswered, goimap.FlagFlagged, goimap.FlagDeleted, goimap.FlagDraft}
 	perm := append(slices.Clone(flags), goimap.FlagWildcard)
+	if len(kws) >= userdata.MaxFolderKeywords {
+		perm = perm[:len(perm)-1]
+	}
 	if sel.readOnly {
 		perm = []goimap.Flag{}
 	}
-	return &goimap.SelectData{
+	data := &goimap.SelectData{
 		Flags:          flags,
 		PermanentFlags: perm,
 		NumMessages:    n,
+		NumRecent:      numRecent,
 		UIDNext:        goimap.UID(f.UIDNext),
 		UIDValidity:    f.UIDValidity,
 		HighestModSeq:  f.HighestModSeq,
-	}, nil
+	}
+	if !v.rev2 && f.Unseen > 0 {
+		if data.FirstUnseenSeqNum, err = sel.firstUnseen(); err != nil {
+			return nil, s.fail("select", err)
+		}
+	}
+	return data, nil
 }
+
+// firstUnseen is the sequence number of the first message without \Seen,
+// 0 if none.
+func (sel *selected) firstUnseen() (uint32, error) {
+	s := sel.sess
+	var uid userdata.UID
+	err := s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, userdata.UIDSet{{Start: 1}}, func(m *userdata.Message) error {
+		if m.Flags&userdata.FlagSeen == 0 {
+			uid = m.UID
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return 0, err
+	}
+	if uid == 0 {
+		return 0, nil
+	}
+	sel.mb.mu.Lock()
+	defer sel.mb.mu.Unlock()
+	return sel.view.seqOf(uid), nil
+}
+
+// errStop ends an iteration early.
+var errStop = errors.New("imap: stop")
 
 // Unselect implements imapserver.Session.
 func (s *session) Unselect() error {
@@ -72,9 +153,45 @@ func (s *session) Unselect() error {
 	return nil
 }
 
+// close leaves the folder: the view goes, with its holds on bodies, and
+// the claim on new messages passes to another read-write session.
 func (sel *selected) close() {
-	sel.tracker.Close()
-	sel.sess.srv.open.release(sel.mb)
+	mb, v := sel.mb, sel.view
+	mb.mu.Lock()
+	delete(mb.views, v)
+	if mb.claimer == v {
+		mb.claimer = nil
+		for o := range mb.views {
+			if !o.readOnly {
+				mb.claimer = o
+				break
+			}
+		}
+	}
+	done := v.drop()
+	mb.mu.Unlock()
+	for _, d := range done {
+		d()
+	}
+	sel.sess.srv.open.release(sel.sess.ctx(), mb)
+}
+
+// poll writes the changes the client may be told now (no EXPUNGE unless
+// allowExpunge), and saves the \Recent claims made meanwhile.
+func (sel *selected) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	mb := sel.mb
+	mb.mu.Lock()
+	out, done := sel.view.take(allowExpunge)
+	save := mb.claimer == sel.view && !mb.saved
+	mb.mu.Unlock()
+	err := write(w, out)
+	for _, d := range done {
+		d()
+	}
+	if save {
+		mb.saveRecent(sel.sess.ctx(), sel.sess.srv.users)
+	}
+	return err
 }
 
 // seqUID is a message as the client knows it.
@@ -85,27 +202,23 @@ type seqUID struct {
 
 // resolve returns the messages of set that the client knows, in order.
 // Sequence numbers are the client's: messages expunged since it was last
-// told are left out, and so are messages it has not been told of yet.
+// told are in, messages it has not been told of yet are not.
 func (sel *selected) resolve(set goimap.NumSet) ([]seqUID, error) {
 	if goimap.IsSearchRes(set) {
 		set = sel.saved
 	}
-	mb := sel.mb
+	mb, v := sel.mb, sel.view
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	n := uint32(len(mb.uids))
-	// The client's count: the server's, less what it has not been told.
-	known := uint32(0)
-	for ss := n; ss > 0; ss-- {
-		if cs := sel.tracker.EncodeSeqNum(ss); cs != 0 {
-			known = cs
-			break
-		}
-	}
+	known := v.count()
 	// The ranges are resolved, sorted and merged first, so that a set of
 	// many ranges, overlapping or not, costs its size and the messages it
 	// names, not their product.
 	var out []seqUID
+	collect := func(seq uint32, uid userdata.UID) bool {
+		out = append(out, seqUID{seq, uid})
+		return true
+	}
 	switch set := set.(type) {
 	case goimap.SeqSet:
 		rs := make([]numRange, 0, len(set))
@@ -115,36 +228,31 @@ func (sel *selected) resolve(set goimap.NumSet) ([]seqUID, error) {
 			}
 		}
 		for _, r := range normalizeRanges(rs) {
-			for cs := uint64(r.lo); cs <= uint64(r.hi); cs++ {
-				ss := sel.tracker.DecodeSeqNum(uint32(cs))
-				if ss == 0 || ss > n {
-					continue
-				}
-				out = append(out, seqUID{uint32(cs), mb.uids[ss-1]})
-			}
+			v.walk(r.lo, r.hi, collect)
 		}
 	case goimap.UIDSet:
-		var maxUID uint32
-		for ss := n; ss > 0; ss-- {
-			if sel.tracker.EncodeSeqNum(ss) != 0 {
-				maxUID = uint32(mb.uids[ss-1])
-				break
-			}
+		if known == 0 {
+			return nil, nil
 		}
+		var maxUID userdata.UID
+		v.walk(known, known, func(_ uint32, uid userdata.UID) bool { maxUID = uid; return false })
 		rs := make([]numRange, 0, len(set))
 		for _, r := range set {
-			if start, stop := staticRange(uint32(r.Start), uint32(r.Stop), maxUID); start != 0 {
+			if start, stop := staticRange(uint32(r.Start), uint32(r.Stop), uint32(maxUID)); start != 0 {
 				rs = append(rs, numRange{start, stop})
 			}
 		}
-		i := 0
 		for _, r := range normalizeRanges(rs) {
-			j, _ := slices.BinarySearch(mb.uids[i:], userdata.UID(r.lo))
-			for i += j; i < len(mb.uids) && uint32(mb.uids[i]) <= r.hi; i++ {
-				if cs := sel.tracker.EncodeSeqNum(uint32(i) + 1); cs != 0 {
-					out = append(out, seqUID{cs, mb.uids[i]})
-				}
+			lo := v.firstFrom(userdata.UID(r.lo))
+			if lo == 0 {
+				continue
 			}
+			v.walk(lo, known, func(seq uint32, uid userdata.UID) bool {
+				if uint32(uid) > r.hi {
+					return false
+				}
+				return collect(seq, uid)
+			})
 		}
 	case nil:
 	default:
@@ -191,8 +299,8 @@ func imapUIDSet(uids []userdata.UID) goimap.UIDSet {
 }
 
 // Expunge implements imapserver.Session: EXPUNGE, UID EXPUNGE and CLOSE.
-// The EXPUNGE responses reach the client through the tracker, like those
-// of any other session's expunge.
+// The EXPUNGE responses reach the client through its view, like those of
+// any other session's expunge.
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) error {
 	sel := s.sel
 	if sel.readOnly {
@@ -212,7 +320,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) erro
 		}
 		set = uidSet(msgs)
 	}
-	if _, err := s.srv.users.Expunge(userdata.WithOrigin(s.ctx(), sel.tracker), s.user.ID, sel.folder.ID, set); err != nil {
+	if _, err := s.srv.users.Expunge(s.ctx(), s.user.ID, sel.folder.ID, set); err != nil {
 		return s.fail("expunge", err)
 	}
 	return nil
@@ -238,6 +346,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	if err != nil {
 		return nil, err
 	}
+	sel.mb.mu.Lock()
+	recent := slices.Clone(sel.view.recent)
+	sel.mb.mu.Unlock()
 	watch := peerWatch{conn: s.conn.NetConn()}
 	var found []seqUID
 	i := 0
@@ -252,6 +363,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 			return nil
 		}
 		sm := searchMessage{SeqNum: all[i].seq, UID: goimap.UID(m.UID), Flags: imapFlags(m.Flags, m.Keywords), InternalDate: m.InternalDate, Size: m.Size, ModSeq: m.ModSeq}
+		if _, ok := slices.BinarySearch(recent, m.UID); ok {
+			sm.Flags = append(sm.Flags, flagRecent) // for RECENT, NEW and OLD
+		}
 		if sc.body {
 			ref := m.Ref
 			sm.Open = func() (io.ReadCloser, error) {
@@ -307,4 +421,11 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// flagsOf is the FLAGS a FETCH shows for m in this session (view.flags).
+func (sel *selected) flagsOf(m *userdata.Message) []goimap.Flag {
+	sel.mb.mu.Lock()
+	defer sel.mb.mu.Unlock()
+	return sel.view.flags(m.UID, m.Flags, m.Keywords)
 }

@@ -210,8 +210,11 @@ func (s *session) status(f userdata.Folder, options *goimap.StatusOptions) (*goi
 		d.NumUnseen = &f.Unseen
 	}
 	if options.NumRecent {
-		var zero uint32 // \Recent is not kept (IMAP4rev2 drops it)
-		d.NumRecent = &zero
+		n, err := s.numRecent(f)
+		if err != nil {
+			return nil, s.fail("status", err)
+		}
+		d.NumRecent = &n
 	}
 	if options.Size {
 		d.Size = &f.Size
@@ -244,7 +247,7 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.sel == nil {
 		return nil
 	}
-	return s.sel.tracker.Poll(w, allowExpunge)
+	return s.sel.poll(w, allowExpunge)
 }
 
 // Idle implements imapserver.Session. The autologout timer does not run
@@ -264,7 +267,16 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		<-stop
 		return nil
 	}
-	return s.sel.tracker.Idle(w, stop)
+	for {
+		if err := s.sel.poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-s.sel.view.notify:
+		}
+	}
 }
 
 // imapFlags turns index flags into IMAP's.
@@ -315,4 +327,25 @@ outer:
 		kws = append(kws, string(fl))
 	}
 	return f, kws, nil
+}
+
+// numRecent is how many of f's messages no session has claimed as
+// \Recent: those at or above the UserDB's watermark, or above the claims
+// of this server's sessions if the folder is open here.
+func (s *session) numRecent(f userdata.Folder) (uint32, error) {
+	from := f.RecentUID
+	s.srv.open.mu.Lock()
+	mb := s.srv.open.open[mailboxKey{s.user.ID, f.ID}]
+	s.srv.open.mu.Unlock()
+	if mb != nil {
+		mb.mu.Lock()
+		from = max(from, mb.recentTo)
+		mb.mu.Unlock()
+	}
+	var n uint32
+	err := s.srv.users.Messages(s.ctx(), s.user.ID, f.ID, userdata.UIDSet{{Start: max(from, 1)}}, func(*userdata.Message) error {
+		n++
+		return nil
+	})
+	return n, err
 }
