@@ -1,6 +1,7 @@
 package mta
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -28,13 +29,21 @@ import (
 // go-smtp sets a read deadline before each command line; the connection
 // keeps it within these, so a client trickling bytes extends none of them.
 // When a read times out go-smtp answers 421 and closes the connection.
+//
+// And it notes whether the client greeted with HELO or EHLO, which go-smtp
+// does not tell its backend but the Received field says (RFC 3848): from
+// go-smtp's reply, "250-Hello" to EHLO (always followed by extensions) and
+// "250 2.0.0 Hello" to HELO. Under TLS the connection sees only
+// ciphertext, and the last greeting it saw stays; a TLS session is ESMTP
+// whatever its greeting.
 
-// watchedConn is a client connection that notes a failed read and keeps
-// the session's deadlines.
+// watchedConn is a client connection that notes a failed read and the
+// greeting, and keeps the session's deadlines.
 type watchedConn struct {
 	net.Conn
 	failed   atomic.Bool
 	timedOut atomic.Pointer[error] // the timeout every read returns once one timed out
+	greeting atomic.Int32          // greetHELO, greetEHLO, or zero before either
 
 	mu         sync.Mutex
 	end        time.Time // of the session
@@ -66,6 +75,14 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 // last reply was due (see closeAfterReply). go-smtp writes each reply
 // line with one Write.
 func (c *watchedConn) Write(p []byte) (int, error) {
+	if len(p) > 4 && string(p[:3]) == "250" {
+		switch {
+		case bytes.HasPrefix(p[3:], []byte("-Hello ")):
+			c.greeting.Store(greetEHLO)
+		case bytes.HasPrefix(p[3:], []byte(" 2.0.0 Hello ")):
+			c.greeting.Store(greetHELO)
+		}
+	}
 	n, err := c.Conn.Write(p)
 	c.mu.Lock()
 	last := c.closeAfter
@@ -166,6 +183,21 @@ func watchedOf(c net.Conn) *watchedConn {
 			return nil
 		}
 	}
+}
+
+// The greetings a watchedConn tells apart.
+const (
+	greetHELO = 1 + iota
+	greetEHLO
+)
+
+// greetingOf returns how the client of c last greeted in the clear:
+// greetHELO, greetEHLO, or zero if unknown.
+func greetingOf(c net.Conn) int32 {
+	if w := watchedOf(c); w != nil {
+		return w.greeting.Load()
+	}
+	return 0
 }
 
 // readFailed reports whether a read on c, or on the connection under it

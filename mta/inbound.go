@@ -183,7 +183,7 @@ func (in *Inbound) Shutdown(ctx context.Context) error {
 // when it was accepted (see Serve).
 func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	ap, _ := netip.ParseAddrPort(c.Conn().RemoteAddr().String())
-	s := &inboundSession{in: in, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), helo: c.Hostname(), ip: ap.Addr().Unmap()}
+	s := &inboundSession{in: in, smtp: c, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), ip: ap.Addr().Unmap()}
 	if in.auth != nil {
 		return &submissionSession{s}, nil
 	}
@@ -192,11 +192,12 @@ func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 type inboundSession struct {
 	in     *Inbound
+	smtp   *smtp.Conn
 	conn   func() net.Conn // the client's connection, TLS once started
 	remote string
-	helo   string
 	from   string
 	to     []string
+	utf8   bool           // MAIL had the SMTPUTF8 parameter
 	user   *userdata.User // the authenticated user, on a submission listener
 
 	ip      netip.Addr
@@ -222,6 +223,7 @@ func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
 		return errTooBig
 	}
 	s.from = from
+	s.utf8 = opts != nil && opts.UTF8
 	return nil
 }
 
@@ -287,22 +289,6 @@ func (s *inboundSession) closeAfterReply() {
 	}
 }
 
-// trace returns the Received: header of a message received now (RFC 5321
-// §4.4), with the protocol named as RFC 3848 does: ESMTP, plus S after
-// TLS and A after authentication, who is named.
-func (s *inboundSession) trace(now time.Time) string {
-	proto, auth := "ESMTP", ""
-	if _, ok := s.conn().(*tls.Conn); ok {
-		proto += "S"
-	}
-	if s.user != nil {
-		proto += "A"
-		auth = fmt.Sprintf("\r\n\t(authenticated as %s)", s.user.Address)
-	}
-	return fmt.Sprintf("Received: from %s (%s)%s\r\n\tby %s (mailsys) with %s;\r\n\t%s\r\n",
-		s.helo, s.remote, auth, s.in.cfg.Hostname, proto, now.Format(time.RFC1123Z))
-}
-
 // Data implements smtp.Session. The message has DataTimeout to arrive
 // whole; one that does not is answered 451 and the connection closed.
 func (s *inboundSession) Data(r io.Reader) error {
@@ -328,7 +314,8 @@ func (s *inboundSession) data(r io.Reader) error {
 	ctx := context.Background()
 	now := time.Now()
 	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
-	trace := s.trace(now)
+	id := newMessageID()
+	trace := s.trace(id, now)
 	if f := s.in.cfg.Filter; f != nil {
 		// The filter needs the whole message before the answer: read it
 		// (within the size limit go-smtp enforces) and act on the verdict.
@@ -433,7 +420,7 @@ func (s *inboundSession) readError(err error) error {
 	return errTemporary
 }
 
-func (s *inboundSession) Reset() { s.from, s.to = "", nil }
+func (s *inboundSession) Reset() { s.from, s.to, s.utf8 = "", nil, false }
 
 func (s *inboundSession) Logout() error { return nil }
 
