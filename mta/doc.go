@@ -4,9 +4,10 @@
 // NewInbound is the MX listener: mail for local domains and aliases only
 // (never a relay), limits on size, recipients and lines, timeouts, the
 // extensions PIPELINING, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, STARTTLS
-// and CHUNKING. At the end of DATA (or the last BDAT) it calls
-// txlog.Log.Accept and answers 250 only once the transaction is durable;
-// a full disk is a 452 4.3.1. NewSubmission adds authentication (PLAIN,
+// and CHUNKING; a non-ASCII address in a transaction whose MAIL lacks the
+// SMTPUTF8 parameter is refused with 553 5.6.7 (RFC 6531 §3.5). At the end
+// of DATA (or the last BDAT) it calls txlog.Log.Accept and answers 250
+// only once the transaction is durable; a full disk is a 452 4.3.1. NewSubmission adds authentication (PLAIN,
 // and LOGIN, whose server side is here), offered only over TLS, and checks
 // that the envelope sender is the user's own address. A Guard (allow and
 // deny lists, connections per address, login lockout) and a Filter

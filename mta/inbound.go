@@ -216,11 +216,29 @@ var (
 	errTemporary   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 	errTooSlow     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message not received in time, closing connection"}
 	errHarvesting  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many unknown recipients, closing connection"}
+	errNeedUTF8    = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address needs the SMTPUTF8 parameter on MAIL FROM (RFC 6531)"}
 )
+
+// checkUTF8 refuses a non-ASCII address in a transaction whose MAIL had no
+// SMTPUTF8 parameter (RFC 6531 §3.5).
+func checkUTF8(address string, utf8 bool) error {
+	if utf8 {
+		return nil
+	}
+	for i := 0; i < len(address); i++ {
+		if address[i] >= 0x80 {
+			return errNeedUTF8
+		}
+	}
+	return nil
+}
 
 func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil && opts.Size > s.in.cfg.MaxMessageSize {
 		return errTooBig
+	}
+	if err := checkUTF8(from, opts != nil && opts.UTF8); err != nil {
+		return err
 	}
 	s.from = from
 	s.utf8 = opts != nil && opts.UTF8
@@ -230,6 +248,9 @@ func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt implements smtp.Session. A session that names too many unknown
 // recipients is answered 421 and closed.
 func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if err := checkUTF8(to, s.utf8); err != nil {
+		return err
+	}
 	err := s.rcpt(to)
 	if err == errNoUser || err == errNoRelay || err == errBadAddr {
 		s.unknown++

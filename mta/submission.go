@@ -129,6 +129,9 @@ func (s *submissionSession) Mail(from string, opts *smtp.MailOptions) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
+	if err := checkUTF8(from, opts != nil && opts.UTF8); err != nil {
+		return err
+	}
 	if !s.mayUse(from) {
 		return errNotYours
 	}
