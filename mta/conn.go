@@ -239,9 +239,10 @@ func (in *Inbound) ServeTLS(l net.Listener) error {
 
 // gated wraps l so that the Guard admits each connection at accept, under
 // the listener's name ("smtp", "submission", and with an "s" for implicit
-// TLS), and each admitted connection is watched.
+// TLS), and each admitted connection is watched. The gate names the
+// listener in its own log lines, so it gets the logger without the name.
 func (in *Inbound) gated(l net.Listener, implicitTLS bool) net.Listener {
-	g := &gate.Listener{Listener: l, Name: in.name, Admitter: in.cfg.Guard, Logger: in.log,
+	g := &gate.Listener{Listener: l, Name: in.name, Admitter: in.cfg.Guard, Logger: in.base,
 		Refusal: fmt.Appendf(nil, "421 4.7.0 %s Too many connections, try again later\r\n", in.cfg.Hostname)}
 	if implicitTLS {
 		g.Name += "s"

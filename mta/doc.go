@@ -16,9 +16,21 @@
 // The Deliverer takes each transaction to the end of "a delivery, end to
 // end" (DESIGN.md): the body stored once in msstore, with one reference per
 // local recipient, recorded in the log, a Return-Path field naming the
-// envelope sender on top (RFC 5321 §4.4) in place of any the client sent; an index entry in each recipient's
-// INBOX (found again by its Ref on a replay, so never made twice); the
-// transaction done. Recover finishes what a crash left, without a
-// duplicate or a leaked body; a delivery that fails while running is
-// retried with a backoff.
+// envelope sender on top (RFC 5321 §4.4) in place of any the client sent;
+// an index entry in each recipient's INBOX (found again by its Ref on a
+// replay, so never made twice); the transaction done. Recover finishes
+// what a crash left, without a duplicate or a leaked body; a delivery that
+// fails while running is retried with a backoff.
+//
+// # Logs
+//
+// The listeners log with the attributes component=mta and listener=smtp
+// or submission, each once per record. Every accepted message is one
+// Info line "message accepted": its id (the Received field's), txn (the
+// transaction, which the delivery's lines name), from, to, size (as the
+// client sent it), remote, tls, and user after AUTH. Every login attempt
+// on a submission listener is one line "login": user, remote, mechanism
+// and result (ok, failed, locked out, busy, error). A client that goes
+// away or times out in the middle of a message is logged as information;
+// errors are the server's own failures.
 package mta

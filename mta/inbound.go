@@ -83,7 +83,8 @@ type InboundConfig struct {
 // is finished by the next start's Deliverer.Recover.
 type Inbound struct {
 	cfg   InboundConfig
-	log   *slog.Logger
+	base  *slog.Logger // the component's logger, for what names the listener itself (the gate)
+	log   *slog.Logger // base with the listener's name
 	users Recipients
 	deliv *Deliverer
 	srv   *smtp.Server
@@ -112,6 +113,12 @@ const (
 
 // NewInbound returns an inbound listener; Serve starts it.
 func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
+	return newInbound(cfg, users, d, "smtp")
+}
+
+// newInbound returns a listener named name, for the Guard and the logs:
+// "smtp" or "submission".
+func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) *Inbound {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "localhost"
 	}
@@ -147,7 +154,8 @@ func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
 	if log == nil {
 		log = slog.Default()
 	}
-	in := &Inbound{cfg: cfg, log: log.With("component", "mta", "listener", "inbound"), users: users, deliv: d, name: "smtp",
+	base := log.With("component", "mta")
+	in := &Inbound{cfg: cfg, base: base, log: base.With("listener", name), users: users, deliv: d, name: name,
 		slots: make(chan struct{}, maxDeliveries), stop: make(chan struct{})}
 	s := smtp.NewServer(in)
 	s.Domain = cfg.Hostname
@@ -337,6 +345,8 @@ func (s *inboundSession) data(r io.Reader) error {
 	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
 	id := newMessageID()
 	trace := s.trace(id, now)
+	counted := &countReader{r: r}
+	r = counted
 	if f := s.in.cfg.Filter; f != nil {
 		// The filter needs the whole message before the answer: read it
 		// (within the size limit go-smtp enforces) and act on the verdict.
@@ -351,6 +361,7 @@ func (s *inboundSession) data(r io.Reader) error {
 		}
 		switch v.Action {
 		case Reject:
+			s.in.log.Info("message refused by the content filter", "id", id, "from", reversePath(s.from), "to", s.to, "remote", s.remote)
 			rep := v.Reply
 			if rep.Code == 0 {
 				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused"}
@@ -370,6 +381,7 @@ func (s *inboundSession) data(r io.Reader) error {
 	if err != nil {
 		return s.readError(err)
 	}
+	s.logAccepted(id, tx, counted.n)
 	// Durable now: 250 goes out as Data returns. Delivery goes on in the
 	// background, retried if it fails.
 	s.in.slots <- struct{}{}
@@ -433,20 +445,72 @@ func (s *inboundSession) readError(err error) error {
 		s.in.log.Info("message not received in time", "remote", s.remote, "limit", s.in.cfg.DataTimeout)
 		return errTooSlow
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		s.in.log.Info("client went away in the middle of a message", "remote", s.remote)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, smtp.ErrDataReset) || readFailed(s.conn()) {
+		// The client's doing: it closed or reset the connection, or
+		// reset the transaction, in the middle of the message.
+		s.in.log.Info("client went away in the middle of a message", "remote", s.remote, "err", err)
 		return errTemporary
 	}
-	s.in.log.Error("accepting a message", "err", err)
+	s.in.log.Error("accepting a message", "remote", s.remote, "err", err)
 	return errTemporary
+}
+
+// logAccepted logs the one line that says a message was accepted: its id
+// (in the Received field) and transaction, the envelope, its size as the
+// client sent it, and how the client came.
+func (s *inboundSession) logAccepted(id string, tx *txlog.Txn, size int64) {
+	_, secure := s.conn().(*tls.Conn)
+	attrs := []any{"id", id, "txn", tx.ID, "from", reversePath(s.from), "to", s.to, "size", size, "remote", s.remote, "tls", secure}
+	if s.user != nil {
+		attrs = append(attrs, "user", s.user.Address)
+	}
+	if tx.Envelope.Mailbox != "" {
+		attrs = append(attrs, "folder", tx.Envelope.Mailbox)
+	}
+	s.in.log.Info("message accepted", attrs...)
+}
+
+// reversePath is how the logs show a MAIL FROM address: "<>" for the null
+// sender.
+func reversePath(from string) string {
+	if from == "" {
+		return "<>"
+	}
+	return from
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (s *inboundSession) Reset() { s.from, s.to, s.utf8 = "", nil, false }
 
 func (s *inboundSession) Logout() error { return nil }
 
-// errorLog sends go-smtp's error log to slog.
+// errorLog sends go-smtp's error log to slog. go-smtp logs a panic in a
+// session (an error here), a failed Accept it retries (a warning), and a
+// connection that ended in an error, which is the client's doing (a TLS
+// handshake that failed, a connection reset) and logged as information.
 type errorLog struct{ log *slog.Logger }
 
-func (e errorLog) Printf(format string, v ...any) { e.log.Warn(fmt.Sprintf(format, v...)) }
-func (e errorLog) Println(v ...any)               { e.log.Warn(fmt.Sprint(v...)) }
+func (e errorLog) Printf(format string, v ...any) { e.print(fmt.Sprintf(format, v...)) }
+func (e errorLog) Println(v ...any)               { e.print(fmt.Sprint(v...)) }
+
+func (e errorLog) print(msg string) {
+	switch {
+	case strings.HasPrefix(msg, "panic"):
+		e.log.Error(msg)
+	case strings.HasPrefix(msg, "accept error"):
+		e.log.Warn(msg)
+	default:
+		e.log.Info(msg)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -37,10 +38,8 @@ type Authenticator interface {
 // and says ESMTPSA (RFC 3848). Mail for local users is delivered; mail for
 // other domains is refused until the outbound relay exists.
 func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *Deliverer) *Inbound {
-	in := NewInbound(cfg, users, d)
+	in := newInbound(cfg, users, d, "submission")
 	in.auth = auth
-	in.name = "submission"
-	in.log = in.log.With("listener", "submission")
 	in.srv.AllowInsecureAuth = false
 	return in
 }
@@ -50,6 +49,7 @@ var (
 	errLockedOut    = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins, try again later"}
 	errAuthBusy     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many logins at once, try again later"}
 	errAuthFailed   = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+	errAuthTemp     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
 	errNotYours     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
 	errFromNotYours = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "From: or Sender: names an address that is not yours"}
 	errBadHeader    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message header malformed or too large"}
@@ -69,27 +69,31 @@ var _ smtp.AuthSession = (*submissionSession)(nil)
 // AuthMechanisms implements smtp.AuthSession.
 func (s *submissionSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
 
-// Auth implements smtp.AuthSession.
+// Auth implements smtp.AuthSession. Each attempt, every credential
+// checked, is logged once (see logLogin).
 func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	check := func(username, password string) error {
 		g := s.in.cfg.Guard
-		name := NormalizeAccount(username)
 		if !g.AuthAllowed(s.ip, username) {
-			s.in.log.Warn("login refused: too many failures", "remote", s.remote, "user", name)
+			s.logLogin(slog.LevelWarn, username, mech, "locked out", nil)
 			return errLockedOut
 		}
 		u, err := s.in.auth.Authenticate(context.Background(), username, password, userdata.ProtoSubmission)
-		if errors.Is(err, userdata.ErrBusy) {
-			s.in.log.Warn("login refused: too many password checks at once", "remote", s.remote, "user", name)
+		switch {
+		case errors.Is(err, userdata.ErrBusy):
+			s.logLogin(slog.LevelWarn, username, mech, "busy", err)
 			return errAuthBusy
-		}
-		if err != nil {
+		case errors.Is(err, userdata.ErrAuthFailed), errors.Is(err, userdata.ErrDisabled), errors.Is(err, userdata.ErrProtocol):
 			delay := g.AuthFailed(s.ip, username)
-			s.in.log.Info("authentication failed", "remote", s.remote, "user", name, "err", err)
+			s.logLogin(slog.LevelInfo, username, mech, "failed", err)
 			s.wait(delay)
 			return errAuthFailed
+		case err != nil:
+			s.logLogin(slog.LevelError, username, mech, "error", err)
+			return errAuthTemp
 		}
 		g.AuthSucceeded(s.ip, username)
+		s.logLogin(slog.LevelInfo, username, mech, "ok", nil)
 		s.user = &u
 		if w := watchedOf(s.conn()); w != nil {
 			w.loggedIn()
@@ -100,6 +104,7 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
+				s.logLogin(slog.LevelInfo, username, mech, "failed", errOtherIdentity)
 				return errAuthFailed
 			}
 			return check(username, password)
@@ -108,6 +113,24 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 		return newLoginServer(check), nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// errOtherIdentity is why a PLAIN login asking to act as another user
+// fails.
+var errOtherIdentity = errors.New("mta: PLAIN authorization identity is not the user's")
+
+// logLogin logs a login attempt as every protocol's logs do: the account
+// as typed (normalized and cut, see NormalizeAccount), the client's
+// address, the SASL mechanism, and the result: "ok", "failed" (wrong
+// credentials, or an account that may not submit), "locked out" (the
+// Guard's lockout), "busy" (too many password checks at once) or "error"
+// (the UserDB could not answer), with why if err is not nil.
+func (s *submissionSession) logLogin(level slog.Level, username, mech, result string, err error) {
+	attrs := []any{"user", NormalizeAccount(username), "remote", s.remote, "mechanism", mech, "result", result}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	s.in.log.Log(context.Background(), level, "login", attrs...)
 }
 
 // wait sleeps for the Guard's delay of a failed login, or until Shutdown.

@@ -2,9 +2,12 @@ package pop3
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -42,8 +45,19 @@ func (ss *session) pass(rest string) error {
 	}
 	user := ss.user
 	ss.user = ""
-	return ss.login(user, rest)
+	return ss.login("USER", user, rest)
 }
+
+// apop answers APOP, which is not offered (it needs the password in the
+// clear on the server); the attempt is logged as a failed login, so that
+// a client set up for it can be found.
+func (ss *session) apop(rest string) error {
+	user, _, _ := strings.Cut(rest, " ")
+	ss.logLogin(slog.LevelInfo, "APOP", user, "failed", errNoAPOP)
+	return &reply{text: "APOP is not offered here"}
+}
+
+var errNoAPOP = errors.New("pop3: APOP is not offered")
 
 // auth answers AUTH (RFC 5034): without an argument it lists the
 // mechanisms; AUTH PLAIN takes the credentials as an initial response or
@@ -68,9 +82,10 @@ func (ss *session) auth(rest string) error {
 	var loginErr error
 	server := sasl.NewPlainServer(func(identity, username, password string) error {
 		if identity != "" && identity != username {
+			ss.logLogin(slog.LevelInfo, sasl.Plain, username, "failed", errOtherIdentity)
 			loginErr = errAuthFailed
 		} else {
-			loginErr = ss.login(username, password)
+			loginErr = ss.login(sasl.Plain, username, password)
 		}
 		return loginErr
 	})
@@ -129,27 +144,27 @@ func decodeResponse(s string) ([]byte, *reply) {
 // user's maildrop lock, takes the snapshot of the INBOX and enters the
 // TRANSACTION state, saying +OK. It fails with a reply that says why, or
 // with another error, which ends the session, when it cannot wait out
-// the Guard's delay (see pause).
+// the Guard's delay (see pause). Each call is logged once (see logLogin),
+// under mech: "USER" for USER and PASS, or the SASL mechanism.
 //
 // A failed login is answered after the delay the Guard asks for, if any
 // (see pause). A login the UserDB could not check for want of capacity
 // (userdata.ErrBusy) is answered [SYS/TEMP] at once and is not counted as
 // a failure: it says nothing about the password.
-func (ss *session) login(username, password string) error {
+func (ss *session) login(mech, username, password string) error {
 	g := ss.srv.cfg.Guard
-	name := logname.Cut(username)
 	if g != nil && !g.AuthAllowed(ss.ip, username) {
-		ss.log.Warn("login refused: too many failures", "user", name)
+		ss.logLogin(slog.LevelWarn, mech, username, "locked out", nil)
 		return errLockedOut
 	}
 	ctx := ss.srv.ctx
 	u, err := ss.srv.users.Authenticate(ctx, username, password, userdata.ProtoPOP3)
 	switch {
 	case errors.Is(err, userdata.ErrBusy):
-		ss.log.Info("login put off: too many password checks at once", "user", name)
+		ss.logLogin(slog.LevelWarn, mech, username, "busy", err)
 		return errBusy
 	case errors.Is(err, userdata.ErrAuthFailed):
-		ss.log.Info("authentication failed", "user", name)
+		ss.logLogin(slog.LevelInfo, mech, username, "failed", err)
 		if g != nil {
 			if err := ss.pause(g.AuthFailed(ss.ip, username)); err != nil {
 				return err
@@ -157,30 +172,51 @@ func (ss *session) login(username, password string) error {
 		}
 		return errAuthFailed
 	case errors.Is(err, userdata.ErrDisabled), errors.Is(err, userdata.ErrProtocol):
-		ss.log.Info("login refused", "user", name, "why", err)
+		ss.logLogin(slog.LevelInfo, mech, username, "failed", err)
 		return &reply{"AUTH", "This account may not use POP3"}
 	case err != nil:
-		ss.log.Error("authentication", "user", name, "err", err)
+		ss.logLogin(slog.LevelError, mech, username, "error", err)
 		return errTemporary
 	}
 	if g != nil {
 		g.AuthSucceeded(ss.ip, username)
 	}
 	if !ss.srv.lock(u.ID) {
-		ss.log.Info("maildrop in use", "user", u.Address)
+		ss.logLogin(slog.LevelInfo, mech, username, "in use", errMaildropInUse)
 		return errInUse
 	}
 	drop, err := openMaildrop(ctx, ss.srv.users, u.ID)
 	if err != nil {
 		ss.srv.unlock(u.ID)
-		ss.log.Error("opening the maildrop", "user", u.Address, "err", err)
+		ss.logLogin(slog.LevelError, mech, username, "error", fmt.Errorf("opening the maildrop: %w", err))
 		return errTemporary
 	}
 	ss.drop, ss.state = drop, stateTransaction
+	ss.logLogin(slog.LevelInfo, mech, username, "ok", nil, "messages", drop.count)
 	ss.log = ss.log.With("user", u.Address)
-	ss.log.Info("logged in", "messages", drop.count, "tls", ss.tls)
 	ss.okf("%s has %d messages (%d octets)", u.Address, drop.count, drop.size)
 	return nil
+}
+
+var (
+	errOtherIdentity = errors.New("pop3: PLAIN authorization identity is not the user's")
+	errMaildropInUse = errors.New("pop3: maildrop locked by another session")
+)
+
+// logLogin logs a login attempt as every protocol's logs do: the account
+// as typed (cut, see logname), the client's address (in the session's
+// logger), the mechanism, whether the session is under TLS, and the
+// result: "ok", "failed" (wrong credentials, or an account that may not
+// use POP3), "locked out" (the Guard's lockout), "busy" (too many password
+// checks at once), "in use" (the maildrop is another session's) or
+// "error" (the UserDB could not answer), with why if err is not nil, and
+// then attrs.
+func (ss *session) logLogin(level slog.Level, mech, username, result string, err error, attrs ...any) {
+	attrs = append([]any{"user", logname.Cut(username), "mechanism", mech, "result", result, "tls", ss.tls}, attrs...)
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	ss.log.Log(context.Background(), level, "login", attrs...)
 }
 
 // errLoginTimeUp ends a session whose login timeout passes while it waits

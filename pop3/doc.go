@@ -80,8 +80,11 @@
 // handshake. The Guard's lockout applies to every login, and a failed
 // login is answered only after the delay the Guard asks for (its
 // slow-down of an account under attack), or not at all if the
-// connection's login timeout or Shutdown comes first. User names that
-// clients typed are logged cut to 256 bytes.
+// connection's login timeout or Shutdown comes first. Every login attempt
+// (USER and PASS, AUTH PLAIN, APOP, which is refused) is logged as one
+// line "login" with the user, the client's address, the mechanism, tls
+// and the result: ok, failed, locked out, busy, in use or error. User
+// names that clients typed are logged cut to 256 bytes.
 //
 // Message bodies are streamed from the store to the client, never held
 // whole in memory.

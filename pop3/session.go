@@ -343,7 +343,7 @@ func (ss *session) exec(keyword, rest string) (quit bool, err error) {
 		case "STLS":
 			return false, ss.stls()
 		case "APOP":
-			return false, &reply{text: "APOP is not offered here"}
+			return false, ss.apop(rest)
 		case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL":
 			return false, errWrongState
 		}
