@@ -3,8 +3,10 @@ package mta_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/userdata"
 )
 
 // jsonLog is a slog JSON sink that the test reads while the servers write.
@@ -229,5 +232,45 @@ func TestLogs(t *testing.T) {
 	}
 	if len(aborted) != 4 {
 		t.Errorf("%d lines about aborted transfers, want 4:\n%v", len(aborted), aborted)
+	}
+}
+
+// failingAuth is an Authenticator whose UserDB is down.
+type failingAuth struct{}
+
+func (failingAuth) Authenticate(context.Context, string, string, userdata.Protocol) (userdata.User, error) {
+	return userdata.User{}, errors.New("failingAuth: database unreachable")
+}
+
+// TestSubmissionAuthError: a login the UserDB cannot check is answered
+// 454 4.7.0, logged once as an error of the server's, and not counted as
+// a failed login (more of them than the lockout's 5 do not lock out).
+func TestSubmissionAuthError(t *testing.T) {
+	var logs jsonLog
+	_, addr := startSubmissionWith(t, func(c *mta.InboundConfig) { c.Logger = logs.logger() },
+		func(mta.Authenticator) mta.Authenticator { return failingAuth{} })
+	for i := range 7 {
+		c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Auth(sasl.NewPlainClient("", "u0@example.test", "pw0"))
+		c.Close()
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code != 454 || se.EnhancedCode != (smtp.EnhancedCode{4, 7, 0}) {
+			t.Fatalf("login %d with the UserDB down: %v; want 454 4.7.0", i, err)
+		}
+	}
+	n := 0
+	for _, r := range logs.records(t) {
+		if r["msg"] == "login" {
+			n++
+			if r["result"] != "error" || r["level"] != "ERROR" {
+				t.Errorf("login line %v, want result=error at ERROR", r)
+			}
+		}
+	}
+	if n != 7 {
+		t.Errorf("%d login lines for 7 attempts", n)
 	}
 }
