@@ -37,9 +37,8 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 	case goimap.StoreFlagsDel:
 		u.Op = userdata.FlagsRemove
 	}
-	if options != nil {
-		u.UnchangedSince = options.UnchangedSince
-	}
+	// go-imap beta.8 parses no UNCHANGEDSINCE (CONDSTORE): options
+	// carries nothing.
 	ctx := s.ctx()
 	if flags.Silent {
 		ctx = userdata.WithOrigin(ctx, sel.view) // not told of its own change
@@ -51,12 +50,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 	if flags.Silent {
 		return nil
 	}
-	told := make(map[userdata.UID]bool, len(res.Changed)+len(res.Skipped))
+	told := make(map[userdata.UID]bool, len(res.Changed))
 	for _, m := range res.Changed {
 		told[m.UID] = true
-	}
-	for _, uid := range res.Skipped {
-		told[uid] = true // CONDSTORE's MODIFIED says these
 	}
 	var rest []seqUID
 	for _, m := range msgs {

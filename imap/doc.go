@@ -28,14 +28,33 @@
 // # Open folders
 //
 // A Server keeps one state per folder some session has selected: its UIDs
-// in order, from which every session's sequence numbers derive, and
-// go-imap's MailboxTracker, which queues each change for each session to
-// report when IMAP allows it. Changes reach it through the UserDB's
-// Watcher, in commit order, whoever made them (this server's sessions,
-// SMTP delivery, anything else), and the event's Origin tells a session
-// its own flag changes, whose FETCH responses it writes itself. Folders
+// in order, and one view per session of the messages its client knows,
+// which lags the server's by the changes the client has not been told of
+// yet. Changes reach it through the UserDB's Watcher, in commit order,
+// whoever made them (this server's sessions, SMTP delivery, anything
+// else), and are queued on every view by UID, to be numbered when they
+// are told: EXISTS, FLAGS and FETCH go out after any command, EXPUNGE
+// only where RFC 3501 7.4.1 allows it (not during FETCH, STORE or
+// SEARCH). A message another session expunged stays addressable, and its
+// body readable (userdata.FolderEvent.Hold), until the client has been
+// told; a UserDB that cannot hold bodies gets NO [EXPUNGEISSUED] instead.
+// A STORE without .SILENT is answered through the view too. Folders
 // opened with EXAMINE refuse STORE, EXPUNGE and MOVE, which go-imap does
-// not stop, and reading them does not set \Seen.
+// not stop, and reading them does not set \Seen. COPY and MOVE may name
+// the selected folder itself.
+//
+// SELECT lists the folder's keywords (userdata.KeywordLister) in FLAGS and
+// PERMANENTFLAGS, with \* until the folder holds
+// userdata.MaxFolderKeywords; a keyword first used by STORE, APPEND, COPY
+// or MOVE is announced with FLAGS to every session on the folder before
+// any FETCH that shows it. IMAP4rev1's \Recent is kept
+// (userdata.RecentClaimer): the first read-write session to select a
+// folder claims the messages that came since the last claim, messages
+// that come while it is selected are recent in the first read-write
+// session there, and EXAMINE sees them without claiming them; SELECT
+// reports RECENT and UNSEEN, EXISTS is followed by RECENT, and FLAGS,
+// SEARCH RECENT/NEW/OLD and STATUS RECENT follow. IMAP4rev2 sessions see
+// none of it.
 //
 // # Messages
 //
@@ -57,9 +76,11 @@
 // # Not yet
 //
 // go-imap v2.0.0-beta.8 has no CONDSTORE, QRESYNC, QUOTA or ID on the
-// server side. The index already keeps a MODSEQ per message and per
-// folder and a change log with expunge tombstones (userdata.Index.Changes),
-// which is what CONDSTORE's FETCH (CHANGEDSINCE), STORE (UNCHANGEDSINCE,
-// already passed through) and QRESYNC's VANISHED need; QUOTA can report
-// userdata.Usage against userdata.Limits.
+// server side: it parses neither STORE's UNCHANGEDSINCE nor SEARCH's
+// MODSEQ, so neither reaches this package. The index already keeps a
+// MODSEQ per message and per folder, UnchangedSince in
+// userdata.FlagUpdate, and a change log with expunge tombstones
+// (userdata.Index.Changes), which is what CONDSTORE's FETCH
+// (CHANGEDSINCE), STORE (UNCHANGEDSINCE) and QRESYNC's VANISHED need;
+// QUOTA can report userdata.Usage against userdata.Limits.
 package imap

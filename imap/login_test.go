@@ -3,6 +3,7 @@ package imap_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -128,8 +129,8 @@ func TestLoginFailedDelay(t *testing.T) {
 	}
 	var logged string
 	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "login failed") && strings.Contains(line, "xxxx") {
-			_, rest, _ := strings.Cut(line, "account=")
+		if strings.Contains(line, "msg=login") && strings.Contains(line, "result=failed") && strings.Contains(line, "xxxx") {
+			_, rest, _ := strings.Cut(line, "user=")
 			logged, _, _ = strings.Cut(rest, " ")
 		}
 	}
@@ -163,5 +164,47 @@ func TestLoginFailedDelay(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("failed login still waiting after Shutdown")
+	}
+}
+
+// TestLoginLogged: every login attempt is one log line with the user, the
+// remote address, the mechanism and the result, each key once.
+func TestLoginLogged(t *testing.T) {
+	e := newEnv(t)
+	var logs syncBuffer
+	_, addr := serveWith(t, imap.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, e.db, e.store)
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("ann@example.test", "wrong").Wait(); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if err := c.Authenticate(saslPlain("ann@example.test", "pw")); err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if strings.Count(line, `"user":`) > 1 || strings.Count(line, `"remote":`) > 1 {
+			t.Errorf("a key twice in %s", line)
+		}
+		if rec["msg"] == "login" {
+			got = append(got, rec)
+		}
+	}
+	want := []struct{ mech, result string }{{"LOGIN", "failed"}, {"PLAIN", "ok"}}
+	if len(got) != len(want) {
+		t.Fatalf("login lines %v, want %d", got, len(want))
+	}
+	for i, w := range want {
+		r := got[i]
+		if r["user"] != "ann@example.test" || r["remote"] != "127.0.0.1" || r["mechanism"] != w.mech || r["result"] != w.result {
+			t.Errorf("login line %d = %v, want user, remote 127.0.0.1, mechanism %s, result %s", i, r, w.mech, w.result)
+		}
 	}
 }

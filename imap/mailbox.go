@@ -196,11 +196,46 @@ func (mb *mailbox) apply(ev userdata.FolderEvent) {
 		}
 	}
 	for v := range mb.views {
+		if len(v.queue) > maxQueue {
+			mb.overflowed(v)
+			continue
+		}
 		if len(v.queue) > 0 {
 			select {
 			case v.notify <- struct{}{}:
 			default:
 			}
+		}
+	}
+}
+
+// overflowed drops a view whose client reads no updates: it leaves the
+// mailbox, its holds end, and its connection is closed. mb.mu is held.
+func (mb *mailbox) overflowed(v *view) {
+	delete(mb.views, v)
+	mb.passClaim(v)
+	done := v.drop()
+	go func() {
+		for _, d := range done {
+			d()
+		}
+		if v.overflow != nil {
+			v.overflow()
+		}
+	}()
+}
+
+// passClaim hands the claim on new messages from v, leaving, to another
+// read-write session. mb.mu is held.
+func (mb *mailbox) passClaim(v *view) {
+	if mb.claimer != v {
+		return
+	}
+	mb.claimer = nil
+	for o := range mb.views {
+		if !o.readOnly {
+			mb.claimer = o
+			return
 		}
 	}
 }

@@ -42,7 +42,11 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 		return nil, s.fail("select", err)
 	}
 	readOnly := options != nil && options.ReadOnly
-	v := &view{mb: mb, readOnly: readOnly, rev2: s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2), notify: make(chan struct{}, 1)}
+	v := &view{mb: mb, readOnly: readOnly, rev2: s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2), notify: make(chan struct{}, 1),
+		overflow: func() {
+			s.srv.log.Warn("session dropped: it read none of its folder's changes", "user", s.address(), "remote", s.ip, "queued", maxQueue)
+			s.conn.NetConn().Close()
+		}}
 	sel := &selected{sess: s, mb: mb, view: v, folder: f, readOnly: readOnly}
 	mb.mu.Lock()
 	mb.views[v] = struct{}{}
@@ -159,15 +163,7 @@ func (sel *selected) close() {
 	mb, v := sel.mb, sel.view
 	mb.mu.Lock()
 	delete(mb.views, v)
-	if mb.claimer == v {
-		mb.claimer = nil
-		for o := range mb.views {
-			if !o.readOnly {
-				mb.claimer = o
-				break
-			}
-		}
-	}
+	mb.passClaim(v)
 	done := v.drop()
 	mb.mu.Unlock()
 	for _, d := range done {

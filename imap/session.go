@@ -114,37 +114,45 @@ func (s *session) Close() error {
 
 // Login implements imapserver.Session.
 func (s *session) Login(username, password string) error {
-	return s.login(username, password)
+	return s.login(username, password, "LOGIN")
 }
 
 // login checks a user name and password, for LOGIN and AUTHENTICATE
 // PLAIN. A password check the UserDB refuses as busy (userdata.ErrBusy)
 // is answered NO [UNAVAILABLE] and is not a failed login for the Guard; a
 // failed login is answered after the delay the Guard asks for, or at
-// once when the server shuts down.
-func (s *session) login(username, password string) error {
+// once when the server shuts down. Every attempt is logged once: user,
+// remote address, mechanism and result.
+func (s *session) login(username, password, mech string) error {
+	logAttempt := func(result string, attrs ...any) {
+		s.srv.log.Info("login", append([]any{"user", logname.Cut(username), "remote", s.ip, "mechanism", mech, "result", result}, attrs...)...)
+	}
 	g := s.srv.cfg.Guard
 	if g != nil && !g.AuthAllowed(s.ip, username) {
+		logAttempt("locked out")
 		return errLockedOut
 	}
 	u, err := s.srv.users.Authenticate(s.ctx(), username, password, userdata.ProtoIMAP)
 	switch {
 	case errors.Is(err, userdata.ErrBusy):
-		s.srv.log.Info("login deferred: too many password checks", "remote", s.ip, "account", logname.Cut(username))
+		logAttempt("busy")
 		return errBusy
 	case errors.Is(err, userdata.ErrAuthFailed) || errors.Is(err, userdata.ErrInvalid):
 		var delay time.Duration
 		if g != nil {
 			delay = g.AuthFailed(s.ip, username)
 		}
-		s.srv.log.Info("login failed", "remote", s.ip, "account", logname.Cut(username), "delay", delay)
+		logAttempt("failed", "delay", delay)
 		s.srv.pause(delay)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, userdata.ErrDisabled) || errors.Is(err, userdata.ErrProtocol):
+		logAttempt("not allowed")
 		return errNotAllowed
 	case err != nil:
+		logAttempt("error")
 		return s.fail("login", err)
 	}
+	logAttempt("ok")
 	if g != nil {
 		g.AuthSucceeded(s.ip, username)
 	}
@@ -166,7 +174,7 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 		if identity != "" && identity != username {
 			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAuthorizationFailed, Text: "Cannot act as another user"}
 		}
-		return s.login(username, password)
+		return s.login(username, password, sasl.Plain)
 	}), nil
 }
 

@@ -33,7 +33,15 @@ type view struct {
 	// first announced of mailbox.keywords.
 	announced int
 	notify    chan struct{} // has a value when the queue may have grown
+	// overflow is called, once, in a goroutine of its own, when the queue
+	// passes maxQueue: a client that reads no updates is dropped rather
+	// than let its queue grow without bound.
+	overflow func()
 }
+
+// maxQueue bounds the changes queued on a view: 100,000 updates are a few
+// megabytes, far more than a client that polls at all ever leaves.
+const maxQueue = 100_000
 
 type updateKind uint8
 
