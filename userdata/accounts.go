@@ -280,9 +280,7 @@ func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	b.Set(keyID(tagUser, id), encodeUser(&rec), nil)
 	b.Set(keyString(tagAddress, addr), encodeAddrEntry(rec.ID, addrPrimary), nil)
 	var mb mailboxRecord
-	for _, f := range defaultFolders {
-		putNewFolder(b, rec.ID, &mb, f.name, f.special)
-	}
+	putDefaultFolders(b, rec.ID, &mb)
 	b.Set(keyID(tagMailbox, id), encodeMailbox(&mb), nil)
 	if err := d.commit(b); err != nil {
 		return User{}, err

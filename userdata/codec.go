@@ -196,7 +196,9 @@ func decodeMailbox(b []byte) (mailboxRecord, error) {
 const folderVersion = 2
 
 func encodeFolder(v *Folder) []byte {
-	return enc{folderVersion}.u(uint64(v.ID)).s(v.Name).s(v.SpecialUse).bool(v.Subscribed).
+	// The false is the byte where the folder's subscription was kept
+	// before subscriptions became a table of their own (subscriptions.go).
+	return enc{folderVersion}.u(uint64(v.ID)).s(v.Name).s(v.SpecialUse).bool(false).
 		u(uint64(v.UIDValidity)).u(uint64(v.UIDNext)).u(v.HighestModSeq).
 		u(uint64(v.Messages)).u(uint64(v.Unseen)).i(v.Size).
 		u(uint64(v.RecentUID))
@@ -210,9 +212,10 @@ func decodeFolder(b []byte) (Folder, error) {
 		b = append([]byte{recordVersion}, b[1:]...)
 	}
 	d := newDec(b, "folder")
-	v := Folder{ID: FolderID(d.u()), Name: d.s(), SpecialUse: d.s(), Subscribed: d.bool(),
-		UIDValidity: uint32(d.u()), UIDNext: UID(d.u()), HighestModSeq: d.u(),
-		Messages: uint32(d.u()), Unseen: uint32(d.u()), Size: d.i()}
+	v := Folder{ID: FolderID(d.u()), Name: d.s(), SpecialUse: d.s()}
+	d.bool() // the old subscribed bit: see encodeFolder
+	v.UIDValidity, v.UIDNext, v.HighestModSeq = uint32(d.u()), UID(d.u()), d.u()
+	v.Messages, v.Unseen, v.Size = uint32(d.u()), uint32(d.u()), d.i()
 	v.RecentUID = v.UIDNext
 	if !v1 {
 		v.RecentUID = UID(d.u())

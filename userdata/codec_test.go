@@ -50,7 +50,7 @@ var (
 	}
 	testFolders = []Folder{
 		{},
-		{ID: 1, Name: Inbox, Subscribed: true, UIDValidity: 1764331200, UIDNext: 1},
+		{ID: 1, Name: Inbox, UIDValidity: 1764331200, UIDNext: 1},
 		{ID: 1<<32 - 1, Name: "Archive/2026/收件箱", SpecialUse: SpecialArchive, UIDValidity: 1<<32 - 1,
 			UIDNext: 1<<32 - 1, HighestModSeq: 1<<64 - 1, Messages: 1<<32 - 1, Unseen: 17, Size: -1 << 63},
 	}
@@ -535,7 +535,7 @@ func FuzzCheckPassword(f *testing.F) {
 func TestFolderVersion1(t *testing.T) {
 	v1 := enc{1}.u(7).s("Work").s("").bool(true).u(1764331200).u(42).u(99).u(41).u(3).i(12345)
 	f, err := decodeFolder(v1)
-	want := Folder{ID: 7, Name: "Work", Subscribed: true, UIDValidity: 1764331200, UIDNext: 42, HighestModSeq: 99,
+	want := Folder{ID: 7, Name: "Work", UIDValidity: 1764331200, UIDNext: 42, HighestModSeq: 99,
 		Messages: 41, Unseen: 3, Size: 12345, RecentUID: 42}
 	if err != nil || f != want {
 		t.Errorf("version 1 record = %+v, %v; want %+v", f, err, want)

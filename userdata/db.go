@@ -119,7 +119,9 @@ var _ UserDB = (*DB)(nil)
 var _ Watcher = (*DB)(nil)
 var _ Remover = (*DB)(nil)
 
-// Open opens (or creates) the database in cfg.Dir.
+// Open opens (or creates) the database in cfg.Dir, and brings a database
+// written by an older version to the current schema first (see
+// upgradeSubscriptions).
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("%w: no directory", ErrInvalid)
@@ -167,6 +169,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	d.idle = sync.NewCond(&d.closeMu)
 	if cfg.LoginCache > 0 {
 		d.logins = newLoginCache(cfg.LoginCache, cfg.LoginCacheTTL)
+	}
+	if err := d.upgradeSubscriptions(ctx); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return d, nil
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// defaultFolders are made with every user.
+// defaultFolders are made with every user, subscribed.
 var defaultFolders = []struct{ name, special string }{
 	{Inbox, ""},
 	{"Sent", SpecialSent},
@@ -17,10 +17,20 @@ var defaultFolders = []struct{ name, special string }{
 	{"Archive", SpecialArchive},
 }
 
-// putNewFolder adds to b a new, empty, subscribed folder of user named name
-// (already normalized and known to be free), taking its id and UIDVALIDITY
-// from mb, which the caller writes back. The user's lock must be held (or
-// the user be new).
+// putDefaultFolders adds to b the folders of a new user, from its new
+// (zero) mailbox record mb, which the caller writes, and subscribes them.
+func putDefaultFolders(b *pebble.Batch, user UserID, mb *mailboxRecord) {
+	for _, f := range defaultFolders {
+		putNewFolder(b, user, mb, f.name, f.special)
+		b.Set(keySubscribed(user, f.name), nil, nil)
+	}
+}
+
+// putNewFolder adds to b a new, empty folder of user named name (already
+// normalized and known to be free), taking its id and UIDVALIDITY from mb,
+// which the caller writes back. It leaves the subscriptions alone: the name
+// is subscribed if it was already. The user's lock must be held (or the
+// user be new).
 func putNewFolder(b *pebble.Batch, user UserID, mb *mailboxRecord, name, special string) Folder {
 	mb.NextFolder++
 	validity := max(uint32(time.Now().Unix()), mb.LastValidity+1)
@@ -29,7 +39,6 @@ func putNewFolder(b *pebble.Batch, user UserID, mb *mailboxRecord, name, special
 		ID:          mb.NextFolder,
 		Name:        name,
 		SpecialUse:  special,
-		Subscribed:  true,
 		UIDValidity: validity,
 		UIDNext:     1,
 		RecentUID:   1,

@@ -96,8 +96,10 @@ func (d *DB) FolderByID(ctx context.Context, user UserID, id FolderID) (Folder, 
 
 // CreateFolder creates a folder, and every missing superior level of its
 // name as a plain folder (RFC 3501 CREATE). specialUse must be "" or one of
-// the Special* constants. It returns ErrNotFound for an unknown user,
-// ErrExists if the name is taken and ErrInvalid for a bad name.
+// the Special* constants. The subscriptions are left alone: the new folders
+// are unsubscribed unless their names were subscribed already. It returns
+// ErrNotFound for an unknown user, ErrExists if the name is taken and
+// ErrInvalid for a bad name.
 func (d *DB) CreateFolder(ctx context.Context, user UserID, name, specialUse string) (Folder, error) {
 	done, err := d.enter(ctx)
 	if err != nil {
@@ -139,13 +141,16 @@ func (d *DB) CreateFolder(ctx context.Context, user UserID, name, specialUse str
 }
 
 // RenameFolder renames a folder and every folder below it; their ids,
-// UIDVALIDITY and messages stay. It returns ErrNotFound if from does not
-// exist, ErrExists if to does, and ErrInvalid for a rename into a subfolder
-// of the folder itself. Missing superior levels of to are created.
+// UIDVALIDITY and messages stay, and the subscriptions of from and of the
+// names below it move to the new names. It returns ErrNotFound if from does
+// not exist, ErrExists if to does, and ErrInvalid for a rename into a
+// subfolder of the folder itself. Missing superior levels of to are
+// created, unsubscribed.
 //
 // Renaming INBOX instead creates the folder to, moves all of INBOX's
 // messages into it (with new UIDs there, the same bodies) and leaves INBOX
-// empty; INBOX's subfolders stay where they are (RFC 3501 RENAME).
+// empty; INBOX's subfolders and subscriptions stay where they are (RFC 3501
+// RENAME).
 func (d *DB) RenameFolder(ctx context.Context, user UserID, from, to string) error {
 	done, err := d.enter(ctx)
 	if err != nil {
@@ -221,6 +226,9 @@ func (d *DB) RenameFolder(ctx context.Context, user UserID, from, to string) err
 		b.Delete(keyFolderName(user, n.name), nil)
 		b.Set(keyFolderName(user, newName), binary.BigEndian.AppendUint32(nil, uint32(n.id)), nil)
 	}
+	if err := d.moveSubscriptions(b, user, from, to); err != nil {
+		return err
+	}
 	writeMailboxRec(b, user, &mb)
 	return d.commit(b)
 }
@@ -255,7 +263,8 @@ func (d *DB) renameInbox(b *pebble.Batch, user UserID, mb *mailboxRecord, inboxI
 // DeleteFolder deletes a folder that has no subfolders (ErrNotEmpty
 // otherwise), with its messages and change log (but for tombstones naming
 // the bodies dropped, kept for AutoRepair), and takes their size off
-// the user's and the domain's usage. INBOX cannot be deleted (ErrInvalid).
+// the user's and the domain's usage; its name stays subscribed if it was
+// (RFC 3501 6.3.6). INBOX cannot be deleted (ErrInvalid).
 // Once the deletion is committed, the messages' bodies are released; a
 // failed release is logged and leaks the body rather than losing one.
 func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
@@ -335,35 +344,6 @@ func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
 	}
 	d.releaseBodies(ctx, refs)
 	return nil
-}
-
-// Subscribe sets whether the user's folder is subscribed (IMAP LSUB and
-// LIST (SUBSCRIBED)).
-func (d *DB) Subscribe(ctx context.Context, user UserID, name string, subscribed bool) error {
-	done, err := d.enter(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if name, err = normalizeFolder(name); err != nil {
-		return err
-	}
-	lk := d.userLock(user)
-	lk.Lock()
-	defer lk.Unlock()
-	id, err := folderIDFrom(d.db, user, name)
-	if err != nil {
-		return err
-	}
-	f, err := readFolderFrom(d.db, user, id)
-	if err != nil || f.Subscribed == subscribed {
-		return err
-	}
-	f.Subscribed = subscribed
-	b := d.db.NewBatch()
-	defer b.Close()
-	writeFolderRec(b, user, &f)
-	return d.commit(b)
 }
 
 // createParents adds to b every missing superior level of name, as plain

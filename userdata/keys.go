@@ -19,6 +19,7 @@ const (
 	tagMessage     = 'm' // m user(8) folder(4) uid(4)      -> message record
 	tagChange      = 'q' // q user(8) folder(4) modseq(8) uid(4) -> uid(4) expunged(1) [body id(8) node(4)]
 	tagKeywords    = 'K' // K user(8) folder(4)             -> the folder's keywords, in order of first use
+	tagSubscribed  = 's' // s user(8) name                  -> empty: the name is subscribed (IMAP SUBSCRIBE)
 )
 
 // Address kinds in the tagAddress table.
@@ -41,6 +42,10 @@ func keyKeywords(u UserID, f FolderID) []byte {
 
 func keyFolderName(u UserID, name string) []byte {
 	return append(keyID(tagFolderName, uint64(u)), name...)
+}
+
+func keySubscribed(u UserID, name string) []byte {
+	return append(keyID(tagSubscribed, uint64(u)), name...)
 }
 
 func keyMessage(u UserID, f FolderID, uid UID) []byte {

@@ -369,7 +369,7 @@ func (p *repairPlan) structure() {
 		if fs.recErr != nil {
 			why = fs.recErr.Error()
 		}
-		fs.out = Folder{ID: fs.id, Name: fs.name, SpecialUse: p.special(fs.name), Subscribed: true,
+		fs.out = Folder{ID: fs.id, Name: fs.name, SpecialUse: p.special(fs.name),
 			UIDValidity: p.newValidity(), UIDNext: 1}
 		fs.dirty = true
 		p.note("folder %q (%d): record %s; rebuilt with UIDVALIDITY %d", fs.name, fs.id, why, fs.out.UIDValidity)
@@ -474,7 +474,7 @@ func (p *repairPlan) ensureFolder(name string) *folderScan {
 func (p *repairPlan) newFolder(name string) *folderScan {
 	p.mb.NextFolder++
 	fs := &folderScan{id: p.mb.NextFolder, keep: true, name: name, dirty: true}
-	fs.out = Folder{ID: fs.id, Name: name, SpecialUse: p.special(name), Subscribed: true,
+	fs.out = Folder{ID: fs.id, Name: name, SpecialUse: p.special(name),
 		UIDValidity: p.newValidity(), UIDNext: 1}
 	p.sc.folders[fs.id] = fs
 	p.byName[name] = fs

@@ -212,7 +212,6 @@ type Folder struct {
 	ID            FolderID
 	Name          string
 	SpecialUse    string // one of the Special* constants, or ""
-	Subscribed    bool
 	UIDValidity   uint32
 	UIDNext       UID
 	HighestModSeq uint64
@@ -225,22 +224,48 @@ type Folder struct {
 	RecentUID UID
 }
 
-// Folders manages a user's folders. Names are UTF-8, levels separated by
-// Delimiter; "INBOX" is matched in any case.
+// Folders manages a user's folders and the names they subscribe to. Names
+// are UTF-8, levels separated by Delimiter; "INBOX" is matched in any case.
+//
+// Subscriptions (IMAP's SUBSCRIBE, LSUB and LIST (SUBSCRIBED), RFC 3501
+// 6.3.6) are a set of names of their own beside the folders, not a
+// property of a folder: deleting a folder leaves its name subscribed, and
+// a folder created later under that name is subscribed at once. A new
+// user's INBOX and special-use folders start subscribed; every other
+// folder, including the superior levels CreateFolder adds, starts
+// unsubscribed.
+//
+// Every method is safe for concurrent use. Calls for an unknown user
+// return ErrNotFound, names that are not valid folder names ErrInvalid.
 type Folders interface {
 	// ListFolders calls fn for every folder of the user, in name order.
 	ListFolders(ctx context.Context, user UserID, fn func(Folder) error) error
 	Folder(ctx context.Context, user UserID, name string) (Folder, error)
 	FolderByID(ctx context.Context, user UserID, id FolderID) (Folder, error)
 	CreateFolder(ctx context.Context, user UserID, name, specialUse string) (Folder, error)
-	// RenameFolder renames a folder and everything below it. Renaming INBOX
-	// moves its messages to the new folder and leaves INBOX empty
-	// (RFC 3501).
+	// RenameFolder renames a folder and everything below it, and moves
+	// the subscriptions of those names (subscribed names below from that
+	// are no folder included) to the new names. Renaming INBOX moves its
+	// messages to a new, unsubscribed folder and leaves INBOX empty
+	// (RFC 3501), its subscription untouched.
 	RenameFolder(ctx context.Context, user UserID, from, to string) error
 	// DeleteFolder deletes a folder without subfolders, releasing its
-	// messages' bodies. INBOX cannot be deleted.
+	// messages' bodies. INBOX cannot be deleted. The folder's name stays
+	// subscribed if it was (RFC 3501 6.3.6).
 	DeleteFolder(ctx context.Context, user UserID, name string) error
+	// Subscribe adds name to the user's subscriptions (subscribed true)
+	// or removes it; either is done when it already holds. Only the name
+	// of an existing folder can be added (ErrNotFound otherwise, as
+	// Dovecot refuses it; RFC 3501 lets a server choose), but any valid
+	// name can be removed, so that a client can drop the subscription of
+	// a deleted folder. The name is stored normalized (INBOX in upper
+	// case), as folder names are.
 	Subscribe(ctx context.Context, user UserID, name string, subscribed bool) error
+	// Subscriptions calls fn with every subscribed name of the user, in
+	// name order (byte order, as ListFolders), whether or not a folder has
+	// that name now, from one consistent view. It stops at fn's first
+	// error and returns it.
+	Subscriptions(ctx context.Context, user UserID, fn func(name string) error) error
 }
 
 // Flags are the IMAP system flags, as a bit set.

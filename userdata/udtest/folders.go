@@ -156,19 +156,6 @@ func testFolders(t *testing.T, e *env) {
 		t.Errorf("recreated Z/B got the deleted folder's UIDValidity %d", again.UIDValidity)
 	}
 
-	// Subscriptions.
-	for _, v := range []bool{false, true, false} {
-		must(t, db.Subscribe(ctx, u.ID, "Sent", v), "Subscribe(Sent, %v)", v)
-		if f := e.folder(u.ID, "Sent"); f.Subscribed != v {
-			t.Errorf("after Subscribe(Sent, %v): Subscribed = %v", v, f.Subscribed)
-		}
-		for _, f := range e.listFolders(u.ID) {
-			if f.Name == "Sent" && f.Subscribed != v {
-				t.Errorf("after Subscribe(Sent, %v): ListFolders shows Subscribed = %v", v, f.Subscribed)
-			}
-		}
-	}
-
 	// Unknown users.
 	wantErr(t, db.ListFolders(ctx, unknownUser, func(userdata.Folder) error { return nil }), userdata.ErrNotFound, "ListFolders of an unknown user")
 	_, err = db.Folder(ctx, unknownUser, "INBOX")

@@ -519,6 +519,9 @@ func testClosed(t *testing.T, e *env) {
 		{"RenameFolder", func() error { return db.RenameFolder(ctx, u.ID, "Sent", "Sent2") }},
 		{"DeleteFolder", func() error { return db.DeleteFolder(ctx, u.ID, "Sent") }},
 		{"Subscribe", func() error { return db.Subscribe(ctx, u.ID, "Sent", false) }},
+		{"Subscriptions", func() error {
+			return db.Subscriptions(ctx, u.ID, func(string) error { return nil })
+		}},
 		{"Append", func() error {
 			_, err := db.Append(ctx, u.ID, inbox.ID, msgFor(msstore.Ref{Node: 1, ID: 999, Size: 3}, 3, 0))
 			return err

@@ -61,6 +61,7 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"Users", testUsers},
 		{"Authenticate", testAuthenticate},
 		{"Folders", testFolders},
+		{"Subscriptions", testSubscriptions},
 		{"AppendAndCounts", testAppendAndCounts},
 		{"FlagsAndModSeq", testFlagsAndModSeq},
 		{"CopyMove", testCopyMove},
