@@ -28,16 +28,35 @@ func folderName(name string) string {
 	return name
 }
 
-// folder finds a folder by name.
-func (s *session) folder(name string) (userdata.Folder, error) {
-	return s.srv.users.Folder(s.ctx(), s.user.ID, folderName(name))
+// errBadName answers a mailbox name that the UserDB refuses as no folder
+// name (userdata.ErrInvalid).
+var errBadName = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot,
+	Text: `Invalid mailbox name: no empty levels, no "*", "%" or control characters, and not too long`}
+
+// nameFail is s.fail for a command on mailbox names: a name the UserDB
+// refuses is answered errBadName.
+func (s *session) nameFail(what string, err error) error {
+	if errors.Is(err, userdata.ErrInvalid) {
+		return errBadName
+	}
+	return s.fail(what, err)
 }
 
-// Create implements imapserver.Session. Missing parents are created too
-// (RFC 3501 6.3.3).
+// folder finds a folder by name. A name that can be no folder's is
+// errBadName.
+func (s *session) folder(name string) (userdata.Folder, error) {
+	f, err := s.srv.users.Folder(s.ctx(), s.user.ID, folderName(name))
+	if errors.Is(err, userdata.ErrInvalid) {
+		return userdata.Folder{}, errBadName
+	}
+	return f, err
+}
+
+// Create implements imapserver.Session. Missing parents are created too,
+// in the same step (RFC 3501 6.3.3), unsubscribed as the new folder is.
 func (s *session) Create(name string, options *goimap.CreateOptions) error {
 	name = folderName(name)
-	if name == "" || name == userdata.Inbox {
+	if name == userdata.Inbox {
 		return errExists
 	}
 	special := ""
@@ -46,25 +65,20 @@ func (s *session) Create(name string, options *goimap.CreateOptions) error {
 			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCode("USEATTR"), Text: "One special use per mailbox"}
 		}
 		special = string(options.SpecialUse[0])
-	}
-	parts := strings.Split(name, string(userdata.Delimiter))
-	for i := 1; i < len(parts); i++ {
-		parent := strings.Join(parts[:i], string(userdata.Delimiter))
-		_, err := s.srv.users.CreateFolder(s.ctx(), s.user.ID, parent, "")
-		if err != nil && !errors.Is(err, userdata.ErrExists) {
-			return s.fail("create", err)
+		switch special {
+		case userdata.SpecialSent, userdata.SpecialDrafts, userdata.SpecialTrash, userdata.SpecialJunk, userdata.SpecialArchive:
+		default:
+			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCode("USEATTR"), Text: "Unsupported special use " + special}
 		}
 	}
 	if _, err := s.srv.users.CreateFolder(s.ctx(), s.user.ID, name, special); err != nil {
-		if errors.Is(err, userdata.ErrInvalid) && special != "" {
-			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCode("USEATTR"), Text: err.Error()}
-		}
-		return s.fail("create", err)
+		return s.nameFail("create", err)
 	}
 	return nil
 }
 
-// Delete implements imapserver.Session.
+// Delete implements imapserver.Session. The name stays subscribed if it
+// was (RFC 3501 6.3.6: a deleted mailbox is not unsubscribed).
 func (s *session) Delete(name string) error {
 	name = folderName(name)
 	if name == userdata.Inbox {
@@ -74,35 +88,46 @@ func (s *session) Delete(name string) error {
 		if errors.Is(err, userdata.ErrNotEmpty) {
 			return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeInUse, Text: "Mailbox has children; delete them first"}
 		}
-		return s.fail("delete", err)
+		return s.nameFail("delete", err)
 	}
 	return nil
 }
 
-// Rename implements imapserver.Session.
+// Rename implements imapserver.Session. The subscriptions of the folder
+// and of the names below it move to the new names, as Cyrus moves them
+// (RFC 3501 and RFC 9051 leave it open): a client that subscribed a folder
+// keeps seeing it under its new name. Renaming INBOX makes a new,
+// unsubscribed folder and leaves INBOX subscribed if it was.
 func (s *session) Rename(from, to string, options *goimap.RenameOptions) error {
 	from, to = folderName(from), folderName(to)
 	if to == userdata.Inbox {
 		return errExists
 	}
+	if from != userdata.Inbox && strings.HasPrefix(to, from+string(userdata.Delimiter)) {
+		return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "A mailbox cannot be renamed into itself"}
+	}
 	if err := s.srv.users.RenameFolder(s.ctx(), s.user.ID, from, to); err != nil {
-		return s.fail("rename", err)
+		return s.nameFail("rename", err)
 	}
 	return nil
 }
 
-// Subscribe implements imapserver.Session.
+// Subscribe implements imapserver.Session. Only an existing mailbox can
+// be subscribed (NO [NONEXISTENT] otherwise, as Dovecot answers; RFC 3501
+// 6.3.6 lets a server check).
 func (s *session) Subscribe(name string) error {
 	if err := s.srv.users.Subscribe(s.ctx(), s.user.ID, folderName(name), true); err != nil {
-		return s.fail("subscribe", err)
+		return s.nameFail("subscribe", err)
 	}
 	return nil
 }
 
-// Unsubscribe implements imapserver.Session.
+// Unsubscribe implements imapserver.Session. Any name can be
+// unsubscribed, that of a deleted mailbox too, and a name that is not
+// subscribed is no error.
 func (s *session) Unsubscribe(name string) error {
 	if err := s.srv.users.Subscribe(s.ctx(), s.user.ID, folderName(name), false); err != nil {
-		return s.fail("unsubscribe", err)
+		return s.nameFail("unsubscribe", err)
 	}
 	return nil
 }
