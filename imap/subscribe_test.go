@@ -89,6 +89,19 @@ func TestSubscriptions(t *testing.T) {
 	wantLines(rc, `LSUB "" "Work"`)
 	wantLines(rc, `LSUB "Work" "%"`, `* LSUB (\Noselect) "/" "Work/Projects"`)
 
+	// A subscribed name whose parent is gone too: RECURSIVEMATCH lists
+	// the parent \NonExistent with CHILDINFO, LSUB "%" with \Noselect.
+	okLines(rc, `CREATE "Old/Box"`)
+	okLines(rc, `SUBSCRIBE "Old/Box"`)
+	okLines(rc, `DELETE "Old/Box"`)
+	okLines(rc, `DELETE "Old"`)
+	wantLines(rc, `LIST (SUBSCRIBED RECURSIVEMATCH) "" "O%"`, `* LIST (\NonExistent) "/" "Old" (CHILDINFO ("SUBSCRIBED"))`)
+	wantLines(rc, `LIST (SUBSCRIBED RECURSIVEMATCH) "" "O%" RETURN (CHILDREN)`, `* LIST (\NonExistent \HasNoChildren) "/" "Old" (CHILDINFO ("SUBSCRIBED"))`)
+	wantLines(rc, `LIST (SUBSCRIBED) "" "O%"`)
+	wantLines(rc, `LSUB "" "O%"`, `* LSUB (\Noselect) "/" "Old"`)
+	wantLines(rc, `LSUB "" "O*"`, `* LSUB (\Noselect) "/" "Old/Box"`)
+	okLines(rc, `UNSUBSCRIBE "Old/Box"`)
+
 	// SUBSCRIBE needs a mailbox; UNSUBSCRIBE does not.
 	if _, status := rc.cmd("%s", `SUBSCRIBE "Nope"`); !strings.HasPrefix(status, "NO [NONEXISTENT]") {
 		t.Errorf("SUBSCRIBE of a missing mailbox: %s", status)
