@@ -16,7 +16,7 @@
 // in keys are big-endian, so keys sort numerically; values are records:
 // a version byte, then uvarint/varint numbers and length-prefixed strings.
 //
-//	c <name>                         counter (next user id, next unit id)
+//	c <name>                         counter (next user id, next unit id; "schema", the layout's version)
 //	d <domain>                       domain: class, quota, disabled
 //	D <alias-domain>                 the domain it is another name of
 //	U <domain>                       bytes stored by the domain's users (merge operator: sum of deltas)
@@ -25,9 +25,13 @@
 //	u <user:8>                       user: address, name, unit, class, quota, disabled, node, created, argon2id hash
 //	a <address>                      user:8, kind (primary or alias)
 //	b <user:8>                       mailbox: next folder id, last UIDVALIDITY, usage (messages, bytes)
-//	f <user:8> <folder:4>            folder: name, special use, subscribed, UIDVALIDITY, UIDNEXT,
-//	                                 HIGHESTMODSEQ, messages, unseen, size
+//	f <user:8> <folder:4>            folder (record version 2): name, special use, a byte no longer
+//	                                 used (subscriptions were kept here), UIDVALIDITY, UIDNEXT,
+//	                                 HIGHESTMODSEQ, messages, unseen, size, \Recent watermark
 //	n <user:8> <name>                folder id:4
+//	K <user:8> <folder:4>            the folder's keywords, in order of first use (gathered from its
+//	                                 messages when missing, for folders made before)
+//	s <user:8> <name>                empty: the user is subscribed to name, folder or not
 //	m <user:8> <folder:4> <uid:4>    message: modseq, msstore.Ref, internal date, size, flags,
 //	                                 keywords, cached envelope and body structure
 //	q <user:8> <folder:4> <modseq:8> <uid:4>   uid:4, expunged:1 — the change log; the tombstone of
@@ -54,8 +58,9 @@
 //     expunged one, so "changes since MODSEQ" is a range scan.
 //   - Bodies are reference counted outside the index (Config.Bodies):
 //     Copy retains before its batch commits, Expunge and DeleteFolder
-//     release after theirs; a crash in between leaks a reference, never
-//     loses a body.
+//     release after theirs (an expunge's after the watchers that hold the
+//     bodies, FolderEvent.Hold, are done); a crash in between leaks a
+//     reference, never loses a body.
 //   - Every user record names the UD node holding it, and every message
 //     entry its body's Ref: placement is recorded, never recomputed
 //     (principle 4).
