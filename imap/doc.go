@@ -83,4 +83,19 @@
 // (userdata.Index.Changes), which is what CONDSTORE's FETCH
 // (CHANGEDSINCE), STORE (UNCHANGEDSINCE) and QRESYNC's VANISHED need;
 // QUOTA can report userdata.Usage against userdata.Limits.
+//
+// # Known departures
+//
+// What go-imap v2.0.0-beta.8 decides before this package sees a command,
+// or cannot write:
+//
+//   - A mailbox name or LIST pattern that is not valid modified UTF-7
+//     (CREATE "z&AOQA5A"), or holds a control character, is answered
+//     NO [SERVERBUG] by go-imap itself. After ENABLE UTF8=ACCEPT it still
+//     decodes "&...-" in names, refuses "R&D", and sends "&" as "&-",
+//     where RFC 6855 wants UTF-8 with a literal "&" both ways.
+//   - LIST "" ("") is refused with BAD.
+//   - LSUB is told from LIST only by an unexported field of go-imap's
+//     ListWriter, read by reflection (TestSubscriptions notices if it
+//     goes).
 package imap
