@@ -329,7 +329,7 @@ func newDecoder(b []byte) (*decoder, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrBadSummary)
 	}
-	if b[0] != summaryVersion {
+	if b[0] < oldestSummaryVersion || b[0] > summaryVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSummary, b[0])
 	}
 	return &decoder{s: string(b), off: 1}, nil

@@ -44,13 +44,15 @@ Content-Type: text/html; charset=utf-8
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(env.Subject, env.From[0].Name, env.Date.Format("2006-01-02 15:04 -0700"))
+	// The subject and display names are the header's own words, encoded
+	// words and all, as IMAP clients expect them.
+	fmt.Println(env.Subject, env.From[0].Name, env.From[0].Addr(), env.Date.Format("2006-01-02 15:04 -0700"))
 	bs.Walk(func(path []int, part goimap.BodyStructure) bool {
 		fmt.Println(path, part.MediaType())
 		return true
 	})
 	// Output:
-	// 您的账单 中国移动 2025-01-17 08:00 +0800
+	// =?UTF-8?B?5oKo55qE6LSm5Y2V?= =?GB2312?B?1tC5+tLGtq8=?= 10086@139.com 2025-01-17 08:00 +0800
 	// [] multipart/alternative
 	// [1] text/plain
 	// [2] text/html

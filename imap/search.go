@@ -193,6 +193,34 @@ type headerField struct {
 	folded      string // value, case-folded
 	foldedLine  string // "Key: value", case-folded
 	fold, foldL bool
+
+	// Of an address field (isAddressField): its raw value, unfolded, and
+	// the case-folded addressStrings of its addresses, once parsed.
+	raw       string
+	addrs     []string
+	haveAddrs bool
+}
+
+// isAddressField reports whether the field named key holds addresses, so
+// that HEADER and FROM, TO, CC and BCC keys on it match its addresses and
+// display names (decoded) as well as its text.
+func isAddressField(key string) bool {
+	switch strings.ToLower(key) {
+	case "from", "sender", "reply-to", "to", "cc", "bcc":
+		return true
+	}
+	return false
+}
+
+// addresses returns the case-folded addressStrings of an address field.
+func (f *headerField) addresses() []string {
+	if !f.haveAddrs {
+		f.haveAddrs = true
+		for _, a := range addressStrings(parseAddressList(f.raw)) {
+			f.addrs = append(f.addrs, foldString(a))
+		}
+	}
+	return f.addrs
 }
 
 // compileSearch compiles c. nums resolves "*" and "$"; without it, a set
@@ -592,7 +620,13 @@ func (s *search) headerFields() ([]headerField, error) {
 	mh := gomessage.Header{Header: h}
 	for fields := mh.Fields(); fields.Next(); {
 		v, _ := fields.Text() // on a decoding error, the raw value
-		s.fields = append(s.fields, headerField{key: fields.Key(), value: v})
+		f := headerField{key: fields.Key(), value: v}
+		if isAddressField(f.key) {
+			if raw, err := fields.Raw(); err == nil {
+				f.raw = unfoldField(raw)
+			}
+		}
+		s.fields = append(s.fields, f)
 	}
 	return s.fields, nil
 }
@@ -600,7 +634,11 @@ func (s *search) headerFields() ([]headerField, error) {
 // matchHeader reports whether the message has a field named as
 // headers[i] (in any case) whose value, MIME-decoded, contains its value,
 // case-insensitively; an empty value matches any field of that name (RFC
-// 9051).
+// 9051). In an address field, the value may also be in an address or a
+// display name as parseAddressList reads them (RFC 3501: FROM, TO, CC and
+// BCC match the field's addresses), so that "user@domain.org" matches
+// "<user (comment)@ (comment) domain.org>" and a decoded name matches
+// its encoded words split across a fold.
 func (s *search) matchHeader(i int) (bool, error) {
 	if v := s.headerMemo[i]; v != 0 {
 		return v == 2, nil
@@ -624,6 +662,10 @@ func (s *search) matchHeader(i int) (bool, error) {
 			f.folded, f.fold = foldString(f.value), true
 		}
 		if strings.Contains(f.folded, k.value) {
+			ok = true
+			break
+		}
+		if isAddressField(f.key) && slices.ContainsFunc(f.addresses(), func(a string) bool { return strings.Contains(a, k.value) }) {
 			ok = true
 			break
 		}

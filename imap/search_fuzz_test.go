@@ -18,6 +18,7 @@ func FuzzSearchText(f *testing.F) {
 		f.Add(msg, "hello")
 	}
 	f.Add([]byte("Subject: x\r\n\r\nfind me here\r\n"), "find me")
+	f.Add([]byte("From: <user (c)@ (c) domain.org>\r\nTo: g: =?utf-8?b?5byg5LiJ?= <a@b>;\r\n\r\n"), "张三")
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Transfer-Encoding: base64\r\n\r\n5L2g5aW9\r\n--a--\r\n"), "你好")
 	f.Fuzz(func(t *testing.T, msg []byte, term string) {
 		if len(msg) > 1<<16 || len(term) > 64 || term == "" {
@@ -29,6 +30,7 @@ func FuzzSearchText(f *testing.F) {
 			{Body: []string{term}},
 			{Text: []string{term}},
 			{Header: []goimap.SearchCriteriaHeaderField{{Key: "Subject", Value: term}}},
+			{Header: []goimap.SearchCriteriaHeaderField{{Key: "From", Value: term}, {Key: "To", Value: term}}},
 			{Not: []goimap.SearchCriteria{{Body: []string{term}}}},
 		} {
 			if _, err := matchSearch(m, c); err != nil {

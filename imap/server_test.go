@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailsys/mailsys/imap"
@@ -403,7 +405,16 @@ func saslPlain(user, pw string) sasl.Client { return sasl.NewPlainClient("", use
 // BODYSTRUCTURE, BODY and ENVELOPE.
 func TestOddMessages(t *testing.T) {
 	e := newEnv(t)
-	c := e.client()
+	// The ENVELOPE carries the header's encoded words as sent: the
+	// client decodes them, GB2312 included.
+	c, err := imapclient.DialInsecure(e.addr, &imapclient.Options{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login("ann@example.test", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
 	odd := []string{
 		"Subject: no parts\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nno boundary here\r\n",
 		"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\nnothing\r\n--a--\r\n",

@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	goimap "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
 
 // extractStructure is go-imap's extractBodyStructure (imapserver/message.go,
-// v2.0.0-beta.8) made to stream: go-imap reads each leaf part into memory
+// v2.0.0-beta.8) made to stream, with extractEnvelope for the envelopes of
+// message/rfc822 parts: go-imap reads each leaf part into memory
 // with io.ReadAll to measure it and, for message/rfc822, to parse it again;
 // here the bytes go through a counter instead, and the embedded message is
 // parsed as it is counted. Every other step is go-imap's, in go-imap's
@@ -62,7 +62,7 @@ func extractStructure(rawHeader textproto.Header, r io.Reader, depth int) goimap
 		br := bufio.NewReader(body)
 		childHeader, _ := textproto.ReadHeader(br)
 		msg = &goimap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(childHeader),
+			Envelope:      extractEnvelope(childHeader),
 			BodyStructure: extractStructure(childHeader, br, depth+1),
 		}
 	}

@@ -2,17 +2,19 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 
 	goimap "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
 	// Encoded words and bodies in charsets other than UTF-8 and US-ASCII
 	// (GBK, ISO-8859-1...) are decoded only when this package is linked in:
 	// it sets go-message's CharsetReader, which go-imap's Extract functions
 	// use too.
 	_ "github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -20,7 +22,7 @@ import (
 // its ENVELOPE and its BODYSTRUCTURE, as go-imap values encoded compactly.
 // There are hundreds of millions of index entries, so every byte counts.
 //
-// # Encoding, version 1
+// # Encoding, version 2
 //
 // Numbers are varints as encoding/binary writes them: "uvarint" unsigned,
 // "varint" zig-zag signed. A "str" is a uvarint k followed, when k is even,
@@ -29,7 +31,7 @@ import (
 // "base64"...), with nothing following. A "map" is a uvarint count, then
 // that many (key str, value str) pairs in increasing key order.
 //
-// An envelope summary is the version byte (1), then an envelope:
+// An envelope summary is the version byte (2), then an envelope:
 //
 //	present  byte   bit 0: Date is not zero
 //	                bits 1-6: From, Sender, ReplyTo, To, Cc, Bcc are not nil
@@ -42,7 +44,7 @@ import (
 //	[irt]    uvarint count, then count × str
 //	msgid    str
 //
-// A structure summary is the version byte (1), then a part:
+// A structure summary is the version byte (2), then a part:
 //
 //	flags    byte   bit 0: 0 for a single part, 1 for a multipart
 //
@@ -77,9 +79,24 @@ import (
 // exception: Date keeps the second and the zone offset to the minute, all
 // that go-imap writes (a time.FixedZone without a name replaces the parsed
 // location). go-imap has no field for a part's MD5: it always writes NIL.
+//
+// # Version 1
+//
+// Version 1 has the same layout, but its envelopes are go-imap's
+// ExtractEnvelope's: the subject and display names MIME-decoded to UTF-8
+// (which go-imap's writer then encodes again, as =?utf-8?q? words), groups
+// flattened or lost, and a field with a route, a comment in an address or
+// anything else net/mail refuses left out entirely. Index entries made
+// before version 2 still hold such summaries; they decode as they were
+// made (OutdatedSummary tells them), and Summarize on the message makes a
+// version 2 summary of it.
 
-// summaryVersion is the first byte of every summary.
-const summaryVersion = 1
+// summaryVersion is the first byte of every summary Summarize makes;
+// oldestSummaryVersion is the first the decoder reads.
+const (
+	summaryVersion       = 2
+	oldestSummaryVersion = 1
+)
 
 // maxDepth bounds the nesting of multiparts and message/rfc822 parts, in
 // Summarize and in DecodeStructure. The top part is at depth 1.
@@ -91,10 +108,12 @@ var ErrBadSummary = errors.New("imap: bad message summary")
 
 // Summarize reads a whole RFC 5322 message from r and returns its envelope
 // and body structure summaries, for userdata.NewMessage's Envelope and
-// Structure. Decoded, they equal what go-imap's imapserver.ExtractEnvelope
-// and imapserver.ExtractBodyStructure return for the same message, except
-// for parts nested deeper than 64 levels: a multipart or message/rfc822
-// part at depth 64 is summarized as an application/octet-stream leaf.
+// Structure. The envelope, and those of the message/rfc822 parts, are
+// extractEnvelope's. The structure equals, but for those envelopes, what
+// go-imap's imapserver.ExtractBodyStructure returns for the same message,
+// except for parts nested deeper than 64 levels: a multipart or
+// message/rfc822 part at depth 64 is summarized as an
+// application/octet-stream leaf.
 //
 // The body is streamed: parts are read only to count their bytes and
 // lines, so memory does not grow with the size of a part. Header sections
@@ -106,7 +125,7 @@ func Summarize(r io.Reader) (envelope, structure []byte, err error) {
 	src := &sourceReader{r: r}
 	br := bufio.NewReader(src)
 	header, _ := textproto.ReadHeader(br) // like go-imap: a bad header is a short one
-	env := imapserver.ExtractEnvelope(header)
+	env := extractEnvelope(header)
 	bs := extractStructure(header, br, 1)
 	if src.err != nil {
 		return nil, nil, fmt.Errorf("imap: summarize: %w", src.err)
@@ -119,8 +138,9 @@ func Summarize(r io.Reader) (envelope, structure []byte, err error) {
 	return envelope, structure, nil
 }
 
-// DecodeEnvelope decodes an envelope summary made by Summarize. The
-// strings of the result share one copy of b's bytes.
+// DecodeEnvelope decodes an envelope summary made by Summarize, of this
+// version or an older one (see OutdatedSummary). The strings of the
+// result share one copy of b's bytes.
 func DecodeEnvelope(b []byte) (*goimap.Envelope, error) {
 	d, err := newDecoder(b)
 	if err != nil {
@@ -151,6 +171,108 @@ func DecodeStructure(b []byte) (goimap.BodyStructure, error) {
 		return nil, err
 	}
 	return bs, nil
+}
+
+// OutdatedSummary reports whether b, an envelope or structure summary
+// that decodes, was made by an older version of Summarize than this one,
+// so that summarizing the message again would give a better one (for
+// envelopes made before version 2: groups, routes, comments, raw
+// subjects). A migration can use it to find the index entries to redo.
+func OutdatedSummary(b []byte) bool {
+	return len(b) > 0 && b[0] < summaryVersion
+}
+
+// extractEnvelope returns the ENVELOPE of a message whose header is h
+// (RFC 3501 section 7.4.2, RFC 9051 section 7.5.2), as Dovecot and Cyrus
+// make it rather than as go-imap's ExtractEnvelope does:
+//
+//   - the subject is the field's value as sent, unfolded (RFC 5322
+//     section 2.2.3) and trimmed of the white space around it, byte for
+//     byte otherwise: encoded words are left for the client to decode;
+//   - the address fields are parsed by parseAddressList (groups, routes,
+//     comments, the obsolete syntax), display names kept as sent;
+//   - the message ID and the In-Reply-To value are sent as they are when
+//     they are in angle brackets as a whole (go-imap's writer adds the
+//     brackets back), and otherwise as go-message parses them;
+//   - the date is go-message's parse of the Date field (none if bad).
+//
+// An empty field, or an address field without an address or a group, is
+// NIL; go-imap's writer then writes From for a NIL Sender or Reply-To.
+//
+// Raw 8-bit text (UTF-8 headers, RFC 6532) is kept in the values too.
+// Whether the client enabled UTF8=ACCEPT or not, go-imap's writer
+// (v2.0.0-beta.8) MIME-encodes a subject or display name with any byte
+// outside printable ASCII as =?utf-8?q? words before it goes out, which is
+// what RFC 6855 section 7 asks before UTF8=ACCEPT (a client that has not
+// enabled it must get 7-bit headers) and is a departure from RFC 6855
+// section 3 after it, where the client should get the UTF-8 itself; the
+// mailbox and host of an address go out as they are, quoted UTF-8 after
+// ENABLE, a literal before. Nothing here depends on the session, so the
+// cached envelope serves both.
+func extractEnvelope(h textproto.Header) *goimap.Envelope {
+	mh := mail.Header{Header: gomessage.Header{Header: h}}
+	date, _ := mh.Date()
+	return &goimap.Envelope{
+		Date:      date,
+		Subject:   rawValue(h, "Subject"),
+		From:      parseAddressList(rawValue(h, "From")),
+		Sender:    parseAddressList(rawValue(h, "Sender")),
+		ReplyTo:   parseAddressList(rawValue(h, "Reply-To")),
+		To:        parseAddressList(rawValue(h, "To")),
+		Cc:        parseAddressList(rawValue(h, "Cc")),
+		Bcc:       parseAddressList(rawValue(h, "Bcc")),
+		InReplyTo: inReplyTo(mh),
+		MessageID: messageID(mh),
+	}
+}
+
+// rawValue returns the value of h's first field named key, as it is in
+// the message but unfolded: the line breaks of folding taken out and the
+// white space around the value trimmed. It is "" without such a field.
+func rawValue(h textproto.Header, key string) string {
+	raw, err := h.Raw(key)
+	if err != nil || raw == nil {
+		return ""
+	}
+	return unfoldField(raw)
+}
+
+// unfoldField returns the value of a raw field ("Key: value" and its
+// continuation lines, as textproto.ReadHeader keeps them), unfolded and
+// trimmed as rawValue says.
+func unfoldField(raw []byte) string {
+	if i := bytes.IndexByte(raw, ':'); i >= 0 {
+		raw = raw[i+1:]
+	}
+	// textproto.ReadHeader ends every line of a field with CRLF, and each
+	// line after the first starts with white space: every CRLF folds.
+	v := bytes.ReplaceAll(raw, []byte("\r\n"), nil)
+	return string(bytes.Trim(v, " \t"))
+}
+
+// messageID is the envelope's message ID, without its angle brackets.
+func messageID(mh mail.Header) string {
+	if v := rawValue(mh.Header.Header, "Message-Id"); bracketed(v) {
+		return v[1 : len(v)-1]
+	}
+	id, _ := mh.MessageID()
+	return id
+}
+
+// inReplyTo is the envelope's In-Reply-To, which go-imap's writer writes
+// as "<" + strings.Join(l, "> <") + ">".
+func inReplyTo(mh mail.Header) []string {
+	if v := rawValue(mh.Header.Header, "In-Reply-To"); bracketed(v) {
+		return []string{v[1 : len(v)-1]}
+	}
+	l, _ := mh.MsgIDList("In-Reply-To")
+	return l
+}
+
+// bracketed reports whether v is in angle brackets as a whole: it starts
+// with "<", ends with ">" and has something between them.
+func bracketed(v string) bool {
+	return len(v) > 2 && v[0] == '<' && v[len(v)-1] == '>'
 }
 
 // sourceReader passes r through and keeps its first error other than
