@@ -74,6 +74,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 	sel.mb.mu.Lock()
 	sel.view.queue = append(sel.view.queue, ups...)
 	sel.mb.mu.Unlock()
+	if len(ups) < len(rest) {
+		return errExpungeIssued // the others' flags are set; these are gone
+	}
 	return nil
 }
 

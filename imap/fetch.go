@@ -41,13 +41,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	release := hold(s.conn.NetConn())
 	defer release()
 	i := 0
-	return s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(msgs), func(m *userdata.Message) error {
+	found := 0
+	err = s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(msgs), func(m *userdata.Message) error {
 		for i < len(msgs) && msgs[i].uid < m.UID {
 			i++
 		}
 		if i == len(msgs) || msgs[i].uid != m.UID {
 			return nil
 		}
+		found++
 		rw := w.CreateMessage(msgs[i].seq)
 		if err := s.fetchOne(rw, m, options, byUID || options.UID, seen[m.UID]); err != nil {
 			rw.Close()
@@ -55,6 +57,13 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		}
 		return rw.Close()
 	})
+	if err == nil && found < len(msgs) {
+		// Messages the client still knows are gone from the index:
+		// another session expunged them, and this one has not been
+		// told yet (RFC 9051 7.1).
+		return errExpungeIssued
+	}
+	return err
 }
 
 func marksSeen(options *goimap.FetchOptions) bool {

@@ -46,6 +46,9 @@ type mailbox struct {
 	// call the database, or write to a client, while holding it.
 	mu       sync.Mutex
 	uids     []userdata.UID // ascending: the server's view
+	// uidNext is a UIDNEXT consistent with uids: every UID below it the
+	// mailbox has had, or was gone before it was opened.
+	uidNext  userdata.UID
 	keywords []string       // the folder's keywords, as the UserDB lists them
 	views    map[*view]struct{}
 	loading  bool
@@ -80,17 +83,25 @@ func (ms *mailboxes) acquire(ctx context.Context, user userdata.UserID, folder u
 	ms.open[k] = mb
 	ms.mu.Unlock()
 
-	// Watch first, then read: an event committed in between is in both,
-	// and apply takes each change once.
+	// UIDNEXT first, then watch, then read: an event committed in between
+	// is in both, and apply takes each change once; a UID at or above the
+	// UIDNEXT read is in the UIDs or comes as an event.
+	f, err := ms.users.FolderByID(ctx, user, folder)
 	mb.stop = ms.users.Watch(user, folder, mb.event)
-	uids, err := ms.users.UIDs(ctx, user, folder)
+	var uids []userdata.UID
+	if err == nil {
+		uids, err = ms.users.UIDs(ctx, user, folder)
+	}
 	var kws []string
 	if kl, ok := ms.users.(userdata.KeywordLister); ok && err == nil {
 		kws, err = kl.Keywords(ctx, user, folder)
 	}
 	mb.mu.Lock()
 	if err == nil {
-		mb.uids, mb.keywords = uids, kws
+		mb.uids, mb.keywords, mb.uidNext = uids, kws, f.UIDNext
+		if n := len(uids); n > 0 {
+			mb.uidNext = max(mb.uidNext, uids[n-1]+1)
+		}
 		for _, ev := range mb.backlog {
 			mb.apply(ev)
 		}
@@ -167,6 +178,7 @@ func (mb *mailbox) apply(ev userdata.FolderEvent) {
 			continue
 		}
 		mb.uids = append(mb.uids, uid)
+		mb.uidNext = max(mb.uidNext, uid+1)
 		for v := range mb.views {
 			v.added = append(v.added, uid)
 			v.queue = append(v.queue, update{kind: updateExists, uid: uid})

@@ -51,6 +51,8 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 	mb.mu.Lock()
 	mb.views[v] = struct{}{}
 	v.announced = len(mb.keywords)
+	// Every message the client hears of later has a UID from this on.
+	uidNext := mb.uidNext
 	claim := false
 	if !readOnly && mb.claimer == nil {
 		mb.claimer, claim = v, true
@@ -110,9 +112,16 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 		PermanentFlags: perm,
 		NumMessages:    n,
 		NumRecent:      numRecent,
-		UIDNext:        goimap.UID(f.UIDNext),
+		UIDNext:        goimap.UID(uidNext),
 		UIDValidity:    f.UIDValidity,
 		HighestModSeq:  f.HighestModSeq,
+	}
+	if v.rev2 {
+		// RFC 9051 6.3.2: the mailbox's LIST response.
+		data.List = &goimap.ListData{Mailbox: f.Name, Delim: userdata.Delimiter}
+		if f.SpecialUse != "" {
+			data.List.Attrs = []goimap.MailboxAttr{goimap.MailboxAttr(f.SpecialUse)}
+		}
 	}
 	if !v.rev2 && f.Unseen > 0 {
 		if data.FirstUnseenSeqNum, err = sel.firstUnseen(); err != nil {
