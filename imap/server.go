@@ -104,7 +104,8 @@ type Server struct {
 	unfollowed sync.Once // logs that go-imap's commands cannot be followed
 }
 
-// Capabilities advertised beyond those go-imap adds by itself.
+// Capabilities advertised beyond those go-imap adds by itself. Not
+// BINARY, until go-imap can write a partial BINARY response: see binary.go.
 var caps = goimap.CapSet{
 	goimap.CapIMAP4rev1:        {},
 	goimap.CapIMAP4rev2:        {},
@@ -116,7 +117,6 @@ var caps = goimap.CapSet{
 	goimap.CapListStatus:       {},
 	goimap.CapMove:             {},
 	goimap.CapStatusSize:       {},
-	goimap.CapBinary:           {},
 	goimap.CapChildren:         {},
 	goimap.CapSpecialUse:       {},
 	goimap.CapLiteralPlus:      {},
