@@ -13,6 +13,48 @@
 //
 //	go run ./bench/imap
 //	go run ./bench/imap -clients 10 -seconds 20 -idle 2000
+//
+// # Stress mode
+//
+// With -stress the program checks the protocol instead of timing it. It
+// starts the server the same way, over a data directory that holds only
+// the user, makes the folder set INBOX, Work, Archive and Trash, appends
+// -per-folder messages to each with keywords, then runs -clients clients
+// (default 10) for -duration (default 20s) on that one folder set. Each
+// is a real connection, logged in; every other one enables IMAP4rev2
+// (-rev 1, 2 or mixed). Each does, at random: APPEND (with and without a
+// flag list, with keywords the folder has and new ones), SELECT and
+// EXAMINE, FETCH and UID FETCH (FLAGS, UID, ENVELOPE, BODYSTRUCTURE,
+// BODY.PEEK[], BODY.PEEK[HEADER], partial ranges, RFC822.SIZE), STORE and
+// UID STORE (+FLAGS, -FLAGS, FLAGS, with and without .SILENT), SEARCH and
+// UID SEARCH, EXPUNGE and UID EXPUNGE, COPY, MOVE (into other folders and
+// into its own), NOOP, IDLE, STATUS of other folders, LIST, and now and
+// then a command on a folder that does not exist or a LOGOUT.
+//
+// Every response is read by a strict parser of its own (RFC 9051 section
+// 9) and checked against the state a client keeps per connection: the
+// count (EXISTS never goes down but by EXPUNGE; no EXPUNGE during FETCH,
+// STORE or SEARCH), the flags (each in a FETCH announced by the mailbox's
+// FLAGS before it), the UIDs (fixed per message, ascending, against
+// UIDNEXT; APPENDUID and COPYUID), what SELECT must send, SEARCH and
+// STATUS results, and the bytes of BODY[] against the message appended
+// (found by its Message-ID). The output gives commands per second per
+// kind and in total, the departures the RFCs allow, and the protocol
+// errors per category with the first -examples of each (command and
+// offending response); the last line is stress_errors=<n>
+// stress_cmds_per_s=<x>. The exit status is 1 if there were protocol
+// errors, unless -allow-errors.
+//
+//	go run ./bench/imap -stress
+//	go run ./bench/imap -stress -clients 20 -duration 1m -examples 10
+//	go run ./bench/imap -stress -addr 127.0.0.1:1143 -user u@example.org -pass secret
+//
+// With -addr it runs against a server already running instead, as -user
+// with -pass: it creates the folders it lacks and appends to them, so
+// use an account meant for it. -seed makes the dice repeatable (with one
+// client); -v writes each example to stderr as it happens; -trace FILE
+// writes every client's conversation, each line after the client's
+// number (the first 64 MiB).
 package main
 
 import (
@@ -70,6 +112,8 @@ type options struct {
 	small, big       int
 	clients, seconds int
 	idle             int
+	stress           bool
+	so               stressOptions
 }
 
 func run(args []string, w io.Writer) int {
@@ -81,8 +125,25 @@ func run(args []string, w io.Writer) int {
 	fs.IntVar(&o.clients, "clients", 10, "concurrent clients in the mix")
 	fs.IntVar(&o.seconds, "seconds", 20, "length of the mix")
 	fs.IntVar(&o.idle, "idle", 2000, "idle connections for the memory figure")
+	fs.BoolVar(&o.stress, "stress", false, "check the protocol under concurrent clients instead (see the doc comment)")
+	fs.DurationVar(&o.so.duration, "duration", 20*time.Second, "-stress: how long the clients run")
+	fs.IntVar(&o.so.perFolder, "per-folder", 30, "-stress: messages appended to each folder first")
+	fs.StringVar(&o.so.addr, "addr", "", "-stress: a running server's host:port, instead of one of its own")
+	fs.StringVar(&o.so.user, "user", "", "-stress with -addr: the account")
+	fs.StringVar(&o.so.pass, "pass", "", "-stress with -addr: its password")
+	fs.BoolVar(&o.so.allowErrors, "allow-errors", false, "-stress: exit 0 even with protocol errors")
+	fs.IntVar(&o.so.examples, "examples", 5, "-stress: examples shown per kind of error")
+	fs.StringVar(&o.so.rev, "rev", "mixed", "-stress: 1, 2 or mixed: which clients ENABLE IMAP4rev2")
+	fs.Uint64Var(&o.so.seed, "seed", 0, "-stress: random seed (0: from the clock)")
+	fs.BoolVar(&o.so.verbose, "v", false, "-stress: write each example to stderr as it happens")
+	fs.StringVar(&o.so.trace, "trace", "", "-stress: write every client's conversation to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	o.so.clients = o.clients
+	if o.stress && o.so.addr != "" {
+		n, err := stress(w, "", o.so)
+		return stressExit(n, err, o.so)
 	}
 	if o.dir == "" {
 		d, err := os.MkdirTemp("", "imapbench-")
@@ -93,8 +154,23 @@ func run(args []string, w io.Writer) int {
 		defer os.RemoveAll(d)
 		o.dir = d
 	}
+	if o.stress {
+		n, err := stress(w, o.dir, o.so)
+		return stressExit(n, err, o.so)
+	}
 	if err := bench(w, o); err != nil {
 		fmt.Fprintln(os.Stderr, "imap bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func stressExit(errs int, err error, o stressOptions) int {
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "imap stress:", err)
+		return 2
+	case errs > 0 && !o.allowErrors:
 		return 1
 	}
 	return 0
@@ -145,6 +221,9 @@ func fill(dir string, small, big int) error {
 		name string
 		n    int
 	}{{userdata.Inbox, small}, {"Big", big}} {
+		if f.n == 0 {
+			continue
+		}
 		folder, err := db.Folder(ctx, u.ID, f.name)
 		if errors.Is(err, userdata.ErrNotFound) {
 			folder, err = db.CreateFolder(ctx, u.ID, f.name, "")
@@ -225,24 +304,12 @@ func bench(w io.Writer, o options) error {
 	}
 	fmt.Fprintf(w, "imap benchmark: INBOX %d messages, Big %d messages (loaded in %v)\n", o.small, o.big, time.Since(start).Round(time.Millisecond))
 
-	self, err := os.Executable()
+	srv, err := startServer(o.dir)
 	if err != nil {
 		return err
 	}
-	child := exec.Command(self)
-	child.Env = append(os.Environ(), serveEnv+"="+o.dir)
-	child.Stderr = os.Stderr
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		return err
-	}
-	defer func() { stdin.Close(); child.Wait() }()
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
-	addr = strings.TrimSpace(addr)
+	defer srv.stop()
+	addr := srv.addr
 
 	// SELECT and FETCH 1:* (FLAGS) on the big folder.
 	c, err := login(addr)
@@ -288,12 +355,42 @@ func bench(w io.Writer, o options) error {
 		return err
 	}
 
-	perConn, err := idle(w, addr, child.Process.Pid, o.idle)
+	perConn, err := idle(w, addr, srv.pid, o.idle)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "select_100k_p50_ms=%.1f idle_kib_per_conn=%.1f\n", float64(sel[len(sel)/2].Microseconds())/1000, perConn)
 	return nil
+}
+
+// server is the server child process.
+type server struct {
+	addr string
+	pid  int
+	stop func() // ends it and waits for it
+}
+
+// startServer starts this program as the server over dir, on loopback.
+func startServer(dir string) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	child := exec.Command(self)
+	child.Env = append(os.Environ(), serveEnv+"="+dir)
+	child.Stderr = os.Stderr
+	stdin, _ := child.StdinPipe()
+	stdout, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() { stdin.Close(); child.Wait() }
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return &server{addr: strings.TrimSpace(addr), pid: child.Process.Pid, stop: stop}, nil
 }
 
 func login(addr string) (*imapclient.Client, error) {
@@ -366,7 +463,7 @@ func mix(w io.Writer, addr string, o options) error {
 						_, err = c.UIDExpunge(goimap.UIDSet{{Start: 1, Stop: 0}}).Collect()
 					}
 				}
-				if err != nil {
+				if err != nil && !expungeIssued(err) {
 					errs <- fmt.Errorf("client %d %s: %w", i, cmd, err)
 					return
 				}
@@ -397,6 +494,14 @@ func mix(w io.Writer, addr string, o options) error {
 		fmt.Fprintf(w, "    %-12s %7.0f/s  p50 %9v  p99 %9v\n", cmd, float64(len(d))/float64(o.seconds), d[len(d)/2].Round(time.Microsecond), d[len(d)*99/100].Round(time.Microsecond))
 	}
 	return nil
+}
+
+// expungeIssued says whether err is a NO [EXPUNGEISSUED]: another client
+// expunged a message this one named (RFC 9051 section 7.1), which the
+// mix, all on one folder, runs into.
+func expungeIssued(err error) bool {
+	var e *goimap.Error
+	return errors.As(err, &e) && e.Code == "EXPUNGEISSUED"
 }
 
 // idle opens n connections that log in, select INBOX and IDLE, and
