@@ -3,7 +3,9 @@ package imap
 import (
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -125,5 +127,50 @@ func TestViewModel(t *testing.T) {
 		if !slices.Equal(client, mb.uids) {
 			fail(-1, "after a full poll the client is not the server")
 		}
+	}
+}
+
+// TestViewOverflow: a view whose client reads none of its updates is
+// dropped once its queue passes maxQueue: it leaves the mailbox, the
+// claim on new messages passes on, its hold on an expunged body ends, and
+// its connection is closed (overflow runs).
+func TestViewOverflow(t *testing.T) {
+	mb := &mailbox{views: map[*view]struct{}{}}
+	closed := make(chan struct{})
+	stuck := &view{mb: mb, notify: make(chan struct{}, 1), overflow: func() { close(closed) }}
+	reader := &view{mb: mb, notify: make(chan struct{}, 1)}
+	mb.views[stuck], mb.views[reader] = struct{}{}, struct{}{}
+	mb.claimer = stuck
+	mb.uids = []userdata.UID{1}
+	var holds, ended atomic.Int32
+	mb.apply(userdata.FolderEvent{Removed: []userdata.UID{1}, Hold: func() func() {
+		holds.Add(1)
+		return func() { ended.Add(1) }
+	}})
+	uid := userdata.UID(2)
+	for range maxQueue {
+		mb.apply(userdata.FolderEvent{Added: []userdata.UID{uid}})
+		uid++
+		_, done := reader.take(true)
+		for _, d := range done {
+			d()
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the overflowing view's connection was not closed")
+	}
+	if _, ok := mb.views[stuck]; ok {
+		t.Error("the overflowing view is still in the mailbox")
+	}
+	if mb.claimer != reader {
+		t.Errorf("the claim went to %p, want the remaining read-write view %p", mb.claimer, reader)
+	}
+	if len(stuck.queue) != 0 {
+		t.Errorf("the dropped view still queues %d updates", len(stuck.queue))
+	}
+	if holds.Load() != 2 || ended.Load() != 2 {
+		t.Errorf("%d holds taken, %d ended; want both views' holds ended", holds.Load(), ended.Load())
 	}
 }
