@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailsys/mailsys"
+)
+
+// exitCode runs bin with args and returns its exit status, and what it
+// wrote to stdout and to stderr. A program still running after 20 s (it
+// took the command line and serves) is killed: -1.
+func exitCode(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return -1, stdout.String(), stderr.String()
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatal(err)
+	return 0, "", ""
+}
+
+// noListeners turns every listener off but those given after it.
+var noListeners = []string{"-smtp", "", "-submission", "", "-submissions", "", "-imap", "", "-imaps", "", "-pop3", "", "-pop3s", ""}
+
+// TestBadFlags: a command line the program refuses exits with status 2
+// and says why, before anything is written: the data directory is not
+// made.
+func TestBadFlags(t *testing.T) {
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-user", "bad"}, `invalid value "bad" for flag -user: want EMAIL:PASSWORD`},
+		{[]string{"-user", "ann@example.test:"}, "want EMAIL:PASSWORD"},
+		{[]string{"-user", "ann@:pw"}, `"ann@" is not an address`},
+		{[]string{"-user", "a b@example.test:pw"}, `"a b@example.test" is not an address`},
+		{[]string{"-any-from", "nobody"}, "want an address or @domain"},
+		{[]string{"-tls-cert", "cert.pem"}, "-tls-cert and -tls-key go together"},
+		{[]string{"-smtp", "2525"}, `-smtp "2525": want HOST:PORT`},
+		{[]string{"-lockout", "-1m"}, "-lockout -1m0s: negative"},
+		{[]string{"-password-memory", "-1"}, "-password-memory -1: negative"},
+		{[]string{"-hostname", ""}, "-hostname"},
+		{[]string{"stray"}, `unexpected argument "stray"`},
+		{[]string{"-no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+	} {
+		data := filepath.Join(t.TempDir(), "data")
+		code, _, stderr := exitCode(t, bin, append([]string{"-data", data}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, "Usage of allinone") {
+			t.Errorf("%q: exit %d, want 2 saying %q and the usage:\n%s", tc.args, code, tc.says, stderr)
+		}
+		if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%q: the data directory was made (%v)", tc.args, err)
+		}
+	}
+}
+
+// TestHelp: -h and -help print the usage and exit 0.
+func TestHelp(t *testing.T) {
+	bin := buildBinary(t)
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		data := filepath.Join(t.TempDir(), "data")
+		code, _, stderr := exitCode(t, bin, "-data", data, arg)
+		if code != 0 || !strings.Contains(stderr, "-hostname string") || strings.Contains(stderr, "help requested") {
+			t.Errorf("%s: exit %d, want 0 and the usage alone:\n%s", arg, code, stderr)
+		}
+		if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the data directory was made", arg)
+		}
+	}
+}
+
+// startLogged runs bin with args until its ready line and returns it,
+// with what the program printed on stdout by then. The program is
+// stopped, as SIGTERM does, at the end of the test.
+func startLogged(t *testing.T, bin string, args ...string) (ready, stdout string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-exited; err != nil {
+			t.Errorf("the program ended with %v:\n%s", err, logs.String())
+		}
+	})
+	re := regexp.MustCompile(`(?m)^.*mailsys ready.*$`)
+	deadline := time.After(30 * time.Second)
+	for {
+		if m := re.FindString(logs.String()); m != "" {
+			return m, out.String()
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the program ended (%v) before its ready line:\n%s", err, logs.String())
+		case <-deadline:
+			t.Fatalf("no ready line:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestDemoUser: the demo user is made and printed whenever the UserDB has
+// no user: after a refused -user (which wrote nothing), and in a data
+// directory whose UserDB exists but is empty; it logs in. A later start
+// prints none.
+func TestDemoUser(t *testing.T) {
+	bin := buildBinary(t)
+	for _, prepare := range []string{"refused -user", "empty UserDB"} {
+		data := filepath.Join(t.TempDir(), "data")
+		switch prepare {
+		case "refused -user":
+			if code, _, _ := exitCode(t, bin, "-data", data, "-user", "bad"); code != 2 {
+				t.Fatalf("-user bad: exit %d", code)
+			}
+		case "empty UserDB":
+			sys, err := mailsys.Open(t.Context(), mailsys.Config{DataDir: data, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sys.Shutdown(t.Context())
+		}
+		sub := freeAddr(t)
+		args := append([]string{"-data", data}, noListeners...)
+		ctx, cancel := context.WithCancel(t.Context())
+		cmd := exec.CommandContext(ctx, bin, append(args, "-submissions", sub)...)
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		var out, logs syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "mailsys ready"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no ready line:\n%s", prepare, logs.String())
+			}
+		}
+		m := regexp.MustCompile(`demo user: (demo@localhost) password: (\S+)`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("%s: no demo user printed:\n%s", prepare, out.String())
+		}
+		c, err := smtp.DialTLS(sub, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Auth(sasl.NewPlainClient("", m[1], m[2])); err != nil {
+			t.Errorf("%s: the demo user's login: %v", prepare, err)
+		}
+		c.Close()
+		cancel()
+		cmd.Wait()
+
+		// Started again: the user is there, and no new password.
+		_, stdout := startLogged(t, bin, append(args, "-submissions", freeAddr(t))...)
+		if strings.Contains(stdout, "demo user") {
+			t.Errorf("%s: second start printed a demo user again: %s", prepare, stdout)
+		}
+	}
+}
