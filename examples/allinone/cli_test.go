@@ -188,3 +188,28 @@ func TestDemoUser(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyLine: the ready line names each listener's service and
+// address, and only the listeners that are on.
+func TestReadyLine(t *testing.T) {
+	bin := buildBinary(t)
+	addrs := map[string]string{"smtp": freeAddr(t), "submission": freeAddr(t), "imaps": freeAddr(t), "pop3": freeAddr(t)}
+	args := append([]string{"-data", t.TempDir(), "-user", "ann@example.test:pw"}, noListeners...)
+	for k, v := range addrs {
+		args = append(args, "-"+k, v)
+	}
+	ready, _ := startLogged(t, bin, args...)
+	for k, v := range addrs {
+		if !strings.Contains(ready, " "+k+"="+v) {
+			t.Errorf("ready line without %s=%s: %s", k, v, ready)
+		}
+	}
+	for _, k := range []string{"submissions", "imap", "pop3s"} {
+		if strings.Contains(ready, " "+k+"=") {
+			t.Errorf("ready line names %s, which is off: %s", k, ready)
+		}
+	}
+	if !strings.Contains(ready, `msg="mailsys ready"`) {
+		t.Errorf("ready line: %s", ready)
+	}
+}

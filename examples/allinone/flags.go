@@ -20,8 +20,8 @@ type options struct {
 	listeners         []listenerFlag
 }
 
-// listenerFlag is a listener's flag: its name and the address it was
-// given.
+// listenerFlag is a listener's flag: its name, which is also the
+// service's in the ready line, and the address it was given.
 type listenerFlag struct {
 	name string
 	addr *string

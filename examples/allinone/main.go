@@ -10,8 +10,9 @@
 // 127.0.0.1:1993 with implicit TLS) and POP3 (default 127.0.0.1:1110 with
 // STLS, and 127.0.0.1:1995 with implicit TLS). When its UserDB has no user
 // and no -user is given, it creates a demo user and prints its address and
-// password. It logs a line with "ready" once it accepts connections, and
-// shuts down cleanly on SIGINT or SIGTERM.
+// password. It logs a line with "ready", naming each listener's address,
+// once it accepts connections, and shuts down cleanly on SIGINT or
+// SIGTERM.
 //
 // Every flag is checked before anything is written: a command line it
 // refuses exits with status 2, as -help exits with 0 after the usage.
@@ -107,14 +108,30 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		shutdown()
 		return err
 	}
-	var addrs []string
-	for _, a := range sys.Addrs() {
-		addrs = append(addrs, a.String())
-	}
-	log.Info("mailsys ready", "listeners", strings.Join(addrs, ","), "data", cfg.DataDir)
+	log.Info("mailsys ready", readyAttrs(sys, o.listeners, cfg.DataDir)...)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return shutdown()
+}
+
+// readyAttrs are the attributes of the ready line: each listener's
+// address under its service's name, and the data directory.
+func readyAttrs(sys *mailsys.System, listeners []listenerFlag, data string) []any {
+	var attrs []any
+	addrs := sys.Addrs()
+	for _, l := range listeners {
+		if *l.addr != "" && len(addrs) > 0 {
+			attrs = append(attrs, l.name, addrs[0].String())
+			addrs = addrs[1:]
+		}
+	}
+	if len(addrs) > 0 { // not the order assumed: say them unnamed
+		attrs = nil
+		for _, a := range sys.Addrs() {
+			attrs = append(attrs, "listener", a.String())
+		}
+	}
+	return append(attrs, "data", data)
 }
 
 // ensureDemoUser makes demo@hostname with a random password, and prints
