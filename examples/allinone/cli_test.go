@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/internal/selfsigned"
 )
 
 // exitCode runs bin with args and returns its exit status, and what it
@@ -211,5 +216,79 @@ func TestReadyLine(t *testing.T) {
 	}
 	if !strings.Contains(ready, `msg="mailsys ready"`) {
 		t.Errorf("ready line: %s", ready)
+	}
+}
+
+// TestCertificate: the self-signed certificate, in the data directory as
+// tls-cert.pem, is one that clients which verify can be given to trust:
+// Go's and OpenSSL's (through Python, as s-nail and fetchmail use it)
+// accept it for localhost, and it covers 127.0.0.1, ::1 and the
+// -hostname. One made before, for the -hostname and 127.0.0.1 only, is
+// replaced.
+func TestCertificate(t *testing.T) {
+	bin := buildBinary(t)
+	data := t.TempDir()
+	old, err := selfsigned.New("mail.example.test", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(old.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := filepath.Join(data, "tls-cert.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: old.Certificate[0]}), 0o600)
+	os.WriteFile(filepath.Join(data, "tls-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+
+	subs, smtpAddr := freeAddr(t), freeAddr(t)
+	startLogged(t, bin, append(append([]string{"-data", data, "-hostname", "mail.example.test", "-user", "ann@example.test:pw"}, noListeners...),
+		"-submissions", subs, "-smtp", smtpAddr)...)
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("%s is not a PEM certificate", certFile)
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.Equal(old.Leaf) {
+		t.Fatal("the old certificate, without localhost, was kept")
+	}
+	for _, name := range []string{"localhost", "127.0.0.1", "::1", "mail.example.test"} {
+		if err := leaf.VerifyHostname(name); err != nil {
+			t.Errorf("certificate: %v", err)
+		}
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	for _, name := range []string{"localhost", "127.0.0.1", "mail.example.test"} {
+		c, err := tls.Dial("tcp", subs, &tls.Config{RootCAs: roots, ServerName: name})
+		if err != nil {
+			t.Errorf("TLS with the certificate as the one to trust, for %s: %v", name, err)
+			continue
+		}
+		c.Close()
+	}
+
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed: OpenSSL's verification not tried")
+	}
+	_, port, _ := net.SplitHostPort(smtpAddr)
+	script := `
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # the default from Python 3.13
+with smtplib.SMTP("localhost", int(sys.argv[1]), timeout=10) as c:
+    c.starttls(context=ctx)
+    c.ehlo()
+print("verified")
+`
+	if out, err := exec.Command(py, "-c", script, port, certFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "verified") {
+		t.Errorf("Python (OpenSSL) STARTTLS verifying localhost against %s: %v\n%s", certFile, err, out)
 	}
 }

@@ -53,7 +53,7 @@ func parseFlags(args []string) (*options, error) {
 	o.listeners = []listenerFlag{{"smtp", &c.SMTPAddr}, {"submission", &c.SubmissionAddr}, {"submissions", &c.SubmissionTLSAddr},
 		{"imap", &c.IMAPAddr}, {"imaps", &c.IMAPTLSAddr}, {"pop3", &c.POP3Addr}, {"pop3s", &c.POP3TLSAddr}}
 	fs.BoolVar(&c.InsecureAuth, "insecure-auth", false, "let IMAP and POP3 clients log in with plain-text passwords before TLS (testing only)")
-	fs.StringVar(&o.certFile, "tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory")
+	fs.StringVar(&o.certFile, "tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory, as "+certFileName)
 	fs.StringVar(&o.keyFile, "tls-key", "", "TLS key (PEM)")
 	fs.Var(&o.users, "user", "EMAIL:PASSWORD to create or update; repeatable")
 	fs.StringVar(&c.RunAs, "run-as", "", "USER[:GROUP] to serve as once the listeners are bound, when started as root")

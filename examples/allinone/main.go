@@ -14,6 +14,11 @@
 // once it accepts connections, and shuts down cleanly on SIGINT or
 // SIGTERM.
 //
+// Without -tls-cert it makes a self-signed certificate for localhost,
+// 127.0.0.1, ::1 and the -hostname, in the data directory as
+// tls-cert.pem, which clients that verify certificates can be told to
+// trust.
+//
 // Every flag is checked before anything is written: a command line it
 // refuses exits with status 2, as -help exits with 0 after the usage.
 //
@@ -26,24 +31,18 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/mailsys/mailsys/internal/selfsigned"
 
 	"github.com/mailsys/mailsys"
 	"github.com/mailsys/mailsys/userdata"
@@ -74,7 +73,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	cert, err := loadOrMakeCert(cfg.DataDir, o.certFile, o.keyFile, cfg.Hostname)
+	cert, err := loadOrMakeCert(cfg.DataDir, o.certFile, o.keyFile, cfg.Hostname, log)
 	if err != nil {
 		return err
 	}
@@ -165,32 +164,4 @@ func randomPassword() string {
 	b := make([]byte, 9)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// loadOrMakeCert loads the given certificate, or the self-signed one in the
-// data directory, making it on first use.
-func loadOrMakeCert(data, certFile, keyFile, host string) (tls.Certificate, error) {
-	if certFile != "" || keyFile != "" {
-		return tls.LoadX509KeyPair(certFile, keyFile)
-	}
-	certFile, keyFile = filepath.Join(data, "tls-cert.pem"), filepath.Join(data, "tls-key.pem")
-	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
-		return c, nil
-	}
-	cert, err := selfsigned.New(host, 5*365*24*time.Hour)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	der := cert.Certificate[0]
-	kb, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.LoadX509KeyPair(certFile, keyFile)
 }
