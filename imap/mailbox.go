@@ -44,12 +44,12 @@ type mailbox struct {
 	// mu guards what follows. It is taken by the watcher's callback, on
 	// the committing goroutine with the user's lock held, so nobody may
 	// call the database, or write to a client, while holding it.
-	mu       sync.Mutex
-	uids     []userdata.UID // ascending: the server's view
+	mu   sync.Mutex
+	uids []userdata.UID // ascending: the server's view
 	// uidNext is a UIDNEXT consistent with uids: every UID below it the
 	// mailbox has had, or was gone before it was opened.
 	uidNext  userdata.UID
-	keywords []string       // the folder's keywords, as the UserDB lists them
+	keywords []string // the folder's keywords, as the UserDB lists them
 	views    map[*view]struct{}
 	loading  bool
 	backlog  []userdata.FolderEvent // events that came while loading

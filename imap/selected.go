@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -51,8 +52,6 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 	mb.mu.Lock()
 	mb.views[v] = struct{}{}
 	v.announced = len(mb.keywords)
-	// Every message the client hears of later has a UID from this on.
-	uidNext := mb.uidNext
 	claim := false
 	if !readOnly && mb.claimer == nil {
 		mb.claimer, claim = v, true
@@ -73,6 +72,20 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 		}
 	}
 	mb.mu.Lock()
+	// The folder was read after the view joined: a message it counts may
+	// have been committed with its event not yet applied. Wait for those
+	// (microseconds), then answer with everything the view has so far,
+	// so that EXISTS and UIDNEXT agree with each other and with a STATUS
+	// the client made before. Only a message committed and expunged
+	// while the mailbox was being opened never comes: after 100 ms the
+	// mailbox's own UIDNEXT is used.
+	for deadline := time.Now().Add(100 * time.Millisecond); mb.uidNext < f.UIDNext && time.Now().Before(deadline); {
+		mb.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mb.mu.Lock()
+	}
+	v.added = nil // in SELECT's EXISTS: their queued EXISTS go unsaid
+	uidNext := mb.uidNext
 	// The messages from the watermark on are recent here (those claimed
 	// now, or for EXAMINE those nobody claimed yet), with those that came
 	// since the view joined.

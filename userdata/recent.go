@@ -3,6 +3,8 @@ package userdata
 import (
 	"context"
 	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // RecentClaimer is an optional capability of a UserDB: IMAP's \Recent
@@ -17,9 +19,10 @@ type RecentClaimer interface {
 	// returns the watermark before and after: the messages with a UID in
 	// [from, to) are the caller's to report as recent. A watermark never
 	// moves down, so a claim below it claims nothing (from == to). It
-	// returns ErrNotFound for an unknown user or folder. The claim is
-	// durable once it returns; concurrent claims each get their own
-	// range, never the same UID twice.
+	// returns ErrNotFound for an unknown user or folder. Concurrent claims
+	// each get their own range, never the same UID twice. \Recent is
+	// advisory, so a claim need not wait for stable storage: a crash may
+	// forget the last claims, whose messages are then recent again.
 	ClaimRecent(ctx context.Context, user UserID, folder FolderID, upto UID) (from, to UID, err error)
 }
 
@@ -51,7 +54,9 @@ func (d *DB) ClaimRecent(ctx context.Context, user UserID, folder FolderID, upto
 	b := d.db.NewBatch()
 	defer b.Close()
 	writeFolderRec(b, user, &f)
-	if err := d.commit(b); err != nil {
+	// Without waiting for the disk: the next synced commit makes it
+	// durable too (one write-ahead log), and a SELECT costs no fsync.
+	if err := d.db.commit(b, pebble.NoSync); err != nil {
 		return 0, 0, fmt.Errorf("userdata: claiming recent messages: %w", err)
 	}
 	return from, to, nil
