@@ -1,13 +1,11 @@
 package imap
 
 import (
-	"bufio"
 	"errors"
 	"io"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/userdata"
@@ -19,6 +17,9 @@ import (
 // partial range) streams from the store.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options *goimap.FetchOptions) error {
 	sel := s.sel
+	if err := checkBinaryOptions(options); err != nil {
+		return err
+	}
 	msgs, err := sel.resolve(numSet)
 	if err != nil || len(msgs) == 0 {
 		return err
@@ -94,22 +95,18 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, m *userdata.Messag
 	if options.Envelope {
 		env, err := DecodeEnvelope(m.Envelope)
 		if err != nil || len(m.Envelope) == 0 {
-			h, herr := body.header()
-			if herr != nil {
-				return herr
+			if env, _, err = body.summary(); err != nil {
+				return err
 			}
-			env = imapserver.ExtractEnvelope(h)
 		}
 		w.WriteEnvelope(env)
 	}
 	if options.BodyStructure != nil {
 		bs, err := DecodeStructure(m.Structure)
 		if err != nil || len(m.Structure) == 0 {
-			r, rerr := body.reader()
-			if rerr != nil {
-				return rerr
+			if _, bs, err = body.summary(); err != nil {
+				return err
 			}
-			bs = imapserver.ExtractBodyStructure(r)
 		}
 		w.WriteBodyStructure(fillMultiparts(bs))
 	}
@@ -213,18 +210,26 @@ func (l *lazyBody) reader() (io.Reader, error) {
 	return io.NewSectionReader(b, 0, b.Size()), nil
 }
 
-// header parses the message's header.
-func (l *lazyBody) header() (textproto.Header, error) {
+// summary works out the ENVELOPE and BODYSTRUCTURE of a message the
+// index has no summary for, as Summarize does at delivery.
+func (l *lazyBody) summary() (*goimap.Envelope, goimap.BodyStructure, error) {
 	r, err := l.reader()
 	if err != nil {
-		return textproto.Header{}, err
+		return nil, nil, err
 	}
-	h, err := textproto.ReadHeader(bufio.NewReader(r))
+	envb, bsb, err := Summarize(r)
 	if err != nil {
-		// A malformed header still has an envelope, of NILs.
-		return textproto.Header{}, nil
+		return nil, nil, l.s.fail("fetch", err)
 	}
-	return h, nil
+	env, err := DecodeEnvelope(envb)
+	if err != nil {
+		return nil, nil, l.s.fail("fetch", err)
+	}
+	bs, err := DecodeStructure(bsb)
+	if err != nil {
+		return nil, nil, l.s.fail("fetch", err)
+	}
+	return env, bs, nil
 }
 
 func (l *lazyBody) close() {
