@@ -7,7 +7,7 @@
 // (STARTTLS, and implicit TLS for port 993); Shutdown says BYE to every
 // session. Besides what go-imap provides itself it advertises NAMESPACE,
 // UIDPLUS, ESEARCH, SEARCHRES, LIST-EXTENDED, LIST-STATUS, MOVE,
-// STATUS=SIZE, BINARY, CHILDREN, SPECIAL-USE, CREATE-SPECIAL-USE,
+// STATUS=SIZE, CHILDREN, SPECIAL-USE, CREATE-SPECIAL-USE,
 // LITERAL+ and APPENDLIMIT, and authenticates with LOGIN and AUTHENTICATE
 // PLAIN, refused before TLS unless Config.InsecureAuth. The Guard shared
 // with the SMTP listeners admits connections as they are accepted, locks
@@ -58,15 +58,22 @@
 //
 // # Messages
 //
-// Summarize computes, once per delivered or appended message, the
-// ENVELOPE and BODYSTRUCTURE that go-imap's imapserver.ExtractEnvelope and
-// imapserver.ExtractBodyStructure would, streaming the body, and encodes
-// them compactly for userdata.NewMessage's Envelope and Structure fields.
-// DecodeEnvelope and DecodeStructure turn the cached bytes back into
-// go-imap values, so FETCH ENVELOPE and FETCH BODYSTRUCTURE never re-parse
-// a body (a message without a summary is parsed instead). BODY[] and its
-// partial ranges stream from the store; other sections are cut out of the
-// body by go-imap. SEARCH (RFC 3501 and RFC 9051 keys) is compiled once per
+// Summarize computes, once per delivered or appended message, its
+// ENVELOPE and BODYSTRUCTURE, streaming the body, and encodes them
+// compactly for userdata.NewMessage's Envelope and Structure fields. The
+// address fields are parsed here (RFC 5322 with its obsolete syntax:
+// groups, with RFC 3501's group markers, comments, routes, which are
+// dropped), and the subject, display names, message-id and in-reply-to
+// are the header's own text, encoded words as sent. DecodeEnvelope and
+// DecodeStructure turn the cached bytes back into go-imap values, so FETCH
+// ENVELOPE and FETCH BODYSTRUCTURE never re-parse a body (a message
+// without a summary is parsed instead; OutdatedSummary finds the summaries
+// made by older versions). BODY[] and its partial ranges stream from the
+// store; other sections are cut out of the body by go-imap. APPEND stores
+// a part sent with Content-Transfer-Encoding binary in base64, so that
+// BODY[] never holds a NUL; BINARY[...] (RFC 3516) decodes it, and any
+// other part, back to its bytes, and answers NO [UNKNOWN-CTE] for an
+// encoding it does not know. SEARCH (RFC 3501 and RFC 9051 keys) is compiled once per
 // command, matches flags, dates, sizes and numbers from the index and opens
 // a body only for a key on the header or the text, reading and decoding it
 // once for all the keys, streaming it; a search of more than 4,000 keys or
@@ -88,6 +95,13 @@
 //
 // What go-imap v2.0.0-beta.8 decides before this package sees a command,
 // or cannot write:
+//
+//   - A partial BINARY[...]<o.l> fetch cannot be answered (go-imap's writer
+//     has no <origin>): it is refused with NO [CANNOT], and BINARY is not
+//     advertised, although IMAP4rev2, which includes it, is.
+//   - ENVELOPE addresses have no route (adl): go-imap always writes NIL.
+//   - A non-ASCII subject or display name is written as MIME encoded
+//     words even after ENABLE UTF8=ACCEPT (RFC 6855 3 wants it raw).
 //
 //   - A mailbox name or LIST pattern that is not valid modified UTF-7
 //     (CREATE "z&AOQA5A"), or holds a control character, is answered
