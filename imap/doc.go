@@ -102,7 +102,6 @@
 //   - ENVELOPE addresses have no route (adl): go-imap always writes NIL.
 //   - A non-ASCII subject or display name is written as MIME encoded
 //     words even after ENABLE UTF8=ACCEPT (RFC 6855 3 wants it raw).
-//
 //   - A mailbox name or LIST pattern that is not valid modified UTF-7
 //     (CREATE "z&AOQA5A"), or holds a control character, is answered
 //     NO [SERVERBUG] by go-imap itself. After ENABLE UTF8=ACCEPT it still
