@@ -42,6 +42,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	release := hold(s.conn.NetConn())
 	defer release()
 	i := 0
+	fl := sel.flagger()
 	found := 0
 	err = s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(msgs), func(m *userdata.Message) error {
 		for i < len(msgs) && msgs[i].uid < m.UID {
@@ -52,7 +53,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		}
 		found++
 		rw := w.CreateMessage(msgs[i].seq)
-		if err := s.fetchOne(rw, m, options, byUID || options.UID, seen[m.UID]); err != nil {
+		if err := s.fetchOne(rw, m, fl, options, byUID || options.UID, seen[m.UID]); err != nil {
 			rw.Close()
 			return err
 		}
@@ -77,12 +78,12 @@ func marksSeen(options *goimap.FetchOptions) bool {
 }
 
 // fetchOne writes the items of one message.
-func (s *session) fetchOne(w *imapserver.FetchResponseWriter, m *userdata.Message, options *goimap.FetchOptions, uid, seenNow bool) error {
+func (s *session) fetchOne(w *imapserver.FetchResponseWriter, m *userdata.Message, fl *flagger, options *goimap.FetchOptions, uid, seenNow bool) error {
 	if uid {
 		w.WriteUID(goimap.UID(m.UID))
 	}
 	if options.Flags || seenNow {
-		w.WriteFlags(s.sel.flagsOf(m))
+		w.WriteFlags(fl.flags(m.UID, m.Flags, m.Keywords))
 	}
 	if options.InternalDate {
 		w.WriteInternalDate(m.InternalDate)

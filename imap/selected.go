@@ -441,9 +441,11 @@ type readCloser struct {
 	io.Closer
 }
 
-// flagsOf is the FLAGS a FETCH shows for m in this session (view.flags).
-func (sel *selected) flagsOf(m *userdata.Message) []goimap.Flag {
+// flagger is the view's flagger for a command that runs outside mb.mu.
+func (sel *selected) flagger() *flagger {
 	sel.mb.mu.Lock()
 	defer sel.mb.mu.Unlock()
-	return sel.view.flags(m.UID, m.Flags, m.Keywords)
+	fl := sel.view.flagger()
+	fl.recent = slices.Clone(fl.recent)
+	return &fl
 }

@@ -132,12 +132,6 @@ func (v *view) walk(lo, hi uint32, fn func(seq uint32, uid userdata.UID) bool) {
 	}
 }
 
-// isRecent reports whether uid is \Recent in this session.
-func (v *view) isRecent(uid userdata.UID) bool {
-	_, ok := slices.BinarySearch(v.recent, uid)
-	return ok
-}
-
 // numRecent is how many of the client's messages are \Recent in this
 // session.
 func (v *view) numRecent() uint32 {
@@ -150,18 +144,38 @@ func (v *view) numRecent() uint32 {
 	return uint32(n)
 }
 
+// flags is the FLAGS a FETCH shows for a message (see flagger). mb.mu is
+// held.
+func (v *view) flags(uid userdata.UID, f userdata.Flags, keywords []string) []goimap.Flag {
+	fl := v.flagger()
+	return fl.flags(uid, f, keywords)
+}
+
+// flagger is what a view's FLAGS depend on, taken under mb.mu: valid while
+// it is held, or for a FETCH once recent is a copy.
+type flagger struct {
+	rev2   bool
+	recent []userdata.UID // ascending
+	known  []string       // the keywords the client has been told of
+}
+
+func (v *view) flagger() flagger {
+	return flagger{rev2: v.rev2, recent: v.recent, known: v.mb.keywords[:v.announced]}
+}
+
 // flags is the FLAGS a FETCH shows for a message: its flags, \Recent
 // when it is recent here (IMAP4rev1 only), and of its keywords those the
 // client has been told of; the others show once the FLAGS naming them
-// has gone out, in the FETCH queued with them. mb.mu is held.
-func (v *view) flags(uid userdata.UID, f userdata.Flags, keywords []string) []goimap.Flag {
+// has gone out, in the FETCH queued with them.
+func (fl *flagger) flags(uid userdata.UID, f userdata.Flags, keywords []string) []goimap.Flag {
 	out := imapFlags(f, nil)
-	if !v.rev2 && v.isRecent(uid) {
-		out = append(out, flagRecent)
+	if !fl.rev2 {
+		if _, ok := slices.BinarySearch(fl.recent, uid); ok {
+			out = append(out, flagRecent)
+		}
 	}
-	known := v.mb.keywords[:v.announced]
 	for _, k := range keywords {
-		if hasKeyword(known, k) {
+		if hasKeyword(fl.known, k) {
 			out = append(out, goimap.Flag(k))
 		}
 	}
