@@ -102,11 +102,15 @@
 //   - ENVELOPE addresses have no route (adl): go-imap always writes NIL.
 //   - A non-ASCII subject or display name is written as MIME encoded
 //     words even after ENABLE UTF8=ACCEPT (RFC 6855 3 wants it raw).
-//   - A mailbox name or LIST pattern that is not valid modified UTF-7
-//     (CREATE "z&AOQA5A"), or holds a control character, is answered
-//     NO [SERVERBUG] by go-imap itself. After ENABLE UTF8=ACCEPT it still
-//     decodes "&...-" in names, refuses "R&D", and sends "&" as "&-",
-//     where RFC 6855 wants UTF-8 with a literal "&" both ways.
+//   - After ENABLE UTF8=ACCEPT (or IMAP4rev2) go-imap still decodes
+//     "&...-" in mailbox names and LIST patterns as modified UTF-7
+//     ("x&AOQ-" is taken as "xä"), answers a name whose "&" starts no
+//     valid modified UTF-7 ("R&D") NO [SERVERBUG] itself, and sends "&"
+//     as "&-", where RFC 6855 wants UTF-8 with a literal "&" both ways.
+//     (Before it, a name or pattern that is not modified UTF-7, quoted,
+//     atom or literal, and at any time one with a control character or,
+//     after it, one not UTF-8, is answered BAD by the command reader
+//     before go-imap decodes it.)
 //   - LIST "" ("") is refused with BAD.
 //   - LSUB is told from LIST only by an unexported field of go-imap's
 //     ListWriter, read by reflection (TestSubscriptions notices if it

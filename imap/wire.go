@@ -26,7 +26,9 @@ import (
 //     then as commands;
 //   - a command of more than 50 KiB outside literals, or of lists nested
 //     1,000 deep, is answered NO [SERVERBUG], and the rest of an overlong
-//     line is parsed as the next command.
+//     line is parsed as the next command;
+//   - a mailbox name or LIST pattern it cannot decode from modified UTF-7,
+//     or that holds a control character, is answered NO [SERVERBUG].
 //
 // So a commandReader sits between the connection and go-imap's reader of
 // it (go-imap reads every command through one bufio.Reader, which
@@ -37,7 +39,11 @@ import (
 // and refuses, before go-imap sees it, what go-imap would mishandle: a
 // command longer than maxCommandBytes outside literals, or nested more
 // than maxNesting lists deep, is answered BAD [LIMIT]; a literal over
-// 4,096 bytes that go-imap would read into memory, NO [TOOBIG]. The
+// 4,096 bytes that go-imap would read into memory, NO [TOOBIG]; a mailbox
+// name or pattern that is not modified UTF-7 (RFC 3501 5.1.3), or, once
+// the client has enabled UTF8=ACCEPT or IMAP4rev2, not UTF-8, or that
+// holds a control character, BAD Invalid mailbox name (see nameScan;
+// what follows an ENABLE is lexed once go-imap has answered it). The
 // refused command is read to its end and dropped, non-synchronizing
 // literals and all, up to maxDiscard bytes, beyond which the connection is
 // closed with BYE.
@@ -107,7 +113,11 @@ func (s *session) followCommands() {
 	buffered, _ := br.Peek(br.Buffered())
 	in := bytes.Clone(buffered)
 	if old := s.reader; old != nil && old.src == src {
-		in = append(append(in, old.out...), old.in...)
+		in = append(in, old.out...)
+		if old.refusal != nil { // the command is lexed anew
+			in = append(in, old.held...)
+		}
+		in = append(in, old.in...)
 	}
 	_, isTLS := src.(*tls.Conn)
 	cr := &commandReader{
@@ -121,6 +131,7 @@ func (s *session) followCommands() {
 		syncAt:   -1,
 	}
 	cr.lx.reset()
+	cr.lx.utf8 = cr.namesUTF8()
 	br.Reset(cr)
 	s.reader = cr
 	if lc := limitConnOf(src); lc != nil {
@@ -152,10 +163,14 @@ type commandReader struct {
 	lx lexer
 
 	refusal  error  // the answer go-imap gets at its next read
+	held     []byte // the byte of c.in at which the refusal came, not given
+	heldBuf  [1]byte
 	dropping bool   // dropping the rest of the current command
 	dropNone bool   // the refused command has nothing left to drop
 	dropEnd  []byte // given once dropped: the end of the line go-imap is discarding
 	dropped  int64  // bytes dropped of the current command
+
+	enabling bool // an ENABLE has been lexed: lex on once go-imap has read it
 }
 
 var lineEnd = []byte("\r\n")
@@ -169,9 +184,13 @@ func (c *commandReader) Read(p []byte) (int, error) {
 			c.given += int64(n)
 			return n, nil
 		}
+		if c.enabling { // go-imap has read an ENABLE, and answered it
+			c.enabling = false
+			c.lx.utf8 = c.namesUTF8()
+		}
 		if c.refusal != nil {
 			err := c.refusal
-			c.refusal = nil
+			c.refusal, c.held = nil, nil
 			c.dropping = true
 			return 0, err
 		}
@@ -183,8 +202,9 @@ func (c *commandReader) Read(p []byte) (int, error) {
 			continue
 		}
 		if len(c.in) == 0 {
-			// A literal's bytes go straight to go-imap.
-			if c.lx.mode == modeLiteral {
+			// A literal's bytes go straight to go-imap, but for a
+			// mailbox name's.
+			if c.lx.mode == modeLiteral && !c.lx.names.lit {
 				n, err := c.src.Read(p[:min(int64(len(p)), c.lx.left)])
 				c.lx.content(int64(n))
 				c.given += int64(n)
@@ -257,6 +277,18 @@ func (c *commandReader) lex() {
 		switch c.lx.mode {
 		case modeLiteral:
 			k := min(int64(len(c.in)), c.lx.left)
+			if c.lx.names.lit {
+				if bad := c.lx.names.literal(c.in[:k], k == c.lx.left); bad != nil {
+					// Refused at its last byte: go-imap's literal stays
+					// open, and it discards no line after.
+					c.out = append(c.out, c.in[:k-1]...)
+					c.held = append(c.heldBuf[:0], c.in[k-1])
+					c.in = c.in[k:]
+					c.lx.content(k)
+					c.refusal, c.dropEnd, c.dropped = bad, nil, 1
+					return
+				}
+			}
 			c.out = append(c.out, c.in[:k]...)
 			c.in = c.in[k:]
 			c.lx.content(k)
@@ -267,6 +299,10 @@ func (c *commandReader) lex() {
 			return
 		}
 		b := c.in[0]
+		var bad error
+		if c.lx.names.on() {
+			bad = c.lx.names.step(b, c.lx.mk)
+		}
 		ev := c.lx.feed(b)
 		switch {
 		case c.lx.mode == modeLine && c.lx.n > maxCommandBytes:
@@ -280,10 +316,20 @@ func (c *commandReader) lex() {
 			return
 		}
 		c.in = c.in[1:]
+		if bad != nil {
+			c.refuseName(bad, b, ev == lexEnd)
+			return
+		}
 		c.out = append(c.out, b)
 		switch ev {
 		case lexEnd:
 			c.starts = append(c.starts, c.given+int64(len(c.out)))
+			if c.lx.enabled {
+				// What follows may be UTF-8 (RFC 6855): lex no further
+				// until go-imap has read the ENABLE and answered it.
+				c.enabling = true
+				return
+			}
 			if c.lx.idle && !c.authed {
 				c.lx.mode = modeLine // go-imap refuses IDLE before login
 			}
@@ -306,14 +352,39 @@ func (c *commandReader) lex() {
 				}
 				return
 			}
+			if c.lx.names.tok == tokLiteral && c.lx.names.on() {
+				c.lx.names.announced(c.lx.size)
+			}
 		}
 	}
+}
+
+// refuseName refuses the current command at the byte b just taken from
+// c.in, which is not given: it ended a mailbox name that is not valid,
+// and ended the command too if last. go-imap's next read fails with err,
+// then it discards the rest of its line, which is dropped.
+func (c *commandReader) refuseName(err error, b byte, last bool) {
+	c.refusal, c.dropEnd, c.dropped = err, lineEnd, 1
+	c.held = append(c.heldBuf[:0], b)
+	c.dropNone = last
+	c.lx.names.stop()
+}
+
+// namesUTF8 reports whether mailbox names are UTF-8 on the session (the
+// client enabled UTF8=ACCEPT or IMAP4rev2) rather than modified UTF-7.
+func (c *commandReader) namesUTF8() bool {
+	if c.sess == nil || c.sess.conn == nil {
+		return false
+	}
+	caps := c.sess.conn.EnabledCaps()
+	return caps.Has(goimap.CapUTF8Accept) || caps.Has(goimap.CapIMAP4rev2)
 }
 
 // refuse refuses the current command at the byte c.in[0], which is not
 // given: go-imap's next read fails with err, then the rest of the command
 // is dropped and end given.
 func (c *commandReader) refuse(err error, end []byte) {
+	c.held = append(c.heldBuf[:0], c.in[0])
 	c.in = c.in[1:]
 	c.dropped = 1
 	c.refusal, c.dropEnd = err, end
@@ -396,12 +467,18 @@ func (c *commandReader) commandStart() {
 	if len(c.starts) > 0 && c.starts[0] == pos {
 		return
 	}
+	if c.dropping && !c.dropNone && c.dropEnd == nil && c.refusal == nil && pos == c.given && len(c.out) == 0 {
+		// go-imap answered a mailbox name literal refused at its last
+		// byte, and read nothing since: the next command starts once the
+		// rest of the line is dropped.
+		return
+	}
 	if pos == c.syncAt && pos == c.given && len(c.out) == 0 && len(c.in) == 0 && !c.dropping {
 		// go-imap refused a synchronizing literal, or has not read it
 		// where it is no argument: the client sends no more of the
 		// command, and no refusal of it is due.
 		c.lx.reset()
-		c.refusal, c.dropNone, c.dropEnd = nil, false, nil
+		c.refusal, c.held, c.dropNone, c.dropEnd = nil, nil, false, nil
 		c.starts = append(c.starts[:0], pos)
 		c.syncAt = -1
 		return
@@ -416,7 +493,7 @@ func (c *commandReader) commandStart() {
 	}
 	c.br.Discard(c.br.Buffered())
 	c.skipOut(int64(len(c.out)))
-	c.refusal = nil                                 // go-imap is not in that command
+	c.refusal, c.held = nil, nil                    // go-imap is not in that command
 	c.dropping, c.dropEnd, c.dropped = true, nil, 0 // and, at a command start, discards no line
 	if c.dropNone {                                 // a refused synchronizing literal ended it
 		c.dropping, c.dropNone = false, false
@@ -481,6 +558,12 @@ type lexer struct {
 	tail      int // after the name: 0 nothing yet, 1 a space, 2 a CR, 3 anything else
 	sinceName int // bytes after the name's space, on the first line
 	idle      bool
+	enabled   bool // the command that just ended was an ENABLE
+
+	// The mailbox names in the command's arguments, checked as they come
+	// (for the commands that take some).
+	names nameScan
+	utf8  bool // names are UTF-8 rather than modified UTF-7; kept by reset
 
 	// A literal's announcement being read: "{" digits ["+"] "}" CRLF,
 	// go-imap's CRLF being [" "] ["\r"] "\n".
@@ -498,7 +581,7 @@ type lexer struct {
 
 // reset readies the lexer for a new command.
 func (l *lexer) reset() {
-	*l = lexer{}
+	*l = lexer{utf8: l.utf8}
 }
 
 // content notes n bytes of a literal read.
@@ -574,6 +657,9 @@ func (l *lexer) feed(b byte) lexEvent {
 		} else {
 			l.tail = tailOf(0, b)
 		}
+		if l.nameLen <= len(l.name) && (b == ' ' || b == '(') {
+			l.names.start(l.name[:l.nameLen], b, l.utf8)
+		}
 	case 2:
 		l.tail = tailOf(l.tail, b)
 	}
@@ -594,7 +680,9 @@ func (l *lexer) feed(b byte) lexEvent {
 	case '\n':
 		bare := l.word == 2 && l.tail < 3
 		idle, starttls := bare && l.nameIs("IDLE"), bare && l.nameIs("STARTTLS")
+		enable := l.nameIs("ENABLE")
 		l.reset()
+		l.enabled = enable
 		switch {
 		case idle:
 			l.mode, l.idle = modeRaw, true
@@ -675,4 +763,297 @@ func upper(b byte) byte {
 		return b - 'a' + 'A'
 	}
 	return b
+}
+
+// nameSlot is what a command's next argument is to a nameScan.
+type nameSlot uint8
+
+const (
+	slotName     nameSlot = iota // a mailbox name (astring)
+	slotPattern                  // a LSUB pattern (list-mailbox)
+	slotPatterns                 // LIST's pattern, or its patterns in parentheses
+	slotOptions                  // LIST's selection options, else its reference name
+	slotSkip                     // an argument that holds no name: COPY's set
+	slotUID                      // UID's command name
+)
+
+// nameSlots are a command's arguments up to its last name, an array
+// rather than a slice: a lexer holds no pointer, it is zeroed for each
+// command.
+type nameSlots struct {
+	slot [3]nameSlot
+	n    uint8
+}
+
+// The arguments of the commands that take mailbox names: SELECT,
+// EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE, STATUS and APPEND take
+// one first; RENAME two; LSUB a reference name and a pattern;
+// LIST-EXTENDED (RFC 5258) selection options, a reference name and a
+// pattern or a list of them; COPY and MOVE, and after UID, a set then a
+// name.
+var (
+	slotsOne    = nameSlots{[3]nameSlot{slotName}, 1}
+	slotsRename = nameSlots{[3]nameSlot{slotName, slotName}, 2}
+	slotsLSUB   = nameSlots{[3]nameSlot{slotName, slotPattern}, 2}
+	slotsLIST   = nameSlots{[3]nameSlot{slotOptions, slotName, slotPatterns}, 3}
+	slotsCopy   = nameSlots{[3]nameSlot{slotSkip, slotName}, 2}
+	slotsUID    = nameSlots{[3]nameSlot{slotUID}, 1}
+)
+
+// nameTok is where a nameScan is in the current argument.
+type nameTok uint8
+
+const (
+	tokStart     nameTok = iota // before its first byte
+	tokAtom                     // in a name or pattern not quoted
+	tokQuoted                   // in a quoted one
+	tokLiteral                  // in the announcement of a literal one; then its bytes (nameScan.lit)
+	tokSkip                     // in an argument that holds no name
+	tokOptions                  // in LIST's selection options
+	tokAfter                    // after the argument
+	tokListNext                 // in LIST's patterns, before one
+	tokListAfter                // in LIST's patterns, after one
+)
+
+// nameScan follows the arguments of a command that takes mailbox names
+// as go-imap's parser will read them (it decodes each name and pattern
+// from modified UTF-7 as soon as it has read it), tokenizing no further
+// than the last name, and checks each with a nameCheck. A name is refused
+// at the byte that ends it: the closing quote, the byte after an atom,
+// the last byte of a literal (whose bytes the commandReader then passes
+// through the scan). Where go-imap will find a syntax error first, the
+// scan may stop: go-imap answers BAD then.
+//
+// The commandReader calls step with each byte of the command's lines
+// before its lexer takes it (so the line's end too), announced once the
+// lexer has read the announcement of a literal that is a name, and
+// literal with the literal's bytes.
+type nameScan struct {
+	slots   nameSlots // the arguments
+	i       uint8     // the current one; past slots.n: nothing (more) to check
+	tok     nameTok
+	pattern bool // the current name is a LIST pattern: "%" and "*" are name characters
+	inList  bool // in LIST's parenthesized patterns
+	esc     bool // after a backslash in a quoted string
+	quoted  bool // in a quoted string among LIST's selection options
+	lit     bool // the literal being read is a name
+	utf8    bool // names are UTF-8
+	word    [4]byte
+	wordLen int // of UID's command name
+	check   nameCheck
+}
+
+// start readies s for the arguments of a command named name (upper case),
+// after which came the byte after.
+func (s *nameScan) start(name []byte, after byte, utf8 bool) {
+	var slots nameSlots
+	switch string(name) {
+	case "SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE", "STATUS", "APPEND":
+		slots = slotsOne
+	case "RENAME":
+		slots = slotsRename
+	case "LSUB":
+		slots = slotsLSUB
+	case "LIST":
+		slots = slotsLIST
+	case "COPY", "MOVE":
+		slots = slotsCopy
+	case "UID":
+		slots = slotsUID
+	default:
+		return
+	}
+	*s = nameScan{slots: slots, utf8: utf8}
+	if after == '(' && s.cur() == slotOptions {
+		s.step(after, 0) // go-imap takes no space before a list
+	} else if after != ' ' {
+		s.stop()
+	}
+}
+
+// on reports whether s has names left to check.
+func (s *nameScan) on() bool { return s.i < s.slots.n }
+
+// cur returns the current argument's slot.
+func (s *nameScan) cur() nameSlot { return s.slots.slot[s.i] }
+
+// stop ends the scan: no more names to check in the command.
+func (s *nameScan) stop() { s.i = s.slots.n }
+
+// step takes the next byte of the command's lines, mk being the state of
+// the lexer's literal announcement before it, and returns the answer to
+// the command if b ended a name that is not valid.
+func (s *nameScan) step(b byte, mk int) error {
+	switch s.tok {
+	case tokStart:
+		s.begin(b)
+	case tokAtom:
+		if isNameChar(b) || s.pattern && (b == '%' || b == '*') {
+			s.check.feed(b)
+			return nil
+		}
+		err := s.ended()
+		s.step(b, mk) // what follows the name
+		return err
+	case tokQuoted:
+		switch {
+		case s.esc:
+			s.esc = false
+		case b == '\\':
+			s.esc = true
+			return nil
+		case b == '"':
+			return s.ended()
+		}
+		s.check.feed(b)
+	case tokLiteral: // the lexer reads the announcement, then announced
+		if mk == 0 { // no literal after all: go-imap's syntax error
+			s.stop()
+		}
+	case tokSkip:
+		switch {
+		case b == ' ' && s.cur() == slotUID:
+			if s.wordLen == len(s.word) && (string(s.word[:]) == "COPY" || string(s.word[:]) == "MOVE") {
+				s.slots, s.i, s.tok = slotsCopy, 0, tokStart
+			} else {
+				s.stop()
+			}
+		case b == ' ':
+			s.next()
+		case b == '\r' || b == '\n':
+			s.stop()
+		case s.cur() == slotUID:
+			if s.wordLen < len(s.word) {
+				s.word[s.wordLen] = upper(b)
+			}
+			s.wordLen++
+		}
+	case tokOptions: // RFC 5258's list-select-opts, of astrings
+		switch {
+		case s.esc:
+			s.esc = false
+		case s.quoted:
+			s.esc, s.quoted = b == '\\', b != '"'
+		case b == '"':
+			s.quoted = true
+		case b == ')':
+			s.tok = tokAfter
+		case b == '(':
+			s.stop() // go-imap's syntax error
+		}
+	case tokAfter:
+		switch b {
+		case ' ':
+			s.next()
+		case '(': // go-imap takes no space before a list
+			s.next()
+			if s.on() {
+				s.begin(b)
+			}
+		default: // the line's end, or go-imap's syntax error
+			s.stop()
+		}
+	case tokListNext:
+		s.inList = true
+		s.beginName(b, true)
+	case tokListAfter:
+		if b == ' ' {
+			s.tok = tokListNext
+		} else { // ")" ends LIST's names
+			s.stop()
+		}
+	}
+	return nil
+}
+
+// begin takes the first byte of an argument.
+func (s *nameScan) begin(b byte) {
+	switch s.cur() {
+	case slotName:
+		s.beginName(b, false)
+	case slotPattern:
+		s.beginName(b, true)
+	case slotPatterns:
+		if b == '(' {
+			s.tok = tokListNext
+			return
+		}
+		s.beginName(b, true)
+	case slotOptions:
+		if b == '(' {
+			s.tok = tokOptions
+			return
+		}
+		s.i++ // none: this is the reference name
+		s.beginName(b, false)
+	case slotSkip, slotUID:
+		s.tok, s.wordLen = tokSkip, 0
+		s.step(b, 0)
+	}
+}
+
+// beginName takes the first byte of a name or pattern.
+func (s *nameScan) beginName(b byte, pattern bool) {
+	s.check, s.pattern = nameCheck{utf8: s.utf8}, pattern
+	switch {
+	case b == '"':
+		s.tok = tokQuoted
+	case b == '{':
+		s.tok = tokLiteral
+	case isNameChar(b) || pattern && (b == '%' || b == '*'):
+		s.tok = tokAtom
+		s.check.feed(b)
+	default: // go-imap's syntax error
+		s.stop()
+	}
+}
+
+// ended ends the current name and returns nil if it is valid, or the
+// answer to the command.
+func (s *nameScan) ended() error {
+	if s.inList {
+		s.tok = tokListAfter
+	} else {
+		s.tok = tokAfter
+	}
+	return s.check.end()
+}
+
+// next moves to the next argument.
+func (s *nameScan) next() {
+	s.i, s.tok = s.i+1, tokStart
+}
+
+// announced is told that the announcement of a literal that is a name
+// has ended, and its size.
+func (s *nameScan) announced(size int64) {
+	if size == 0 {
+		s.ended() // the empty name
+	} else {
+		s.lit = true
+	}
+}
+
+// literal takes bytes of a literal that is a name, the last ones if last,
+// and returns the answer to the command if they end a name that is not
+// valid.
+func (s *nameScan) literal(p []byte, last bool) error {
+	for _, b := range p {
+		s.check.feed(b)
+	}
+	if !last {
+		return nil
+	}
+	s.lit = false
+	return s.ended()
+}
+
+// isNameChar is go-imap's ASTRING-CHAR, by which it reads a name not
+// quoted: no control character, C1 controls included.
+func isNameChar(b byte) bool {
+	switch b {
+	case '(', ')', '{', ' ', '%', '*', '"', '\\':
+		return false
+	}
+	return b > 0x1f && (b < 0x7f || b > 0x9f)
 }

@@ -266,3 +266,74 @@ func itoa(n int) string {
 		}
 	}
 }
+
+// TestRefusedMailboxName: a mailbox name or LIST pattern that is not
+// modified UTF-7, sent in the clear or under TLS, pipelined or not, quoted,
+// as an atom or as a literal (synchronizing or not), is answered BAD in
+// go-imap's place, nothing of the rest of its command runs (literals
+// included), and the session goes on; after an ENABLE UTF8=ACCEPT
+// pipelined with them, names are UTF-8.
+func TestRefusedMailboxName(t *testing.T) {
+	e := newEnv(t)
+	const bad = "BAD Invalid mailbox name: "
+	for _, tr := range transports(t, e, imap.Config{}) {
+		t.Run(tr.name, func(t *testing.T) {
+			c := tr.dial(t)
+			r := login(t, c)
+			io.WriteString(c, "a1 CREATE \"z&AOQA5A\"\r\n"+
+				"a2 RENAME INBOX \"z&\" {15+}\r\n"+smuggled+"\r\n"+
+				"a3 CREATE {8+}\r\nz&AOQA5A {15+}\r\n"+smuggled+"\r\n"+
+				"a4 LIST (SUBSCRIBED) \"\" (\"INBOX\" z&AOQ*)\r\n"+
+				"a5 LIST \"\" \"B\xc3\xbccher\"\r\n"+
+				"a6 ENABLE UTF8=ACCEPT\r\n"+
+				"a7 LIST \"\" \"B\xc3\xbccher\"\r\n"+
+				"a8 LIST \"\" \"B\xc3\"\r\n"+
+				"b NOOP\r\n")
+			out, err := readUntil(r, "b ")
+			if err != nil {
+				t.Fatalf("%v after %q", err, out)
+			}
+			for tag, want := range map[string]string{"a1": bad, "a2": bad, "a3": bad, "a4": bad, "a5": bad, "a6": "OK", "a7": "OK", "a8": bad, "b": "OK"} {
+				if !strings.Contains(out, "\r\n"+tag+" "+want) && !strings.HasPrefix(out, tag+" "+want) {
+					t.Errorf("%s: no %q in %q", tag, tag+" "+want, out)
+				}
+			}
+			if strings.Contains(out, "SERVERBUG") {
+				t.Errorf("SERVERBUG in %q", out)
+			}
+			checkNotRun(t, out)
+
+			// A synchronizing literal: the "+", then the answer; after
+			// UTF8=ACCEPT, and in a new session, before.
+			syncLiteral := func(r *bufio.Reader, c net.Conn, name string) {
+				t.Helper()
+				io.WriteString(c, "c DELETE {"+itoa(len(name))+"}\r\n")
+				if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+ ") {
+					t.Fatalf("DELETE {%d}: %q, %v", len(name), line, err)
+				}
+				io.WriteString(c, name+"\r\nb NOOP\r\n")
+				out, err = readUntil(r, "b ")
+				if err != nil || !strings.HasPrefix(out, "c "+bad) || !strings.Contains(out, "b OK") {
+					t.Errorf("DELETE of the literal name %q: %q, %v", name, out, err)
+				}
+			}
+			syncLiteral(r, c, "\xff")
+			c = tr.dial(t)
+			r = login(t, c)
+			syncLiteral(r, c, "&A")
+			io.WriteString(c, "d ENABLE IMAP4rev2\r\ne LIST \"\" \"B\xc3\xbccher\"\r\nb NOOP\r\n")
+			if out, err := readUntil(r, "b "); err != nil || !strings.Contains(out, "\r\ne OK") {
+				t.Errorf("LIST of a UTF-8 name after ENABLE IMAP4rev2: %q, %v", out, err)
+			}
+
+			// Pipelined with the LOGIN, which the command reader follows
+			// anew.
+			c = tr.dial(t)
+			io.WriteString(c, "l LOGIN ann@example.test pw\r\nc CREATE \"z&\"\r\nd CREATE z&\r\nb NOOP\r\n")
+			out, err = readUntil(bufio.NewReader(c), "b ")
+			if err != nil || !strings.Contains(out, "l OK") || !strings.Contains(out, "\r\nc "+bad) || !strings.Contains(out, "\r\nd "+bad) || !strings.Contains(out, "\r\nb OK") {
+				t.Errorf("pipelined after LOGIN: %q, %v", out, err)
+			}
+		})
+	}
+}
