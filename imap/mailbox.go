@@ -117,6 +117,20 @@ func (ms *mailboxes) acquire(ctx context.Context, user userdata.UserID, folder u
 	return mb, nil
 }
 
+// recentTo is the UID below which this server's sessions claimed the
+// messages of a folder as \Recent, 0 if it is not open here.
+func (ms *mailboxes) recentTo(k mailboxKey) userdata.UID {
+	ms.mu.Lock()
+	mb := ms.open[k]
+	ms.mu.Unlock()
+	if mb == nil {
+		return 0
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.recentTo
+}
+
 // release undoes an acquire; the last one closes the folder, saving the
 // \Recent claims of its sessions.
 func (ms *mailboxes) release(ctx context.Context, mb *mailbox) {

@@ -91,12 +91,12 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 	// since the view joined.
 	from = max(from, mb.recentTo)
 	if claim || mb.claimer == nil {
-		var recent []userdata.UID
-		for _, uid := range mb.uids {
-			if uid >= from && (to == 0 || uid < to) {
-				recent = append(recent, uid)
-			}
+		lo, _ := slices.BinarySearch(mb.uids, from)
+		hi := len(mb.uids)
+		if to != 0 {
+			hi, _ = slices.BinarySearch(mb.uids, to)
 		}
+		recent := slices.Clone(mb.uids[lo:max(lo, hi)])
 		for _, uid := range v.recent {
 			if len(recent) == 0 || uid > recent[len(recent)-1] {
 				recent = append(recent, uid)

@@ -341,15 +341,7 @@ outer:
 // \Recent: those at or above the UserDB's watermark, or above the claims
 // of this server's sessions if the folder is open here.
 func (s *session) numRecent(f userdata.Folder) (uint32, error) {
-	from := f.RecentUID
-	s.srv.open.mu.Lock()
-	mb := s.srv.open.open[mailboxKey{s.user.ID, f.ID}]
-	s.srv.open.mu.Unlock()
-	if mb != nil {
-		mb.mu.Lock()
-		from = max(from, mb.recentTo)
-		mb.mu.Unlock()
-	}
+	from := max(f.RecentUID, s.srv.open.recentTo(mailboxKey{s.user.ID, f.ID}))
 	var n uint32
 	err := s.srv.users.Messages(s.ctx(), s.user.ID, f.ID, userdata.UIDSet{{Start: max(from, 1)}}, func(*userdata.Message) error {
 		n++

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"slices"
+	"strings"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -70,6 +71,9 @@ func (v *view) removed(uids []userdata.UID, hold func() func()) {
 	for _, uid := range uids {
 		if i, ok := slices.BinarySearch(v.added, uid); ok {
 			v.added = slices.Delete(v.added, i, i+1)
+			if j, ok := slices.BinarySearch(v.recent, uid); ok {
+				v.recent = slices.Delete(v.recent, j, j+1)
+			}
 			continue
 		}
 		i, _ := slices.BinarySearch(v.gone, uid)
@@ -134,11 +138,12 @@ func (v *view) walk(lo, hi uint32, fn func(seq uint32, uid userdata.UID) bool) {
 
 // numRecent is how many of the client's messages are \Recent in this
 // session.
+// Every recent UID is the client's or yet to be told (added).
 func (v *view) numRecent() uint32 {
-	n := 0
-	for _, uid := range v.recent {
-		if v.seqOf(uid) != 0 {
-			n++
+	n := len(v.recent)
+	for _, uid := range v.added {
+		if _, ok := slices.BinarySearch(v.recent, uid); ok {
+			n--
 		}
 	}
 	return uint32(n)
@@ -305,28 +310,7 @@ func (v *view) drop() (done []func()) {
 
 // hasKeyword reports whether kws holds k, without regard to case.
 func hasKeyword(kws []string, k string) bool {
-	for _, x := range kws {
-		if len(x) == len(k) && equalFoldASCII(x, k) {
-			return true
-		}
-	}
-	return false
-}
-
-func equalFoldASCII(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return slices.ContainsFunc(kws, func(x string) bool { return strings.EqualFold(x, k) })
 }
 
 // firstFrom is the client's sequence number of its first message with a

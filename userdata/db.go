@@ -254,7 +254,12 @@ func (d *DB) commit(b *pebble.Batch) error {
 // scan calls fn for every key in [lo, hi) in order; fn's slices are valid
 // only during the call.
 func (d *DB) scan(lo, hi []byte, fn func(k, v []byte) error) error {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	return scanFrom(d.db, lo, hi, fn)
+}
+
+// scanFrom is scan on r, a snapshot for instance.
+func scanFrom(r pebble.Reader, lo, hi []byte, fn func(k, v []byte) error) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("userdata: %w", err)
 	}

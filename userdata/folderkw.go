@@ -130,29 +130,20 @@ func keywordsFrom(r pebble.Reader, user UserID, folder FolderID) (kws []string, 
 		return nil, false, err
 	}
 	prefix := messagePrefix(user, folder)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, false, fmt.Errorf("userdata: %w", err)
-	}
-	defer it.Close()
 	var m Message
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
+	err = scanFrom(r, prefix, prefixEnd(prefix), func(k, v []byte) error {
 		if len(k) != len(prefix)+4 {
-			return nil, false, fmt.Errorf("userdata: folder %d of user %d: bad message key", folder, user)
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return nil, false, fmt.Errorf("userdata: %w", err)
+			return fmt.Errorf("userdata: folder %d of user %d: bad message key", folder, user)
 		}
 		if err := decodeMessage(v, UID(binary.BigEndian.Uint32(k[len(prefix):])), &m); err != nil {
-			return nil, false, err
+			return err
 		}
 		for _, kw := range m.Keywords {
 			if !hasKeyword(kws, kw) && len(kws) < MaxFolderKeywords {
 				kws = append(kws, kw)
 			}
 		}
-	}
-	return kws, true, it.Error()
+		return nil
+	})
+	return kws, true, err
 }

@@ -32,31 +32,16 @@ func (d *DB) ListFolders(ctx context.Context, user UserID, fn func(Folder) error
 		return err
 	}
 	prefix := keyID(tagFolderName, uint64(user))
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return fmt.Errorf("userdata: %w", err)
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return fmt.Errorf("userdata: %w", err)
-		}
+	return scanFrom(snap, prefix, prefixEnd(prefix), func(k, v []byte) error {
 		if len(v) != 4 {
-			return fmt.Errorf("userdata: folder name %q of user %d: bad value", it.Key()[len(prefix):], user)
+			return fmt.Errorf("userdata: folder name %q of user %d: bad value", k[len(prefix):], user)
 		}
 		f, err := readFolderFrom(snap, user, FolderID(binary.BigEndian.Uint32(v)))
 		if err != nil {
 			return err
 		}
-		if err := fn(f); err != nil {
-			return err
-		}
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("userdata: %w", err)
-	}
-	return nil
+		return fn(f)
+	})
 }
 
 // Folder returns the user's folder called name ("INBOX" in any case).

@@ -76,20 +76,9 @@ func (d *DB) Subscriptions(ctx context.Context, user UserID, fn func(name string
 		return err
 	}
 	prefix := keyID(tagSubscribed, uint64(user))
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return fmt.Errorf("userdata: %w", err)
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		if err := fn(string(it.Key()[len(prefix):])); err != nil {
-			return err
-		}
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("userdata: %w", err)
-	}
-	return nil
+	return scanFrom(snap, prefix, prefixEnd(prefix), func(k, _ []byte) error {
+		return fn(string(k[len(prefix):]))
+	})
 }
 
 // moveSubscriptions adds to b the move of the subscriptions of from, and of
