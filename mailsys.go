@@ -81,7 +81,7 @@ type Config struct {
 	Passwords userdata.PasswordLimiterConfig
 	// SMTP holds the SMTP listeners' limits and timeouts (sizes, recipients,
 	// deadlines, AnyFrom); zero fields mean mta's defaults. Its Hostname,
-	// TLSConfig, Guard, Filter and Logger are the System's and are ignored.
+	// TLS, Guard, Filter and Logger are the System's and are ignored.
 	SMTP mta.InboundConfig
 	// IMAP holds the IMAP server's limits and timeouts; zero fields mean
 	// imap's defaults. Its TLS, InsecureAuth, Guard and Logger are the
@@ -184,7 +184,7 @@ func (s *System) Start(ctx context.Context) error {
 	guard := mta.NewGuard(s.cfg.Access)
 	tlsConfig := tlsconf.Harden(s.cfg.TLS)
 	icfg := s.cfg.SMTP
-	icfg.Hostname, icfg.TLSConfig, icfg.Guard, icfg.Filter, icfg.Logger = s.cfg.Hostname, tlsConfig, guard, s.cfg.Filter, s.log
+	icfg.Hostname, icfg.TLS, icfg.Guard, icfg.Filter, icfg.Logger = s.cfg.Hostname, tlsConfig, guard, s.cfg.Filter, s.log
 	imapCfg := s.cfg.IMAP
 	imapCfg.TLS, imapCfg.InsecureAuth, imapCfg.Guard, imapCfg.Logger = tlsConfig, s.cfg.InsecureAuth, guard, s.log
 	pop3Cfg := s.cfg.POP3

@@ -228,13 +228,13 @@ func (b wholeBody) Read(p []byte) (int, error) {
 func (in *Inbound) Serve(l net.Listener) error { return in.srv.Serve(in.gated(l, false)) }
 
 // ServeTLS is Serve for an implicit-TLS listener (RFC 8314): every
-// connection starts with a TLS handshake under InboundConfig.TLSConfig.
+// connection starts with a TLS handshake under InboundConfig.TLS.
 // A client the Guard refuses is closed before the handshake.
 func (in *Inbound) ServeTLS(l net.Listener) error {
-	if in.cfg.TLSConfig == nil {
-		return errors.New("mta: ServeTLS without InboundConfig.TLSConfig")
+	if in.cfg.TLS == nil {
+		return errors.New("mta: ServeTLS without InboundConfig.TLS")
 	}
-	return in.srv.Serve(tls.NewListener(in.gated(l, true), in.cfg.TLSConfig))
+	return in.srv.Serve(tls.NewListener(in.gated(l, true), in.cfg.TLS))
 }
 
 // gated wraps l so that the Guard admits each connection at accept, under

@@ -61,7 +61,7 @@ type InboundConfig struct {
 	// Zero means 30 minutes.
 	MaxSession   time.Duration
 	WriteTimeout time.Duration // per write; 1 minute if zero
-	TLSConfig    *tls.Config   // enables STARTTLS when set; left to Go, the suites and version are TLS 1.2+ AEAD only
+	TLS          *tls.Config   // enables STARTTLS when set; left to Go, the suites and version are TLS 1.2+ AEAD only
 	Guard        *Guard        // access rules, shared with the other listeners; nil means a default Guard of its own
 	Filter       Filter        // content filter called before acceptance; nil for none
 	// AnyFrom lists who may submit mail whose From: and Sender: are not
@@ -149,7 +149,7 @@ func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) 
 	if cfg.Guard == nil {
 		cfg.Guard = NewGuard(GuardConfig{})
 	}
-	cfg.TLSConfig = tlsconf.Harden(cfg.TLSConfig)
+	cfg.TLS = tlsconf.Harden(cfg.TLS)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -164,7 +164,7 @@ func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) 
 	s.MaxLineLength = 2000 // RFC 5321 says 1000 with CRLF; a little slack for sloppy clients
 	s.ReadTimeout = cfg.ReadTimeout
 	s.WriteTimeout = cfg.WriteTimeout
-	s.TLSConfig = cfg.TLSConfig
+	s.TLSConfig = cfg.TLS
 	s.EnableSMTPUTF8 = true
 	s.ErrorLog = errorLog{in.log}
 	in.srv = s

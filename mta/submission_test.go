@@ -47,7 +47,7 @@ func startSubmissionWith(t *testing.T, configure func(*mta.InboundConfig), auth 
 	if err := s.db.AddAlias(ctx, "alias0@example.test", u.ID); err != nil {
 		t.Fatal(err)
 	}
-	cfg := mta.InboundConfig{Hostname: "mx.example.test", TLSConfig: selfSigned(t), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	cfg := mta.InboundConfig{Hostname: "mx.example.test", TLS: selfSigned(t), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	if configure != nil {
 		configure(&cfg)
 	}

@@ -186,7 +186,7 @@ func sendAs(addr, helo, from string, opts *smtp.MailOptions, to []string, msg st
 // HELO, one recipient or two, SMTPUTF8, STARTTLS, IPv6, and submission
 // after AUTH; and that a greeting name cannot break the field.
 func TestReceivedField(t *testing.T) {
-	s, addr := startInboundWith(t, func(c *mta.InboundConfig) { c.TLSConfig = selfSigned(t) })
+	s, addr := startInboundWith(t, func(c *mta.InboundConfig) { c.TLS = selfSigned(t) })
 	const msg = "Subject: trace\r\n\r\nx\r\n"
 	ids := map[string]bool{}
 	check := func(rcpt, want string) {

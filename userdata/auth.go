@@ -24,9 +24,9 @@ type Argon2Params struct {
 	Threads uint8
 }
 
-// DefaultArgon2 is RFC 9106's second recommended option (64 MiB, 3 passes),
-// with 2 lanes.
-var DefaultArgon2 = Argon2Params{Time: 3, Memory: 64 << 10, Threads: 2}
+// DefaultArgon2 returns RFC 9106's second recommended option (64 MiB, 3
+// passes), with 2 lanes: the cost a zero Config.Argon2 means.
+func DefaultArgon2() Argon2Params { return Argon2Params{Time: 3, Memory: 64 << 10, Threads: 2} }
 
 const (
 	saltLen = 16

@@ -139,7 +139,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		cfg.LoginCacheTTL = 10 * time.Minute
 	}
 	if cfg.Argon2 == (Argon2Params{}) {
-		cfg.Argon2 = DefaultArgon2
+		cfg.Argon2 = DefaultArgon2()
 	}
 	log := cfg.Logger
 	if log == nil {

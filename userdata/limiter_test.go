@@ -571,7 +571,7 @@ func BenchmarkAuthenticateStorm(b *testing.B) {
 	l := userdata.NewPasswordLimiter(userdata.PasswordLimiterConfig{})
 	cfg := userdata.Config{
 		Dir:             b.TempDir(),
-		Argon2:          userdata.DefaultArgon2,
+		Argon2:          userdata.DefaultArgon2(),
 		PasswordLimiter: l,
 		Logger:          slog.New(slog.DiscardHandler),
 		CacheSize:       8 << 20,

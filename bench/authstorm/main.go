@@ -342,7 +342,7 @@ func bench(w io.Writer, o options) error {
 	if memMiB <= 0 {
 		memMiB = 512
 	}
-	argon := userdata.DefaultArgon2
+	argon := userdata.DefaultArgon2()
 	fmt.Fprintf(w, "authstorm: mailsys under a password-guessing storm (%d CPUs; GOMAXPROCS %d in the server, %d in the clients)\n", runtime.NumCPU(), st0.GOMAXPROCS, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "  server: child pid %d; argon2id m=%d MiB t=%d p=%d (userdata.DefaultArgon2); limiter MaxChecks %d, MaxMemory %d MiB%s\n",
 		pid, argon.Memory>>10, argon.Time, argon.Threads, checks, memMiB, map[bool]string{true: " (defaults)", false: ""}[o.maxChecks <= 0 && o.maxMemoryMiB <= 0])

@@ -209,7 +209,7 @@ func accounts(ctx context.Context, w io.Writer, o options) error {
 	if err != nil {
 		return err
 	}
-	hash, err := userdata.HashPassword("correct horse", userdata.DefaultArgon2)
+	hash, err := userdata.HashPassword("correct horse", userdata.DefaultArgon2())
 	if err != nil {
 		return err
 	}
