@@ -1,6 +1,6 @@
 // Package msstore holds message bodies: the Storage back module of mailsys.
 //
-// A mailbox and its messages are kept apart (DESIGN.md, principle 1): the
+// A mailbox and its messages are kept apart (docs/architecture.md, principle 1): the
 // UserDB holds folders, flags and the mail index, and each index entry holds
 // a [Ref] to a body stored here. A body delivered to many local recipients is
 // stored once and reference counted ([Storage.Retain], [Storage.Release]).

@@ -7,7 +7,7 @@ import (
 
 // Ref locates a stored body. It is a small comparable value, meant to be kept
 // in a mail index (as bytes from [Ref.AppendBinary] or as the text of
-// [Ref.String]). It records where the body was placed (DESIGN.md principle 4):
+// [Ref.String]). It records where the body was placed (docs/architecture.md, principle 4):
 // the node, the volume and offset of the record, and the body's id, size and
 // checksum. The store finds a body by Node and ID; Volume and Offset are where
 // it was written, and stay useful after compaction moved it only as a hint.

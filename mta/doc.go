@@ -14,7 +14,7 @@
 // (reject, file into Junk, add headers) are shared by the listeners.
 //
 // The Deliverer takes each transaction to the end of "a delivery, end to
-// end" (DESIGN.md): the body stored once in msstore, with one reference per
+// end" (docs/architecture.md): the body stored once in msstore, with one reference per
 // local recipient, recorded in the log, a Return-Path field naming the
 // envelope sender on top (RFC 5321 §4.4) in place of any the client sent;
 // an index entry in each recipient's INBOX (found again by its Ref on a

@@ -1,5 +1,5 @@
 // Package txlog is the transaction log of mailsys deliveries: it makes an
-// accepted message survive a crash (DESIGN.md, principle 3).
+// accepted message survive a crash (docs/architecture.md, principle 3).
 //
 // An SMTP server calls Accept with the envelope and body once DATA ends and
 // answers 250 only when Accept returns: the transaction is then on stable

@@ -1,7 +1,7 @@
 // Package userdata is the UserDB of mailsys: accounts, domains, the
 // organisation tree, service classes, folders and the message index —
 // everything about users and their mailboxes except message bodies, which
-// live in msstore and are referenced by msstore.Ref (DESIGN.md, principle 1).
+// live in msstore and are referenced by msstore.Ref (docs/architecture.md, principle 1).
 // Listing a folder, setting a flag, copying or moving a message is a UserDB
 // operation only.
 //
