@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // maxUnitDepth bounds the walk up the organisation tree, against a cycle in
@@ -21,18 +20,15 @@ func (d *DB) CreateDomain(ctx context.Context, dom Domain) error {
 		return err
 	}
 	defer done()
-	if dom.Name, err = normalizeDomain(dom.Name); err != nil {
+	if err := checkDomain(&dom); err != nil {
 		return err
-	}
-	if dom.Quota < 0 {
-		return fmt.Errorf("%w: negative quota for domain %s", ErrInvalid, dom.Name)
 	}
 	d.meta.Lock()
 	defer d.meta.Unlock()
 	if err := d.domainNameFree(dom.Name); err != nil {
 		return err
 	}
-	if err := d.requireClass(dom.Class); err != nil {
+	if err := requireClass(d, dom.Class); err != nil {
 		return err
 	}
 	return d.setOne(keyString(tagDomain, dom.Name), encodeDomain(&dom))
@@ -60,18 +56,15 @@ func (d *DB) UpdateDomain(ctx context.Context, dom Domain) error {
 		return err
 	}
 	defer done()
-	if dom.Name, err = normalizeDomain(dom.Name); err != nil {
+	if err := checkDomain(&dom); err != nil {
 		return err
-	}
-	if dom.Quota < 0 {
-		return fmt.Errorf("%w: negative quota for domain %s", ErrInvalid, dom.Name)
 	}
 	d.meta.Lock()
 	defer d.meta.Unlock()
 	if _, err := d.domainRecord(dom.Name); err != nil {
 		return err
 	}
-	if err := d.requireClass(dom.Class); err != nil {
+	if err := requireClass(d, dom.Class); err != nil {
 		return err
 	}
 	if err := d.setOne(keyString(tagDomain, dom.Name), encodeDomain(&dom)); err != nil {
@@ -98,7 +91,7 @@ func (d *DB) AddDomainAlias(ctx context.Context, alias, domain string) error {
 	}
 	d.meta.Lock()
 	defer d.meta.Unlock()
-	if err := d.requireRealDomain(domain); err != nil {
+	if err := requireRealDomain(d, domain); err != nil {
 		return err
 	}
 	if err := d.domainNameFree(alias); err != nil {
@@ -116,21 +109,18 @@ func (d *DB) CreateUnit(ctx context.Context, u OrgUnit) (OrgUnit, error) {
 		return OrgUnit{}, err
 	}
 	defer done()
-	if u.Domain, err = normalizeDomain(u.Domain); err != nil {
-		return OrgUnit{}, err
-	}
-	if err := checkName("unit name", u.Name, false); err != nil {
+	if err := checkUnit(&u, true); err != nil {
 		return OrgUnit{}, err
 	}
 	d.meta.Lock()
 	defer d.meta.Unlock()
-	if err := d.requireRealDomain(u.Domain); err != nil {
+	if err := requireRealDomain(d, u.Domain); err != nil {
 		return OrgUnit{}, err
 	}
-	if err := d.requireUnitOf(u.Parent, u.Domain); err != nil {
+	if err := requireUnitOf(d, u.Parent, u.Domain); err != nil {
 		return OrgUnit{}, err
 	}
-	if err := d.requireClass(u.Class); err != nil {
+	if err := requireClass(d, u.Class); err != nil {
 		return OrgUnit{}, err
 	}
 	b := d.db.NewBatch()
@@ -165,7 +155,7 @@ func (d *DB) UpdateUnit(ctx context.Context, u OrgUnit) error {
 		return err
 	}
 	defer done()
-	if err := checkName("unit name", u.Name, false); err != nil {
+	if err := checkUnit(&u, false); err != nil {
 		return err
 	}
 	d.meta.Lock()
@@ -174,7 +164,7 @@ func (d *DB) UpdateUnit(ctx context.Context, u OrgUnit) error {
 	if err != nil {
 		return err
 	}
-	if err := d.requireClass(u.Class); err != nil {
+	if err := requireClass(d, u.Class); err != nil {
 		return err
 	}
 	old.Name, old.Class, old.Disabled = u.Name, u.Class, u.Disabled
@@ -194,11 +184,8 @@ func (d *DB) DefineClass(ctx context.Context, c ServiceClass) error {
 		return err
 	}
 	defer done()
-	if err := checkName("class name", c.Name, false); err != nil {
+	if err := checkClass(&c); err != nil {
 		return err
-	}
-	if c.Quota < 0 || c.MaxMessageSize < 0 || c.Protocols&^AllProtocols != 0 {
-		return fmt.Errorf("%w: limits of class %q", ErrInvalid, c.Name)
 	}
 	if err := d.setOne(keyString(tagClass, c.Name), encodeClass(&c)); err != nil {
 		return err
@@ -220,40 +207,28 @@ func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		return User{}, err
 	}
 	defer done()
-	addr, err := normalizeAddress(nu.Address)
+	addr, err := checkNewUser(&nu)
 	if err != nil {
 		return User{}, err
 	}
-	if err := checkName("user name", nu.Name, true); err != nil {
+	hash, err := d.hashPassword(ctx, nu.Password)
+	if err != nil {
 		return User{}, err
-	}
-	if nu.Quota < 0 {
-		return User{}, fmt.Errorf("%w: negative quota for %s", ErrInvalid, addr)
-	}
-	var hash string
-	if nu.Password != "" {
-		if hash, err = d.hashPassword(ctx, nu.Password); err != nil {
-			return User{}, err
-		}
-	}
-	node := nu.Node
-	if node == "" {
-		node = d.cfg.Node
 	}
 	domain := addressDomain(addr)
 
 	d.meta.Lock()
 	defer d.meta.Unlock()
-	if err := d.requireRealDomain(domain); err != nil {
+	if err := requireRealDomain(d, domain); err != nil {
 		return User{}, err
 	}
 	if err := d.addressFree(addr); err != nil {
 		return User{}, err
 	}
-	if err := d.requireUnitOf(nu.Unit, domain); err != nil {
+	if err := requireUnitOf(d, nu.Unit, domain); err != nil {
 		return User{}, err
 	}
-	if err := d.requireClass(nu.Class); err != nil {
+	if err := requireClass(d, nu.Class); err != nil {
 		return User{}, err
 	}
 	b := d.db.NewBatch()
@@ -262,21 +237,7 @@ func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	rec := userRecord{
-		User: User{
-			ID:      UserID(id),
-			Address: addr,
-			Name:    nu.Name,
-			Unit:    nu.Unit,
-			Class:   nu.Class,
-			Quota:   nu.Quota,
-			Node:    node,
-			// Rounded through the stored form, so that what is returned
-			// equals what User reads back.
-			Created: time.Unix(0, time.Now().UnixNano()).UTC(),
-		},
-		Hash: hash,
-	}
+	rec := newUserRecord(UserID(id), addr, hash, d.cfg.Node, &nu)
 	b.Set(keyID(tagUser, id), encodeUser(&rec), nil)
 	b.Set(keyString(tagAddress, addr), encodeAddrEntry(rec.ID, addrPrimary), nil)
 	var mb mailboxRecord
@@ -325,13 +286,8 @@ func (d *DB) UpdateUser(ctx context.Context, id UserID, u UserUpdate) error {
 		return err
 	}
 	defer done()
-	if u.Name != nil {
-		if err := checkName("user name", *u.Name, true); err != nil {
-			return err
-		}
-	}
-	if u.Quota != nil && *u.Quota < 0 {
-		return fmt.Errorf("%w: negative quota for user %d", ErrInvalid, id)
+	if err := checkUserUpdate(id, &u); err != nil {
+		return err
 	}
 	mu := d.userLock(id)
 	mu.Lock()
@@ -340,28 +296,8 @@ func (d *DB) UpdateUser(ctx context.Context, id UserID, u UserUpdate) error {
 	if err != nil {
 		return err
 	}
-	// Units and classes are never deleted, so checking them here, without
-	// d.meta, cannot be invalidated before the commit.
-	if u.Unit != nil {
-		if err := d.requireUnitOf(*u.Unit, addressDomain(rec.Address)); err != nil {
-			return err
-		}
-		rec.Unit = *u.Unit
-	}
-	if u.Class != nil {
-		if err := d.requireClass(*u.Class); err != nil {
-			return err
-		}
-		rec.Class = *u.Class
-	}
-	if u.Name != nil {
-		rec.Name = *u.Name
-	}
-	if u.Quota != nil {
-		rec.Quota = *u.Quota
-	}
-	if u.Disabled != nil {
-		rec.Disabled = *u.Disabled
+	if err := applyUserUpdate(d, &rec.User, &u); err != nil {
+		return err
 	}
 	return d.putUser(&rec)
 }
@@ -380,11 +316,9 @@ func (d *DB) SetPassword(ctx context.Context, id UserID, password string) error 
 	if _, err := d.userRecord(id); err != nil {
 		return err
 	}
-	var hash string
-	if password != "" {
-		if hash, err = d.hashPassword(ctx, password); err != nil {
-			return err
-		}
+	hash, err := d.hashPassword(ctx, password)
+	if err != nil {
+		return err
 	}
 	mu := d.userLock(id)
 	mu.Lock()
@@ -425,7 +359,7 @@ func (d *DB) AddAlias(ctx context.Context, address string, id UserID) error {
 	if _, err := d.userRecord(id); err != nil {
 		return err
 	}
-	if err := d.requireRealDomain(addressDomain(addr)); err != nil {
+	if err := requireRealDomain(d, addressDomain(addr)); err != nil {
 		return err
 	}
 	if err := d.addressFree(addr); err != nil {
@@ -483,7 +417,7 @@ func (d *DB) Limits(ctx context.Context, id UserID) (Limits, error) {
 	if err != nil {
 		return Limits{}, err
 	}
-	return d.limitsOf(&rec.User)
+	return limitsOf(d, d.log, &rec.User)
 }
 
 // Usage returns what a user's mailbox holds; see [Accounts]. It reads one
@@ -533,102 +467,6 @@ func (d *DB) userIDByAddress(addr string) (UserID, error) {
 	return id, err
 }
 
-// limitsOf resolves u's effective limits: the class is u's own, else that
-// of the nearest unit upward that has one, else the domain's. A class
-// record that is missing counts as no class.
-func (d *DB) limitsOf(u *User) (Limits, error) {
-	dom, err := d.domainRecord(addressDomain(u.Address))
-	if err != nil {
-		return Limits{}, err
-	}
-	name := u.Class
-	if name == "" {
-		chain, err := d.unitChain(u)
-		if err != nil {
-			return Limits{}, err
-		}
-		for _, unit := range chain {
-			if unit.Class != "" {
-				name = unit.Class
-				break
-			}
-		}
-	}
-	if name == "" {
-		name = dom.Class
-	}
-	var class ServiceClass
-	if name != "" {
-		class, err = d.classRecord(name)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			d.log.Warn("service class missing; no class applies", "class", name, "user", u.ID)
-			class = ServiceClass{}
-		case err != nil:
-			return Limits{}, err
-		}
-	}
-	l := Limits{
-		Class:          class.Name,
-		Quota:          class.Quota,
-		DomainQuota:    dom.Quota,
-		MaxMessageSize: class.MaxMessageSize,
-		Protocols:      class.Protocols,
-	}
-	if u.Quota != 0 {
-		l.Quota = u.Quota
-	}
-	if l.Protocols == 0 {
-		l.Protocols = AllProtocols
-	}
-	return l, nil
-}
-
-// disabledOf reports whether u is disabled: itself, any unit above it or
-// its domain.
-func (d *DB) disabledOf(u *User) (bool, error) {
-	if u.Disabled {
-		return true, nil
-	}
-	chain, err := d.unitChain(u)
-	if err != nil {
-		return false, err
-	}
-	for _, unit := range chain {
-		if unit.Disabled {
-			return true, nil
-		}
-	}
-	dom, err := d.domainRecord(addressDomain(u.Address))
-	if err != nil {
-		return false, err
-	}
-	return dom.Disabled, nil
-}
-
-// unitChain returns u's unit and those above it, nearest first. A missing
-// unit ends the chain (logged); a chain deeper than maxUnitDepth, which
-// only a cycle in damaged data can make, is an error.
-func (d *DB) unitChain(u *User) ([]OrgUnit, error) {
-	var chain []OrgUnit
-	for id := u.Unit; id != 0; {
-		if len(chain) == maxUnitDepth {
-			return nil, fmt.Errorf("userdata: units above user %d: deeper than %d levels or cyclic", u.ID, maxUnitDepth)
-		}
-		unit, err := d.unitRecord(id)
-		if errors.Is(err, ErrNotFound) {
-			d.log.Warn("organisation unit missing", "unit", id, "user", u.ID)
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		chain = append(chain, unit)
-		id = unit.Parent
-	}
-	return chain, nil
-}
-
 // domainRecord reads a domain; ErrNotFound if there is none.
 func (d *DB) domainRecord(name string) (Domain, error) {
 	return getRecord(d, keyString(tagDomain, name), decodeDomain, "domain "+name)
@@ -665,41 +503,14 @@ func (d *DB) setOne(key, value []byte) error {
 	return d.commit(b)
 }
 
-// requireClass checks that a class name, if not empty, names a class.
-func (d *DB) requireClass(name string) error {
-	if name == "" {
-		return nil
-	}
-	_, err := d.classRecord(name)
-	return err
-}
-
-// requireRealDomain checks that name is a domain: ErrInvalid for a domain
-// alias, ErrNotFound for an unknown name.
-func (d *DB) requireRealDomain(name string) error {
-	_, err := d.domainRecord(name)
-	if !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	if target, aerr := d.get(keyString(tagDomainAlias, name)); aerr == nil {
-		return fmt.Errorf("%w: %s is an alias of domain %s", ErrInvalid, name, target)
-	}
-	return err
-}
-
-// requireUnitOf checks that id is 0 or a unit of domain.
-func (d *DB) requireUnitOf(id UnitID, domain string) error {
-	if id == 0 {
-		return nil
-	}
-	u, err := d.unitRecord(id)
+// domainAliasOf returns the domain alias is another name of; see
+// accountRecords.
+func (d *DB) domainAliasOf(alias string) (string, error) {
+	target, err := d.get(keyString(tagDomainAlias, alias))
 	if err != nil {
-		return err
+		return "", fmt.Errorf("%w: domain alias %s", err, alias)
 	}
-	if u.Domain != domain {
-		return fmt.Errorf("%w: unit %d belongs to %s, not %s", ErrInvalid, id, u.Domain, domain)
-	}
-	return nil
+	return string(target), nil
 }
 
 // domainNameFree checks that name is neither a domain nor a domain alias.

@@ -47,10 +47,7 @@ func (d *DB) Append(ctx context.Context, user UserID, folder FolderID, nm NewMes
 		return Message{}, err
 	}
 	defer done()
-	if nm.Size < 0 || nm.Flags&^allFlags != 0 {
-		return Message{}, fmt.Errorf("%w: message size %d, flags %#x", ErrInvalid, nm.Size, nm.Flags)
-	}
-	kws, err := normalizeKeywords(nm.Keywords, nil)
+	kws, err := checkNewMessage(&nm)
 	if err != nil {
 		return Message{}, err
 	}
@@ -74,6 +71,15 @@ func (d *DB) Append(ctx context.Context, user UserID, folder FolderID, nm NewMes
 		return Message{}, job.err
 	}
 	return job.msg, nil
+}
+
+// checkNewMessage checks what Append is given and returns its keywords,
+// normalized.
+func checkNewMessage(nm *NewMessage) ([]string, error) {
+	if nm.Size < 0 || nm.Flags&^allFlags != 0 {
+		return nil, fmt.Errorf("%w: message size %d, flags %#x", ErrInvalid, nm.Size, nm.Flags)
+	}
+	return normalizeKeywords(nm.Keywords, nil)
 }
 
 // appendQueued commits the queued appends of user, with the user's lock

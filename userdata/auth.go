@@ -93,14 +93,54 @@ func (h phcHash) verify(password string) bool {
 	return subtle.ConstantTimeCompare(got, h.want) == 1
 }
 
-// checkPassword is CheckPassword admitted by the DB's limiter: it fails
-// with ErrBusy (wrapped) when the limiter refuses the check.
-func (d *DB) checkPassword(ctx context.Context, password, hash string) (bool, error) {
+// passwords is what DB and Memory share to hash and check passwords: the
+// configured cost, the limiter that admits every hash, the dummy hash of
+// unknown addresses and the login cache (nil when turned off).
+type passwords struct {
+	argon2  Argon2Params
+	limiter *PasswordLimiter
+	dummy   string // see dummyHash
+	logins  *loginCache
+}
+
+// newPasswords fills in the defaults of a zero cost (DefaultArgon2), a nil
+// limiter (one of its own with the default PasswordLimiterConfig), a zero
+// cache size (100,000) and TTL (ten minutes); a negative size turns the
+// cache off.
+func newPasswords(p Argon2Params, l *PasswordLimiter, cache int, ttl time.Duration) passwords {
+	if p == (Argon2Params{}) {
+		p = DefaultArgon2()
+	}
+	if l == nil {
+		l = NewPasswordLimiter(PasswordLimiterConfig{})
+	}
+	if cache == 0 {
+		cache = defaultLoginCache
+	}
+	if ttl == 0 {
+		ttl = defaultLoginCacheTTL
+	}
+	pw := passwords{argon2: p, limiter: l, dummy: dummyHash(p)}
+	if cache > 0 {
+		pw.logins = newLoginCache(cache, ttl)
+	}
+	return pw
+}
+
+// Defaults of the login cache (Config.LoginCache, Config.LoginCacheTTL).
+const (
+	defaultLoginCache    = 100_000
+	defaultLoginCacheTTL = 10 * time.Minute
+)
+
+// checkPassword is CheckPassword admitted by the limiter: it fails with
+// ErrBusy (wrapped) when the limiter refuses the check.
+func (pw *passwords) checkPassword(ctx context.Context, password, hash string) (bool, error) {
 	h, err := parseHash(hash)
 	if err != nil {
 		return false, err
 	}
-	release, err := d.limiter.Acquire(ctx, h.p.weight())
+	release, err := pw.limiter.Acquire(ctx, h.p.weight())
 	if err != nil {
 		return false, err
 	}
@@ -109,16 +149,76 @@ func (d *DB) checkPassword(ctx context.Context, password, hash string) (bool, er
 }
 
 // hashPassword is HashPassword with the configured cost, admitted by the
-// DB's limiter. Administrative calls (CreateUser, SetPassword) wait for
-// their turn as long as their ctx allows rather than fail with ErrBusy: they
-// are few and trusted, and a storm of logins must not make them fail.
-func (d *DB) hashPassword(ctx context.Context, password string) (string, error) {
-	release, err := d.limiter.Wait(ctx, d.cfg.Argon2.weight())
+// limiter. Administrative calls (CreateUser, SetPassword) wait for their
+// turn as long as their ctx allows rather than fail with ErrBusy: they are
+// few and trusted, and a storm of logins must not make them fail. An empty
+// password gives the empty hash (no login) without hashing.
+func (pw *passwords) hashPassword(ctx context.Context, password string) (string, error) {
+	if password == "" {
+		return "", nil
+	}
+	release, err := pw.limiter.Wait(ctx, pw.argon2.weight())
 	if err != nil {
 		return "", err
 	}
 	defer release()
-	return HashPassword(password, d.cfg.Argon2)
+	return HashPassword(password, pw.argon2)
+}
+
+// login is Authenticate but for the autoRepair of a DB: it answers from the
+// login cache or runs one argon2id check (against the dummy hash for an
+// unknown address or an account without a password), admitted by the
+// limiter. find reads the user record of a normalized address (ErrNotFound
+// if none); resolve gives the user's limits and whether it, a unit above
+// it or its domain is disabled. checked reports a successful login that
+// paid for a password check.
+func (pw *passwords) login(ctx context.Context, address, password string, p Protocol,
+	find func(addr string) (userRecord, error), resolve func(*User) (Limits, bool, error)) (u User, checked bool, err error) {
+	addr, err := normalizeAddress(address)
+	if err != nil {
+		return User{}, false, ErrAuthFailed
+	}
+	var gen uint64
+	if pw.logins != nil {
+		if u, l, ok := pw.logins.get(addr, password); ok {
+			return u, false, checkLogin(u, l, p)
+		}
+		gen = pw.logins.generation()
+	}
+	rec, err := find(addr)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, false, err
+	}
+	known := err == nil && rec.Hash != ""
+	hash := rec.Hash
+	if !known {
+		// Spend the time a real check would, under the same limiter, so
+		// that unknown addresses cannot be told from wrong passwords by
+		// timing.
+		hash = pw.dummy
+	}
+	ok, err := pw.checkPassword(ctx, password, hash)
+	if err != nil && !errors.Is(err, ErrInvalid) {
+		return User{}, false, err // ErrBusy, or ctx ended while the check waited
+	}
+	if err != nil || !ok || !known {
+		return User{}, false, ErrAuthFailed
+	}
+	l, disabled, err := resolve(&rec.User)
+	if err != nil {
+		return User{}, false, err
+	}
+	u = rec.User
+	if disabled {
+		u.Disabled = true
+	}
+	if pw.logins != nil {
+		pw.logins.put(gen, addr, password, u, l)
+	}
+	if err := checkLogin(u, l, p); err != nil {
+		return u, false, err
+	}
+	return u, true, nil
 }
 
 // loginCache remembers recently verified logins: for each address, the user
@@ -267,58 +367,21 @@ func (d *DB) Authenticate(ctx context.Context, address, password string, p Proto
 		return User{}, err
 	}
 	defer done()
-	addr, err := normalizeAddress(address)
-	if err != nil {
-		return User{}, ErrAuthFailed
-	}
-	var gen uint64
-	if d.logins != nil {
-		if u, l, ok := d.logins.get(addr, password); ok {
-			return u, checkLogin(u, l, p)
+	u, checked, err := d.login(ctx, address, password, p, d.userRecordByAddress, func(u *User) (Limits, bool, error) {
+		l, err := limitsOf(d, d.log, u)
+		if err != nil {
+			return Limits{}, false, err
 		}
-		gen = d.logins.generation()
+		disabled, err := disabledOf(d, d.log, u)
+		return l, disabled, err
+	})
+	if checked {
+		// A login that paid for a password check also checks the
+		// mailbox, at most once per interval, when AutoRepair is on
+		// (repair.go).
+		d.autoRepair(ctx, u.ID)
 	}
-	rec, err := d.userRecordByAddress(addr)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return User{}, err
-	}
-	known := err == nil && rec.Hash != ""
-	hash := rec.Hash
-	if !known {
-		// Spend the time a real check would, under the same limiter, so
-		// that unknown addresses cannot be told from wrong passwords by
-		// timing.
-		hash = d.dummy
-	}
-	ok, err := d.checkPassword(ctx, password, hash)
-	if err != nil && !errors.Is(err, ErrInvalid) {
-		return User{}, err // ErrBusy, or ctx ended while the check waited
-	}
-	if err != nil || !ok || !known {
-		return User{}, ErrAuthFailed
-	}
-	l, err := d.limitsOf(&rec.User)
-	if err != nil {
-		return User{}, err
-	}
-	disabled, err := d.disabledOf(&rec.User)
-	if err != nil {
-		return User{}, err
-	}
-	u := rec.User
-	if disabled {
-		u.Disabled = true
-	}
-	if d.logins != nil {
-		d.logins.put(gen, addr, password, u, l)
-	}
-	if err := checkLogin(u, l, p); err != nil {
-		return u, err
-	}
-	// A login that paid for a password check also checks the mailbox, at
-	// most once per interval, when AutoRepair is on (repair.go).
-	d.autoRepair(ctx, u.ID)
-	return u, nil
+	return u, err
 }
 
 func checkLogin(u User, l Limits, p Protocol) error {

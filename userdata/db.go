@@ -78,10 +78,9 @@ type Config struct {
 // DB is the default UserDB, on a Pebble database. All methods are safe for
 // concurrent use. See the package documentation for the key schema.
 type DB struct {
-	cfg    Config
-	log    *slog.Logger
-	db     *kv
-	logins *loginCache
+	cfg Config
+	log *slog.Logger
+	db  *kv
 
 	// locks serialize the read-modify-write of one user's records (folder
 	// counters, UIDs, usage) within this process; the batch that follows is
@@ -97,17 +96,11 @@ type DB struct {
 	// against its quota; taken after a user lock.
 	domainLocks [64]sync.Mutex
 
-	watchMu  sync.RWMutex
-	watchers map[folderKey]map[*watch]struct{}
+	watchSet  // the watchers of each folder (watch.go)
+	gate      // Close against the calls in progress
+	passwords // hashing, its limiter and the login cache (auth.go)
 
-	closeMu sync.Mutex
-	idle    *sync.Cond // signalled when active drops to zero
-	closed  bool
-	active  int // calls in progress
-
-	limiter *PasswordLimiter
-	dummy   string // see dummyHash
-	repair  repairHook
+	repair repairHook
 }
 
 type folderKey struct {
@@ -161,15 +154,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{cfg: cfg, log: log, db: db, watchers: map[folderKey]map[*watch]struct{}{},
-		limiter: cfg.PasswordLimiter, dummy: dummyHash(cfg.Argon2)}
-	if d.limiter == nil {
-		d.limiter = NewPasswordLimiter(PasswordLimiterConfig{})
-	}
-	d.idle = sync.NewCond(&d.closeMu)
-	if cfg.LoginCache > 0 {
-		d.logins = newLoginCache(cfg.LoginCache, cfg.LoginCacheTTL)
-	}
+	d := &DB{cfg: cfg, log: log, db: db,
+		passwords: newPasswords(cfg.Argon2, cfg.PasswordLimiter, cfg.LoginCache, cfg.LoginCacheTTL)}
+	d.gate.init()
 	if err := d.upgradeSubscriptions(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -181,40 +168,60 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 // Calls after Close, and calls made by callbacks of calls in progress (a
 // Messages fn), return ErrClosed.
 func (d *DB) Close() error {
-	d.closeMu.Lock()
-	if d.closed {
-		d.closeMu.Unlock()
-		return ErrClosed
+	if err := d.gate.close(); err != nil {
+		return err
 	}
-	d.closed = true
-	for d.active > 0 {
-		d.idle.Wait()
-	}
-	d.closeMu.Unlock()
 	return d.db.Close()
 }
 
-// enter guards a call against a concurrent Close; the caller must call the
-// returned function when done.
-func (d *DB) enter(ctx context.Context) (func(), error) {
+// gate lets calls in until Close, which then waits for those in progress.
+// DB and Memory embed one; init must be called before use.
+type gate struct {
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when active drops to zero
+	closed bool
+	active int // calls in progress
+}
+
+func (g *gate) init() { g.idle = sync.NewCond(&g.mu) }
+
+// enter guards a call against a concurrent Close: it fails with ctx's
+// error or ErrClosed, or the caller must call the returned function when
+// done.
+func (g *gate) enter(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d.closeMu.Lock()
-	defer d.closeMu.Unlock()
-	if d.closed {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
 		return nil, ErrClosed
 	}
-	d.active++
-	return d.leave, nil
+	g.active++
+	return g.leave, nil
 }
 
-func (d *DB) leave() {
-	d.closeMu.Lock()
-	defer d.closeMu.Unlock()
-	if d.active--; d.active == 0 {
-		d.idle.Broadcast()
+func (g *gate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.active--; g.active == 0 {
+		g.idle.Broadcast()
 	}
+}
+
+// close shuts the gate and waits for the calls in progress to leave. It
+// returns ErrClosed if the gate was shut already.
+func (g *gate) close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	g.closed = true
+	for g.active > 0 {
+		g.idle.Wait()
+	}
+	return nil
 }
 
 func (d *DB) userLock(u UserID) *sync.Mutex { return &d.locks[uint64(u)%uint64(len(d.locks))] }

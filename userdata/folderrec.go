@@ -26,16 +26,14 @@ func putDefaultFolders(b *pebble.Batch, user UserID, mb *mailboxRecord) {
 	}
 }
 
-// putNewFolder adds to b a new, empty folder of user named name (already
-// normalized and known to be free), taking its id and UIDVALIDITY from mb,
-// which the caller writes back. It leaves the subscriptions alone: the name
-// is subscribed if it was already. The user's lock must be held (or the
-// user be new).
-func putNewFolder(b *pebble.Batch, user UserID, mb *mailboxRecord, name, special string) Folder {
+// newFolderRecord returns a new, empty folder named name, taking its id
+// and UIDVALIDITY from mb (which it updates): the UIDVALIDITY is the
+// time, and above every one given before.
+func newFolderRecord(mb *mailboxRecord, name, special string) Folder {
 	mb.NextFolder++
 	validity := max(uint32(time.Now().Unix()), mb.LastValidity+1)
 	mb.LastValidity = validity
-	f := Folder{
+	return Folder{
 		ID:          mb.NextFolder,
 		Name:        name,
 		SpecialUse:  special,
@@ -43,6 +41,15 @@ func putNewFolder(b *pebble.Batch, user UserID, mb *mailboxRecord, name, special
 		UIDNext:     1,
 		RecentUID:   1,
 	}
+}
+
+// putNewFolder adds to b a new, empty folder of user named name (already
+// normalized and known to be free), taking its id and UIDVALIDITY from mb,
+// which the caller writes back. It leaves the subscriptions alone: the name
+// is subscribed if it was already. The user's lock must be held (or the
+// user be new).
+func putNewFolder(b *pebble.Batch, user UserID, mb *mailboxRecord, name, special string) Folder {
+	f := newFolderRecord(mb, name, special)
 	b.Set(keyFolder(user, f.ID), encodeFolder(&f), nil)
 	b.Set(keyFolderName(user, name), binary.BigEndian.AppendUint32(nil, uint32(f.ID)), nil)
 	b.Set(keyKeywords(user, f.ID), encodeKeywords(nil), nil)

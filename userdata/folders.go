@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -95,10 +96,8 @@ func (d *DB) CreateFolder(ctx context.Context, user UserID, name, specialUse str
 	if err != nil {
 		return Folder{}, err
 	}
-	switch specialUse {
-	case "", SpecialSent, SpecialDrafts, SpecialTrash, SpecialJunk, SpecialArchive:
-	default:
-		return Folder{}, fmt.Errorf("%w: special-use attribute %q", ErrInvalid, specialUse)
+	if err := checkSpecialUse(specialUse); err != nil {
+		return Folder{}, err
 	}
 	lk := d.userLock(user)
 	lk.Lock()
@@ -160,8 +159,8 @@ func (d *DB) RenameFolder(ctx context.Context, user UserID, from, to string) err
 	} else if ok {
 		return fmt.Errorf("%w: folder %q", ErrExists, to)
 	}
-	if from != Inbox && strings.HasPrefix(to, from+string(Delimiter)) {
-		return fmt.Errorf("%w: cannot rename folder %q into its own subfolder %q", ErrInvalid, from, to)
+	if err := checkRename(from, to); err != nil {
+		return err
 	}
 	mb, err := readMailboxFrom(d.db, user)
 	if err != nil {
@@ -331,14 +330,40 @@ func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
 	return nil
 }
 
+// checkSpecialUse checks that s is "" or one of the Special* constants.
+func checkSpecialUse(s string) error {
+	switch s {
+	case "", SpecialSent, SpecialDrafts, SpecialTrash, SpecialJunk, SpecialArchive:
+		return nil
+	}
+	return fmt.Errorf("%w: special-use attribute %q", ErrInvalid, s)
+}
+
+// checkRename refuses the rename of a folder into its own subfolder
+// (normalized names; INBOX may be, its subfolders stay).
+func checkRename(from, to string) error {
+	if from != Inbox && strings.HasPrefix(to, from+string(Delimiter)) {
+		return fmt.Errorf("%w: cannot rename folder %q into its own subfolder %q", ErrInvalid, from, to)
+	}
+	return nil
+}
+
+// parentNames returns the superior levels of a normalized name, highest
+// first: "a/b/c" gives "a" and "a/b".
+func parentNames(name string) []string {
+	var ps []string
+	for i := range len(name) {
+		if name[i] == Delimiter {
+			ps = append(ps, name[:i])
+		}
+	}
+	return ps
+}
+
 // createParents adds to b every missing superior level of name, as plain
 // folders. The user's lock is held.
 func (d *DB) createParents(b *pebble.Batch, user UserID, mb *mailboxRecord, name string) error {
-	for i := range len(name) {
-		if name[i] != Delimiter {
-			continue
-		}
-		parent := name[:i]
+	for _, parent := range parentNames(name) {
 		ok, err := folderExists(d.db, user, parent)
 		if err != nil {
 			return err
@@ -355,13 +380,18 @@ func (d *DB) createParents(b *pebble.Batch, user UserID, mb *mailboxRecord, name
 // leaks the body's space: it is logged, not returned. The releases run even
 // if ctx is done by then.
 func (d *DB) releaseBodies(ctx context.Context, refs []msstore.Ref) {
-	if d.cfg.Bodies == nil {
+	releaseBodies(ctx, d.cfg.Bodies, d.log, refs)
+}
+
+// releaseBodies is DB.releaseBodies with bodies (nil for none) and log.
+func releaseBodies(ctx context.Context, bodies BodyRefs, log *slog.Logger, refs []msstore.Ref) {
+	if bodies == nil {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
 	for _, ref := range refs {
-		if err := d.cfg.Bodies.Release(ctx, ref); err != nil {
-			d.log.Warn("releasing a message body failed; its space leaks", "ref", ref.String(), "err", err)
+		if err := bodies.Release(ctx, ref); err != nil {
+			log.Warn("releasing a message body failed; its space leaks", "ref", ref.String(), "err", err)
 		}
 	}
 }

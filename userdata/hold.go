@@ -10,17 +10,19 @@ import (
 // bodyHold defers the release of the bodies an expunge dropped until every
 // watcher that asked (FolderEvent.Hold) is done with them.
 type bodyHold struct {
-	d    *DB
-	ctx  context.Context
-	refs []msstore.Ref
+	release func(context.Context, []msstore.Ref)
+	ctx     context.Context
+	refs    []msstore.Ref
 
 	mu       sync.Mutex
 	n        int // the expunge itself, plus each hold not yet done
 	released bool
 }
 
-func (d *DB) newHold(ctx context.Context, refs []msstore.Ref) *bodyHold {
-	return &bodyHold{d: d, ctx: context.WithoutCancel(ctx), refs: refs, n: 1}
+// newHold returns the hold of an expunge that dropped refs, which release
+// releases after the expunge's own done and that of every hold.
+func newHold(ctx context.Context, refs []msstore.Ref, release func(context.Context, []msstore.Ref)) *bodyHold {
+	return &bodyHold{release: release, ctx: context.WithoutCancel(ctx), refs: refs, n: 1}
 }
 
 // hold is FolderEvent.Hold.
@@ -45,6 +47,6 @@ func (h *bodyHold) done() {
 	}
 	h.mu.Unlock()
 	if last {
-		h.d.releaseBodies(h.ctx, h.refs)
+		h.release(h.ctx, h.refs)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -218,10 +219,7 @@ func (d *DB) StoreFlags(ctx context.Context, user UserID, folder FolderID, set U
 		return StoreResult{}, err
 	}
 	defer done()
-	if u.Op > FlagsRemove || u.Flags&^allFlags != 0 {
-		return StoreResult{}, fmt.Errorf("%w: flag operation %d, flags %#x", ErrInvalid, u.Op, u.Flags)
-	}
-	if u.Keywords, err = normalizeKeywords(u.Keywords, nil); err != nil {
+	if err := checkFlagUpdate(&u); err != nil {
 		return StoreResult{}, err
 	}
 	lk := d.userLock(user)
@@ -255,8 +253,8 @@ func (d *DB) StoreFlags(ctx context.Context, user UserID, folder FolderID, set U
 		if !changed {
 			return nil
 		}
-		if len(kws) > maxKeywords {
-			return fmt.Errorf("%w: more than %d keywords on message %d", ErrInvalid, maxKeywords, m.UID)
+		if err := checkKeywordCount(m.UID, kws); err != nil {
+			return err
 		}
 		countIn(&f, m, -1)
 		old := m.ModSeq
@@ -355,7 +353,7 @@ func (d *DB) copyOrMove(ctx context.Context, user UserID, from FolderID, set UID
 		if err != nil {
 			return CopyResult{}, err
 		}
-		if err := d.retainBodies(ctx, t.refs); err != nil {
+		if err := retainBodies(ctx, d.cfg.Bodies, d.log, t.refs); err != nil {
 			return CopyResult{}, err
 		}
 	} else if src != dst {
@@ -433,20 +431,20 @@ func (d *DB) transfer(b *pebble.Batch, user UserID, src, dst *Folder, fk *folder
 	return t, nil
 }
 
-// retainBodies adds the references a copy makes, each body once with its
-// count. If one fails, those already added are released again (nothing
-// points at them), and the error is returned.
-func (d *DB) retainBodies(ctx context.Context, refs map[msstore.Ref]int) error {
+// retainBodies adds to bodies the references a copy makes, each body once
+// with its count. If one fails, those already added are released again
+// (nothing points at them), and the error is returned.
+func retainBodies(ctx context.Context, bodies BodyRefs, log *slog.Logger, refs map[msstore.Ref]int) error {
 	var done []msstore.Ref
 	for ref, n := range refs {
-		if err := d.cfg.Bodies.Retain(ctx, ref, n); err != nil {
+		if err := bodies.Retain(ctx, ref, n); err != nil {
 			var undo []msstore.Ref
 			for _, r := range done {
 				for range refs[r] {
 					undo = append(undo, r)
 				}
 			}
-			d.releaseBodies(ctx, undo)
+			releaseBodies(ctx, bodies, log, undo)
 			return fmt.Errorf("userdata: retaining body %s: %w", ref, err)
 		}
 		done = append(done, ref)
@@ -530,7 +528,7 @@ func (d *DB) expunge(ctx context.Context, user UserID, folder FolderID, set UIDS
 		}
 		ev := FolderEvent{User: user, Folder: folder, Removed: slices.Clone(uids), ModSeq: modseq, Origin: originOf(ctx)}
 		if len(refs) > 0 {
-			hold = d.newHold(ctx, refs)
+			hold = newHold(ctx, refs, d.releaseBodies)
 			ev.Hold = hold.hold
 		}
 		d.notify(ev)
@@ -675,7 +673,7 @@ func (d *DB) ownerOf(user UserID, withLimits bool) (indexOwner, error) {
 	}
 	own := indexOwner{domain: addressDomain(rec.Address)}
 	if withLimits {
-		if own.limits, err = d.limitsOf(&rec.User); err != nil {
+		if own.limits, err = limitsOf(d, d.log, &rec.User); err != nil {
 			return indexOwner{}, err
 		}
 	}
@@ -697,10 +695,12 @@ func (d *DB) charge(b *pebble.Batch, user UserID, own indexOwner, n, bytes int64
 	if err != nil {
 		return release, err
 	}
-	if q := own.limits.Quota; check && q > 0 && mb.Bytes+bytes > q {
-		return release, fmt.Errorf("%w: user %d holds %d bytes, %d more would pass the quota of %d", ErrQuota, user, mb.Bytes, bytes, q)
+	if check {
+		if err := own.checkUserQuota(user, mb.Bytes, bytes); err != nil {
+			return release, err
+		}
 	}
-	if q := own.limits.DomainQuota; check && q > 0 {
+	if check && own.limits.DomainQuota > 0 {
 		lk := d.domainLock(own.domain)
 		lk.Lock()
 		release = lk.Unlock
@@ -708,8 +708,8 @@ func (d *DB) charge(b *pebble.Batch, user UserID, own indexOwner, n, bytes int64
 		if err != nil {
 			return release, err
 		}
-		if used+bytes > q {
-			return release, fmt.Errorf("%w: domain %s holds %d bytes, %d more would pass its quota of %d", ErrQuota, own.domain, used, bytes, q)
+		if err := own.checkDomainQuota(used, bytes); err != nil {
+			return release, err
 		}
 	}
 	mb.Messages += n
@@ -719,6 +719,44 @@ func (d *DB) charge(b *pebble.Batch, user UserID, own indexOwner, n, bytes int64
 		addDomainUsage(b, own.domain, bytes)
 	}
 	return release, nil
+}
+
+// checkUserQuota fails with ErrQuota if adding bytes to the used bytes of
+// user passes the user's quota.
+func (own *indexOwner) checkUserQuota(user UserID, used, bytes int64) error {
+	if q := own.limits.Quota; q > 0 && used+bytes > q {
+		return fmt.Errorf("%w: user %d holds %d bytes, %d more would pass the quota of %d", ErrQuota, user, used, bytes, q)
+	}
+	return nil
+}
+
+// checkDomainQuota fails with ErrQuota if adding bytes to the used bytes
+// of the user's domain passes the domain's quota.
+func (own *indexOwner) checkDomainQuota(used, bytes int64) error {
+	if q := own.limits.DomainQuota; q > 0 && used+bytes > q {
+		return fmt.Errorf("%w: domain %s holds %d bytes, %d more would pass its quota of %d", ErrQuota, own.domain, used, bytes, q)
+	}
+	return nil
+}
+
+// checkFlagUpdate checks u's operation and flags, and normalizes its
+// keywords.
+func checkFlagUpdate(u *FlagUpdate) error {
+	if u.Op > FlagsRemove || u.Flags&^allFlags != 0 {
+		return fmt.Errorf("%w: flag operation %d, flags %#x", ErrInvalid, u.Op, u.Flags)
+	}
+	var err error
+	u.Keywords, err = normalizeKeywords(u.Keywords, nil)
+	return err
+}
+
+// checkKeywordCount fails when a StoreFlags would leave message uid with
+// more than maxKeywords keywords.
+func checkKeywordCount(uid UID, kws []string) error {
+	if len(kws) > maxKeywords {
+		return fmt.Errorf("%w: more than %d keywords on message %d", ErrInvalid, maxKeywords, uid)
+	}
+	return nil
 }
 
 // applyFlags computes the flags and keywords u makes of flags and kws, and

@@ -1,6 +1,9 @@
 package userdata
 
-import "slices"
+import (
+	"slices"
+	"sync"
+)
 
 // watch is one registration of Watch. Its address identifies it, so the
 // same fn may be registered twice and stopped separately.
@@ -17,39 +20,55 @@ type watch struct{ fn func(FolderEvent) }
 // database. An event already being delivered when stop is called may still
 // reach fn.
 func (d *DB) Watch(user UserID, folder FolderID, fn func(FolderEvent)) (stop func()) {
+	return d.watchSet.watch(user, folder, fn)
+}
+
+// watchSet is the registry of watchers DB and Memory share. Its zero value
+// is empty and ready.
+type watchSet struct {
+	watchMu  sync.RWMutex
+	watchers map[folderKey]map[*watch]struct{}
+}
+
+// watch registers fn for the folder; see Watcher.Watch.
+func (s *watchSet) watch(user UserID, folder FolderID, fn func(FolderEvent)) (stop func()) {
 	w := &watch{fn: fn}
 	k := folderKey{user, folder}
-	d.watchMu.Lock()
-	set := d.watchers[k]
+	s.watchMu.Lock()
+	if s.watchers == nil {
+		s.watchers = map[folderKey]map[*watch]struct{}{}
+	}
+	set := s.watchers[k]
 	if set == nil {
 		set = map[*watch]struct{}{}
-		d.watchers[k] = set
+		s.watchers[k] = set
 	}
 	set[w] = struct{}{}
-	d.watchMu.Unlock()
+	s.watchMu.Unlock()
 	return func() {
-		d.watchMu.Lock()
-		defer d.watchMu.Unlock()
-		set := d.watchers[k]
+		s.watchMu.Lock()
+		defer s.watchMu.Unlock()
+		set := s.watchers[k]
 		if _, ok := set[w]; !ok {
 			return
 		}
 		delete(set, w)
 		if len(set) == 0 {
-			delete(d.watchers, k)
+			delete(s.watchers, k)
 		}
 	}
 }
 
-// notify delivers ev to the watchers of its folder. Callers hold the
-// user's lock and call it right after the commit, so events reach watchers
-// in commit order. The watchers are called outside watchMu, so one may stop
-// itself (or another) from fn without deadlock; each fn must not block.
-func (d *DB) notify(ev FolderEvent) {
-	d.watchMu.RLock()
-	set := d.watchers[folderKey{ev.User, ev.Folder}]
+// notify delivers ev to the watchers of its folder. Callers hold the lock
+// that orders the folder's changes and call it right after the commit, so
+// events reach watchers in commit order. The watchers are called outside
+// watchMu, so one may stop itself (or another) from fn without deadlock;
+// each fn must not block.
+func (s *watchSet) notify(ev FolderEvent) {
+	s.watchMu.RLock()
+	set := s.watchers[folderKey{ev.User, ev.Folder}]
 	if len(set) == 0 {
-		d.watchMu.RUnlock()
+		s.watchMu.RUnlock()
 		return
 	}
 	var stack [4]func(FolderEvent)
@@ -57,7 +76,7 @@ func (d *DB) notify(ev FolderEvent) {
 	for w := range set {
 		fns = append(fns, w.fn)
 	}
-	d.watchMu.RUnlock()
+	s.watchMu.RUnlock()
 	for i, fn := range fns {
 		if i == len(fns)-1 {
 			fn(ev)
