@@ -7,14 +7,12 @@ package mailsys
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -31,96 +29,34 @@ import (
 	"github.com/mailsys/mailsys/userdata"
 )
 
-// Config says what a System runs. Only DataDir is required; every
-// component defaults to the embedded one under it.
-type Config struct {
-	// DataDir holds the default components' files: store/, userdb/ and
-	// txlog/.
-	DataDir string
-	// Hostname is the name the servers announce. Zero means "localhost".
-	Hostname string
-	// SMTPAddr is the inbound (MX) SMTP listener's address, such as
-	// "127.0.0.1:2525"; empty turns it off.
-	SMTPAddr string
-	// SubmissionAddr is the submission listener's address, such as
-	// "127.0.0.1:2587" (authentication over STARTTLS); empty turns it off.
-	SubmissionAddr string
-	// SubmissionTLSAddr is the implicit-TLS submission listener's address
-	// (RFC 8314, "submissions", usually port 465); it needs TLS. Empty
-	// turns it off.
-	SubmissionTLSAddr string
-	// IMAPAddr is the IMAP listener's address, such as "127.0.0.1:1143"
-	// (STARTTLS when TLS is set; it needs TLS or InsecureAuth, or nobody
-	// could log in); empty turns it off.
-	IMAPAddr string
-	// IMAPTLSAddr is the implicit-TLS IMAP listener's address (usually
-	// port 993); it needs TLS. Empty turns it off.
-	IMAPTLSAddr string
-	// POP3Addr is the POP3 listener's address, such as "127.0.0.1:1110"
-	// (STLS when TLS is set; it needs TLS or InsecureAuth, or nobody could
-	// log in); empty turns it off.
-	POP3Addr string
-	// POP3TLSAddr is the implicit-TLS POP3 listener's address (usually port
-	// 995); it needs TLS. Empty turns it off.
-	POP3TLSAddr string
-	// TLS, if set, enables STARTTLS (STLS in POP3).
-	TLS *tls.Config
-	// InsecureAuth lets IMAP and POP3 clients log in with a plain-text
-	// password before TLS; for tests and loopback-only setups.
-	InsecureAuth bool
-	// Access holds the allow and deny lists, the bounds on connections
-	// (over all listeners, per listener, per address on a listener) and the
-	// rules for failed logins, shared by every listener. The zero value
-	// means mta's defaults (see mta.GuardConfig).
-	Access mta.GuardConfig
-	// Passwords bounds the password checks (argon2id) that logins on every
-	// listener make at once, by count and by memory; past a short queue a
-	// login is answered with its protocol's "try again later". Logins the
-	// login cache answers never wait. The zero value means userdata's
-	// defaults (see userdata.PasswordLimiterConfig).
-	Passwords userdata.PasswordLimiterConfig
-	// SMTP holds the SMTP listeners' limits and timeouts (sizes, recipients,
-	// deadlines, AnyFrom); zero fields mean mta's defaults. Its Hostname,
-	// TLS, Guard, Filter and Logger are the System's and are ignored.
-	SMTP mta.InboundConfig
-	// IMAP holds the IMAP server's limits and timeouts; zero fields mean
-	// imap's defaults. Its TLS, InsecureAuth, Guard and Logger are the
-	// System's and are ignored.
-	IMAP imap.Config
-	// POP3 holds the POP3 server's limits and timeouts; zero fields mean
-	// pop3's defaults. Its Hostname, TLS, InsecureAuth, Guard and Logger
-	// are the System's and are ignored.
-	POP3 pop3.Config
-	// RunAs, as "user" or "user:group", is who the System serves as once
-	// its listeners are bound, when started as root (so it may bind ports
-	// below 1024): Start makes DataDir that user's, then drops root for
-	// every thread (setgroups, setgid, setuid). The user needs to reach
-	// DataDir (search permission on its parents). Empty means no change.
-	RunAs string
-	// AllowRoot lets the System serve as root. Without it (and without
-	// RunAs) Start refuses to serve as root on any address that is not a
-	// loopback one.
-	AllowRoot bool
-	// Filter, if set, sees every message before it is accepted (antispam,
-	// antivirus): it can reject it, file it into Junk or add headers.
-	Filter mta.Filter
-	// Logger receives every component's logs. Nil means slog.Default().
-	Logger *slog.Logger
+// UserDB is what a System needs of its user database: the whole
+// userdata.UserDB, with its changes streamed to watchers (userdata.Watcher,
+// for IMAP's IDLE and concurrent sessions) and exact removal
+// (userdata.Remover, for POP3's UPDATE state). userdata.DB and
+// userdata.Memory satisfy it.
+type UserDB interface {
+	userdata.UserDB
+	userdata.Watcher
+	userdata.Remover
 }
 
-// System is a running composition. Its fields are the components, for the
-// host program's own use (administration, metrics); they stay owned by the
-// System, which closes them at Shutdown.
-type System struct {
-	Store *msstore.Volumes
-	Users *userdata.DB
-	Log   *txlog.Log
-	// Passwords bounds the password checks of every listener's logins.
-	Passwords *userdata.PasswordLimiter
+var _ UserDB = (*userdata.DB)(nil)
 
+// System is a running composition of a Storage, a UserDB, a TxLog and the
+// protocol servers over them. Make one with Open, serve with Start, stop
+// with Shutdown. Its methods are safe for concurrent use.
+type System struct {
 	cfg       Config
 	log       *slog.Logger
+	store     msstore.Storage
+	users     UserDB
+	txlog     *txlog.Log
+	passwords *userdata.PasswordLimiter
 	deliverer *mta.Deliverer
+	closers   []func() error // what Open opened, to close in reverse
+
+	mu        sync.Mutex
+	started   bool
 	servers   []server
 	listeners []net.Listener
 	serving   sync.WaitGroup
@@ -133,139 +69,93 @@ type server interface {
 	Shutdown(ctx context.Context) error
 }
 
-// Open opens the components and finishes the deliveries a crash left
-// unfinished. It does not listen yet: see Start.
+// Open validates cfg, opens the backends Config does not give (the
+// embedded ones, under DataDir) and finishes the deliveries a crash left
+// unfinished. It does not listen yet: see Start. If it fails, it has closed
+// what it opened.
 func Open(ctx context.Context, cfg Config) (*System, error) {
-	if cfg.DataDir == "" {
-		return nil, errors.New("mailsys: no data directory")
-	}
-	if cfg.Hostname == "" {
-		cfg.Hostname = "localhost"
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	s := &System{cfg: cfg, log: log}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("mailsys: %w", err)
-	}
-	fsutil.TightenLog(log, cfg.DataDir) // the components tighten their own; this is for the rest
-	scfg := msstore.DefaultConfig(filepath.Join(cfg.DataDir, "store"))
-	scfg.Logger = log
-	var err error
-	if s.Store, err = msstore.OpenVolumes(ctx, scfg); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s.Passwords = userdata.NewPasswordLimiter(cfg.Passwords)
-	if s.Users, err = userdata.Open(ctx, userdata.Config{Dir: filepath.Join(cfg.DataDir, "userdb"), Node: cfg.Hostname, Bodies: s.Store, Logger: log,
-		PasswordLimiter: s.Passwords}); err != nil {
-		s.Store.Close()
-		return nil, err
-	}
-	s.Users.EnableAutoRepair(s.Store)
-	if s.Log, err = txlog.Open(ctx, txlog.Config{Dir: filepath.Join(cfg.DataDir, "txlog"), Logger: log}); err != nil {
-		s.Users.Close()
-		s.Store.Close()
-		return nil, err
-	}
-	s.deliverer = &mta.Deliverer{Log: s.Log, Store: s.Store, Users: s.Users, Summarize: imap.Summarize, Logger: log}
-	if err := s.deliverer.Recover(ctx); err != nil {
-		s.closeAll()
-		return nil, err
+	cfg.Hostname = cfg.hostname()
+	s := &System{cfg: cfg, log: cfg.logger(), store: cfg.Storage, users: cfg.UserDB, txlog: cfg.TxLog}
+	if err := s.open(ctx); err != nil {
+		return nil, errors.Join(err, s.closeAll())
 	}
 	return s, nil
 }
 
-// Start listens on the configured addresses, drops root if RunAs says
-// so, and serves in the background. It returns once every listener
-// accepts connections.
-func (s *System) Start(ctx context.Context) error {
-	guard := mta.NewGuard(s.cfg.Access)
-	tlsConfig := tlsconf.Harden(s.cfg.TLS)
-	icfg := s.cfg.SMTP
-	icfg.Hostname, icfg.TLS, icfg.Guard, icfg.Filter, icfg.Logger = s.cfg.Hostname, tlsConfig, guard, s.cfg.Filter, s.log
-	imapCfg := s.cfg.IMAP
-	imapCfg.TLS, imapCfg.InsecureAuth, imapCfg.Guard, imapCfg.Logger = tlsConfig, s.cfg.InsecureAuth, guard, s.log
-	pop3Cfg := s.cfg.POP3
-	pop3Cfg.Hostname, pop3Cfg.TLS, pop3Cfg.InsecureAuth, pop3Cfg.Guard, pop3Cfg.Logger = s.cfg.Hostname, tlsConfig, s.cfg.InsecureAuth, guard, s.log
-	if (s.cfg.SubmissionTLSAddr != "" || s.cfg.IMAPTLSAddr != "" || s.cfg.POP3TLSAddr != "") && s.cfg.TLS == nil {
-		return errors.New("mailsys: an implicit-TLS listener needs Config.TLS")
-	}
-	if s.cfg.IMAPAddr != "" && s.cfg.TLS == nil && !s.cfg.InsecureAuth {
-		return errors.New("mailsys: an IMAP listener without TLS or InsecureAuth would let nobody log in")
-	}
-	if s.cfg.POP3Addr != "" || s.cfg.POP3TLSAddr != "" {
-		if err := pop3Cfg.Validate(); err != nil {
+func (s *System) open(ctx context.Context) error {
+	cfg := &s.cfg
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("mailsys: %w", err)
 		}
+		fsutil.TightenLog(s.log, cfg.DataDir) // the components tighten their own; this is for the rest
 	}
-	// One IMAP server for both its listeners: one set of open folders.
-	var imapSrv *imap.Server
-	imapServer := func() server {
-		if imapSrv == nil {
-			imapSrv = imap.NewServer(imapCfg, s.Users, s.Store)
+	if s.store == nil {
+		v, err := msstore.OpenVolumes(ctx, cfg.storeConfig())
+		if err != nil {
+			return err
 		}
-		return imapSrv
+		s.store, s.closers = v, append(s.closers, v.Close)
 	}
-	var pop3Srv *pop3.Server
-	pop3Server := func() server {
-		if pop3Srv == nil {
-			pop3Srv = pop3.NewServer(pop3Cfg, s.Users, s.Store)
+	if s.users == nil {
+		s.passwords = userdata.NewPasswordLimiter(cfg.Passwords)
+		db, err := userdata.Open(ctx, cfg.userDBConfig(s.store, s.passwords))
+		if err != nil {
+			return err
 		}
-		return pop3Srv
-	}
-	type listener struct {
-		ln  net.Listener
-		tls bool
-		srv server
-	}
-	var bound []listener
-	fail := func(err error) error {
-		for _, l := range bound {
-			l.ln.Close()
+		s.users, s.closers = db, append(s.closers, db.Close)
+		if src, ok := s.store.(userdata.RepairSource); ok {
+			db.EnableAutoRepair(src)
 		}
+	}
+	if s.txlog == nil {
+		l, err := txlog.Open(ctx, cfg.txLogConfig())
+		if err != nil {
+			return err
+		}
+		s.txlog, s.closers = l, append(s.closers, l.Close)
+	}
+	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Logger: s.log}
+	return s.deliverer.Recover(ctx)
+}
+
+// Storage returns the message store the System runs on: Config.Storage,
+// or the embedded msstore.Volumes. Optional capabilities (msstore.Walker,
+// compaction, statistics) are found by interface assertion.
+func (s *System) Storage() msstore.Storage { return s.store }
+
+// UserDB returns the user database the System runs on: Config.UserDB, or
+// the embedded userdata.DB. Optional capabilities (userdata.Watcher,
+// userdata.Remover, repair, the mirror's state) are found by interface
+// assertion.
+func (s *System) UserDB() UserDB { return s.users }
+
+// TxLog returns the delivery transaction log the System runs on.
+func (s *System) TxLog() *txlog.Log { return s.txlog }
+
+// Passwords returns the bound on the embedded UserDB's password checks, or
+// nil when the UserDB was given in Config (it brings its own).
+func (s *System) Passwords() *userdata.PasswordLimiter { return s.passwords }
+
+// Start builds the protocol servers, listens on the configured addresses,
+// drops root if RunAs says so, and serves in the background. It returns
+// once every listener accepts connections. If it fails partway, it undoes
+// what it did (listeners closed, servers stopped) and the System can still
+// be shut down or started again.
+func (s *System) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("mailsys: already started")
+	}
+	bound, err := s.bind()
+	if err != nil {
 		return err
 	}
-	// Bind every listener first: ports below 1024 need root, which RunAs
-	// then drops before anything is served.
-	for _, l := range []struct {
-		addr string
-		tls  bool
-		srv  func() server
-	}{
-		{s.cfg.SMTPAddr, false, func() server { return mta.NewInbound(icfg, s.Users, s.deliverer) }},
-		{s.cfg.SubmissionAddr, false, func() server { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
-		{s.cfg.SubmissionTLSAddr, true, func() server { return mta.NewSubmission(icfg, s.Users, s.Users, s.deliverer) }},
-		{s.cfg.IMAPAddr, false, imapServer},
-		{s.cfg.IMAPTLSAddr, true, imapServer},
-		{s.cfg.POP3Addr, false, pop3Server},
-		{s.cfg.POP3TLSAddr, true, pop3Server},
-	} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			return fail(fmt.Errorf("mailsys: listen on %s: %w", l.addr, err))
-		}
-		bound = append(bound, listener{ln, l.tls, l.srv()})
-	}
-	if s.cfg.RunAs != "" {
-		if err := dropPrivileges(s.cfg.RunAs, s.cfg.DataDir, s.log); err != nil {
-			return fail(err)
-		}
-	}
-	if os.Geteuid() == 0 && !s.cfg.AllowRoot {
-		for _, l := range bound {
-			if ap, err := netip.ParseAddrPort(l.ln.Addr().String()); err != nil || !ap.Addr().IsLoopback() {
-				return fail(fmt.Errorf("mailsys: refusing to serve %s as root: set RunAs (allinone: -run-as) to drop privileges, or AllowRoot", l.ln.Addr()))
-			}
-		}
-		if len(bound) > 0 {
-			s.log.Warn("serving as root, on loopback addresses only; set RunAs to drop privileges")
-		}
-	}
+	s.started = true
 	for _, l := range bound {
 		if !slices.Contains(s.servers, l.srv) {
 			s.servers = append(s.servers, l.srv)
@@ -286,8 +176,105 @@ func (s *System) Start(ctx context.Context) error {
 	return nil
 }
 
-// Addrs returns the addresses the listeners accept on.
+// boundListener is a listener Start bound, with the server that will
+// serve it.
+type boundListener struct {
+	ln  net.Listener
+	tls bool
+	srv server
+}
+
+// bind makes the servers and binds every listener, then drops root. On
+// failure it closes what it opened.
+func (s *System) bind() (_ []boundListener, err error) {
+	cfg := &s.cfg
+	guard := mta.NewGuard(cfg.Access)
+	tlsConfig := tlsconf.Harden(cfg.TLS)
+	var made []server
+	var bound []boundListener
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, l := range bound {
+			l.ln.Close()
+		}
+		stop, cancel := context.WithCancel(context.Background())
+		cancel() // nothing was served: stop at once
+		for _, srv := range made {
+			srv.Shutdown(stop)
+		}
+	}()
+	// One server of each kind for all its listeners: one IMAP server has
+	// one set of open folders, one SMTP Inbound one set of deliveries.
+	var inbound, submission, imapSrv, pop3Srv server
+	need := func(addrs ...string) bool {
+		return slices.ContainsFunc(addrs, func(a string) bool { return a != "" })
+	}
+	icfg := cfg.inboundConfig(tlsConfig, guard)
+	if need(cfg.SMTPAddr) {
+		inbound = mta.NewInbound(icfg, s.users, s.deliverer)
+		made = append(made, inbound)
+	}
+	if need(cfg.SubmissionAddr, cfg.SubmissionTLSAddr) {
+		submission = mta.NewSubmission(icfg, s.users, s.users, s.deliverer)
+		made = append(made, submission)
+	}
+	if need(cfg.IMAPAddr, cfg.IMAPTLSAddr) {
+		imapSrv = imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store)
+		made = append(made, imapSrv)
+	}
+	if need(cfg.POP3Addr, cfg.POP3TLSAddr) {
+		pop3Srv = pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store)
+		made = append(made, pop3Srv)
+	}
+	// Bind every listener first: ports below 1024 need root, which RunAs
+	// then drops before anything is served.
+	for _, l := range []struct {
+		addr string
+		tls  bool
+		srv  server
+	}{
+		{cfg.SMTPAddr, false, inbound},
+		{cfg.SubmissionAddr, false, submission},
+		{cfg.SubmissionTLSAddr, true, submission},
+		{cfg.IMAPAddr, false, imapSrv},
+		{cfg.IMAPTLSAddr, true, imapSrv},
+		{cfg.POP3Addr, false, pop3Srv},
+		{cfg.POP3TLSAddr, true, pop3Srv},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return nil, fmt.Errorf("mailsys: listen on %s: %w", l.addr, err)
+		}
+		bound = append(bound, boundListener{ln, l.tls, l.srv})
+	}
+	if cfg.RunAs != "" {
+		if err := dropPrivileges(cfg.RunAs, cfg.DataDir, s.log); err != nil {
+			return nil, err
+		}
+	}
+	if os.Geteuid() == 0 && !cfg.AllowRoot {
+		for _, l := range bound {
+			if ap, err := netip.ParseAddrPort(l.ln.Addr().String()); err != nil || !ap.Addr().IsLoopback() {
+				return nil, fmt.Errorf("mailsys: refusing to serve %s as root: set RunAs (allinone: -run-as) to drop privileges, or AllowRoot", l.ln.Addr())
+			}
+		}
+		if len(bound) > 0 {
+			s.log.Warn("serving as root, on loopback addresses only; set RunAs to drop privileges")
+		}
+	}
+	return bound, nil
+}
+
+// Addrs returns the addresses the listeners accept on, in the order of
+// Config's address fields.
 func (s *System) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var a []net.Addr
 	for _, l := range s.listeners {
 		a = append(a, l.Addr())
@@ -299,9 +286,12 @@ func isClosed(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
 }
 
-// Shutdown stops accepting, lets sessions and deliveries finish (or ctx
-// end), and closes the components.
+// Shutdown stops accepting, lets sessions and deliveries finish until ctx
+// ends (then cancels what is still in flight), and closes the backends
+// Open opened; those given in Config stay open, for their owner to close.
 func (s *System) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
 	for _, srv := range s.servers {
 		if err := srv.Shutdown(ctx); err != nil && !isClosed(err) {
@@ -312,12 +302,19 @@ func (s *System) Shutdown(ctx context.Context) error {
 		l.Close() // in case Serve had not taken it yet when Shutdown began
 	}
 	s.serving.Wait()
+	s.servers, s.listeners = nil, nil
 	errs = append(errs, s.closeAll())
 	return errors.Join(errs...)
 }
 
+// closeAll closes what Open opened, last first, once.
 func (s *System) closeAll() error {
-	return errors.Join(s.Log.Close(), s.Users.Close(), s.Store.Close())
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
 }
 
 // EnsureUser makes address a user with password: it creates the domain
@@ -328,16 +325,16 @@ func (s *System) EnsureUser(ctx context.Context, address, password string) (bool
 	if !ok {
 		return false, fmt.Errorf("mailsys: %q is not an address", address)
 	}
-	if err := s.Users.CreateDomain(ctx, userdata.Domain{Name: domain}); err != nil && !errors.Is(err, userdata.ErrExists) {
+	if err := s.users.CreateDomain(ctx, userdata.Domain{Name: domain}); err != nil && !errors.Is(err, userdata.ErrExists) {
 		return false, err
 	}
-	u, err := s.Users.LookupAddress(ctx, address)
+	u, err := s.users.LookupAddress(ctx, address)
 	if errors.Is(err, userdata.ErrNotFound) {
-		_, err := s.Users.CreateUser(ctx, userdata.NewUser{Address: address, Password: password})
+		_, err := s.users.CreateUser(ctx, userdata.NewUser{Address: address, Password: password})
 		return err == nil, err
 	}
 	if err != nil {
 		return false, err
 	}
-	return false, s.Users.SetPassword(ctx, u.ID, password)
+	return false, s.users.SetPassword(ctx, u.ID, password)
 }

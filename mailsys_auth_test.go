@@ -137,7 +137,7 @@ func TestPasswordChecksShared(t *testing.T) {
 		t.Errorf("cached login during the storm took %v", d)
 	}
 	wg.Wait()
-	st := sys.Passwords.Stats()
+	st := sys.Passwords().Stats()
 	t.Logf("outcomes %v, limiter %+v", counts, st)
 	if st.PeakRunning != 1 {
 		t.Errorf("%d password checks ran at once, the limit is 1", st.PeakRunning)

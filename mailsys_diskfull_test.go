@@ -203,17 +203,17 @@ func sendMail(addr, id string, lines int) (int, smtp.EnhancedCode, error) {
 func inbox(t *testing.T, sys *mailsys.System) map[string]int {
 	t.Helper()
 	ctx := t.Context()
-	u, err := sys.Users.LookupAddress(ctx, rcpt)
+	u, err := sys.UserDB().LookupAddress(ctx, rcpt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := sys.Users.Folder(ctx, u.ID, userdata.Inbox)
+	f, err := sys.UserDB().Folder(ctx, u.ID, userdata.Inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
-	err = sys.Users.Messages(ctx, u.ID, f.ID, nil, func(m *userdata.Message) error {
-		b, err := sys.Store.Open(ctx, m.Ref)
+	err = sys.UserDB().Messages(ctx, u.ID, f.ID, nil, func(m *userdata.Message) error {
+		b, err := sys.Storage().Open(ctx, m.Ref)
 		if err != nil {
 			return fmt.Errorf("UID %d: %w", m.UID, err)
 		}

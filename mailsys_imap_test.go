@@ -2,6 +2,8 @@ package mailsys_test
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,19 +84,18 @@ func TestSMTPToIMAP(t *testing.T) {
 	}
 }
 
-// TestStartRefusesUselessListeners: an IMAP or POP3 listener without TLS
-// or InsecureAuth would let nobody log in; Start says so instead of
-// serving it.
-func TestStartRefusesUselessListeners(t *testing.T) {
+// TestOpenRefusesUselessListeners: an IMAP or POP3 listener without TLS
+// or InsecureAuth would let nobody log in; Open says so, before it touches
+// the disk, instead of serving it.
+func TestOpenRefusesUselessListeners(t *testing.T) {
 	for _, cfg := range []mailsys.Config{{POP3Addr: "127.0.0.1:0"}, {IMAPAddr: "127.0.0.1:0"}} {
-		cfg.DataDir, cfg.Logger = t.TempDir(), slog.New(slog.DiscardHandler)
-		sys, err := mailsys.Open(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
+		cfg.DataDir, cfg.Logger = filepath.Join(t.TempDir(), "data"), slog.New(slog.DiscardHandler)
+		if sys, err := mailsys.Open(t.Context(), cfg); err == nil {
+			sys.Shutdown(t.Context())
+			t.Errorf("Open took a listener nobody could log in to: %+v", cfg)
 		}
-		if err := sys.Start(t.Context()); err == nil {
-			t.Errorf("Start served a listener nobody could log in to: %+v", cfg)
+		if _, err := os.Stat(cfg.DataDir); !os.IsNotExist(err) {
+			t.Errorf("Open refused the config but made %s: %v", cfg.DataDir, err)
 		}
-		sys.Shutdown(t.Context())
 	}
 }

@@ -183,14 +183,14 @@ func createUsers(ctx context.Context, sys *mailsys.System, cfg childConfig) erro
 		wg.Go(func() {
 			for i := range jobs {
 				addr := otherUser(i)
-				if _, err := sys.Users.LookupAddress(ctx, addr); err == nil {
+				if _, err := sys.UserDB().LookupAddress(ctx, addr); err == nil {
 					continue
 				}
 				pw := ""
 				if i < cfg.Hashed {
 					pw = otherPass
 				}
-				if _, err := sys.Users.CreateUser(ctx, userdata.NewUser{Address: addr, Password: pw}); err != nil && !errors.Is(err, userdata.ErrExists) {
+				if _, err := sys.UserDB().CreateUser(ctx, userdata.NewUser{Address: addr, Password: pw}); err != nil && !errors.Is(err, userdata.ErrExists) {
 					select {
 					case errs <- fmt.Errorf("%s: %w", addr, err):
 					default:

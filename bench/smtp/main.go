@@ -198,13 +198,13 @@ func bench(w io.Writer, dir string, clients, messages, size int, cpuprofile stri
 	rate := float64(len(all)) / took.Seconds()
 
 	// Let the background deliveries finish, and check them.
-	u, err := sys.Users.LookupAddress(ctx, "user@bench.example")
+	u, err := sys.UserDB().LookupAddress(ctx, "user@bench.example")
 	if err != nil {
 		return err
 	}
 	var inbox userdata.Folder
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if inbox, err = sys.Users.Folder(ctx, u.ID, userdata.Inbox); err != nil || int(inbox.Messages) >= len(all) {
+		if inbox, err = sys.UserDB().Folder(ctx, u.ID, userdata.Inbox); err != nil || int(inbox.Messages) >= len(all) {
 			break
 		}
 	}

@@ -121,18 +121,18 @@ func TestCrashBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sys.Shutdown(ctx)
-	u, err := sys.Users.LookupAddress(ctx, "rcpt@example.test")
+	u, err := sys.UserDB().LookupAddress(ctx, "rcpt@example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	inbox, err := sys.Users.Folder(ctx, u.ID, userdata.Inbox)
+	inbox, err := sys.UserDB().Folder(ctx, u.ID, userdata.Inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
 	subject := regexp.MustCompile(`Subject: (\S+)`)
 	seen := map[string]int{}
-	err = sys.Users.Messages(ctx, u.ID, inbox.ID, nil, func(m *userdata.Message) error {
-		b, err := sys.Store.Open(ctx, m.Ref)
+	err = sys.UserDB().Messages(ctx, u.ID, inbox.ID, nil, func(m *userdata.Message) error {
+		b, err := sys.Storage().Open(ctx, m.Ref)
 		if err != nil {
 			return err
 		}

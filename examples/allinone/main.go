@@ -142,7 +142,7 @@ func ensureDemoUser(ctx context.Context, sys *mailsys.System, hostname string, l
 	// User ids start at 1 and are never reused, and the UserDB cannot
 	// delete a user: it has none if it has no user 1. (It has no way to
 	// list or count users yet.)
-	_, err := sys.Users.User(ctx, 1)
+	_, err := sys.UserDB().User(ctx, 1)
 	switch {
 	case errors.Is(err, userdata.ErrNotFound):
 		pw := randomPassword()
@@ -154,7 +154,7 @@ func ensureDemoUser(ctx context.Context, sys *mailsys.System, hostname string, l
 	case err != nil:
 		return fmt.Errorf("looking for users: %w", err)
 	}
-	if _, err := sys.Users.LookupAddress(ctx, demo); err == nil {
+	if _, err := sys.UserDB().LookupAddress(ctx, demo); err == nil {
 		log.Info("the demo user is there from an earlier start; -user "+demo+":PASSWORD sets its password", "address", demo)
 	}
 	return nil

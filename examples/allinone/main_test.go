@@ -159,11 +159,11 @@ func TestAllInOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sys.Shutdown(t.Context())
-	u, err := sys.Users.Authenticate(t.Context(), "alice@example.test", "secret", userdata.ProtoIMAP)
+	u, err := sys.UserDB().Authenticate(t.Context(), "alice@example.test", "secret", userdata.ProtoIMAP)
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	inbox, err := sys.Users.Folder(t.Context(), u.ID, userdata.Inbox)
+	inbox, err := sys.UserDB().Folder(t.Context(), u.ID, userdata.Inbox)
 	if err != nil || inbox.Messages != 3 {
 		t.Fatalf("INBOX: %+v, %v; want 3 messages", inbox, err)
 	}
