@@ -69,11 +69,10 @@ func parseHash(hash string) (phcHash, error) {
 		return phcHash{}, fmt.Errorf("%w: not an argon2id hash", ErrInvalid)
 	}
 	var p Argon2Params
-	// Bounds well above any sane setting, so that a tampered hash cannot
-	// make a login take minutes or gigabytes.
+	// Bounds well above any sane setting (Argon2Params.check), so that a
+	// tampered hash cannot make a login take minutes or gigabytes.
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
-		fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads) != parts[3] ||
-		p.Time == 0 || p.Threads == 0 || p.Memory < 8*uint32(p.Threads) || p.Memory > 1<<20 || p.Time > 16 {
+		fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads) != parts[3] || p.check() != nil {
 		return phcHash{}, fmt.Errorf("%w: bad argon2id parameters", ErrInvalid)
 	}
 	b64 := base64.RawStdEncoding
@@ -368,12 +367,7 @@ func (d *DB) Authenticate(ctx context.Context, address, password string, p Proto
 	}
 	defer done()
 	u, checked, err := d.login(ctx, address, password, p, d.userRecordByAddress, func(u *User) (Limits, bool, error) {
-		l, err := limitsOf(d, d.log, u)
-		if err != nil {
-			return Limits{}, false, err
-		}
-		disabled, err := disabledOf(d, d.log, u)
-		return l, disabled, err
+		return loginState(d, d.log, u)
 	})
 	if checked {
 		// A login that paid for a password check also checks the

@@ -114,26 +114,13 @@ var _ Remover = (*DB)(nil)
 
 // Open opens (or creates) the database in cfg.Dir, and brings a database
 // written by an older version to the current schema first (see
-// upgradeSubscriptions).
+// upgradeSubscriptions). It fails with an error wrapping ErrInvalid,
+// touching nothing, when cfg.Validate does.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if cfg.Dir == "" {
-		return nil, fmt.Errorf("%w: no directory", ErrInvalid)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.CacheSize == 0 {
-		cfg.CacheSize = 256 << 20
-	}
-	if cfg.MemTableSize == 0 {
-		cfg.MemTableSize = 64 << 20
-	}
-	if cfg.LoginCache == 0 {
-		cfg.LoginCache = 100_000
-	}
-	if cfg.LoginCacheTTL == 0 {
-		cfg.LoginCacheTTL = 10 * time.Minute
-	}
-	if cfg.Argon2 == (Argon2Params{}) {
-		cfg.Argon2 = DefaultArgon2()
-	}
+	cfg.setDefaults()
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()

@@ -118,6 +118,17 @@ func unitChain(r accountRecords, log *slog.Logger, u *User) ([]OrgUnit, error) {
 	return chain, nil
 }
 
+// loginState is what a login needs beside the password: u's limits and
+// whether u, a unit above it or its domain is disabled.
+func loginState(r accountRecords, log *slog.Logger, u *User) (Limits, bool, error) {
+	l, err := limitsOf(r, log, u)
+	if err != nil {
+		return Limits{}, false, err
+	}
+	disabled, err := disabledOf(r, log, u)
+	return l, disabled, err
+}
+
 // requireClass checks that a class name, if not empty, names a class.
 func requireClass(r accountRecords, name string) error {
 	if name == "" {
