@@ -48,13 +48,13 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Dir == "" {
-		errs = append(errs, errors.New("Dir: no directory"))
+		errs = append(errs, errors.New("field Dir: no directory"))
 	}
 	if c.CacheSize < 0 {
-		errs = append(errs, fmt.Errorf("CacheSize: negative (%d)", c.CacheSize))
+		errs = append(errs, fmt.Errorf("field CacheSize: negative (%d)", c.CacheSize))
 	}
 	if c.Mirror != "" && c.Dir != "" && filepath.Clean(c.Mirror) == filepath.Clean(c.Dir) {
-		errs = append(errs, fmt.Errorf("Mirror: the same directory as Dir (%s)", c.Dir))
+		errs = append(errs, fmt.Errorf("field Mirror: the same directory as Dir (%s)", c.Dir))
 	}
 	errs = append(errs, passwordConfigErrors(c.Argon2, c.LoginCacheTTL)...)
 	return configError("config", errs)
@@ -66,11 +66,11 @@ func passwordConfigErrors(p Argon2Params, ttl time.Duration) []error {
 	var errs []error
 	if p != (Argon2Params{}) {
 		if err := p.check(); err != nil {
-			errs = append(errs, fmt.Errorf("Argon2: %w", err))
+			errs = append(errs, fmt.Errorf("field Argon2: %w", err))
 		}
 	}
 	if ttl < 0 {
-		errs = append(errs, fmt.Errorf("LoginCacheTTL: negative (%v)", ttl))
+		errs = append(errs, fmt.Errorf("field LoginCacheTTL: negative (%v)", ttl))
 	}
 	return errs
 }
@@ -89,7 +89,7 @@ func configError(what string, errs []error) error {
 // lane up to 1 GiB.
 func (p Argon2Params) check() error {
 	if p.Time == 0 || p.Threads == 0 || p.Memory < 8*uint32(p.Threads) || p.Memory > 1<<20 || p.Time > 16 {
-		return fmt.Errorf("Time %d, Memory %d KiB, Threads %d: want 1 to 16 passes, at least one thread and 8 KiB per thread up to 1 GiB",
+		return fmt.Errorf("time %d, memory %d KiB, threads %d: want 1 to 16 passes, at least one thread and 8 KiB per thread up to 1 GiB",
 			p.Time, p.Memory, p.Threads)
 	}
 	return nil
@@ -111,10 +111,10 @@ func DefaultPasswordLimiterConfig() PasswordLimiterConfig {
 func (c PasswordLimiterConfig) Validate() error {
 	var errs []error
 	if c.MaxChecks < 0 {
-		errs = append(errs, fmt.Errorf("MaxChecks: negative (%d)", c.MaxChecks))
+		errs = append(errs, fmt.Errorf("field MaxChecks: negative (%d)", c.MaxChecks))
 	}
 	if c.MaxMemory < 0 {
-		errs = append(errs, fmt.Errorf("MaxMemory: negative (%d)", c.MaxMemory))
+		errs = append(errs, fmt.Errorf("field MaxMemory: negative (%d)", c.MaxMemory))
 	}
 	return configError("password limiter config", errs)
 }

@@ -72,6 +72,7 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"Concurrency", testConcurrency},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"Watch", testWatch},
+		{"WatchMany", testWatchMany},
 		{"Keywords", testKeywords},
 		{"Recent", testRecent},
 		{"Hold", testHold},
