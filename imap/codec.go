@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
+
+	"github.com/mailsys/mailsys/internal/varint"
 )
 
 // The summary encoding is described in summary.go. This file writes and
@@ -318,11 +320,10 @@ func appendMap(b []byte, m map[string]string) []byte {
 }
 
 // decoder reads a summary. The first error sticks: later reads return zero
-// values, and finish reports it.
+// values, and finish reports it. Decoded strings are substrings of the
+// summary, copied once.
 type decoder struct {
-	s   string // the summary; decoded strings are substrings of it
-	off int
-	err error
+	varint.Decoder[string]
 }
 
 func newDecoder(b []byte) (*decoder, error) {
@@ -332,94 +333,50 @@ func newDecoder(b []byte) (*decoder, error) {
 	if b[0] < oldestSummaryVersion || b[0] > summaryVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSummary, b[0])
 	}
-	return &decoder{s: string(b), off: 1}, nil
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s at byte %d", ErrBadSummary, what, d.off)
-	}
+	d := &decoder{varint.New(string(b))}
+	d.Byte() // the version
+	return d, nil
 }
 
 // finish reports the first error, or trailing bytes.
 func (d *decoder) finish() error {
-	if d.err == nil && d.off != len(d.s) {
-		d.fail("trailing bytes")
+	if err := d.Done(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSummary, err)
 	}
-	return d.err
-}
-
-func (d *decoder) flags() byte {
-	if d.err != nil {
-		return 0
-	}
-	if d.off >= len(d.s) {
-		d.fail("truncated")
-		return 0
-	}
-	c := d.s[d.off]
-	d.off++
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := uvarintString(d.s[d.off:])
-	if n <= 0 {
-		d.fail("bad uvarint")
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	u := d.uvarint()
-	v := int64(u >> 1)
-	if u&1 != 0 {
-		v = ^v
-	}
-	return v
+	return nil
 }
 
 // count reads a count of items that take at least minSize bytes each, so
 // that no count can make the decoder allocate more than the summary's size
 // allows.
 func (d *decoder) count(minSize int) int {
-	n := d.uvarint()
-	if d.err != nil {
+	n := d.Uvarint()
+	if d.Failed() {
 		return 0
 	}
-	if n > uint64((len(d.s)-d.off)/minSize) {
-		d.fail("count too large")
+	if n > uint64(d.Len()/minSize) {
+		d.Fail("count too large")
 		return 0
 	}
 	return int(n)
 }
 
+// str reads a string: a uvarint k, then, for an even k, k/2 bytes, or,
+// for an odd one, nothing: the string is dictionary[k/2].
 func (d *decoder) str() string {
-	k := d.uvarint()
-	if d.err != nil {
+	k := d.Uvarint()
+	if d.Failed() {
 		return ""
 	}
 	if k&1 != 0 {
 		i := k >> 1
 		if i >= uint64(len(dictionary)) {
-			d.fail("unknown dictionary word")
+			d.Fail("unknown dictionary word")
 			return ""
 		}
 		return dictionary[i]
 	}
-	n := k >> 1
-	if n > uint64(len(d.s)-d.off) {
-		d.fail("string too long")
-		return ""
-	}
-	s := d.s[d.off : d.off+int(n)]
-	d.off += int(n)
-	return s
+	return d.Next(k >> 1)
 }
 
 func (d *decoder) strs() []string {
@@ -442,20 +399,20 @@ func (d *decoder) params() map[string]string {
 }
 
 func (d *decoder) envelope() *goimap.Envelope {
-	present := d.flags()
+	present := d.Byte()
 	env := new(goimap.Envelope)
 	if present&envDate != 0 {
-		sec := d.varint()
-		offset := d.varint()
+		sec := d.Varint()
+		offset := d.Varint()
 		// time.Parse takes offsets up to 24:59; anything much beyond is
 		// not a summary (and would overflow below).
 		if offset <= -100*60 || offset >= 100*60 {
-			d.fail("bad zone offset")
+			d.Fail("bad zone offset")
 			return nil
 		}
 		env.Date = time.Unix(sec, 0).In(time.FixedZone("", int(offset)*60))
 		if env.Date.IsZero() {
-			d.fail("zero date marked present") // written as absent
+			d.Fail("zero date marked present") // written as absent
 			return nil
 		}
 	}
@@ -475,7 +432,7 @@ func (d *decoder) envelope() *goimap.Envelope {
 		env.InReplyTo = d.strs()
 	}
 	env.MessageID = d.str()
-	if d.err != nil {
+	if d.Failed() {
 		return nil
 	}
 	return env
@@ -484,11 +441,11 @@ func (d *decoder) envelope() *goimap.Envelope {
 // part reads a part at the given depth (1 for the top).
 func (d *decoder) part(depth int) goimap.BodyStructure {
 	if depth > maxDepth {
-		d.fail("parts nested too deeply")
+		d.Fail("parts nested too deeply")
 		return nil
 	}
-	flags := d.flags()
-	if d.err != nil {
+	flags := d.Byte()
+	if d.Failed() {
 		return nil
 	}
 	if flags&partMulti != 0 {
@@ -500,7 +457,7 @@ func (d *decoder) part(depth int) goimap.BodyStructure {
 func (d *decoder) singlePart(flags byte, depth int) goimap.BodyStructure {
 	if flags&singleExtended == 0 && flags&(singleDisp|singleDispParams|singleLanguage) != 0 ||
 		flags&singleDisp == 0 && flags&singleDispParams != 0 {
-		d.fail("bad part flags")
+		d.Fail("bad part flags")
 		return nil
 	}
 	bs := &goimap.BodyStructureSinglePart{Type: d.str(), Subtype: d.str()}
@@ -510,19 +467,19 @@ func (d *decoder) singlePart(flags byte, depth int) goimap.BodyStructure {
 	bs.ID = d.str()
 	bs.Description = d.str()
 	bs.Encoding = d.str()
-	size := d.uvarint()
+	size := d.Uvarint()
 	if size > 1<<32-1 {
-		d.fail("bad size")
+		d.Fail("bad size")
 		return nil
 	}
 	bs.Size = uint32(size)
 	if flags&singleText != 0 {
-		bs.Text = &goimap.BodyStructureText{NumLines: int64(d.uvarint())}
+		bs.Text = &goimap.BodyStructureText{NumLines: int64(d.Uvarint())}
 	}
 	if flags&singleMessage != 0 {
-		mflags := d.flags()
+		mflags := d.Byte()
 		if mflags&^(messageEnvelope|messageStructure) != 0 {
-			d.fail("bad message flags")
+			d.Fail("bad message flags")
 			return nil
 		}
 		msg := new(goimap.BodyStructureMessageRFC822)
@@ -532,7 +489,7 @@ func (d *decoder) singlePart(flags byte, depth int) goimap.BodyStructure {
 		if mflags&messageStructure != 0 {
 			msg.BodyStructure = d.part(depth + 1)
 		}
-		msg.NumLines = int64(d.uvarint())
+		msg.NumLines = int64(d.Uvarint())
 		bs.MessageRFC822 = msg
 	}
 	if flags&singleExtended != 0 {
@@ -546,7 +503,7 @@ func (d *decoder) singlePart(flags byte, depth int) goimap.BodyStructure {
 		ext.Location = d.str()
 		bs.Extended = ext
 	}
-	if d.err != nil {
+	if d.Failed() {
 		return nil
 	}
 	return bs
@@ -556,7 +513,7 @@ func (d *decoder) multiPart(flags byte, depth int) goimap.BodyStructure {
 	if flags&multiUnused != 0 ||
 		flags&multiExtended == 0 && flags&(multiParams|multiDisp|multiDispParams|multiLanguage) != 0 ||
 		flags&multiDisp == 0 && flags&multiDispParams != 0 {
-		d.fail("bad part flags")
+		d.Fail("bad part flags")
 		return nil
 	}
 	bs := &goimap.BodyStructureMultiPart{Subtype: d.str()}
@@ -565,7 +522,7 @@ func (d *decoder) multiPart(flags byte, depth int) goimap.BodyStructure {
 		bs.Children = make([]goimap.BodyStructure, d.count(2))
 		for i := range bs.Children {
 			bs.Children[i] = d.part(depth + 1)
-			if d.err != nil {
+			if d.Failed() {
 				return nil
 			}
 		}
@@ -584,7 +541,7 @@ func (d *decoder) multiPart(flags byte, depth int) goimap.BodyStructure {
 		ext.Location = d.str()
 		bs.Extended = ext
 	}
-	if d.err != nil {
+	if d.Failed() {
 		return nil
 	}
 	return bs
@@ -596,25 +553,4 @@ func (d *decoder) disposition(withParams bool) *goimap.BodyStructureDisposition 
 		disp.Params = d.params()
 	}
 	return disp
-}
-
-// uvarintString is binary.Uvarint on a string, to read without copying.
-func uvarintString(s string) (uint64, int) {
-	var x uint64
-	var shift uint
-	for i := 0; i < len(s); i++ {
-		if i == binary.MaxVarintLen64 {
-			return 0, -(i + 1) // overflow
-		}
-		c := s[i]
-		if c < 0x80 {
-			if i == binary.MaxVarintLen64-1 && c > 1 {
-				return 0, -(i + 1) // overflow
-			}
-			return x | uint64(c)<<shift, i + 1
-		}
-		x |= uint64(c&0x7f) << shift
-		shift += 7
-	}
-	return 0, 0
 }

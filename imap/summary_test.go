@@ -521,7 +521,7 @@ func TestDecodeBad(t *testing.T) {
 		"dictionary":         {[]byte{1, 0, 0xff, 0x7f}, false},
 		"huge count":         {[]byte{1, envFrom, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, false},
 		"zone":               {[]byte{1, envDate, 0, 0xff, 0xff, 0x03, 0, 0}, false},
-		"zero date":          {append(append([]byte{1, envDate}, varint(time.Time{}.Unix())...), 0, 0, 0), false},
+		"zero date":          {append(append([]byte{1, envDate}, zigzag(time.Time{}.Unix())...), 0, 0, 0), false},
 		"multipart bit 7":    {[]byte{1, partMulti | multiUnused, 0}, true},
 		"disp without ext":   {[]byte{1, singleDisp, 0, 0, 0, 0, 0, 0}, true},
 		"params without ext": {[]byte{1, partMulti | multiParams, 0, 0}, true},
@@ -543,7 +543,7 @@ func TestDecodeBad(t *testing.T) {
 	}
 }
 
-func varint(v int64) []byte {
+func zigzag(v int64) []byte {
 	u := uint64(v) << 1
 	if v < 0 {
 		u = ^u

@@ -164,6 +164,15 @@ func (d *Decoder[T]) Byte() byte {
 
 // Uvarint reads a uvarint.
 func (d *Decoder[T]) Uvarint() uint64 {
+	// Most are one byte (lengths, counts, flags): that case inlines.
+	if d.err == nil && d.off < len(d.b) && d.b[d.off] < 0x80 {
+		d.off++
+		return uint64(d.b[d.off-1])
+	}
+	return d.uvarint()
+}
+
+func (d *Decoder[T]) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
