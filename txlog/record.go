@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailsys/mailsys/internal/varint"
 )
 
 // Record format, version 1 (integers little-endian):
@@ -133,28 +135,25 @@ func parseAccept(p []byte) (Envelope, int, error) {
 	if uint64(n) > uint64(len(p)-4) {
 		return e, 0, fmt.Errorf("%w: envelope past the record", ErrCorrupt)
 	}
-	d := decoder{b: p[4 : 4+n]}
-	e.From = d.string()
-	count := d.uvarint()
-	if count == 0 || count > uint64(len(d.b)) {
-		d.fail()
+	d := varint.New(p[4 : 4+n])
+	e.From = d.UTF8()
+	count := d.Uvarint()
+	if count == 0 || count > uint64(d.Len()) {
+		d.Fail("bad recipient count")
 	}
-	for i := uint64(0); i < count && d.err == nil; i++ {
-		e.To = append(e.To, d.string())
+	for i := uint64(0); i < count && !d.Failed(); i++ {
+		e.To = append(e.To, d.UTF8())
 	}
-	if ns := d.varint(); ns != 0 {
+	if ns := d.Varint(); ns != 0 {
 		e.Received = time.Unix(0, ns).UTC()
 	}
-	e.Remote = d.string()
-	if d.err == nil && len(d.b) != 0 {
-		if e.Mailbox = d.string(); e.Mailbox == "" {
-			d.fail() // written only when set
+	e.Remote = d.UTF8()
+	if d.Len() != 0 {
+		if e.Mailbox = d.UTF8(); e.Mailbox == "" {
+			d.Fail("empty mailbox") // written only when set
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail()
-	}
-	return e, 4 + int(n), d.err
+	return e, 4 + int(n), corrupt(d.Done())
 }
 
 func appendStep(b []byte, key string, value []byte) []byte {
@@ -162,54 +161,15 @@ func appendStep(b []byte, key string, value []byte) []byte {
 }
 
 func parseStep(p []byte) (string, []byte, error) {
-	d := decoder{b: p}
-	k := d.string()
-	return k, append([]byte(nil), d.b...), d.err
+	d := varint.New(p)
+	k := d.UTF8()
+	return k, append([]byte(nil), d.Rest()...), corrupt(d.Err())
 }
 
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad payload", ErrCorrupt)
+// corrupt turns a payload's decoding error into an ErrCorrupt.
+func corrupt(err error) error {
+	if err == nil {
+		return nil
 	}
-	d.b = nil
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	if !utf8.ValidString(s) {
-		d.fail()
-		return ""
-	}
-	return s
+	return fmt.Errorf("%w: bad payload: %w", ErrCorrupt, err)
 }
