@@ -1,8 +1,22 @@
 // Package mailsys composes the mailsys packages into a running mail
-// system: a message store (msstore), a UserDB (userdata), a transaction log
-// (txlog) and the protocol servers (mta, imap, pop3), started and stopped
-// together. Host programs build their own server from a Config; two Systems
-// can run in one process (there is no global state).
+// system: a message Storage (msstore), a UserDB (userdata), a delivery
+// transaction log (txlog) and the protocol servers over them (mta's SMTP
+// listeners, imap, pop3), opened, started and stopped together.
+//
+// A host program describes its system in a Config and calls Open, then
+// Start; Shutdown stops it. Each backend is either the host program's own
+// (Config.Storage, Config.UserDB, Config.TxLog: any implementation of the
+// interfaces, such as msstore.Memory and userdata.Memory for a demo or a
+// test, or remote ones) or, when nil, the embedded default under
+// Config.DataDir, configured by StoreConfig, UserDBConfig and TxLogConfig.
+// The protocol servers' own settings are Config.SMTP, IMAP and POP3, and
+// the access rules shared by every listener Config.Access; every zero
+// field means its package's default, and Config.Validate, which Open runs
+// first, reports every problem at once. System hands the backends out as
+// interfaces; their optional capabilities are found by interface
+// assertion.
+//
+// Two Systems can run in one process: there is no global state.
 package mailsys
 
 import (
