@@ -6,6 +6,8 @@ import (
 	"hash/crc32"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailsys/mailsys/internal/varint"
 )
 
 // On-disk format, version 1. All integers are little-endian. See doc.go for
@@ -227,88 +229,28 @@ func appendString(b []byte, s string) []byte {
 
 func decodeMeta(b []byte) (Meta, error) {
 	var m Meta
-	d := metaDecoder{b: b}
-	if v := d.byte(); v != metaVersion {
+	d := varint.New(b)
+	if v := d.Byte(); v != metaVersion {
 		return m, fmt.Errorf("%w: unknown meta version %d", ErrCorrupt, v)
 	}
-	m.MessageID = d.string()
-	if ns := d.varint(); ns != 0 {
+	m.MessageID = d.UTF8()
+	if ns := d.Varint(); ns != 0 {
 		m.Received = time.Unix(0, ns).UTC()
 	}
-	n := d.uvarint()
+	n := d.Uvarint()
 	if n > uint64(len(b)) { // each owner takes at least two bytes
-		d.fail("owner count")
+		d.Fail("owner count")
 	}
-	if d.err == nil && n > 0 {
+	if !d.Failed() && n > 0 {
 		m.Owners = make([]Owner, 0, n)
-		for i := uint64(0); i < n && d.err == nil; i++ {
-			m.Owners = append(m.Owners, Owner{User: d.string(), Mailbox: d.string()})
+		for i := uint64(0); i < n && !d.Failed(); i++ {
+			m.Owners = append(m.Owners, Owner{User: d.UTF8(), Mailbox: d.UTF8()})
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("trailing bytes")
-	}
-	if d.err != nil {
-		return Meta{}, d.err
+	if err := d.Done(); err != nil {
+		return Meta{}, fmt.Errorf("%w: bad meta (%w)", ErrCorrupt, err)
 	}
 	return m, nil
-}
-
-type metaDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *metaDecoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad meta (%s)", ErrCorrupt, what)
-	}
-	d.b = nil
-}
-
-func (d *metaDecoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail("short")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *metaDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad length")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *metaDecoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad time")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *metaDecoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("string past the end")
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	if !utf8.ValidString(s) {
-		d.fail("invalid UTF-8")
-		return ""
-	}
-	return s
 }
 
 // marshalVolHeader writes the header of volume num of node.
