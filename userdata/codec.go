@@ -3,7 +3,10 @@ package userdata
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/mailsys/mailsys/internal/varint"
 )
 
 // Records are encoded as a version byte followed by fields in a fixed
@@ -42,7 +45,9 @@ func boolByte(v bool) byte {
 }
 
 // dec decodes a record; the first error sticks and every later read
-// returns a zero value.
+// returns a zero value. Its reads are internal/varint's; it keeps the
+// bytes left in b and the error in err, which decoders elsewhere in the
+// package read.
 type dec struct {
 	b   []byte
 	err error
@@ -66,7 +71,7 @@ func (d *dec) fail() {
 }
 
 func (d *dec) u() uint64 {
-	v, n := binary.Uvarint(d.b)
+	v, n := varint.Uvarint(d.b)
 	if n <= 0 {
 		d.fail()
 		return 0
@@ -76,7 +81,7 @@ func (d *dec) u() uint64 {
 }
 
 func (d *dec) i() int64 {
-	v, n := binary.Varint(d.b)
+	v, n := varint.Varint(d.b)
 	if n <= 0 {
 		d.fail()
 		return 0
@@ -85,15 +90,16 @@ func (d *dec) i() int64 {
 	return v
 }
 
+// raw reads a byte string; it aliases the record, its capacity clipped
+// so that an append to it cannot overwrite the rest.
 func (d *dec) raw() []byte {
-	n := d.u()
-	if n > uint64(len(d.b)) {
+	v, n := varint.Field(d.b)
+	if n <= 0 {
 		d.fail()
 		return nil
 	}
-	v := d.b[:n:n]
 	d.b = d.b[n:]
-	return v
+	return slices.Clip(v)
 }
 
 func (d *dec) s() string { return string(d.raw()) }
