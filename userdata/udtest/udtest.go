@@ -19,11 +19,12 @@
 // The suite stores the bodies of the messages it appends in an
 // [msstore.Memory] and passes that as bodies, so that it can check that Copy
 // retains bodies and that Expunge and DeleteFolder release them. It closes
-// each database at the end of its subtest. The Watch subtest runs only when
-// the database implements [userdata.Watcher] (and Hold only when its events
-// offer FolderEvent.Hold), Remove only when it implements
-// [userdata.Remover], Keywords only for [userdata.KeywordLister] and Recent
-// only for [userdata.RecentClaimer].
+// each database at the end of its subtest. The Watch and WatchMany
+// subtests run only when the database implements [userdata.Watcher] (and
+// Hold only when its events offer FolderEvent.Hold), Remove only when it
+// implements [userdata.Remover], Keywords only for [userdata.KeywordLister]
+// and Recent only for [userdata.RecentClaimer]. Ownership checks the
+// general rules of [userdata.UserDB] on the values passed and returned.
 //
 // Run the suite with -race: the Concurrency and QuotaConcurrent subtests are
 // meant for it (the races QuotaConcurrent looks for rarely show without it).
@@ -73,6 +74,7 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"Watch", testWatch},
 		{"WatchMany", testWatchMany},
+		{"Ownership", testOwnership},
 		{"Keywords", testKeywords},
 		{"Recent", testRecent},
 		{"Hold", testHold},
