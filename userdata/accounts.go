@@ -215,20 +215,9 @@ func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	domain := addressDomain(addr)
-
 	d.meta.Lock()
 	defer d.meta.Unlock()
-	if err := requireRealDomain(d, domain); err != nil {
-		return User{}, err
-	}
-	if err := d.addressFree(addr); err != nil {
-		return User{}, err
-	}
-	if err := requireUnitOf(d, nu.Unit, domain); err != nil {
-		return User{}, err
-	}
-	if err := requireClass(d, nu.Class); err != nil {
+	if err := checkNewUserRecords(d, addr, &nu); err != nil {
 		return User{}, err
 	}
 	b := d.db.NewBatch()

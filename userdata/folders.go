@@ -257,11 +257,8 @@ func (d *DB) DeleteFolder(ctx context.Context, user UserID, name string) error {
 		return err
 	}
 	defer done()
-	if name, err = normalizeFolder(name); err != nil {
+	if name, err = checkDeleteFolder(name); err != nil {
 		return err
-	}
-	if name == Inbox {
-		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalid)
 	}
 	own, err := d.ownerOf(user, false)
 	if err != nil {
@@ -337,6 +334,19 @@ func checkSpecialUse(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: special-use attribute %q", ErrInvalid, s)
+}
+
+// checkDeleteFolder checks the name given to DeleteFolder and returns it
+// normalized: INBOX cannot be deleted.
+func checkDeleteFolder(name string) (string, error) {
+	name, err := normalizeFolder(name)
+	if err != nil {
+		return "", err
+	}
+	if name == Inbox {
+		return "", fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalid)
+	}
+	return name, nil
 }
 
 // checkRename refuses the rename of a folder into its own subfolder

@@ -190,19 +190,9 @@ func (m *Memory) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	domain := addressDomain(addr)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := requireRealDomain(&m.st, domain); err != nil {
-		return User{}, err
-	}
-	if err := m.st.addressFree(addr); err != nil {
-		return User{}, err
-	}
-	if err := requireUnitOf(&m.st, nu.Unit, domain); err != nil {
-		return User{}, err
-	}
-	if err := requireClass(&m.st, nu.Class); err != nil {
+	if err := checkNewUserRecords(&m.st, addr, &nu); err != nil {
 		return User{}, err
 	}
 	m.st.lastUser++

@@ -238,11 +238,8 @@ func (m *Memory) DeleteFolder(ctx context.Context, user UserID, name string) err
 		return err
 	}
 	defer done()
-	if name, err = normalizeFolder(name); err != nil {
+	if name, err = checkDeleteFolder(name); err != nil {
 		return err
-	}
-	if name == Inbox {
-		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalid)
 	}
 	refs, err := func() ([]msstore.Ref, error) {
 		m.mu.Lock()
@@ -347,14 +344,7 @@ func (m *Memory) ClaimRecent(ctx context.Context, user UserID, folder FolderID, 
 	if err != nil {
 		return 0, 0, err
 	}
-	from, to = f.rec.RecentUID, f.rec.UIDNext
-	if upto != 0 && upto < to {
-		to = upto
-	}
-	if to <= from {
-		return from, from, nil
-	}
-	f.rec.RecentUID = to
+	from, to = claimRecent(&f.rec, upto)
 	return from, to, nil
 }
 

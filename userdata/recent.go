@@ -28,6 +28,20 @@ type RecentClaimer interface {
 
 var _ RecentClaimer = (*DB)(nil)
 
+// claimRecent moves f's watermark up to upto (see ClaimRecent) and
+// returns the range claimed, empty (from == to) when the watermark stays.
+func claimRecent(f *Folder, upto UID) (from, to UID) {
+	from, to = f.RecentUID, f.UIDNext
+	if upto != 0 && upto < to {
+		to = upto
+	}
+	if to <= from {
+		return from, from
+	}
+	f.RecentUID = to
+	return from, to
+}
+
 // ClaimRecent implements RecentClaimer.
 func (d *DB) ClaimRecent(ctx context.Context, user UserID, folder FolderID, upto UID) (from, to UID, err error) {
 	done, err := d.enter(ctx)
@@ -42,15 +56,9 @@ func (d *DB) ClaimRecent(ctx context.Context, user UserID, folder FolderID, upto
 	if err != nil {
 		return 0, 0, err
 	}
-	from = f.RecentUID
-	to = f.UIDNext
-	if upto != 0 && upto < to {
-		to = upto
+	if from, to = claimRecent(&f, upto); from == to {
+		return from, to, nil
 	}
-	if to <= from {
-		return from, from, nil
-	}
-	f.RecentUID = to
 	b := d.db.NewBatch()
 	defer b.Close()
 	writeFolderRec(b, user, &f)

@@ -20,6 +20,9 @@ type accountRecords interface {
 	domainAliasOf(alias string) (string, error)
 	unitRecord(id UnitID) (OrgUnit, error)
 	classRecord(name string) (ServiceClass, error)
+	// addressFree returns ErrExists if addr (normalized) is a primary
+	// address or an alias.
+	addressFree(addr string) error
 }
 
 // limitsOf resolves u's effective limits: the class is u's own, else that
@@ -216,6 +219,23 @@ func checkNewUser(nu *NewUser) (string, error) {
 		return "", fmt.Errorf("%w: negative quota for %s", ErrInvalid, addr)
 	}
 	return addr, nil
+}
+
+// checkNewUserRecords checks nu, for the address addr, against r: the
+// domain is a domain, the address free, the unit one of the domain and the
+// class defined.
+func checkNewUserRecords(r accountRecords, addr string, nu *NewUser) error {
+	domain := addressDomain(addr)
+	if err := requireRealDomain(r, domain); err != nil {
+		return err
+	}
+	if err := r.addressFree(addr); err != nil {
+		return err
+	}
+	if err := requireUnitOf(r, nu.Unit, domain); err != nil {
+		return err
+	}
+	return requireClass(r, nu.Class)
 }
 
 // checkUserUpdate checks the fields of an update that need no record.
