@@ -235,8 +235,11 @@ func (s *System) bind() (_ []boundListener, err error) {
 		made = append(made, submission)
 	}
 	if need(cfg.IMAPAddr, cfg.IMAPTLSAddr) {
-		imapSrv = imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store)
-		made = append(made, imapSrv)
+		srv, err := imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store)
+		if err != nil {
+			return nil, fmt.Errorf("mailsys: %w", err)
+		}
+		imapSrv, made = srv, append(made, srv)
 	}
 	if need(cfg.POP3Addr, cfg.POP3TLSAddr) {
 		pop3Srv = pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store)
