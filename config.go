@@ -171,6 +171,13 @@ func (c Config) Validate() error {
 	if c.Storage == nil {
 		add("StoreConfig", c.storeConfig().Validate())
 	}
+	if c.UserDB == nil {
+		add("UserDBConfig", c.userDBConfig(nil, nil).Validate())
+		add("Passwords", c.Passwords.Validate())
+	}
+	if c.IMAPAddr != "" || c.IMAPTLSAddr != "" {
+		add("IMAP", c.imapConfig(c.TLS, nil).Validate()) // it refuses an IMAP nobody could log in to
+	}
 	if c.POP3Addr != "" || c.POP3TLSAddr != "" {
 		p := c.pop3Config(c.TLS, nil)
 		add("POP3", p.Validate()) // it refuses a POP3 nobody could log in to
@@ -196,9 +203,6 @@ func (c Config) Validate() error {
 		if l.tls && c.TLS == nil {
 			errs = append(errs, fmt.Errorf("%s: an implicit-TLS listener needs TLS", l.field))
 		}
-	}
-	if c.IMAPAddr != "" && c.TLS == nil && !c.InsecureAuth {
-		errs = append(errs, errors.New("IMAPAddr: without TLS or InsecureAuth nobody could log in"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("mailsys: invalid config: %w", errors.Join(errs...))
