@@ -1,16 +1,13 @@
 package msstore
 
-import (
-	"sync"
-	"time"
-)
+import "github.com/mailsys/mailsys/internal/groupcommit"
 
-// Group commit. Puts and reference changes queue their records; one caller at
-// a time leads: it takes the whole queue, writes every record, syncs once and
-// wakes the others, and the next batch, queued meanwhile, gets a new leader.
-// Writing and syncing in turns matters as much as sharing the fsync: a write
-// into the page that an fsync is flushing waits for the device (stable pages),
-// so writers that append while a sync runs only slow it down.
+// Group commit (internal/groupcommit): Puts and reference changes queue
+// their records; one caller at a time leads: it takes the whole queue,
+// writes every record, syncs once and wakes the others, and the next
+// batch, queued meanwhile, gets a new leader. OpenVolumes sets the
+// queue's Commit to commitBatch (and NoGather with NoSync, where waiting
+// for a batch to fill gains nothing).
 
 // commitReq is one record waiting to be committed.
 type commitReq struct {
@@ -20,77 +17,19 @@ type commitReq struct {
 	// error that fails this request alone.
 	prepare func() (*recHeader, *spool, error)
 
-	h    *recHeader
-	v    *volume
-	off  int64
-	err  error
-	done bool
+	h   *recHeader
+	v   *volume
+	off int64
+	err error
 }
 
 // committer is the queue, owned by a Volumes.
-type committer struct {
-	mu                 sync.Mutex
-	cond               *sync.Cond // for waiters: their batch is done, or there is no leader
-	gather             *sync.Cond // for a leader waiting for its batch to fill
-	queue              []*commitReq
-	gathering, expired bool
-	leading            bool
-	recent             int           // requests seen in the last round: those served and those queued meanwhile
-	lastSync           time.Duration // how long the last batch's sync took
-}
+type committer = groupcommit.Queue[*commitReq]
 
 // commit queues r and returns once its record is durable (or written, with
 // NoSync), or failed.
 func (s *Volumes) commit(r *commitReq) error {
-	c := &s.commits
-	c.mu.Lock()
-	c.queue = append(c.queue, r)
-	if c.gathering {
-		c.gather.Signal()
-	}
-	for !r.done {
-		if c.leading {
-			c.cond.Wait()
-			continue
-		}
-		c.leading = true
-		if !s.cfg.NoSync {
-			// Under load the writers would split into one batch syncing
-			// and one queuing, each half as large as it could be. Waiting
-			// a fraction of an fsync for as many requests as the last
-			// round saw lets the writers just served rejoin.
-			if len(c.queue) < c.recent {
-				c.gathering, c.expired = true, false
-				t := time.AfterFunc(min(c.lastSync/2, 2*time.Millisecond), func() {
-					c.mu.Lock()
-					c.expired = true
-					c.gather.Signal()
-					c.mu.Unlock()
-				})
-				for len(c.queue) < c.recent && !c.expired {
-					c.gather.Wait()
-				}
-				t.Stop()
-				c.gathering = false
-			}
-		}
-		batch := c.queue
-		c.queue = nil
-		c.mu.Unlock()
-		t0 := time.Now()
-		s.commitBatch(batch)
-		c.mu.Lock()
-		c.lastSync = time.Since(t0)
-		c.recent = len(batch) + len(c.queue)
-		c.mu.Unlock()
-		c.mu.Lock()
-		for _, b := range batch {
-			b.done = true
-		}
-		c.leading = false
-		c.cond.Broadcast()
-	}
-	c.mu.Unlock()
+	s.commits.Do(r, nil)
 	return r.err
 }
 

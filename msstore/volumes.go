@@ -88,8 +88,7 @@ func OpenVolumes(ctx context.Context, cfg Config) (*Volumes, error) {
 		stale: make(map[uint64][]uint32),
 		vols:  make(map[uint32]*volume),
 	}
-	s.commits.cond = sync.NewCond(&s.commits.mu)
-	s.commits.gather = sync.NewCond(&s.commits.mu)
+	s.commits.Commit, s.commits.NoGather = s.commitBatch, cfg.NoSync
 	for _, d := range cfg.Dirs {
 		dd, err := s.prepareDir(d)
 		if err != nil {

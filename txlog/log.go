@@ -13,10 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/mailsys/mailsys/internal/fsutil"
+	"github.com/mailsys/mailsys/internal/groupcommit"
 )
 
 // Config configures a Log. The zero value of every field but Dir means its
@@ -54,24 +54,19 @@ type Log struct {
 	cfg Config
 	log *slog.Logger
 
+	// commits is the group commit of records: its Commit is
+	// commitBatch, which one leader at a time runs.
+	commits  groupcommit.Queue[*write]
+	batchBuf []byte // the leader's, reused from one batch to the next
+
 	mu      sync.Mutex
-	cond    *sync.Cond // a batch finished
-	queue   []*write
-	leading bool
-	// A leader waits a fraction of an fsync for as many writers as the
-	// last round saw, so that those just served rejoin its batch instead
-	// of forming a second, smaller one (see commit).
-	gather             *sync.Cond
-	gathering, expired bool
-	recent             int
-	lastSync           time.Duration
-	closed             bool
-	failed             error // a write or sync failed: nothing more is trusted
-	nextID             uint64
-	active             *segment
-	segs               map[uint32]*segment
-	txns               map[uint64]*Txn // not done
-	pending            []*Txn          // found at Open
+	closed  bool
+	failed  error // a write or sync failed: nothing more is trusted
+	nextID  uint64
+	active  *segment
+	segs    map[uint32]*segment
+	txns    map[uint64]*Txn // not done
+	pending []*Txn          // found at Open
 }
 
 // Txn is one transaction. Its fields are read-only.
@@ -115,9 +110,8 @@ type write struct {
 	txn   *Txn // for an accept: gets its segment and body offset
 	kind  uint8
 	id    uint64
-	async bool // nobody waits: the leader applies it
-	done  bool
-	err   error
+	async bool  // DoneAsync's: a failure is logged, nobody may be waiting
+	err   error // set by commitBatch
 }
 
 // Open opens the log in cfg.Dir and recovers it: a torn record at the end
@@ -146,8 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	// Envelopes and bodies are private mail: a tree made by an older
 	// version loses its group and other permissions (logged; not fatal).
 	fsutil.TightenLog(l.log, cfg.Dir)
-	l.cond = sync.NewCond(&l.mu)
-	l.gather = sync.NewCond(&l.mu)
+	l.commits.Commit = l.commitBatch
 	if err := l.recover(ctx); err != nil {
 		l.Close()
 		return nil, err
@@ -280,7 +273,11 @@ func (l *Log) Pending() []*Txn { return slices.Clone(l.pending) }
 
 // Accept writes a new transaction and returns once it is on stable storage.
 func (l *Log) Accept(ctx context.Context, env Envelope, body io.Reader) (*Txn, error) {
-	rec := make([]byte, headerLen, headerLen+4096)
+	room := 4096
+	if b, ok := body.(interface{ Len() int }); ok && int64(b.Len()) <= l.cfg.MaxBodySize {
+		room = 512 + b.Len() + bytes.MinRead // the envelope, the body, and room to see io.EOF
+	}
+	rec := make([]byte, headerLen, headerLen+room)
 	rec, err := appendEnvelope(rec, &env)
 	if err != nil {
 		return nil, err
@@ -340,27 +337,36 @@ func (l *Log) Done(ctx context.Context, t *Txn) error {
 // of the write when it was made here, or ErrClosed.
 func (l *Log) DoneAsync(ctx context.Context, t *Txn) error {
 	w := &write{rec: make([]byte, headerLen), async: true}
-	l.mu.Lock()
-	if l.leading && !l.closed && l.failed == nil {
-		l.enqueue(w, kindDone, t.ID)
-		l.mu.Unlock()
-		return nil
+	sum := crc(nil)
+	queued, err := l.commits.Async(w, func() error { return l.prepare(w, kindDone, t.ID, sum) })
+	if err != nil || queued {
+		return err
 	}
-	l.mu.Unlock()
-	return l.commit(w, kindDone, t.ID)
+	return w.err
 }
 
-// commit queues a record and returns once it is durable. One caller at a
-// time leads: it writes every queued record with one call, syncs once, and
-// wakes the others.
+// commit queues a record and returns once it is durable, with the others
+// of its group commit (see internal/groupcommit): one caller at a time
+// leads, writing every queued record with one call and syncing once.
 func (l *Log) commit(w *write, kind uint8, id uint64) error {
+	sum := crc(w.rec[headerLen:]) // before taking any lock
+	if err := l.commits.Do(w, func() error { return l.prepare(w, kind, id, sum) }); err != nil {
+		return err
+	}
+	return w.err
+}
+
+// prepare numbers a record as it is queued (a new transaction gets the
+// next id) and seals its header, whose payload checksum is sum. The
+// queue's lock is held, so records are queued, and written, in the order
+// of their ids.
+func (l *Log) prepare(w *write, kind uint8, id uint64, sum uint32) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.closed {
-		l.mu.Unlock()
 		return ErrClosed
 	}
 	if l.failed != nil {
-		l.mu.Unlock()
 		return l.failed
 	}
 	if kind == kindAccept {
@@ -368,99 +374,40 @@ func (l *Log) commit(w *write, kind uint8, id uint64) error {
 		id = l.nextID
 		w.txn.ID = id
 	}
-	l.enqueue(w, kind, id)
-	// Lead until this write is done, and then while only asynchronous
-	// writes are left, which have nobody else to lead them.
-	for !w.done || (!l.leading && l.onlyAsyncQueued()) {
-		if l.leading {
-			l.cond.Wait()
-			continue
-		}
-		l.lead()
-	}
-	err := w.err
-	if err == nil && !w.async {
-		l.applyWritten(w)
-	}
-	l.mu.Unlock()
-	return err
-}
-
-// enqueue seals w's header and queues it. l.mu is held.
-func (l *Log) enqueue(w *write, kind uint8, id uint64) {
 	w.kind, w.id = kind, id
-	h := header{kind: kind, id: id, length: uint32(len(w.rec) - headerLen), sum: crc(w.rec[headerLen:])}
+	h := header{kind: kind, id: id, length: uint32(len(w.rec) - headerLen), sum: sum}
 	h.marshal(w.rec)
-	l.queue = append(l.queue, w)
-	if l.gathering {
-		l.gather.Signal()
-	}
+	return nil
 }
 
-// onlyAsyncQueued reports whether the queue holds writes and none has a
-// caller waiting for it. l.mu is held.
-func (l *Log) onlyAsyncQueued() bool {
-	for _, w := range l.queue {
-		if !w.async {
-			return false
-		}
-	}
-	return len(l.queue) > 0
-}
-
-// lead writes and syncs what is queued, first waiting a little for more
-// writers when the last batch was bigger than the queue. l.mu is held and
-// l.leading is false; l.mu is released while the batch is written.
-func (l *Log) lead() {
-	l.leading = true
-	if len(l.queue) < l.recent {
-		l.gathering, l.expired = true, false
-		timer := time.AfterFunc(min(l.lastSync/2, 2*time.Millisecond), func() {
-			l.mu.Lock()
-			l.expired = true
-			l.gather.Signal()
-			l.mu.Unlock()
-		})
-		for len(l.queue) < l.recent && !l.expired {
-			l.gather.Wait()
-		}
-		timer.Stop()
-		l.gathering = false
-	}
-	batch := l.queue
-	l.queue = nil
-	closed := l.closed
+// commitBatch is the group commit's Commit: it writes and syncs the batch
+// (unless the log has failed), then, before any caller is told, applies
+// each record now durable or logs the failure of a DoneAsync nobody waits
+// for.
+func (l *Log) commitBatch(batch []*write) {
+	l.mu.Lock()
+	err := l.failed
 	l.mu.Unlock()
-	err := ErrClosed
-	start := time.Now()
-	if !closed {
+	if err == nil {
 		err = l.writeBatch(batch)
 	}
 	l.mu.Lock()
-	l.lastSync = time.Since(start)
-	l.recent = len(batch) + len(l.queue)
-	for _, b := range batch {
-		b.done = true
-		if b.err == nil {
-			b.err = err
-		}
-		if b.async {
-			if b.err == nil {
-				l.applyWritten(b)
-			} else if b.err != ErrClosed {
-				l.log.Warn("a done mark was not written; its transaction will be finished again after a restart", "txn", b.id, "err", b.err)
-			}
+	defer l.mu.Unlock()
+	for _, w := range batch {
+		w.err = err
+		if err == nil {
+			l.applyWritten(w)
+		} else if w.async {
+			l.log.Warn("a done mark was not written; its transaction will be finished again after a restart", "txn", w.id, "err", err)
 		}
 	}
 	var fatal fatalError
 	if errors.As(err, &fatal) && l.failed == nil {
 		l.failed = fmt.Errorf("txlog: %w", err)
 		l.log.Error("sync failed; the log accepts nothing more until reopened", "err", err)
-	} else if err != nil && err != ErrClosed {
+	} else if err != nil && err != l.failed {
 		l.log.Warn("write failed; the batch is refused and undone", "err", err)
 	}
-	l.leading = false
-	l.cond.Broadcast()
 }
 
 // applyWritten updates the state for a record now durable. l.mu is held.
@@ -490,7 +437,12 @@ func (l *Log) applyWritten(w *write) {
 // goes on when space returns. A failed sync is not undone: after it,
 // nothing written can be trusted, and the error is fatal.
 func (l *Log) writeBatch(batch []*write) error {
-	var buf []byte
+	buf := l.batchBuf[:0]
+	defer func() {
+		if cap(buf) <= maxBatchBuf {
+			l.batchBuf = buf[:0]
+		}
+	}()
 	seg := l.active
 	start := seg // where the batch begins: restored if it fails
 	var startSize int64
@@ -573,6 +525,9 @@ func (l *Log) writeBatch(batch []*write) error {
 	return nil
 }
 
+// maxBatchBuf bounds the batch buffer a Log keeps for the next batch.
+const maxBatchBuf = 4 << 20
+
 // fatalError marks an error after which the log accepts nothing more.
 type fatalError struct{ error }
 
@@ -649,25 +604,18 @@ func (l *Log) trimLocked() error {
 }
 
 // Close closes the log. Transactions not done stay pending for the next
-// Open.
+// Open; done marks queued by DoneAsync are written first.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return ErrClosed
 	}
-	// Write what is queued (asynchronous done marks) before closing.
-	for l.leading || len(l.queue) > 0 {
-		if l.leading {
-			l.cond.Wait()
-			continue
-		}
-		if l.failed != nil {
-			break
-		}
-		l.lead()
-	}
-	l.closed = true
+	l.closed = true // nothing more is queued
+	l.mu.Unlock()
+	l.commits.Flush()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var errs []error
 	for _, s := range l.segs {
 		errs = append(errs, s.f.Close())

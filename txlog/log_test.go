@@ -405,11 +405,23 @@ func TestAcceptInBatchWithRoll(t *testing.T) {
 		done(t, l, accept(t, l, testEnv(i), testBody(uint64(i), 10000)))
 	}
 
-	// Pretend a leader is busy so that both accepts queue up, then let
-	// them go as one batch.
+	// Keep a leader busy so that both accepts queue up behind it, then
+	// let them go as one batch.
+	hold, held, release := &write{}, make(chan struct{}), make(chan struct{})
+	commit := l.commits.Commit
+	l.commits.Commit = func(b []*write) {
+		if len(b) == 1 && b[0] == hold {
+			close(held)
+			<-release
+			return
+		}
+		commit(b)
+	}
 	l.mu.Lock()
-	l.leading = true
+	first := l.nextID + 1
 	l.mu.Unlock()
+	go l.commits.Do(hold, nil)
+	<-held
 	bodies := [][]byte{testBody(10, 16000), testBody(11, 16000)}
 	txns := make([]*Txn, 2)
 	errs := make([]error, 2)
@@ -421,13 +433,10 @@ func TestAcceptInBatchWithRoll(t *testing.T) {
 	}
 	for {
 		l.mu.Lock()
-		n := len(l.queue)
-		if n == 2 {
-			l.leading = false
-			l.cond.Broadcast()
-		}
+		queued := l.nextID == first+1 // both numbered: both queued
 		l.mu.Unlock()
-		if n == 2 {
+		if queued {
+			close(release)
 			break
 		}
 		time.Sleep(time.Millisecond)
