@@ -24,7 +24,10 @@ import (
 func TestAdmitAtAccept(t *testing.T) {
 	e := newEnv(t)
 	g := mta.NewGuard(mta.GuardConfig{MaxConnsPerListener: 1})
-	srv := imap.NewServer(imap.Config{TLS: testTLS, InsecureAuth: true, Guard: g, Logger: slog.New(slog.DiscardHandler)}, e.db, e.store)
+	srv, err := imap.NewServer(imap.Config{TLS: testTLS, InsecureAuth: true, Guard: g, Logger: slog.New(slog.DiscardHandler)}, e.db, e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	listen := func(serve func(net.Listener) error) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -120,7 +123,10 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 // Serve: it keeps accepting once descriptors are free again.
 func TestAcceptErrorsRetried(t *testing.T) {
 	e := newEnv(t)
-	srv := imap.NewServer(imap.Config{InsecureAuth: true, Logger: slog.New(slog.DiscardHandler)}, e.db, e.store)
+	srv, err := imap.NewServer(imap.Config{InsecureAuth: true, Logger: slog.New(slog.DiscardHandler)}, e.db, e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,13 @@
 // Package imap is the IMAP front module of mailsys: an IMAP4rev1 and
 // IMAP4rev2 server, built on github.com/emersion/go-imap/v2's imapserver,
-// over a userdata.UserDB (folders, flags, the message index) and a message
-// store (msstore).
+// over the few methods of a user database it names in its own UserDB
+// (logins, folders, the message index, the watch on changes; satisfied by
+// *userdata.DB) and of a message store in Bodies (msstore.Storage).
 //
-// NewServer makes a Server; Serve and ServeTLS run it on listeners
-// (STARTTLS, and implicit TLS for port 993); Shutdown says BYE to every
-// session. Besides what go-imap provides itself it advertises NAMESPACE,
+// NewServer makes a Server from a Config it validates; Serve and ServeTLS
+// run it on listeners (STARTTLS, and implicit TLS for port 993); Shutdown
+// says BYE to every session and cancels the backend calls still running
+// when its context ends, Close drops every connection at once. Besides what go-imap provides itself it advertises NAMESPACE,
 // UIDPLUS, ESEARCH, SEARCHRES, LIST-EXTENDED, LIST-STATUS, MOVE,
 // STATUS=SIZE, CHILDREN, SPECIAL-USE, CREATE-SPECIAL-USE,
 // LITERAL+ and APPENDLIMIT, and authenticates with LOGIN and AUTHENTICATE

@@ -20,7 +20,10 @@ import (
 func TestGuard(t *testing.T) {
 	e := newEnv(t)
 	serve := func(g *mta.Guard) string {
-		srv := imap.NewServer(imap.Config{InsecureAuth: true, Guard: g, Logger: slog.New(slog.DiscardHandler)}, e.db, e.store)
+		srv, err := imap.NewServer(imap.Config{InsecureAuth: true, Guard: g, Logger: slog.New(slog.DiscardHandler)}, e.db, e.store)
+		if err != nil {
+			t.Fatal(err)
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -57,7 +57,10 @@ func serveWith(t *testing.T, cfg imap.Config, db imap.UserDB, store imap.Bodies)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv := imap.NewServer(cfg, db, store)
+	srv, err := imap.NewServer(cfg, db, store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

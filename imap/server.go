@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,8 +16,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailsys/mailsys/internal/gate"
-	"github.com/mailsys/mailsys/msstore"
-	"github.com/mailsys/mailsys/userdata"
 )
 
 // Guard is the access policy the server shares with the other listeners:
@@ -35,26 +32,10 @@ type Guard interface {
 	AuthSucceeded(ip netip.Addr, account string)
 }
 
-// UserDB is what the server needs of the user database: the whole of it,
-// and the watcher that tells sessions about each other's changes and
-// about new mail. userdata.DB satisfies it.
-type UserDB interface {
-	userdata.UserDB
-	userdata.Watcher
-}
-
-// Bodies is what the server needs of the message store; msstore.Storage
-// satisfies it.
-type Bodies interface {
-	Put(ctx context.Context, r io.Reader, meta msstore.Meta) (msstore.Ref, error)
-	Open(ctx context.Context, ref msstore.Ref) (msstore.Body, error)
-	Retain(ctx context.Context, ref msstore.Ref, n int) error
-	Release(ctx context.Context, ref msstore.Ref) error
-}
-
-// Config configures a Server. The zero value serves IMAP4rev1 and
-// IMAP4rev2 without TLS, refuses logins before TLS (so nobody can log in),
-// and has no access limits.
+// Config configures a Server. A zero field means its default (see
+// DefaultConfig); NewServer copies the Config. The server needs TLS, or
+// InsecureAuth, for anybody to log in: Validate refuses a Config with
+// neither.
 type Config struct {
 	// TLS enables STARTTLS and is the configuration ServeTLS uses.
 	TLS *tls.Config
@@ -83,7 +64,84 @@ type Config struct {
 	// closed. Clients re-issue IDLE every 29 minutes at least. Zero means
 	// 30 minutes.
 	IdleCommandTimeout time.Duration
-	Logger             *slog.Logger // nil means slog.Default()
+	// Logger receives the server's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults of Config's zero values.
+const (
+	defaultMaxAppendSize      = 64 << 20
+	defaultPreAuthTimeout     = time.Minute
+	defaultPreAuthBytes       = 64 << 10
+	defaultIdleTimeout        = 30 * time.Minute
+	defaultIdleCommandTimeout = 30 * time.Minute
+)
+
+// DefaultConfig returns the Config that the zero value stands for, with
+// every default spelled out. It has neither TLS nor InsecureAuth: set one.
+func DefaultConfig() Config {
+	return Config{
+		MaxAppendSize:      defaultMaxAppendSize,
+		PreAuthTimeout:     defaultPreAuthTimeout,
+		PreAuthBytes:       defaultPreAuthBytes,
+		IdleTimeout:        defaultIdleTimeout,
+		IdleCommandTimeout: defaultIdleCommandTimeout,
+	}
+}
+
+// Validate reports every problem of c at once, each naming its field, or
+// nil. NewServer calls it.
+func (c Config) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+		unit string
+	}{
+		{"MaxAppendSize", c.MaxAppendSize, " bytes"}, {"PreAuthBytes", c.PreAuthBytes, " bytes"},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("imap: negative %s %d%s", f.name, f.v, f.unit))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PreAuthTimeout", c.PreAuthTimeout}, {"IdleTimeout", c.IdleTimeout}, {"IdleCommandTimeout", c.IdleCommandTimeout},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("imap: negative %s %v", d.name, d.v))
+		}
+	}
+	if c.TLS == nil && !c.InsecureAuth {
+		errs = append(errs, errors.New("imap: neither TLS nor InsecureAuth: nobody could log in"))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with its zero values replaced by the defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxAppendSize == 0 {
+		c.MaxAppendSize = d.MaxAppendSize
+	}
+	if c.PreAuthTimeout == 0 {
+		c.PreAuthTimeout = d.PreAuthTimeout
+	}
+	if c.PreAuthBytes == 0 {
+		c.PreAuthBytes = d.PreAuthBytes
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.IdleCommandTimeout == 0 {
+		c.IdleCommandTimeout = d.IdleCommandTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 // Server is an IMAP server over a UserDB and a message store.
@@ -95,11 +153,19 @@ type Server struct {
 	open  *mailboxes
 	srv   *imapserver.Server
 
+	// ctx is the context of every backend call; Close cancels it, and
+	// Shutdown once the sessions are gone or its own context ends.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
-	closing  atomic.Bool
-	done     chan struct{} // closed when Shutdown begins
-	doneOnce sync.Once
+	closing  atomic.Bool   // set under mu
+	done     chan struct{} // closed when Shutdown or Close begins
+	drained  chan struct{} // closed once closing and no session is left
+
+	closeOnce sync.Once // closes go-imap's server
+	closeErr  error
 
 	unfollowed sync.Once // logs that go-imap's commands cannot be followed
 }
@@ -123,28 +189,17 @@ var caps = goimap.CapSet{
 	goimap.CapCreateSpecialUse: {},
 }
 
-// NewServer returns a server of users' mail, with bodies in store.
-func NewServer(cfg Config, users UserDB, store Bodies) *Server {
-	if cfg.MaxAppendSize <= 0 {
-		cfg.MaxAppendSize = 64 << 20
+// NewServer returns a server of users' mail, with bodies in store, or
+// Validate's error. Serve or ServeTLS starts it.
+func NewServer(cfg Config, users UserDB, store Bodies) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.PreAuthTimeout <= 0 {
-		cfg.PreAuthTimeout = time.Minute
-	}
-	if cfg.PreAuthBytes <= 0 {
-		cfg.PreAuthBytes = 64 << 10
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 30 * time.Minute
-	}
-	if cfg.IdleCommandTimeout <= 0 {
-		cfg.IdleCommandTimeout = 30 * time.Minute
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	s := &Server{cfg: cfg, log: log.With("component", "imap"), users: users, store: store, sessions: map[*session]struct{}{}, done: make(chan struct{})}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "imap"), users: users, store: store,
+		ctx: ctx, cancel: cancel, sessions: map[*session]struct{}{},
+		done: make(chan struct{}), drained: make(chan struct{})}
 	s.open = newMailboxes(users)
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession:   s.newSession,
@@ -153,14 +208,14 @@ func NewServer(cfg Config, users UserDB, store Bodies) *Server {
 		TLSConfig:    cfg.TLS,
 		InsecureAuth: cfg.InsecureAuth,
 	})
-	return s
+	return s, nil
 }
 
-// ErrServerClosed is returned by Serve and ServeTLS once Shutdown has
-// begun.
+// ErrServerClosed is returned by Serve and ServeTLS once Shutdown or Close
+// has begun.
 var ErrServerClosed = errors.New("imap: server closed")
 
-// Serve accepts connections on l until Shutdown. The Guard admits each
+// Serve accepts connections on l until Shutdown or Close. The Guard admits each
 // connection as it is accepted, as listener "imap"; a refused one is
 // answered "* BYE [UNAVAILABLE]" and closed before any greeting. An
 // accept error that is temporary (too many open files, for one) is
@@ -201,46 +256,90 @@ func (s *Server) serve(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting connections, says BYE to every session and
-// closes them. IMAP sessions are long-lived, so it does not wait for
-// clients to log out; ctx bounds the goodbyes.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
-	s.doneOnce.Do(func() { close(s.done) })
+// stop begins Shutdown or Close: no new session starts, and pauses end.
+// It returns the sessions there are.
+func (s *Server) stop() []*session {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing.Load() {
+		s.closing.Store(true)
+		close(s.done)
+		if len(s.sessions) == 0 {
+			close(s.drained)
+		}
+	}
 	list := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
 		list = append(list, sess)
 	}
-	s.mu.Unlock()
-	done := make(chan struct{})
+	return list
+}
+
+// Shutdown stops accepting connections, says BYE to every session and
+// closes it, and waits for the sessions to end: a command in progress
+// runs on until it notices its connection is gone. IMAP sessions are
+// long-lived, so it does not wait for clients to log out. If ctx ends
+// first, Shutdown does what Close does, cancelling the backend calls in
+// progress, and returns ctx's error. Either way, the server's backend
+// calls are cancelled when it returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	list := s.stop()
+	byes := make(chan struct{})
 	go func() {
 		for _, sess := range list {
 			sess.conn.Bye("Server shutting down")
 		}
-		close(done)
+		close(byes)
 	}()
+	var err error
 	select {
-	case <-done:
+	case <-byes:
+		select {
+		case <-s.drained:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	case <-ctx.Done():
+		err = ctx.Err()
 	}
-	err := s.srv.Close()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
+	s.cancel()
+	if cerr := s.closeAll(); err == nil {
+		err = cerr
 	}
 	return err
 }
 
+// Close stops accepting connections and closes every connection at once,
+// without a word, cancelling the backend calls in progress. It does not
+// wait for the sessions' commands to notice.
+func (s *Server) Close() error {
+	s.stop()
+	s.cancel()
+	return s.closeAll()
+}
+
+// closeAll closes go-imap's listeners and connections, once.
+func (s *Server) closeAll() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.srv.Close()
+		if errors.Is(s.closeErr, net.ErrClosed) {
+			s.closeErr = nil
+		}
+	})
+	return s.closeErr
+}
+
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	if s.closing.Load() {
-		return nil, nil, &goimap.Error{Type: goimap.StatusResponseTypeBye, Text: "Server shutting down"}
-	}
 	ap, _ := netip.ParseAddrPort(c.NetConn().RemoteAddr().String())
 	sess := &session{srv: s, conn: c, ip: ap.Addr().Unmap()}
-	sess.followCommands()
 	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return nil, nil, &goimap.Error{Type: goimap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
+	sess.followCommands()
 	return sess, nil, nil
 }
 
@@ -259,8 +358,14 @@ func (s *Server) pause(d time.Duration) {
 
 func (s *Server) forget(sess *session) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[sess]; !ok {
+		return
+	}
 	delete(s.sessions, sess)
-	s.mu.Unlock()
+	if s.closing.Load() && len(s.sessions) == 0 {
+		close(s.drained)
+	}
 }
 
 // errorLog sends go-imap's error log to slog.

@@ -80,8 +80,14 @@ func newEnvTB(t testing.TB) *env {
 	if bulk {
 		logger = quiet
 	}
-	e.srv = imap.NewServer(imap.Config{TLS: testTLS, InsecureAuth: true, Logger: logger}, db, store)
-	strict := imap.NewServer(imap.Config{TLS: testTLS, Logger: logger}, db, store)
+	e.srv, err = imap.NewServer(imap.Config{TLS: testTLS, InsecureAuth: true, Logger: logger}, db, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := imap.NewServer(imap.Config{TLS: testTLS, Logger: logger}, db, store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	listen := func(serve func(net.Listener) error) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -65,9 +65,10 @@ func (s *session) hangUp(what string) error {
 	return &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "Connection closed"}
 }
 
-// ctx is the context of a command. go-imap gives none; a session's
-// commands end when its connection does.
-func (s *session) ctx() context.Context { return context.Background() }
+// ctx is the context of a command's backend calls: the server's, which
+// Close cancels, and Shutdown once it is done or out of time. go-imap
+// gives none.
+func (s *session) ctx() context.Context { return s.srv.ctx }
 
 // fail turns a UserDB or store error into the client's NO, logging what
 // the client cannot act on.
