@@ -126,7 +126,10 @@ func TestAcceptRetries(t *testing.T) {
 	}
 	l := &flakyListener{Listener: inner}
 	l.fail.Store(6)
-	srv := pop3.NewServer(pop3.Config{InsecureAuth: true, Logger: quietLogger()}, e.db, e.store)
+	srv, err := pop3.NewServer(pop3.Config{InsecureAuth: true, Logger: quietLogger()}, e.db, e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	t.Cleanup(func() {

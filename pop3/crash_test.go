@@ -33,7 +33,10 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("runs only as the child of TestCrash")
 	}
 	st, db := openStores(t, dir)
-	srv := pop3.NewServer(pop3.Config{InsecureAuth: true, Logger: slog.New(slog.DiscardHandler)}, db, st)
+	srv, err := pop3.NewServer(pop3.Config{InsecureAuth: true, Logger: slog.New(slog.DiscardHandler)}, db, st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -127,7 +127,10 @@ func newEnvTuned(t *testing.T, cfg pop3.Config, tune func(*userdata.Config), wra
 	if wrap != nil {
 		users = wrap(e.db)
 	}
-	e.srv = pop3.NewServer(cfg, users, e.store)
+	e.srv, err = pop3.NewServer(cfg, users, e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 2)
 	e.addr = listen(t, func(l net.Listener) { served <- e.srv.Serve(l) })
 	n := 1

@@ -45,7 +45,10 @@ func ExampleServer() {
 	db.Append(ctx, alice.ID, inbox.ID, userdata.NewMessage{Ref: ref, Size: ref.Size, InternalDate: time.Now()})
 
 	// InsecureAuth allows passwords without TLS: for this example only.
-	srv := pop3.NewServer(pop3.Config{Hostname: "pop.example.com", InsecureAuth: true, Logger: quiet}, db, store)
+	srv, err := pop3.NewServer(pop3.Config{Hostname: "pop.example.com", InsecureAuth: true, Logger: quiet}, db, store)
+	if err != nil {
+		log.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)

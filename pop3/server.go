@@ -71,9 +71,10 @@ type Guard interface {
 	AuthSucceeded(ip netip.Addr, account string)
 }
 
-// Config configures a Server. The zero value of every field is a working
-// default, but a server with neither TLS nor InsecureAuth lets nobody log
-// in (see Validate).
+// Config configures a Server. A zero field means its default (see
+// DefaultConfig); NewServer copies the Config. The server needs TLS, or
+// InsecureAuth, for anybody to log in: Validate refuses a Config with
+// neither.
 type Config struct {
 	// Hostname is announced in the greeting and at QUIT. Zero means
 	// "localhost".
@@ -119,14 +120,28 @@ type Config struct {
 
 // Defaults of Config's zero values.
 const (
+	defaultHostname       = "localhost"
 	defaultLoginTimeout   = 60 * time.Second
 	defaultCommandTimeout = 10 * time.Minute
 	defaultMaxSession     = time.Hour
 	defaultWriteTimeout   = time.Minute
 )
 
-// Validate reports every problem of c at once, or nil.
-func (c *Config) Validate() error {
+// DefaultConfig returns the Config that the zero value stands for, with
+// every default spelled out. It has neither TLS nor InsecureAuth: set one.
+func DefaultConfig() Config {
+	return Config{
+		Hostname:       defaultHostname,
+		LoginTimeout:   defaultLoginTimeout,
+		CommandTimeout: defaultCommandTimeout,
+		MaxSession:     defaultMaxSession,
+		WriteTimeout:   defaultWriteTimeout,
+	}
+}
+
+// Validate reports every problem of c at once, each naming its field, or
+// nil. NewServer calls it.
+func (c Config) Validate() error {
 	var errs []error
 	for _, d := range []struct {
 		name string
@@ -141,6 +156,30 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("pop3: neither TLS nor InsecureAuth: nobody could log in"))
 	}
 	return errors.Join(errs...)
+}
+
+// withDefaults returns c with its zero values replaced by the defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Hostname == "" {
+		c.Hostname = d.Hostname
+	}
+	if c.LoginTimeout == 0 {
+		c.LoginTimeout = d.LoginTimeout
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = d.CommandTimeout
+	}
+	if c.MaxSession == 0 {
+		c.MaxSession = d.MaxSession
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 // Server is a POP3 server (RFC 1939) over a UserDB and a message store.
@@ -167,41 +206,26 @@ type Server struct {
 }
 
 // NewServer returns a server over users and store, with cfg's zero values
-// replaced by their defaults. Serve or ServeTLS starts it.
-func NewServer(cfg Config, users UserDB, store Bodies) *Server {
-	if cfg.Hostname == "" {
-		cfg.Hostname = "localhost"
+// replaced by their defaults, or Validate's error. Serve or ServeTLS
+// starts it.
+func NewServer(cfg Config, users UserDB, store Bodies) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.LoginTimeout == 0 {
-		cfg.LoginTimeout = defaultLoginTimeout
-	}
-	if cfg.CommandTimeout == 0 {
-		cfg.CommandTimeout = defaultCommandTimeout
-	}
-	if cfg.MaxSession == 0 {
-		cfg.MaxSession = defaultMaxSession
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = defaultWriteTimeout
-	}
+	cfg = cfg.withDefaults()
 	cfg.TLS = tlsconf.Harden(cfg.TLS)
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg: cfg, log: log.With("component", "pop3"), users: users, store: store,
+		cfg: cfg, log: cfg.Logger.With("component", "pop3"), users: users, store: store,
 		ctx: ctx, cancel: cancel, stopping: make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		inUse:     map[userdata.UserID]struct{}{},
-	}
+	}, nil
 }
 
 // Serve accepts connections on l, each served in a goroutine of its own,
-// until Shutdown or Close, and returns ErrServerClosed then. It returns
-// Validate's error at once if the configuration has one.
+// until Shutdown or Close, and returns ErrServerClosed then.
 //
 // Config.Guard decides on each connection as it is accepted, under the
 // listener name "pop3", before the greeting: a refused client is sent
@@ -236,9 +260,6 @@ func (s *Server) gated(l net.Listener, name string, refusal []byte) net.Listener
 }
 
 func (s *Server) serve(l net.Listener, implicitTLS bool) error {
-	if err := s.cfg.Validate(); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
