@@ -285,7 +285,10 @@ func serve(dir string) error {
 		return err
 	}
 	defer db.Close()
-	srv := imap.NewServer(imap.Config{InsecureAuth: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, db, store)
+	srv, err := imap.NewServer(imap.Config{InsecureAuth: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, db, store)
+	if err != nil {
+		return err
+	}
 	l, err := netListen()
 	if err != nil {
 		return err

@@ -166,7 +166,10 @@ func bench(w io.Writer, p params) error {
 		return err
 	}
 
-	srv := pop3.NewServer(pop3.Config{Hostname: "bench.example", InsecureAuth: true, Logger: quiet}, db, store)
+	srv, err := pop3.NewServer(pop3.Config{Hostname: "bench.example", InsecureAuth: true, Logger: quiet}, db, store)
+	if err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
