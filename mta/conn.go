@@ -225,7 +225,8 @@ func (b wholeBody) Read(p []byte) (int, error) {
 // Serve accepts connections on l until Close or Shutdown. The Guard
 // decides on each connection as it is accepted, before the greeting: a
 // refused client is answered 421 and closed.
-func (in *Inbound) Serve(l net.Listener) error { return in.srv.Serve(in.gated(l, false)) }
+// It returns ErrServerClosed after Shutdown or Close.
+func (in *Inbound) Serve(l net.Listener) error { return in.serve(in.gated(l, false)) }
 
 // ServeTLS is Serve for an implicit-TLS listener (RFC 8314): every
 // connection starts with a TLS handshake under InboundConfig.TLS.
@@ -234,7 +235,7 @@ func (in *Inbound) ServeTLS(l net.Listener) error {
 	if in.cfg.TLS == nil {
 		return errors.New("mta: ServeTLS without InboundConfig.TLS")
 	}
-	return in.srv.Serve(tls.NewListener(in.gated(l, true), in.cfg.TLS))
+	return in.serve(tls.NewListener(in.gated(l, true), in.cfg.TLS))
 }
 
 // gated wraps l so that the Guard admits each connection at accept, under

@@ -1,6 +1,7 @@
 package mta
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,15 @@ type attempt struct {
 	// not record (a full disk): the next try records it rather than
 	// storing the body again, which would leave this one unreferenced.
 	stored *msstore.Ref
+	// msg, if not nil, is the body as the log holds it (tx.Body()), kept
+	// in memory by the listener that accepted it: the first try stores
+	// and summarizes it without reading the log. Later tries read the
+	// log; the memory is not held while a retry waits.
+	msg []byte
+	// rcpts, if not nil, are the users of tx.Envelope.To, in its order,
+	// as the listener resolved them at RCPT: they are not looked up
+	// again. Recover, which starts from the log alone, looks them up.
+	rcpts []userdata.User
 }
 
 // Recover delivers every transaction the log found unfinished at Open.
@@ -142,29 +152,18 @@ type target struct {
 }
 
 func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) error {
-	// Resolve the recipients still to be delivered.
-	var targets []target
-	var owners []msstore.Owner
-	for i, rcpt := range tx.Envelope.To {
-		u, err := d.Users.LookupAddress(ctx, rcpt)
-		if errors.Is(err, userdata.ErrNotFound) {
-			d.log().Warn("recipient gone since it was accepted; not delivered", "txn", tx.ID, "rcpt", rcpt)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
-		}
-		targets = append(targets, target{i, u})
-		owners = append(owners, msstore.Owner{User: u.Address, Mailbox: mailboxOf(tx)})
+	targets, owners, err := d.targets(ctx, tx, a)
+	if err != nil {
+		return err
 	}
-
-	ref, err := d.stored(ctx, tx, owners, a)
+	body := deliverySource(tx, a)
+	ref, err := d.stored(ctx, tx, owners, body, a)
 	if err != nil {
 		return err
 	}
 	nm := userdata.NewMessage{Ref: ref, InternalDate: tx.Envelope.Received, Size: ref.Size}
 	if d.Summarize != nil && len(targets) > 0 {
-		if nm.Envelope, nm.Structure, err = d.Summarize(deliveryBody(tx)); err != nil {
+		if nm.Envelope, nm.Structure, err = d.Summarize(body()); err != nil {
 			// IMAP parses the body itself when the cache is empty.
 			d.log().Warn("message not summarized for IMAP", "txn", tx.ID, "err", err)
 			nm.Envelope, nm.Structure = nil, nil
@@ -184,9 +183,50 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) erro
 	return d.Log.DoneAsync(ctx, tx)
 }
 
+// targets resolves the recipients of tx to be delivered to, and the
+// owners of its body: those the listener resolved at RCPT if the attempt
+// has them, or else by looking each up. A recipient gone since it was
+// accepted is left out.
+func (d *Deliverer) targets(ctx context.Context, tx *txlog.Txn, a *attempt) ([]target, []msstore.Owner, error) {
+	to := tx.Envelope.To
+	targets := make([]target, 0, len(to))
+	owners := make([]msstore.Owner, 0, len(to))
+	known := len(a.rcpts) == len(to)
+	for i, rcpt := range to {
+		var u userdata.User
+		if known {
+			u = a.rcpts[i]
+		} else {
+			var err error
+			u, err = d.Users.LookupAddress(ctx, rcpt)
+			if errors.Is(err, userdata.ErrNotFound) {
+				d.log().Warn("recipient gone since it was accepted; not delivered", "txn", tx.ID, "rcpt", rcpt)
+				continue
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
+			}
+		}
+		targets = append(targets, target{i, u})
+		owners = append(owners, msstore.Owner{User: u.Address, Mailbox: mailboxOf(tx)})
+	}
+	return targets, owners, nil
+}
+
+// deliverySource returns a function that returns a new reader of what is
+// stored for tx (see deliveryBody): made once in memory from the body the
+// attempt kept, or read from the log each time.
+func deliverySource(tx *txlog.Txn, a *attempt) func() io.Reader {
+	if a.msg == nil || int64(len(a.msg)) != tx.Size {
+		return func() io.Reader { return deliveryBody(tx) }
+	}
+	b := appendDelivery(make([]byte, 0, len(a.msg)+len(tx.Envelope.From)+32), tx.Envelope.From, a.msg)
+	return func() io.Reader { return bytes.NewReader(b) }
+}
+
 // stored returns the body's Ref, storing it first unless the log says it
 // was (or an earlier attempt did).
-func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.Owner, a *attempt) (msstore.Ref, error) {
+func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.Owner, body func() io.Reader, a *attempt) (msstore.Ref, error) {
 	var ref msstore.Ref
 	if v, ok := tx.Step(stepStored); ok {
 		if err := ref.UnmarshalBinary(v); err != nil {
@@ -201,7 +241,7 @@ func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.
 			return ref, nil // nobody to deliver to
 		}
 		var err error
-		ref, err = d.Store.Put(ctx, deliveryBody(tx), msstore.Meta{MessageID: messageID(tx), Received: tx.Envelope.Received, Owners: owners})
+		ref, err = d.Store.Put(ctx, body(), msstore.Meta{MessageID: messageID(tx), Received: tx.Envelope.Received, Owners: owners})
 		if err != nil {
 			return ref, fmt.Errorf("mta: deliver %d: store: %w", tx.ID, err)
 		}

@@ -98,8 +98,9 @@ var ErrRefused = errors.New("mta: connection refused")
 // server of a System shares one. Its memory is bounded
 // (GuardConfig.MaxTracked) whatever clients send.
 type Guard struct {
-	cfg GuardConfig
-	now func() time.Time
+	cfg     GuardConfig
+	invalid error // GuardConfig.Validate's, of the configuration it was made with
+	now     func() time.Time
 
 	mu         sync.Mutex
 	conns      int                      // open on every listener
@@ -122,8 +123,48 @@ type failures struct {
 	locked time.Time // locked out until
 }
 
-// NewGuard returns a Guard with cfg's rules.
+// Validate reports every problem of c at once (errors.Join, each naming
+// its field), or nil: an Allow or Deny entry that is not a valid prefix,
+// and a negative count or duration where the field gives a negative value
+// no meaning.
+func (c GuardConfig) Validate() error {
+	var errs []error
+	for _, l := range []struct {
+		name string
+		nets []netip.Prefix
+	}{{"Allow", c.Allow}, {"Deny", c.Deny}} {
+		for i, p := range l.nets {
+			if !p.IsValid() {
+				errs = append(errs, fmt.Errorf("mta: GuardConfig.%s[%d]: not a valid network prefix", l.name, i))
+			}
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"AuthFailures", c.AuthFailures}, {"MaxTracked", c.MaxTracked}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("mta: GuardConfig.%s: negative (%d)", n.name, n.v))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"AccountDelay", c.AccountDelay}, {"AuthWindow", c.AuthWindow}, {"Lockout", c.Lockout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("mta: GuardConfig.%s: negative (%v)", d.name, d.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewGuard returns a Guard with cfg's rules. It calls cfg.Validate: a
+// field it refuses is replaced by its default (an invalid prefix matches
+// no address), and NewInbound and NewSubmission refuse a Guard so made
+// (InboundConfig.Validate reports why). Check cfg.Validate before, where
+// the Guard also goes to other servers.
 func NewGuard(cfg GuardConfig) *Guard {
+	invalid := cfg.Validate()
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = defaultMaxConns()
 	}
@@ -151,7 +192,7 @@ func NewGuard(cfg GuardConfig) *Guard {
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = defaultMaxTracked
 	}
-	return &Guard{cfg: cfg, now: time.Now, byListener: map[string]int{}, byAddr: map[connKey]int{},
+	return &Guard{cfg: cfg, invalid: invalid, now: time.Now, byListener: map[string]int{}, byAddr: map[connKey]int{},
 		failures: map[string]*list.Element{}, lru: list.New()}
 }
 

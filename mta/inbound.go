@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,7 +33,9 @@ type Recipients interface {
 }
 
 // InboundConfig configures the inbound (MX) listener, and the submission
-// one. Zero values mean the defaults.
+// one. Zero values mean the defaults, which DefaultInboundConfig spells
+// out; negative sizes and durations are refused (see Validate) but where
+// a field says what a negative value means.
 type InboundConfig struct {
 	Hostname       string // announced in the greeting and trace headers; "localhost" if empty
 	MaxMessageSize int64  // advertised with SIZE; 32 MiB if zero
@@ -72,6 +75,93 @@ type InboundConfig struct {
 	Logger  *slog.Logger // nil means slog.Default()
 }
 
+// Defaults of InboundConfig.
+const (
+	defaultHostname             = "localhost"
+	defaultMaxMessageSize       = 32 << 20
+	defaultMaxRecipients        = 100
+	defaultMaxUnknownRecipients = 20
+	defaultReadTimeout          = 5 * time.Minute
+	defaultDataTimeout          = 10 * time.Minute
+	defaultLoginTimeout         = time.Minute
+	defaultMaxSession           = 30 * time.Minute
+	defaultWriteTimeout         = time.Minute
+)
+
+// DefaultInboundConfig returns the configuration the zero value stands
+// for, with every default spelled out: a starting point to change.
+func DefaultInboundConfig() InboundConfig {
+	return InboundConfig{
+		Hostname:             defaultHostname,
+		MaxMessageSize:       defaultMaxMessageSize,
+		MaxRecipients:        defaultMaxRecipients,
+		MaxUnknownRecipients: defaultMaxUnknownRecipients,
+		ReadTimeout:          defaultReadTimeout,
+		DataTimeout:          defaultDataTimeout,
+		LoginTimeout:         defaultLoginTimeout,
+		MaxSession:           defaultMaxSession,
+		WriteTimeout:         defaultWriteTimeout,
+	}
+}
+
+// Validate reports every problem of c at once (errors.Join, each naming
+// its field), or nil: a negative size, count or duration where none is
+// allowed, a Hostname that could not stand in the greeting or the
+// Received field, an AnyFrom entry that is neither an address nor
+// "@domain", and a Guard made from a configuration GuardConfig.Validate
+// refuses. NewInbound and NewSubmission call it.
+func (c InboundConfig) Validate() error {
+	var errs []error
+	bad := func(field string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("mta: InboundConfig.%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if strings.ContainsFunc(c.Hostname, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("Hostname", "%q holds white space or a control character", c.Hostname)
+	}
+	if c.MaxMessageSize < 0 {
+		bad("MaxMessageSize", "negative (%d)", c.MaxMessageSize)
+	}
+	if c.MaxRecipients < 0 {
+		bad("MaxRecipients", "negative (%d)", c.MaxRecipients)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ReadTimeout", c.ReadTimeout}, {"DataTimeout", c.DataTimeout}, {"LoginTimeout", c.LoginTimeout},
+		{"MaxSession", c.MaxSession}, {"WriteTimeout", c.WriteTimeout}} {
+		if d.v < 0 {
+			bad(d.name, "negative (%v)", d.v)
+		}
+	}
+	for i, a := range c.AnyFrom {
+		if err := checkAnyFrom(a); err != nil {
+			bad(fmt.Sprintf("AnyFrom[%d]", i), "%q: %v", a, err)
+		}
+	}
+	if c.Guard != nil && c.Guard.invalid != nil {
+		bad("Guard", "made from an invalid GuardConfig: %v", c.Guard.invalid)
+	}
+	return errors.Join(errs...)
+}
+
+// checkAnyFrom checks an AnyFrom entry: "local@domain" or "@domain", with
+// no white space and one "@".
+func checkAnyFrom(a string) error {
+	local, domain, ok := strings.Cut(a, "@")
+	switch {
+	case !ok:
+		return errors.New(`neither an address nor "@domain"`)
+	case domain == "" || strings.Contains(domain, "@"):
+		return errors.New("no domain, or more than one @")
+	case strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return errors.New("white space or a control character")
+	case strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, ".."):
+		return errors.New("not a domain name")
+	}
+	_ = local // "" is "@domain": every user of the domain
+	return nil
+}
+
 // Inbound is the MX listener: it accepts mail for local users only (it
 // never relays), writes each message to the transaction log, answers 250
 // once the log has it on stable storage, and hands it to the Deliverer.
@@ -91,11 +181,32 @@ type Inbound struct {
 	auth  Authenticator // set for a submission listener
 	name  string        // of the listener, for the Guard: "smtp" or "submission"
 
+	// ctx is the context of every backend call: sessions derive theirs
+	// from it, deliveries use it. Close cancels it, and Shutdown once its
+	// own context ends.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	wg       sync.WaitGroup // deliveries in progress or waiting to be retried
-	slots    chan struct{}  // bounds the deliveries in progress
-	stop     chan struct{}  // closed by Shutdown: retries give up
+	jobs     chan delivery  // to an idle delivery worker
+	slots    chan struct{}  // one per worker or retry running: bounds the deliveries in progress
+	stop     chan struct{}  // closed by Shutdown and Close: retries give up
 	stopOnce sync.Once
+
+	mu        sync.Mutex
+	closed    bool                      // Shutdown or Close was called
+	listeners map[net.Listener]struct{} // being served
 }
+
+// ErrServerClosed is what Serve and ServeTLS return after Shutdown or
+// Close, and what a second Shutdown returns. It also matches
+// smtp.ErrServerClosed (errors.Is), for callers that tested for go-smtp's.
+var ErrServerClosed error = serverClosed{}
+
+type serverClosed struct{}
+
+func (serverClosed) Error() string        { return "mta: server closed" }
+func (serverClosed) Is(target error) bool { return target == smtp.ErrServerClosed }
 
 // maxDeliveries bounds the deliveries running in the background: past it,
 // sessions wait before their 250, which slows senders down instead of
@@ -111,52 +222,58 @@ const (
 	retryAttempts = 12
 )
 
-// NewInbound returns an inbound listener; Serve starts it.
-func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) *Inbound {
+// NewInbound returns an inbound listener, or the error of
+// cfg.Validate; Serve starts it.
+func NewInbound(cfg InboundConfig, users Recipients, d *Deliverer) (*Inbound, error) {
 	return newInbound(cfg, users, d, "smtp")
 }
 
 // newInbound returns a listener named name, for the Guard and the logs:
 // "smtp" or "submission".
-func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) *Inbound {
+func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) (*Inbound, error) {
+	err := cfg.Validate()
+	if users == nil {
+		err = errors.Join(err, errors.New("mta: no Recipients"))
+	}
+	if d == nil || d.Log == nil || d.Store == nil || d.Users == nil {
+		err = errors.Join(err, errors.New("mta: a Deliverer needs a Log, a Store and Users"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	def := DefaultInboundConfig()
 	if cfg.Hostname == "" {
-		cfg.Hostname = "localhost"
+		cfg.Hostname = def.Hostname
 	}
 	if cfg.MaxMessageSize == 0 {
-		cfg.MaxMessageSize = 32 << 20
+		cfg.MaxMessageSize = def.MaxMessageSize
 	}
 	if cfg.MaxRecipients == 0 {
-		cfg.MaxRecipients = 100
+		cfg.MaxRecipients = def.MaxRecipients
 	}
 	if cfg.MaxUnknownRecipients == 0 {
-		cfg.MaxUnknownRecipients = 20
+		cfg.MaxUnknownRecipients = def.MaxUnknownRecipients
 	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = 5 * time.Minute
-	}
-	if cfg.DataTimeout <= 0 {
-		cfg.DataTimeout = 10 * time.Minute
-	}
-	if cfg.LoginTimeout <= 0 {
-		cfg.LoginTimeout = time.Minute
-	}
-	if cfg.MaxSession <= 0 {
-		cfg.MaxSession = 30 * time.Minute
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = time.Minute
+	for _, d := range []struct{ v, def *time.Duration }{{&cfg.ReadTimeout, &def.ReadTimeout}, {&cfg.DataTimeout, &def.DataTimeout},
+		{&cfg.LoginTimeout, &def.LoginTimeout}, {&cfg.MaxSession, &def.MaxSession}, {&cfg.WriteTimeout, &def.WriteTimeout}} {
+		if *d.v == 0 {
+			*d.v = *d.def
+		}
 	}
 	if cfg.Guard == nil {
 		cfg.Guard = NewGuard(GuardConfig{})
 	}
+	cfg.AnyFrom = slices.Clone(cfg.AnyFrom)
 	cfg.TLS = tlsconf.Harden(cfg.TLS)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	base := log.With("component", "mta")
+	ctx, cancel := context.WithCancel(context.Background())
 	in := &Inbound{cfg: cfg, base: base, log: base.With("listener", name), users: users, deliv: d, name: name,
-		slots: make(chan struct{}, maxDeliveries), stop: make(chan struct{})}
+		ctx: ctx, cancel: cancel, jobs: make(chan delivery), slots: make(chan struct{}, maxDeliveries), stop: make(chan struct{}),
+		listeners: map[net.Listener]struct{}{}}
 	s := smtp.NewServer(in)
 	s.Domain = cfg.Hostname
 	s.MaxMessageBytes = cfg.MaxMessageSize
@@ -168,21 +285,87 @@ func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) 
 	s.EnableSMTPUTF8 = true
 	s.ErrorLog = errorLog{in.log}
 	in.srv = s
-	return in
+	return in, nil
 }
 
-// Shutdown stops accepting, waits for sessions and deliveries to finish, or
-// for ctx. Deliveries waiting to be retried are left to the next start's
-// Recover.
+// Shutdown stops accepting and waits for the sessions and the deliveries
+// in progress to finish, or for ctx to end: then it cancels what is left
+// (the backend calls of sessions and deliveries, through the listener's
+// context), closes the connections and returns ctx's error. Deliveries
+// waiting to be retried are left to the next start's Recover. A second
+// call returns ErrServerClosed.
 func (in *Inbound) Shutdown(ctx context.Context) error {
-	in.stopOnce.Do(func() { close(in.stop) })
-	err := in.srv.Shutdown(ctx)
+	if !in.shut() {
+		return ErrServerClosed
+	}
+	if err := in.srv.Shutdown(ctx); err != nil && ctx.Err() != nil {
+		in.cancel()
+		in.srv.Close()
+		return ctx.Err()
+	}
 	done := make(chan struct{})
 	go func() { in.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
+		in.cancel()
 		return ctx.Err()
+	}
+	in.cancel()
+	return nil
+}
+
+// Close stops accepting, closes every connection and cancels the backend
+// calls in progress, of sessions and deliveries, at once, without waiting
+// for them to return. A message not yet answered 250 is not accepted; a
+// delivery cut short stays pending in the log for the next start's
+// Recover. A second call returns ErrServerClosed.
+func (in *Inbound) Close() error {
+	if !in.shut() {
+		return ErrServerClosed
+	}
+	in.cancel()
+	in.srv.Close()
+	return nil
+}
+
+// shut marks the listener closed, closes the listeners Serve was given
+// and tells retries to give up; it reports false if it was done before.
+func (in *Inbound) shut() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return false
+	}
+	in.closed = true
+	in.stopOnce.Do(func() { close(in.stop) })
+	for l := range in.listeners {
+		l.Close()
+	}
+	return true
+}
+
+// serve runs go-smtp's Serve on l, which is closed by Shutdown and Close,
+// and returns ErrServerClosed once they are called.
+func (in *Inbound) serve(l net.Listener) error {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	in.listeners[l] = struct{}{}
+	in.mu.Unlock()
+	err := in.srv.Serve(l)
+	in.mu.Lock()
+	delete(in.listeners, l)
+	closed := in.closed
+	in.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	if err == nil { // go-smtp's Serve returns nil after its Close
+		err = ErrServerClosed
 	}
 	return err
 }
@@ -191,7 +374,8 @@ func (in *Inbound) Shutdown(ctx context.Context) error {
 // when it was accepted (see Serve).
 func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	ap, _ := netip.ParseAddrPort(c.Conn().RemoteAddr().String())
-	s := &inboundSession{in: in, smtp: c, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), ip: ap.Addr().Unmap()}
+	ctx, cancel := context.WithCancel(in.ctx)
+	s := &inboundSession{in: in, ctx: ctx, cancel: cancel, smtp: c, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), ip: ap.Addr().Unmap()}
 	if in.auth != nil {
 		return &submissionSession{s}, nil
 	}
@@ -200,13 +384,16 @@ func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 type inboundSession struct {
 	in     *Inbound
+	ctx    context.Context // of the session's backend calls: the listener's, until Logout
+	cancel context.CancelFunc
 	smtp   *smtp.Conn
 	conn   func() net.Conn // the client's connection, TLS once started
 	remote string
 	from   string
 	to     []string
-	utf8   bool           // MAIL had the SMTPUTF8 parameter
-	user   *userdata.User // the authenticated user, on a submission listener
+	rcpts  []userdata.User // the users of to, resolved at RCPT
+	utf8   bool            // MAIL had the SMTPUTF8 parameter
+	user   *userdata.User  // the authenticated user, on a submission listener
 
 	ip      netip.Addr
 	unknown int // recipients refused as unknown in the session
@@ -272,7 +459,7 @@ func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 }
 
 func (s *inboundSession) rcpt(to string) error {
-	ctx := context.Background()
+	ctx := s.ctx
 	_, domain, ok := strings.Cut(to, "@")
 	if !ok || domain == "" {
 		return errBadAddr
@@ -308,6 +495,7 @@ func (s *inboundSession) rcpt(to string) error {
 		return errTemporary
 	}
 	s.to = append(s.to, to)
+	s.rcpts = append(s.rcpts, u)
 	return nil
 }
 
@@ -340,13 +528,14 @@ func (s *inboundSession) Data(r io.Reader) error {
 }
 
 func (s *inboundSession) data(r io.Reader) error {
-	ctx := context.Background()
+	ctx := s.ctx
 	now := time.Now()
 	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
 	id := newMessageID()
 	trace := s.trace(id, now)
 	counted := &countReader{r: r}
 	r = counted
+	var msg []byte // the message as logged, if it is kept for the delivery
 	if f := s.in.cfg.Filter; f != nil {
 		// The filter needs the whole message before the answer: read it
 		// (within the size limit go-smtp enforces) and act on the verdict.
@@ -375,44 +564,143 @@ func (s *inboundSession) data(r io.Reader) error {
 				trace += h + "\r\n"
 			}
 		}
-		r = bytes.NewReader(body)
+		if len(trace)+len(body) <= keepMax {
+			msg = append(append(make([]byte, 0, len(trace)+len(body)), trace...), body...)
+			r = bytes.NewReader(msg)
+		} else {
+			r = io.MultiReader(strings.NewReader(trace), bytes.NewReader(body))
+		}
+	} else {
+		// Read what fits in keepMax: the whole message, for most, which
+		// the delivery then takes from memory; the rest of a larger one
+		// streams into the log and is delivered from there.
+		head, whole, err := readUpTo(append(make([]byte, 0, keepFirst), trace...), r, keepMax)
+		if err != nil {
+			return s.readError(err)
+		}
+		if whole {
+			msg = head
+			r = bytes.NewReader(msg)
+		} else {
+			r = io.MultiReader(bytes.NewReader(head), r)
+		}
 	}
-	tx, err := s.in.deliv.Log.Accept(ctx, env, io.MultiReader(strings.NewReader(trace), r))
+	tx, err := s.in.deliv.Log.Accept(ctx, env, r)
 	if err != nil {
 		return s.readError(err)
 	}
 	s.logAccepted(id, tx, counted.n)
 	// Durable now: 250 goes out as Data returns. Delivery goes on in the
 	// background, retried if it fails.
-	s.in.slots <- struct{}{}
-	s.in.wg.Add(1)
-	go s.in.deliver(tx)
+	s.in.startDelivery(delivery{tx, &attempt{msg: msg, rcpts: s.rcpts}})
 	return nil
 }
 
-// deliver delivers tx, which holds one of in.slots, and tries again after
-// a failure (see Inbound). A slot is held only while an attempt runs.
-func (in *Inbound) deliver(tx *txlog.Txn) {
+// A message of up to keepMax bytes, trace field included, is kept in
+// memory from DATA to the end of its first delivery attempt, which then
+// reads nothing back from the log. Its buffer starts at keepFirst bytes.
+const (
+	keepMax   = 1 << 20
+	keepFirst = 16 << 10
+)
+
+// readUpTo appends what r holds to b, up to max bytes in all, and reports
+// whether that was all of it (r reached io.EOF).
+func readUpTo(b []byte, r io.Reader, max int) ([]byte, bool, error) {
+	for len(b) < max {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append grow it
+		}
+		n, err := r.Read(b[len(b):min(cap(b), max)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, true, nil
+		}
+		if err != nil {
+			return b, false, err
+		}
+	}
+	return b, false, nil
+}
+
+// delivery is a transaction for the listener's deliveries to finish.
+type delivery struct {
+	tx *txlog.Txn
+	a  *attempt
+}
+
+// workerIdle is how long a delivery worker waits for the next
+// transaction before it ends.
+const workerIdle = 10 * time.Second
+
+// startDelivery hands j to an idle delivery worker, or to a new one if
+// fewer than maxDeliveries run, or else waits for one to be idle. Workers
+// outlive their deliveries so that each does not start a goroutine anew
+// (and grow its stack anew: the UserDB's calls go deep).
+func (in *Inbound) startDelivery(j delivery) {
+	in.wg.Add(1)
+	select {
+	case in.jobs <- j:
+		return
+	default:
+	}
+	select {
+	case in.jobs <- j:
+	case in.slots <- struct{}{}:
+		go in.worker(j)
+	}
+}
+
+// worker delivers j, which holds one of in.slots, then the transactions
+// handed to it, until it has been idle for workerIdle or the listener is
+// closed.
+func (in *Inbound) worker(j delivery) {
+	defer func() { <-in.slots }()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		in.first(j)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-in.jobs:
+		case <-idle.C:
+			return
+		case <-in.ctx.Done():
+			return
+		}
+	}
+}
+
+// first makes the first attempt at delivering j; a failed one is retried
+// by a goroutine of its own (see Inbound).
+func (in *Inbound) first(j delivery) {
+	err := in.deliv.deliver(in.ctx, j.tx, j.a)
+	if err == nil {
+		in.wg.Done()
+		return
+	}
+	j.a.msg = nil // not held while the retry waits: the log has it
+	go in.retry(j, err)
+}
+
+// retry tries j again after a failure, with a delay that doubles, a slot
+// held only while an attempt runs, until one works, retryAttempts were
+// made, or Shutdown or Close.
+func (in *Inbound) retry(j delivery, err error) {
 	defer in.wg.Done()
-	a := &attempt{}
 	delay := retryFirst
 	for n := 1; ; n++ {
-		err := in.deliv.deliver(context.Background(), tx, a)
-		<-in.slots
-		if err == nil {
-			return
-		}
 		if n == retryAttempts {
-			in.log.Error("delivery failed; giving up until the next start", "txn", tx.ID, "attempts", n, "err", err)
+			in.log.Error("delivery failed; giving up until the next start", "txn", j.tx.ID, "attempts", n, "err", err)
 			return
 		}
-		in.log.Warn("delivery failed; will try again", "txn", tx.ID, "attempt", n, "in", delay, "err", err)
+		in.log.Warn("delivery failed; will try again", "txn", j.tx.ID, "attempt", n, "in", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-in.stop:
 			t.Stop()
-			in.log.Info("shutting down; delivery left for the next start", "txn", tx.ID)
+			in.log.Info("shutting down; delivery left for the next start", "txn", j.tx.ID)
 			return
 		}
 		select {
@@ -420,7 +708,12 @@ func (in *Inbound) deliver(tx *txlog.Txn) {
 		case <-in.stop:
 			return
 		}
-		a.replay = true
+		j.a.replay = true
+		err = in.deliv.deliver(in.ctx, j.tx, j.a)
+		<-in.slots
+		if err == nil {
+			return
+		}
 		delay = min(2*delay, retryMax)
 	}
 }
@@ -491,9 +784,13 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *inboundSession) Reset() { s.from, s.to, s.utf8 = "", nil, false }
+func (s *inboundSession) Reset() { s.from, s.to, s.rcpts, s.utf8 = "", nil, nil, false }
 
-func (s *inboundSession) Logout() error { return nil }
+// Logout implements smtp.Session: the session's context ends.
+func (s *inboundSession) Logout() error {
+	s.cancel()
+	return nil
+}
 
 // errorLog sends go-smtp's error log to slog. go-smtp logs a panic in a
 // session (an error here), a failed Accept it retries (a warning), and a

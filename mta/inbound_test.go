@@ -59,7 +59,10 @@ func startInboundWith(t *testing.T, configure func(*mta.InboundConfig)) (*system
 	if configure != nil {
 		configure(&cfg)
 	}
-	in := mta.NewInbound(cfg, s.db, s.d)
+	in, err := mta.NewInbound(cfg, s.db, s.d)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +266,10 @@ func TestInboundFilter(t *testing.T) {
 		}
 		return mta.Verdict{Headers: []string{"X-Spam-Flag: NO"}}, nil
 	})
-	in := mta.NewInbound(mta.InboundConfig{Hostname: "mx.example.test", Filter: filter, Logger: slog.New(slog.DiscardHandler)}, s.db, s.d)
+	in, err := mta.NewInbound(mta.InboundConfig{Hostname: "mx.example.test", Filter: filter, Logger: slog.New(slog.DiscardHandler)}, s.db, s.d)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,10 @@ func startFull(t *testing.T, dir string, fails int32) (*system, *fullStore, *mta
 	fs.fail.Store(fails)
 	d := *s.d
 	d.Store = fs
-	in := mta.NewInbound(mta.InboundConfig{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, s.db, &d)
+	in, err := mta.NewInbound(mta.InboundConfig{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, s.db, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

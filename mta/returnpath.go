@@ -19,11 +19,44 @@ import (
 // recipients: a Return-Path field naming the envelope sender ("<>" for
 // the null sender), then the message with any Return-Path fields of its
 // header taken out. The body past the header is passed on unread.
-func deliveryBody(tx *txlog.Txn) io.Reader {
+func deliveryBody(tx *txlog.Txn) io.Reader { return deliveryReader(tx.Envelope.From, tx.Body()) }
+
+// deliveryReader is deliveryBody for a message read from body.
+func deliveryReader(from string, body io.Reader) io.Reader {
 	return io.MultiReader(
-		bytes.NewReader(returnPathField(tx.Envelope.From)),
-		&headerFilter{r: bufio.NewReaderSize(tx.Body(), 4096), drop: isReturnPath},
+		bytes.NewReader(returnPathField(from)),
+		&headerFilter{r: bufio.NewReaderSize(body, 4096), drop: isReturnPath},
 	)
+}
+
+// appendDelivery appends to dst what deliveryBody reads for a
+// transaction from the reverse path from whose logged body is msg: the
+// same bytes, made in memory in one pass.
+func appendDelivery(dst []byte, from string, msg []byte) []byte {
+	dst = append(dst, "Return-Path: <"...)
+	dst = append(dst, from...)
+	dst = append(dst, ">\r\n"...)
+	dropping := false
+	for i := 0; i < len(msg); {
+		start := msg[i:min(i+fieldPeek, len(msg))] // what headerFilter peeks
+		switch {
+		case start[0] == '\n', start[0] == '\r' && (len(start) == 1 || start[1] == '\n'):
+			return append(dst, msg[i:]...) // the empty line and the body
+		case start[0] == ' ', start[0] == '\t':
+			// A continuation line goes with its field.
+		default:
+			dropping = isReturnPath(start)
+		}
+		end := len(msg)
+		if j := bytes.IndexByte(msg[i:], '\n'); j >= 0 {
+			end = i + j + 1
+		}
+		if !dropping {
+			dst = append(dst, msg[i:end]...)
+		}
+		i = end
+	}
+	return dst
 }
 
 // returnPathField is the Return-Path field for the reverse path from.

@@ -37,11 +37,19 @@ type Authenticator interface {
 // message is refused with 550 5.7.1. The Received: field names the user
 // and says ESMTPSA (RFC 3848). Mail for local users is delivered; mail for
 // other domains is refused until the outbound relay exists.
-func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *Deliverer) *Inbound {
-	in := newInbound(cfg, users, d, "submission")
+//
+// It returns the error of cfg.Validate, if any, or one for a nil auth.
+func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *Deliverer) (*Inbound, error) {
+	in, err := newInbound(cfg, users, d, "submission")
+	if auth == nil {
+		err = errors.Join(err, errors.New("mta: a submission listener needs an Authenticator"))
+	}
+	if err != nil {
+		return nil, err
+	}
 	in.auth = auth
 	in.srv.AllowInsecureAuth = false
-	return in
+	return in, nil
 }
 
 var (
@@ -78,7 +86,7 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 			s.logLogin(slog.LevelWarn, username, mech, "locked out", nil)
 			return errLockedOut
 		}
-		u, err := s.in.auth.Authenticate(context.Background(), username, password, userdata.ProtoSubmission)
+		u, err := s.in.auth.Authenticate(s.ctx, username, password, userdata.ProtoSubmission)
 		switch {
 		case errors.Is(err, userdata.ErrBusy):
 			s.logLogin(slog.LevelWarn, username, mech, "busy", err)
@@ -130,7 +138,7 @@ func (s *submissionSession) logLogin(level slog.Level, username, mech, result st
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
-	s.in.log.Log(context.Background(), level, "login", attrs...)
+	s.in.log.Log(s.ctx, level, "login", attrs...)
 }
 
 // wait sleeps for the Guard's delay of a failed login, or until Shutdown.
@@ -164,7 +172,7 @@ func (s *submissionSession) Mail(from string, opts *smtp.MailOptions) error {
 // mayUse reports whether the authenticated user may send as address: one
 // of their own, or any if AnyFrom names them or their domain.
 func (s *inboundSession) mayUse(address string) bool {
-	owner, err := s.in.users.LookupAddress(context.Background(), address)
+	owner, err := s.in.users.LookupAddress(s.ctx, address)
 	if err == nil && owner.ID == s.user.ID {
 		return true
 	}

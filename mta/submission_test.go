@@ -55,7 +55,10 @@ func startSubmissionWith(t *testing.T, configure func(*mta.InboundConfig), auth 
 	if auth != nil {
 		a = auth(a)
 	}
-	sub := mta.NewSubmission(cfg, s.db, a, s.d)
+	sub, err := mta.NewSubmission(cfg, s.db, a, s.d)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

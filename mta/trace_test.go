@@ -265,7 +265,10 @@ func TestReceivedField(t *testing.T) {
 	if err != nil {
 		t.Logf("no IPv6 loopback (%v): IPv6 not tried", err)
 	} else {
-		in6 := mta.NewInbound(mta.InboundConfig{Hostname: "mx6.example.test", Logger: slog.New(slog.DiscardHandler)}, s.db, s.d)
+		in6, err := mta.NewInbound(mta.InboundConfig{Hostname: "mx6.example.test", Logger: slog.New(slog.DiscardHandler)}, s.db, s.d)
+		if err != nil {
+			t.Fatal(err)
+		}
 		go in6.Serve(l6)
 		defer in6.Shutdown(context.Background())
 		if err := sendAs(l6.Addr().String(), "v6.example.net", "carol@example.net", nil, []string{"u1@example.test"}, msg); err != nil {
