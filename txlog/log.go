@@ -20,7 +20,8 @@ import (
 )
 
 // Config configures a Log. The zero value of every field but Dir means its
-// default.
+// default, which DefaultConfig spells out; Open refuses a Config that
+// Validate refuses.
 type Config struct {
 	// Dir holds the segment files; created if missing. What the log
 	// creates is private to the process's user whatever the umask
@@ -34,6 +35,41 @@ type Config struct {
 	MaxBodySize int64
 	// Logger receives the log's records. Nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// Defaults of Config.
+const (
+	defaultSegmentSize = 64 << 20
+	defaultMaxBodySize = 64 << 20
+	// maxMaxBodySize bounds Config.MaxBodySize: a body is held in memory
+	// whole while it is accepted, and its record's length is 32 bits.
+	maxMaxBodySize = 1 << 30
+)
+
+// DefaultConfig returns the configuration of a Log in dir with every
+// default spelled out: a starting point to change.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, SegmentSize: defaultSegmentSize, MaxBodySize: defaultMaxBodySize}
+}
+
+// Validate reports every problem of c at once (errors.Join, each naming
+// its field), or nil: no Dir, a negative SegmentSize or MaxBodySize, a
+// MaxBodySize over 1 GiB. (A SegmentSize below MaxBodySize is not one:
+// Open makes segments large enough for the largest body.)
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("txlog: Config.Dir: empty"))
+	}
+	if c.SegmentSize < 0 {
+		errs = append(errs, fmt.Errorf("txlog: Config.SegmentSize: negative (%d)", c.SegmentSize))
+	}
+	if c.MaxBodySize < 0 {
+		errs = append(errs, fmt.Errorf("txlog: Config.MaxBodySize: negative (%d)", c.MaxBodySize))
+	} else if c.MaxBodySize > maxMaxBodySize {
+		errs = append(errs, fmt.Errorf("txlog: Config.MaxBodySize: %d is over %d", c.MaxBodySize, maxMaxBodySize))
+	}
+	return errors.Join(errs...)
 }
 
 // ErrClosed reports a call on a closed Log.
@@ -116,16 +152,17 @@ type write struct {
 
 // Open opens the log in cfg.Dir and recovers it: a torn record at the end
 // of the newest segment is cut off, and the transactions not done are
-// returned by Pending.
+// returned by Pending. It returns cfg.Validate's error, if any, before
+// touching the disk.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
-	if cfg.Dir == "" {
-		return nil, errors.New("txlog: no directory")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.SegmentSize == 0 {
-		cfg.SegmentSize = 64 << 20
+		cfg.SegmentSize = defaultSegmentSize
 	}
 	if cfg.MaxBodySize == 0 {
-		cfg.MaxBodySize = 64 << 20
+		cfg.MaxBodySize = defaultMaxBodySize
 	}
 	if cfg.MaxBodySize > cfg.SegmentSize {
 		cfg.SegmentSize = cfg.MaxBodySize + maxEnvelope + headerLen

@@ -880,3 +880,28 @@ func BenchmarkAccept(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// TestConfigValidate: every problem at once, each naming its field, and
+// Open refuses what Validate refuses before touching the disk.
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig(t.TempDir()).Validate(); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
+	}
+	err := Config{SegmentSize: -1, MaxBodySize: -1}.Validate()
+	for _, field := range []string{"Config.Dir", "Config.SegmentSize", "Config.MaxBodySize"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("Validate does not name %s: %v", field, err)
+		}
+	}
+	if err := (Config{Dir: "x", MaxBodySize: 2 << 30}).Validate(); err == nil || !strings.Contains(err.Error(), "MaxBodySize") {
+		t.Errorf("Validate of a 2 GiB MaxBodySize: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "log")
+	if l, err := Open(context.Background(), Config{Dir: dir, SegmentSize: -1}); err == nil {
+		l.Close()
+		t.Fatal("Open took a negative SegmentSize")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open made %s for a config it refused: %v", dir, err)
+	}
+}
