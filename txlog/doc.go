@@ -22,10 +22,13 @@
 // # Invariants
 //
 //   - Records are appended by one leader at a time: it writes every queued
-//     record with one call and syncs once for all of them (group commit),
-//     so concurrent sessions share each fsync. A call returns once its
-//     record is durable (DoneAsync's, once it is queued behind a leader;
-//     Close writes what is queued).
+//     record with one call and syncs once for all of them (group commit,
+//     internal/groupcommit), so concurrent sessions share each fsync. A
+//     call returns once its record is durable (DoneAsync's, once it is
+//     queued behind a leader; Close writes what is queued). Records are
+//     numbered as they are queued, so ids follow file order, and a
+//     batch's records take effect (a transaction pending, or done) before
+//     any of its callers is told.
 //   - A write that fails (a full disk) is undone and fails its batch
 //     alone; a failed sync is fatal until the log is reopened.
 //   - A new segment's directory entry is synced before records go in, and
