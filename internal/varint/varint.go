@@ -234,12 +234,8 @@ func (d *Decoder[T]) Field() T {
 	return f
 }
 
-// Str reads a string prefixed with its length; from a []byte, it is a
-// copy.
-func (d *Decoder[T]) Str() string { return string(d.Field()) }
-
-// UTF8 is Str for a string that must be valid UTF-8: one that is not is a
-// failure.
+// UTF8 reads a string prefixed with its length that must be valid UTF-8:
+// one that is not is a failure. From a []byte, it is a copy.
 func (d *Decoder[T]) UTF8() string {
 	start := d.off
 	s := string(d.Field())

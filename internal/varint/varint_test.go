@@ -87,8 +87,8 @@ func TestDecoder(t *testing.T) {
 	s := varint.New(string(b[1:]))
 	s.Uvarint()
 	s.Varint()
-	s.Str()
-	s.Str()
+	s.Field()
+	s.Field()
 	if got := s.Rest(); got != "tail" || s.Done() != nil {
 		t.Errorf("Rest = %q, Done = %v", got, s.Done())
 	}
@@ -107,7 +107,7 @@ func TestSticky(t *testing.T) {
 	if !errors.As(d.Err(), &e) || e.What != "field past the end" || e.Offset != 1 {
 		t.Fatalf("Err = %v, want field past the end at byte 1", d.Err())
 	}
-	if d.Byte() != 0 || d.Uvarint() != 0 || d.Varint() != 0 || d.Str() != "" || d.Len() != 0 || d.Rest() != nil {
+	if d.Byte() != 0 || d.Uvarint() != 0 || d.Varint() != 0 || d.UTF8() != "" || d.Len() != 0 || d.Rest() != nil {
 		t.Error("a read after the failure returned something")
 	}
 	d.Fail("another")
