@@ -175,6 +175,13 @@ func (c Config) Validate() error {
 		add("UserDBConfig", c.userDBConfig(nil, nil).Validate())
 		add("Passwords", c.Passwords.Validate())
 	}
+	if c.TxLog == nil {
+		add("TxLogConfig", c.txLogConfig().Validate())
+	}
+	if c.SMTPAddr != "" || c.SubmissionAddr != "" || c.SubmissionTLSAddr != "" {
+		add("SMTP", c.inboundConfig(c.TLS, nil).Validate())
+	}
+	add("Access", c.Access.Validate())
 	if c.IMAPAddr != "" || c.IMAPTLSAddr != "" {
 		add("IMAP", c.imapConfig(c.TLS, nil).Validate()) // it refuses an IMAP nobody could log in to
 	}

@@ -31,8 +31,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/internal/fsutil"
 	"github.com/mailsys/mailsys/internal/tlsconf"
@@ -81,6 +79,7 @@ type server interface {
 	Serve(l net.Listener) error
 	ServeTLS(l net.Listener) error
 	Shutdown(ctx context.Context) error
+	Close() error
 }
 
 // Open validates cfg, opens the backends Config does not give (the
@@ -213,10 +212,8 @@ func (s *System) bind() (_ []boundListener, err error) {
 		for _, l := range bound {
 			l.ln.Close()
 		}
-		stop, cancel := context.WithCancel(context.Background())
-		cancel() // nothing was served: stop at once
 		for _, srv := range made {
-			srv.Shutdown(stop)
+			srv.Close() // nothing was served yet
 		}
 	}()
 	// One server of each kind for all its listeners: one IMAP server has
@@ -226,24 +223,30 @@ func (s *System) bind() (_ []boundListener, err error) {
 		return slices.ContainsFunc(addrs, func(a string) bool { return a != "" })
 	}
 	icfg := cfg.inboundConfig(tlsConfig, guard)
-	if need(cfg.SMTPAddr) {
-		inbound = mta.NewInbound(icfg, s.users, s.deliverer)
-		made = append(made, inbound)
-	}
-	if need(cfg.SubmissionAddr, cfg.SubmissionTLSAddr) {
-		submission = mta.NewSubmission(icfg, s.users, s.users, s.deliverer)
-		made = append(made, submission)
-	}
-	if need(cfg.IMAPAddr, cfg.IMAPTLSAddr) {
-		srv, err := imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store)
+	for _, m := range []struct {
+		srv  *server
+		addr []string
+		make func() (server, error)
+	}{
+		{&inbound, []string{cfg.SMTPAddr}, func() (server, error) { return mta.NewInbound(icfg, s.users, s.deliverer) }},
+		{&submission, []string{cfg.SubmissionAddr, cfg.SubmissionTLSAddr}, func() (server, error) {
+			return mta.NewSubmission(icfg, s.users, s.users, s.deliverer)
+		}},
+		{&imapSrv, []string{cfg.IMAPAddr, cfg.IMAPTLSAddr}, func() (server, error) {
+			return imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store)
+		}},
+		{&pop3Srv, []string{cfg.POP3Addr, cfg.POP3TLSAddr}, func() (server, error) {
+			return pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store)
+		}},
+	} {
+		if !need(m.addr...) {
+			continue
+		}
+		srv, err := m.make()
 		if err != nil {
 			return nil, fmt.Errorf("mailsys: %w", err)
 		}
-		imapSrv, made = srv, append(made, srv)
-	}
-	if need(cfg.POP3Addr, cfg.POP3TLSAddr) {
-		pop3Srv = pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store)
-		made = append(made, pop3Srv)
+		*m.srv, made = srv, append(made, srv)
 	}
 	// Bind every listener first: ports below 1024 need root, which RunAs
 	// then drops before anything is served.
@@ -300,7 +303,7 @@ func (s *System) Addrs() []net.Addr {
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, mta.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
 }
 
 // Shutdown stops accepting, lets sessions and deliveries finish until ctx
