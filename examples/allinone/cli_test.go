@@ -22,7 +22,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailsys/mailsys"
-	"github.com/mailsys/mailsys/internal/selfsigned"
 )
 
 // exitCode runs bin with args and returns its exit status, and what it
@@ -228,7 +227,7 @@ func TestReadyLine(t *testing.T) {
 func TestCertificate(t *testing.T) {
 	bin := buildBinary(t)
 	data := t.TempDir()
-	old, err := selfsigned.New("mail.example.test", 24*time.Hour)
+	old, err := makeCert([]string{"mail.example.test"}, []net.IP{net.IPv4(127, 0, 0, 1).To4()})
 	if err != nil {
 		t.Fatal(err)
 	}

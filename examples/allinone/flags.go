@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,36 +12,101 @@ import (
 	"unicode"
 
 	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/userdata"
 )
 
-// options is the command line, parsed and checked.
+// options is the command line and the configuration file, parsed and
+// checked.
 type options struct {
 	cfg               mailsys.Config // without TLS and Logger
 	certFile, keyFile string
-	users             userFlags
+	users             userFlags     // -user, after the file's
+	fileUsers         []userEntry   // [[users]]
+	domains           []domainEntry // [[domains]]
 	listeners         []listenerFlag
+
+	configFile  string
+	inFile      map[string]bool // the keys the file has
+	refused     map[string]bool // the file's keys refused, as its problems name them
+	set         map[string]bool // the flags the command line gives
+	passwordMiB int64
+	anyFrom     fromFlags
 }
 
 // listenerFlag is a listener's flag: its name, which is also the
-// service's in the ready line, and the address it was given.
+// service's in the ready line and its key in the file's [listen], and
+// the address it was given.
 type listenerFlag struct {
 	name string
 	addr *string
 }
 
-// usageError is a command line refused before anything was done, its
-// problem and the usage printed: the flag package's exit status 2.
+// usageError is a command line or a configuration file refused before
+// anything was done, its problems (and the usage, for a command line)
+// printed: the flag package's exit status 2.
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// parseFlags parses and checks the command line without touching the
-// disk. It returns flag.ErrHelp for -h or -help, and a usageError, once
-// the problem and the usage are printed, for a command line it refuses.
+// parseFlags parses and checks the command line, and the configuration
+// file -config names, without touching the disk. The command line's
+// flags override the file, whose keys override the flags' defaults. It
+// returns flag.ErrHelp for -h or -help, and a usageError, once the
+// problems are printed, for a command line or file it refuses.
 func parseFlags(args []string) (*options, error) {
-	o := &options{}
+	o, fs := newOptions()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err} // the flag package said it, with the usage
+	}
+	var fileProblems []string
+	if file := o.configFile; file != "" {
+		// Again, in order: the flags' defaults, the file over them, then
+		// the command line (parsed without error above) over the file.
+		o, fs = newOptions()
+		fileProblems = o.loadFile(file)
+		fs.Parse(args)
+	}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	c := &o.cfg
+	if o.set["password-memory"] {
+		c.Passwords.MaxMemory = o.passwordMiB << 20
+	}
+	if o.set["any-from"] {
+		c.SMTP.AnyFrom = o.anyFrom
+	}
+	if a := &c.UserDBConfig.Argon2; *a != (userdata.Argon2Params{}) {
+		// Set in part by the file: the rest keeps its default.
+		d := userdata.DefaultArgon2()
+		a.Time, a.Memory, a.Threads = cmp.Or(a.Time, d.Time), cmp.Or(a.Memory, d.Memory), cmp.Or(a.Threads, d.Threads)
+	}
+	if err := o.check(fs, fileProblems); err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		if o.configFile == "" {
+			fs.Usage()
+		}
+		return nil, usageError{err}
+	}
+	return o, nil
+}
+
+// newOptions returns options holding the flags' defaults, and the flags,
+// bound to them.
+func newOptions() (*options, *flag.FlagSet) {
+	o := &options{inFile: map[string]bool{}, refused: map[string]bool{}, set: map[string]bool{}}
 	c := &o.cfg
 	fs := flag.NewFlagSet("allinone", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage of allinone:
+  allinone [-config FILE] [flag ...]
+The flags given override the -config file's keys (TOML: see mailsys.toml
+beside allinone's source), which override the flags' defaults.
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.configFile, "config", "", "configuration `file` (TOML) under the flags given")
 	fs.StringVar(&c.DataDir, "data", "./mailsys-data", "data directory")
 	fs.StringVar(&c.Hostname, "hostname", "localhost", "host name the servers announce")
 	fs.StringVar(&c.SMTPAddr, "smtp", "127.0.0.1:2525", "inbound SMTP listener address (empty: off)")
@@ -55,7 +122,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&c.InsecureAuth, "insecure-auth", false, "let IMAP and POP3 clients log in with plain-text passwords before TLS (testing only)")
 	fs.StringVar(&o.certFile, "tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory, as "+certFileName)
 	fs.StringVar(&o.keyFile, "tls-key", "", "TLS key (PEM)")
-	fs.Var(&o.users, "user", "EMAIL:PASSWORD to create or update; repeatable")
+	fs.Var(&o.users, "user", "EMAIL:PASSWORD to create or update; repeatable, after the file's [[users]]")
 	fs.StringVar(&c.RunAs, "run-as", "", "USER[:GROUP] to serve as once the listeners are bound, when started as root")
 	fs.BoolVar(&c.AllowRoot, "allow-root", false, "serve as root on non-loopback addresses (without -run-as)")
 	a := &c.Access
@@ -67,7 +134,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&a.AccountFailures, "account-failures", 0, "failed logins for one account, from anywhere, before its failures are answered slowly (0: 10)")
 	fs.DurationVar(&a.Lockout, "lockout", 0, "how long a lockout lasts (0: 15m)")
 	fs.IntVar(&c.Passwords.MaxChecks, "password-checks", 0, "password checks (argon2id) running at once (0: the number of CPUs)")
-	passwordMiB := fs.Int64("password-memory", 0, "MiB the running password checks may use together (0: 512)")
+	fs.Int64Var(&o.passwordMiB, "password-memory", 0, "MiB the running password checks may use together (0: 512)")
 	fs.DurationVar(&c.SMTP.MaxSession, "smtp-max-session", 0, "longest SMTP session (0: 30m)")
 	fs.DurationVar(&c.SMTP.DataTimeout, "smtp-data-timeout", 0, "longest transfer of one message (0: 10m)")
 	fs.DurationVar(&c.SMTP.LoginTimeout, "submission-login-timeout", 0, "time a submission client has to log in (0: 1m)")
@@ -76,49 +143,39 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&c.IMAP.IdleCommandTimeout, "imap-idle-command-timeout", 0, "longest IMAP IDLE (0: 30m)")
 	fs.DurationVar(&c.POP3.CommandTimeout, "pop3-command-timeout", 0, "time a logged-in POP3 client has for each command (0: 10m)")
 	fs.DurationVar(&c.POP3.MaxSession, "pop3-max-session", 0, "longest POP3 session (0: 1h)")
-	var anyFrom fromFlags
-	fs.Var(&anyFrom, "any-from", "user address, or @domain, that may submit mail with any From:; repeatable")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err} // the flag package said it, with the usage
-	}
-	if err := o.check(fs, *passwordMiB); err != nil {
-		fmt.Fprintln(fs.Output(), err)
-		fs.Usage()
-		return nil, usageError{err}
-	}
-	c.Passwords.MaxMemory = *passwordMiB << 20
-	c.SMTP.AnyFrom = anyFrom
-	return o, nil
+	fs.Var(&o.anyFrom, "any-from", "user address, or @domain, that may submit mail with any From:; repeatable, replacing the file's any_from")
+	return o, fs
 }
 
-// check reports every problem of the parsed command line that the flags'
-// own parsing does not see.
-func (o *options) check(fs *flag.FlagSet, passwordMiB int64) error {
+// check reports every problem of the parsed command line and file that
+// their own parsing does not see, after fileProblems, those of the
+// file's parsing. Each names the flag or the file's key that says it.
+func (o *options) check(fs *flag.FlagSet, fileProblems []string) error {
 	var errs []error
+	for _, p := range fileProblems {
+		errs = append(errs, errors.New(p))
+	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0)))
 	}
 	if o.cfg.DataDir == "" {
-		errs = append(errs, errors.New("-data: empty"))
+		errs = append(errs, fmt.Errorf("%s: empty", o.origin("data", "data_dir")))
 	}
 	if h := o.cfg.Hostname; h == "" || strings.IndexFunc(h, badRune) >= 0 {
-		errs = append(errs, fmt.Errorf("-hostname %q: want a host name", h))
+		errs = append(errs, fmt.Errorf("%s %q: want a host name", o.origin("hostname", "hostname"), h))
 	}
 	if (o.certFile == "") != (o.keyFile == "") {
-		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+		errs = append(errs, fmt.Errorf("%s and %s go together", o.origin("tls-cert", "tls.cert"), o.origin("tls-key", "tls.key")))
 	}
-	if passwordMiB < 0 {
-		errs = append(errs, fmt.Errorf("-password-memory %d: negative", passwordMiB))
+	if o.passwordMiB < 0 {
+		errs = append(errs, fmt.Errorf("-password-memory %d: negative", o.passwordMiB))
 	}
 	for _, l := range o.listeners {
 		if *l.addr == "" {
 			continue
 		}
 		if _, port, err := net.SplitHostPort(*l.addr); err != nil || port == "" {
-			errs = append(errs, fmt.Errorf("-%s %q: want HOST:PORT, or empty for none", l.name, *l.addr))
+			errs = append(errs, fmt.Errorf("%s %q: want HOST:PORT, or empty for none", o.origin(l.name, "listen."+l.name), *l.addr))
 		}
 	}
 	fs.VisitAll(func(f *flag.Flag) {
@@ -128,13 +185,69 @@ func (o *options) check(fs *flag.FlagSet, passwordMiB int64) error {
 			}
 		}
 	})
+	errs = append(errs, o.checkEntries()...)
+	if len(errs) == 0 {
+		// What only the whole configuration shows (an address given
+		// twice, a store's sizes that do not fit together), as Open will
+		// see it: with TLS, which allinone always has.
+		cfg := o.cfg
+		cfg.TLS = &tls.Config{}
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// userFlags collects -user EMAIL:PASSWORD values, checked as they are set.
-type userFlags []string
+// checkEntries checks the file's [[domains]] and [[users]].
+func (o *options) checkEntries() []error {
+	var errs []error
+	// A key refused already is not said again.
+	bad := func(key string, ok bool) bool { return !ok && !o.refused[key] }
+	for i, d := range o.domains {
+		key := fmt.Sprintf("domains[%d].", i+1)
+		if bad(key+"name", d.Name != "" && checkAddress("postmaster@"+d.Name) == nil) {
+			errs = append(errs, fmt.Errorf("%s: %sname %q: want a domain name", o.configFile, key, d.Name))
+		}
+		if bad(key+"quota", d.Quota >= 0) {
+			errs = append(errs, fmt.Errorf("%s: %squota %d: negative", o.configFile, key, d.Quota))
+		}
+	}
+	for i, u := range o.fileUsers {
+		key := fmt.Sprintf("users[%d].", i+1)
+		if err := checkAddress(u.Address); bad(key+"address", err == nil) {
+			if u.Address == "" {
+				err = errors.New("empty or missing")
+			}
+			errs = append(errs, fmt.Errorf("%s: %saddress: %w", o.configFile, key, err))
+		}
+		if bad(key+"password", u.Password != "") {
+			errs = append(errs, fmt.Errorf("%s: %spassword: empty or missing", o.configFile, key))
+		}
+	}
+	return errs
+}
 
-func (u *userFlags) String() string { return strings.Join(*u, ",") }
+// origin names a setting as it was given: as the flag, unless the file
+// gave it and the command line did not.
+func (o *options) origin(flagName, key string) string {
+	if o.inFile[key] && !o.set[flagName] {
+		return o.configFile + ": " + key
+	}
+	return "-" + flagName
+}
+
+// userFlags collects -user EMAIL:PASSWORD values, checked as they are set.
+type userFlags []userEntry
+
+func (u *userFlags) String() string {
+	var addrs []string
+	for _, e := range *u {
+		addrs = append(addrs, e.Address)
+	}
+	return strings.Join(addrs, ",")
+}
+
 func (u *userFlags) Set(v string) error {
 	addr, pw, ok := strings.Cut(v, ":")
 	if !ok || pw == "" {
@@ -143,7 +256,7 @@ func (u *userFlags) Set(v string) error {
 	if err := checkAddress(addr); err != nil {
 		return err
 	}
-	*u = append(*u, v)
+	*u = append(*u, userEntry{addr, pw})
 	return nil
 }
 

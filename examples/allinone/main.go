@@ -9,24 +9,66 @@
 // serves it over IMAP (default 127.0.0.1:1143 with STARTTLS, and
 // 127.0.0.1:1993 with implicit TLS) and POP3 (default 127.0.0.1:1110 with
 // STLS, and 127.0.0.1:1995 with implicit TLS). When its UserDB has no user
-// and no -user is given, it creates a demo user and prints its address and
-// password. It logs a line with "ready", naming each listener's address,
-// once it accepts connections, and shuts down cleanly on SIGINT or
-// SIGTERM.
+// and neither the configuration file nor -user gives one, it creates a
+// demo user and prints its address and password. It logs a line with
+// "ready", naming each listener's address, once it accepts connections,
+// and shuts down cleanly on SIGINT or SIGTERM.
 //
-// Without -tls-cert it makes a self-signed certificate for localhost,
-// 127.0.0.1, ::1 and the -hostname, in the data directory as
-// tls-cert.pem, which clients that verify certificates can be told to
-// trust.
+// # Configuration file
 //
-// Every flag is checked before anything is written: a command line it
-// refuses exits with status 2, as -help exits with 0 after the usage.
+// With -config FILE it reads a TOML file that can say everything
+// mailsys.Config can, and the domains and users to create:
+//
+//	go run ./examples/allinone -config examples/allinone/mailsys.toml
+//
+// mailsys.toml, beside this file, is the annotated sample: every key, with
+// what it means and its default (so that, as it is, it changes nothing).
+// Its layout:
+//
+//	data_dir, hostname, insecure_auth, run_as, allow_root
+//	[listen]          smtp, submission, submissions, imap, imaps, pop3, pop3s
+//	[tls]             cert, key
+//	[store]           volume_size, max_body_size, spool_memory, no_sync, compact_ratio, node
+//	[[store.dirs]]    path, weight, masked
+//	[userdb]          dir, node, cache_size, memtable_size, login_cache, login_cache_ttl,
+//	                  no_sync, mirror, disk_reserve
+//	[userdb.argon2]   time, memory, threads
+//	[txlog]           dir, segment_size, max_body_size
+//	[access]          allow, deny, max_conns, max_conns_per_listener, max_conns_per_ip,
+//	                  auth_failures, addr_auth_failures, account_failures,
+//	                  account_delay, auth_window, lockout, max_tracked
+//	[passwords]       max_checks, max_memory, max_waiting, max_wait
+//	[smtp]            max_message_size, max_recipients, max_unknown_recipients,
+//	                  read_timeout, data_timeout, login_timeout, max_session,
+//	                  write_timeout, any_from
+//	[imap]            max_append_size, preauth_timeout, preauth_bytes, idle_timeout,
+//	                  idle_command_timeout
+//	[pop3]            login_timeout, command_timeout, max_session, write_timeout
+//	[[domains]]       name, quota: created, or given this quota, at each start
+//	[[users]]         address, password: created, or given this password, at each start
+//
+// Sizes are bytes, an integer or a string with a unit ("64MiB");
+// durations are strings such as "5m". The flags given on the command line
+// override the file (-any-from replaces smtp.any_from; -user adds to
+// [[users]], its password winning for an address in both); a key the file
+// leaves out keeps its flag's default.
+//
+// Without a certificate (-tls-cert and -tls-key, or [tls]) it makes a
+// self-signed one for localhost, 127.0.0.1, ::1 and the host name, in the
+// data directory as tls-cert.pem, which clients that verify certificates
+// can be told to trust.
+//
+// Every flag and the whole file are checked before anything is written: a
+// command line or a file it refuses exits with status 2, saying every
+// problem it found (for the file each names the key, and its line where
+// toml knows it: not inside [[...]] tables), as -help exits with 0 after
+// the usage.
 //
 // Started as root, it binds its listeners and then serves as the user
 // -run-as names, to whom the data directory then belongs; without -run-as it
 // serves as root only on loopback addresses, unless -allow-root. Every
-// limit of the servers has a flag (-help lists them), with the defaults
-// of the packages.
+// limit of the servers has a key in the file, the common ones a flag too
+// (-help lists them), with the defaults of the packages.
 package main
 
 import (
@@ -40,7 +82,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
+	"slices"
 	"syscall"
 	"time"
 
@@ -88,20 +130,9 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		defer cancel()
 		return sys.Shutdown(c)
 	}
-	for _, u := range o.users {
-		addr, pw, _ := strings.Cut(u, ":") // checked by Set
-		created, err := sys.EnsureUser(ctx, addr, pw)
-		if err != nil {
-			shutdown()
-			return fmt.Errorf("-user %s: %w", addr, err)
-		}
-		log.Info("user", "address", addr, "created", created)
-	}
-	if len(o.users) == 0 {
-		if err := ensureDemoUser(ctx, sys, cfg.Hostname, log); err != nil {
-			shutdown()
-			return err
-		}
+	if err := ensureAccounts(ctx, sys, o, log); err != nil {
+		shutdown()
+		return err
 	}
 	if err := sys.Start(ctx); err != nil {
 		shutdown()
@@ -111,6 +142,46 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return shutdown()
+}
+
+// ensureAccounts makes the file's domains, then its users and those of
+// -user (so that one given twice ends with the command line's password),
+// or, without any, the demo user.
+func ensureAccounts(ctx context.Context, sys *mailsys.System, o *options, log *slog.Logger) error {
+	for _, d := range o.domains {
+		created, err := ensureDomain(ctx, sys.UserDB(), d)
+		if err != nil {
+			return fmt.Errorf("domain %s: %w", d.Name, err)
+		}
+		log.Info("domain", "name", d.Name, "quota", d.Quota, "created", created)
+	}
+	users := slices.Concat(o.fileUsers, o.users)
+	for _, u := range users {
+		created, err := sys.EnsureUser(ctx, u.Address, u.Password)
+		if err != nil {
+			return fmt.Errorf("user %s: %w", u.Address, err)
+		}
+		log.Info("user", "address", u.Address, "created", created)
+	}
+	if len(users) == 0 {
+		return ensureDemoUser(ctx, sys, o.cfg.Hostname, log)
+	}
+	return nil
+}
+
+// ensureDomain creates d, or gives it d's quota if it exists (its class
+// and disabled state as they are). It reports whether it created it.
+func ensureDomain(ctx context.Context, db userdata.UserDB, d domainEntry) (bool, error) {
+	err := db.CreateDomain(ctx, userdata.Domain{Name: d.Name, Quota: d.Quota})
+	if !errors.Is(err, userdata.ErrExists) {
+		return err == nil, err
+	}
+	cur, err := db.Domain(ctx, d.Name)
+	if err != nil || cur.Quota == d.Quota {
+		return false, err
+	}
+	cur.Quota = d.Quota
+	return false, db.UpdateDomain(ctx, cur)
 }
 
 // readyAttrs are the attributes of the ready line: each listener's
