@@ -111,6 +111,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if len(o.fileUsers) > 0 {
+		if fi, err := os.Stat(o.configFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("the configuration file holds passwords that others may read", "file", o.configFile, "mode", fi.Mode().Perm())
+		}
+	}
 	cfg := o.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
