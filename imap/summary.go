@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	goimap "github.com/emersion/go-imap/v2"
 	gomessage "github.com/emersion/go-message"
@@ -123,7 +124,12 @@ var ErrBadSummary = errors.New("imap: bad message summary")
 // refused; the only error is a read error from r.
 func Summarize(r io.Reader) (envelope, structure []byte, err error) {
 	src := &sourceReader{r: r}
-	br := bufio.NewReader(src)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(src)
+	defer func() {
+		br.Reset(nil) // not holding src
+		readers.Put(br)
+	}()
 	header, _ := textproto.ReadHeader(br) // like go-imap: a bad header is a short one
 	env := extractEnvelope(header)
 	bs := extractStructure(header, br, 1)
@@ -137,6 +143,10 @@ func Summarize(r io.Reader) (envelope, structure []byte, err error) {
 	}
 	return envelope, structure, nil
 }
+
+// readers are Summarize's buffered readers, used again: every delivery
+// summarizes a message, and what it parses is copied out of the buffer.
+var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 // DecodeEnvelope decodes an envelope summary made by Summarize, of this
 // version or an older one (see OutdatedSummary). The strings of the

@@ -89,11 +89,11 @@ type attempt struct {
 	// not record (a full disk): the next try records it rather than
 	// storing the body again, which would leave this one unreferenced.
 	stored *msstore.Ref
-	// msg, if not nil, is the body as the log holds it (tx.Body()), kept
-	// in memory by the listener that accepted it: the first try stores
-	// and summarizes it without reading the log. Later tries read the
-	// log; the memory is not held while a retry waits.
-	msg []byte
+	// kept, if not nil, holds the body as the log holds it (tx.Body()),
+	// kept in memory by the listener that accepted it: the first try
+	// stores and summarizes it without reading the log. Later tries read
+	// the log; the memory is not held while a retry waits.
+	kept *kept
 	// rcpts, if not nil, are the users of tx.Envelope.To, in its order,
 	// as the listener resolved them at RCPT: they are not looked up
 	// again. Recover, which starts from the log alone, looks them up.
@@ -217,10 +217,14 @@ func (d *Deliverer) targets(ctx context.Context, tx *txlog.Txn, a *attempt) ([]t
 // stored for tx (see deliveryBody): made once in memory from the body the
 // attempt kept, or read from the log each time.
 func deliverySource(tx *txlog.Txn, a *attempt) func() io.Reader {
-	if a.msg == nil || int64(len(a.msg)) != tx.Size {
+	k := a.kept
+	if k == nil || !k.whole || int64(len(k.logged())) != tx.Size {
 		return func() io.Reader { return deliveryBody(tx) }
 	}
-	b := appendDelivery(make([]byte, 0, len(a.msg)+len(tx.Envelope.From)+32), tx.Envelope.From, a.msg)
+	b := k.b // the field and the message, as they are
+	if hasReturnPath(k.logged()) {
+		b = appendDelivery(make([]byte, 0, len(b)), tx.Envelope.From, k.logged())
+	}
 	return func() io.Reader { return bytes.NewReader(b) }
 }
 

@@ -534,75 +534,143 @@ func (s *inboundSession) data(r io.Reader) error {
 	id := newMessageID()
 	trace := s.trace(id, now)
 	counted := &countReader{r: r}
-	r = counted
-	var msg []byte // the message as logged, if it is kept for the delivery
+	k := newKept(s.from)
+	var body io.Reader // the message to log
 	if f := s.in.cfg.Filter; f != nil {
 		// The filter needs the whole message before the answer: read it
 		// (within the size limit go-smtp enforces) and act on the verdict.
-		body, err := io.ReadAll(r)
+		msg, err := io.ReadAll(counted)
 		if err != nil {
+			k.release()
 			return s.readError(err)
 		}
-		v, err := f.Check(ctx, env, bytes.NewReader(body), int64(len(body)))
+		headers, folder, err := s.filter(ctx, f, env, id, msg)
 		if err != nil {
-			s.in.log.Error("content filter", "err", err)
-			return errTemporary
+			k.release()
+			return err
 		}
-		switch v.Action {
-		case Reject:
-			s.in.log.Info("message refused by the content filter", "id", id, "from", reversePath(s.from), "to", s.to, "remote", s.remote)
-			rep := v.Reply
-			if rep.Code == 0 {
-				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused"}
-			}
-			return &smtp.SMTPError{Code: rep.Code, EnhancedCode: smtp.EnhancedCode(rep.Enhanced), Message: rep.Message}
-		case Junk:
-			env.Mailbox = "Junk" // made with every user; INBOX if it is gone
-		}
-		for _, h := range v.Headers {
-			if !strings.ContainsAny(h, "\r\n") && strings.Contains(h, ":") {
-				trace += h + "\r\n"
-			}
-		}
-		if len(trace)+len(body) <= keepMax {
-			msg = append(append(make([]byte, 0, len(trace)+len(body)), trace...), body...)
-			r = bytes.NewReader(msg)
-		} else {
-			r = io.MultiReader(strings.NewReader(trace), bytes.NewReader(body))
-		}
+		env.Mailbox = folder
+		body = k.add(trace+headers, msg)
 	} else {
-		// Read what fits in keepMax: the whole message, for most, which
-		// the delivery then takes from memory; the rest of a larger one
-		// streams into the log and is delivered from there.
-		head, whole, err := readUpTo(append(make([]byte, 0, keepFirst), trace...), r, keepMax)
-		if err != nil {
+		var err error
+		if body, err = k.read(trace, counted); err != nil {
+			k.release()
 			return s.readError(err)
-		}
-		if whole {
-			msg = head
-			r = bytes.NewReader(msg)
-		} else {
-			r = io.MultiReader(bytes.NewReader(head), r)
 		}
 	}
-	tx, err := s.in.deliv.Log.Accept(ctx, env, r)
+	tx, err := s.in.deliv.Log.Accept(ctx, env, body)
+	if !k.whole {
+		k.release() // the log has what it held
+		k = nil
+	}
 	if err != nil {
+		k.release()
 		return s.readError(err)
 	}
 	s.logAccepted(id, tx, counted.n)
 	// Durable now: 250 goes out as Data returns. Delivery goes on in the
 	// background, retried if it fails.
-	s.in.startDelivery(delivery{tx, &attempt{msg: msg, rcpts: s.rcpts}})
+	s.in.startDelivery(delivery{tx, &attempt{kept: k, rcpts: s.rcpts}})
 	return nil
+}
+
+// filter has the content filter check msg, and returns the header fields
+// it adds (each with its CRLF) and the folder it files the message into
+// ("" for INBOX), or the reply refusing it.
+func (s *inboundSession) filter(ctx context.Context, f Filter, env txlog.Envelope, id string, msg []byte) (headers, folder string, err error) {
+	v, err := f.Check(ctx, env, bytes.NewReader(msg), int64(len(msg)))
+	if err != nil {
+		s.in.log.Error("content filter", "err", err)
+		return "", "", errTemporary
+	}
+	switch v.Action {
+	case Reject:
+		s.in.log.Info("message refused by the content filter", "id", id, "from", reversePath(s.from), "to", s.to, "remote", s.remote)
+		rep := v.Reply
+		if rep.Code == 0 {
+			return "", "", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused"}
+		}
+		return "", "", &smtp.SMTPError{Code: rep.Code, EnhancedCode: smtp.EnhancedCode(rep.Enhanced), Message: rep.Message}
+	case Junk:
+		folder = "Junk" // made with every user; INBOX if it is gone
+	}
+	for _, h := range v.Headers {
+		if !strings.ContainsAny(h, "\r\n") && strings.Contains(h, ":") {
+			headers += h + "\r\n"
+		}
+	}
+	return headers, folder, nil
 }
 
 // A message of up to keepMax bytes, trace field included, is kept in
 // memory from DATA to the end of its first delivery attempt, which then
-// reads nothing back from the log. Its buffer starts at keepFirst bytes.
+// reads nothing back from the log. Its buffer starts at keepFirst bytes;
+// buffers up to keepPooled are used again.
 const (
-	keepMax   = 1 << 20
-	keepFirst = 16 << 10
+	keepMax    = 1 << 20
+	keepFirst  = 16 << 10
+	keepPooled = 64 << 10
 )
+
+var keptPool = sync.Pool{New: func() any { b := make([]byte, 0, keepFirst); return &b }}
+
+// kept is a message kept in memory for its delivery: the Return-Path
+// field for the envelope sender, then the message as logged, so that
+// the delivery stores b as it is when the message has no Return-Path
+// field of its own (see deliverySource).
+type kept struct {
+	buf   *[]byte // from keptPool
+	b     []byte
+	rp    int  // the length of the Return-Path field
+	whole bool // b holds the whole message
+}
+
+func newKept(from string) *kept {
+	buf := keptPool.Get().(*[]byte)
+	b := append((*buf)[:0], "Return-Path: <"...)
+	b = append(b, from...)
+	b = append(b, ">\r\n"...)
+	return &kept{buf: buf, b: b, rp: len(b)}
+}
+
+// logged is the message as the log holds it.
+func (k *kept) logged() []byte { return k.b[k.rp:] }
+
+// read reads trace and then r, up to keepMax bytes in all, and returns a
+// reader of the message to log: what was read, then the rest of r.
+func (k *kept) read(trace string, r io.Reader) (io.Reader, error) {
+	var err error
+	k.b, k.whole, err = readUpTo(append(k.b, trace...), r, k.rp+keepMax)
+	if err != nil {
+		return nil, err
+	}
+	if k.whole {
+		return bytes.NewReader(k.logged()), nil
+	}
+	return io.MultiReader(bytes.NewReader(k.logged()), r), nil
+}
+
+// add keeps trace and msg, if they fit, and returns a reader of them.
+func (k *kept) add(trace string, msg []byte) io.Reader {
+	if len(trace)+len(msg) > keepMax {
+		return io.MultiReader(strings.NewReader(trace), bytes.NewReader(msg))
+	}
+	k.b = append(append(k.b, trace...), msg...)
+	k.whole = true
+	return bytes.NewReader(k.logged())
+}
+
+// release gives the storage back; k, if not nil, is not used after.
+func (k *kept) release() {
+	if k == nil || k.b == nil {
+		return
+	}
+	if cap(k.b) <= keepPooled {
+		*k.buf = k.b[:0]
+		keptPool.Put(k.buf)
+	}
+	k.b = nil
+}
 
 // readUpTo appends what r holds to b, up to max bytes in all, and reports
 // whether that was all of it (r reached io.EOF).
@@ -675,11 +743,12 @@ func (in *Inbound) worker(j delivery) {
 // by a goroutine of its own (see Inbound).
 func (in *Inbound) first(j delivery) {
 	err := in.deliv.deliver(in.ctx, j.tx, j.a)
+	j.a.kept.release() // not held while a retry waits: the log has it
+	j.a.kept = nil
 	if err == nil {
 		in.wg.Done()
 		return
 	}
-	j.a.msg = nil // not held while the retry waits: the log has it
 	go in.retry(j, err)
 }
 

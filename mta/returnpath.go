@@ -36,12 +36,38 @@ func appendDelivery(dst []byte, from string, msg []byte) []byte {
 	dst = append(dst, "Return-Path: <"...)
 	dst = append(dst, from...)
 	dst = append(dst, ">\r\n"...)
+	body := scanHeader(msg, func(line []byte, returnPath bool) bool {
+		if !returnPath {
+			dst = append(dst, line...)
+		}
+		return true
+	})
+	return append(dst, msg[body:]...)
+}
+
+// hasReturnPath reports whether the header of msg has a Return-Path
+// field, which the delivery takes out.
+func hasReturnPath(msg []byte) bool {
+	found := false
+	scanHeader(msg, func(_ []byte, returnPath bool) bool {
+		found = returnPath
+		return !found
+	})
+	return found
+}
+
+// scanHeader calls fn with each line of msg's header, in order, and
+// whether it is part of a Return-Path field (as headerFilter sees them:
+// the header ends at the first empty line; a continuation line goes with
+// its field), until fn returns false. It returns the offset of the empty
+// line, or len(msg) if there is none.
+func scanHeader(msg []byte, fn func(line []byte, returnPath bool) bool) int {
 	dropping := false
 	for i := 0; i < len(msg); {
 		start := msg[i:min(i+fieldPeek, len(msg))] // what headerFilter peeks
 		switch {
 		case start[0] == '\n', start[0] == '\r' && (len(start) == 1 || start[1] == '\n'):
-			return append(dst, msg[i:]...) // the empty line and the body
+			return i
 		case start[0] == ' ', start[0] == '\t':
 			// A continuation line goes with its field.
 		default:
@@ -51,12 +77,12 @@ func appendDelivery(dst []byte, from string, msg []byte) []byte {
 		if j := bytes.IndexByte(msg[i:], '\n'); j >= 0 {
 			end = i + j + 1
 		}
-		if !dropping {
-			dst = append(dst, msg[i:end]...)
+		if !fn(msg[i:end], dropping) {
+			return i
 		}
 		i = end
 	}
-	return dst
+	return len(msg)
 }
 
 // returnPathField is the Return-Path field for the reverse path from.

@@ -58,5 +58,11 @@ func FuzzAppendDelivery(f *testing.F) {
 		if got := appendDelivery(nil, from, msg); !bytes.Equal(got, want) {
 			t.Fatalf("%q:\n got %q\nwant %q", msg, got, want)
 		}
+		// Without a Return-Path field to take out, the field and the
+		// message as they are.
+		plain := append([]byte("Return-Path: <"+from+">\r\n"), msg...)
+		if got := !hasReturnPath(msg); got != bytes.Equal(plain, want) {
+			t.Fatalf("%q: hasReturnPath %v, but the delivery body is %q", msg, !got, want)
+		}
 	})
 }

@@ -13,7 +13,7 @@ func TestSmall(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if !strings.HasPrefix(lines[len(lines)-1], "ratio_vs_ceiling=") || !strings.Contains(out.String(), "delivered to the INBOX: 200 of 200") {
+	if !strings.HasPrefix(lines[len(lines)-1], "ratio_vs_ceiling=") || !strings.Contains(out.String(), "delivered to the INBOX: 200 of 200,") {
 		t.Fatalf("unexpected output:\n%s", out.String())
 	}
 }
