@@ -15,7 +15,6 @@ import (
 
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
-	"github.com/mailsys/mailsys/userdata"
 )
 
 // fullStore is a BodyStore whose Puts fail with ENOSPC while fail is above
@@ -38,16 +37,7 @@ func (f *fullStore) Put(ctx context.Context, r io.Reader, m msstore.Meta) (mssto
 // a fullStore failing its first fails Puts.
 func startFull(t *testing.T, dir string, fails int32) (*system, *fullStore, *mta.Inbound, string) {
 	t.Helper()
-	s, err := open(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.CreateDomain(t.Context(), userdata.Domain{Name: "example.test"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.db.CreateUser(t.Context(), userdata.NewUser{Address: users[0]}); err != nil {
-		t.Fatal(err)
-	}
+	s := newSystem(t, dir)
 	fs := &fullStore{BodyStore: s.store}
 	fs.fail.Store(fails)
 	d := *s.d
