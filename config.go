@@ -45,7 +45,7 @@ type Config struct {
 	// message is in it. Nil means the embedded log (txlog.Log) under
 	// DataDir/txlog, configured by TxLogConfig. A TxLog given here is not
 	// closed by the System.
-	TxLog *txlog.Log
+	TxLog mta.TxLog
 
 	// StoreConfig configures the embedded Storage: data directories with
 	// their weights and masks, volume size, body size limit. Empty Dirs

@@ -62,7 +62,7 @@ type System struct {
 	log       *slog.Logger
 	store     msstore.Storage
 	users     UserDB
-	txlog     *txlog.Log
+	txlog     mta.TxLog
 	passwords *userdata.PasswordLimiter
 	deliverer *mta.Deliverer
 	closers   []func() error // what Open opened, to close in reverse
@@ -147,7 +147,7 @@ func (s *System) Storage() msstore.Storage { return s.store }
 func (s *System) UserDB() UserDB { return s.users }
 
 // TxLog returns the delivery transaction log the System runs on.
-func (s *System) TxLog() *txlog.Log { return s.txlog }
+func (s *System) TxLog() mta.TxLog { return s.txlog }
 
 // Passwords returns the bound on the embedded UserDB's password checks, or
 // nil when the UserDB was given in Config (it brings its own).

@@ -32,6 +32,24 @@ type Mailboxes interface {
 	Messages(ctx context.Context, user userdata.UserID, folder userdata.FolderID, set userdata.UIDSet, fn func(*userdata.Message) error) error
 }
 
+// TxLog is the delivery transaction log the listeners and the Deliverer
+// write to; *txlog.Log satisfies it, and a host program may wrap one (to
+// count, trace or mirror what is written) and give the wrapper. Its
+// contract is txlog.Log's: Accept returns once the transaction is on
+// stable storage, and the listeners answer 250 only then; Record returns
+// once its step is durable; DoneAsync may return before its mark is (the
+// Deliverer finishes a transaction twice without harm); Pending returns
+// the transactions left unfinished by the previous run, oldest first. All
+// four are safe for concurrent use.
+type TxLog interface {
+	Accept(ctx context.Context, env txlog.Envelope, body io.Reader) (*txlog.Txn, error)
+	Record(ctx context.Context, t *txlog.Txn, key string, value []byte) error
+	DoneAsync(ctx context.Context, t *txlog.Txn) error
+	Pending() []*txlog.Txn
+}
+
+var _ TxLog = (*txlog.Log)(nil)
+
 // Deliverer finishes the transactions of a txlog: it stores each body once
 // in the message store, with one reference per local recipient, indexes it
 // into each recipient's INBOX and marks the transaction done. Every step is
@@ -46,7 +64,7 @@ type Mailboxes interface {
 // A Deliverer is safe for concurrent use; Deliver may run for many
 // transactions at once.
 type Deliverer struct {
-	Log   *txlog.Log
+	Log   TxLog
 	Store BodyStore
 	Users Mailboxes
 	// Summarize, if set, works out what the index caches about a message

@@ -6,9 +6,10 @@
 // extensions PIPELINING, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, STARTTLS
 // and CHUNKING; a non-ASCII address in a transaction whose MAIL lacks the
 // SMTPUTF8 parameter is refused with 553 5.6.7 (RFC 6531 §3.5). At the end
-// of DATA (or the last BDAT) it calls txlog.Log.Accept and answers 250
-// only once the transaction is durable; a full disk is a 452 4.3.1. NewSubmission adds authentication (PLAIN,
-// and LOGIN, whose server side is here), offered only over TLS, and checks
+// of DATA (or the last BDAT) it calls the TxLog's Accept (txlog.Log's) and
+// answers 250 only once the transaction is durable; a full disk is a 452
+// 4.3.1. NewSubmission adds authentication (PLAIN, and LOGIN, whose server
+// side is here), offered only over TLS, and checks
 // that the envelope sender is the user's own address. A Guard (allow and
 // deny lists, connections per address, login lockout) and a Filter
 // (reject, file into Junk, add headers) are shared by the listeners.
