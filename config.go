@@ -211,6 +211,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: an implicit-TLS listener needs TLS", l.field))
 		}
 	}
+	if c.SubmissionAddr != "" && c.TLS == nil {
+		errs = append(errs, errors.New("SubmissionAddr: without TLS nobody could log in (AUTH is offered only over TLS)"))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("mailsys: invalid config: %w", errors.Join(errs...))
 	}

@@ -35,6 +35,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"IMAPTLSAddr: an implicit-TLS listener needs TLS",
 		"SubmissionTLSAddr: an implicit-TLS listener needs TLS",
 		"POP3: ",
+		"SubmissionAddr: without TLS nobody could log in",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate's error lacks %q:\n%v", want, err)
