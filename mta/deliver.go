@@ -15,9 +15,9 @@ import (
 )
 
 // BodyStore is what delivery needs of the message store; msstore.Storage
-// satisfies it. If it is also an msstore.Walker, Recover can find bodies
-// stored by a delivery that crashed before recording them, and release
-// them.
+// satisfies it. If it is also an msstore.Walker, Recover can find the
+// body a delivery stored before a crash took its stored step, and adopt
+// it, so the step need not wait for the disk.
 type BodyStore interface {
 	Put(ctx context.Context, r io.Reader, meta msstore.Meta) (msstore.Ref, error)
 	Release(ctx context.Context, ref msstore.Ref) error
@@ -37,13 +37,16 @@ type Mailboxes interface {
 // count, trace or mirror what is written) and give the wrapper. Its
 // contract is txlog.Log's: Accept returns once the transaction is on
 // stable storage, and the listeners answer 250 only then; Record returns
-// once its step is durable; DoneAsync may return before its mark is (the
-// Deliverer finishes a transaction twice without harm); Pending returns
+// once its step is durable; RecordAsync and DoneAsync may return before
+// their records are (the Deliverer finishes a transaction twice without
+// harm, and finds a body stored without a durable step by walking the
+// store); Pending returns
 // the transactions left unfinished by the previous run, oldest first. All
 // four are safe for concurrent use.
 type TxLog interface {
 	Accept(ctx context.Context, env txlog.Envelope, body io.Reader) (*txlog.Txn, error)
 	Record(ctx context.Context, t *txlog.Txn, key string, value []byte) error
+	RecordAsync(ctx context.Context, t *txlog.Txn, key string, value []byte) error
 	DoneAsync(ctx context.Context, t *txlog.Txn) error
 	Pending() []*txlog.Txn
 }
@@ -119,40 +122,57 @@ type attempt struct {
 }
 
 // Recover delivers every transaction the log found unfinished at Open.
-// Before storing the body of one that has no stored step, it releases any
-// body an interrupted attempt stored (found by walking the store, when it
-// can be walked).
+// For one that has no stored step, it adopts the body an interrupted
+// attempt stored (found by walking the store, when it can be walked: the
+// step is then recorded without waiting for the disk, and may be lost in
+// a crash), and releases any other.
 func (d *Deliverer) Recover(ctx context.Context) error {
 	pending := d.Log.Pending()
 	if len(pending) == 0 {
 		return nil
 	}
-	unstored := map[string]bool{}
+	unstored := map[string]*txlog.Txn{}
 	for _, tx := range pending {
 		if _, ok := tx.Step(stepStored); !ok {
-			unstored[messageID(tx)] = true
+			unstored[messageID(tx)] = tx
 		}
 	}
 	if w, ok := d.Store.(msstore.Walker); ok && len(unstored) > 0 {
 		var orphans []msstore.Ref
 		var counts []int
+		var ids []string
 		err := w.Walk(ctx, func(ref msstore.Ref, m msstore.Meta) error {
-			if unstored[m.MessageID] {
+			if unstored[m.MessageID] != nil {
 				orphans = append(orphans, ref)
 				counts = append(counts, max(1, len(m.Owners)))
+				ids = append(ids, m.MessageID)
 			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("mta: recover: %w", err)
 		}
+		adopted := map[string]bool{}
 		for i, ref := range orphans {
+			tx := unstored[ids[i]]
+			if !adopted[ids[i]] {
+				// The body an interrupted delivery stored, its step
+				// not yet on disk: index entries may name it already,
+				// so the delivery goes on with it.
+				b, _ := ref.MarshalBinary()
+				if err := d.Log.Record(ctx, tx, stepStored, b); err != nil {
+					return fmt.Errorf("mta: recover: %w", err)
+				}
+				adopted[ids[i]] = true
+				d.log().Info("adopted a body stored by an interrupted delivery", "txn", tx.ID, "ref", ref)
+				continue
+			}
 			for range counts[i] {
 				if err := d.Store.Release(ctx, ref); err != nil && !errors.Is(err, msstore.ErrNotFound) {
 					return fmt.Errorf("mta: recover: release %v: %w", ref, err)
 				}
 			}
-			d.log().Warn("released a body stored by an interrupted delivery", "ref", ref)
+			d.log().Warn("released a second body stored by an interrupted delivery", "txn", tx.ID, "ref", ref)
 		}
 	}
 	for _, tx := range pending {
@@ -269,7 +289,13 @@ func (d *Deliverer) stored(ctx context.Context, tx *txlog.Txn, owners []msstore.
 		}
 	}
 	b, _ := ref.MarshalBinary()
-	if err := d.Log.Record(ctx, tx, stepStored, b); err != nil {
+	record := d.Log.Record
+	if _, ok := d.Store.(msstore.Walker); ok {
+		// Recover finds the body by its MessageID if the step is lost
+		// in a crash, and adopts it: the step need not wait for the disk.
+		record = d.Log.RecordAsync
+	}
+	if err := record(ctx, tx, stepStored, b); err != nil {
 		a.stored = &ref
 		return ref, fmt.Errorf("mta: deliver %d: %w", tx.ID, err)
 	}

@@ -184,6 +184,8 @@ func TestDeliverCrash(t *testing.T) {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		pending := len(s.log.Pending())
+		var recovery bytes.Buffer
+		s.d.Logger = slog.New(slog.NewTextHandler(&recovery, nil))
 		if err := s.d.Recover(ctx); err != nil {
 			t.Fatalf("round %d: recover: %v", round, err)
 		}
@@ -236,7 +238,8 @@ func TestDeliverCrash(t *testing.T) {
 		if err != nil || orphans != 0 {
 			t.Fatalf("round %d: %d stored bodies no mailbox references (%v)", round, orphans, err)
 		}
-		t.Logf("round %d: %d accepted, %d unfinished at the kill; all delivered exactly once, no orphan body", round, accepted, pending)
+		t.Logf("round %d: %d accepted, %d unfinished at the kill (%d bodies adopted whose stored step the kill lost); all delivered exactly once, no orphan body",
+			round, accepted, pending, strings.Count(recovery.String(), "adopted a body"))
 		s.close()
 	}
 }

@@ -146,7 +146,7 @@ type write struct {
 	txn   *Txn // for an accept: gets its segment and body offset
 	kind  uint8
 	id    uint64
-	async bool  // DoneAsync's: a failure is logged, nobody may be waiting
+	async bool  // DoneAsync's or RecordAsync's: a failure is logged, nobody may be waiting
 	err   error // set by commitBatch
 }
 
@@ -359,6 +359,35 @@ func (l *Log) Record(ctx context.Context, t *Txn, key string, value []byte) erro
 	return nil
 }
 
+// RecordAsync notes step key of t like Record, but does not wait for the
+// disk when a group commit is under way: the step joins the next one
+// (Close writes any left), and Step reports it at once. If the process
+// dies first, recovery may find t without the step, so RecordAsync is for
+// consumers that can tell from elsewhere that the step was done, as a
+// delivery finds the body it stored by the store's Walk. The error is
+// that of the write when it was made here, or ErrClosed.
+func (l *Log) RecordAsync(ctx context.Context, t *Txn, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("txlog: step key %q is not UTF-8", key)
+	}
+	w := &write{rec: appendStep(make([]byte, headerLen), key, value), async: true}
+	sum := crc(w.rec[headerLen:])
+	queued, err := l.commits.Async(w, func() error { return l.prepare(w, kindStep, t.ID, sum) })
+	if err == nil && !queued {
+		err = w.err
+	}
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.steps[key] = slices.Clone(value)
+	t.mu.Unlock()
+	return nil
+}
+
 // Done marks t finished: recovery will not return it again, and its segment
 // is removed once every transaction in it is done. It returns once the
 // mark is on stable storage, with the others of its batch.
@@ -435,7 +464,7 @@ func (l *Log) commitBatch(batch []*write) {
 		if err == nil {
 			l.applyWritten(w)
 		} else if w.async {
-			l.log.Warn("a done mark was not written; its transaction will be finished again after a restart", "txn", w.id, "err", err)
+			l.log.Warn("an asynchronous record (a done mark or a step) was not written; its transaction will be finished again after a restart", "txn", w.id, "err", err)
 		}
 	}
 	var fatal fatalError

@@ -346,6 +346,42 @@ func TestDoneAsync(t *testing.T) {
 	}
 }
 
+// TestRecordAsync: a step recorded without waiting is seen by Step at
+// once, written by the next group commit or Close, and found again after
+// a reopen; a key that is not UTF-8 is refused as by Record.
+func TestRecordAsync(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openLog(t, dir, smallSegments)
+	var txns []*Txn
+	for i := range 50 {
+		txns = append(txns, accept(t, l, testEnv(i), testBody(uint64(i), 100)))
+	}
+	for i, txn := range txns {
+		if err := l.RecordAsync(ctx, txn, "stored", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := txn.Step("stored"); !ok || !bytes.Equal(v, []byte{byte(i)}) {
+			t.Fatalf("txn %d: Step after RecordAsync: %q, %v", txn.ID, v, ok)
+		}
+	}
+	if err := l.RecordAsync(ctx, txns[0], "bad\xff", nil); err == nil {
+		t.Error("RecordAsync took a key that is not UTF-8")
+	}
+	closeLog(t, l)
+	l = openLog(t, dir, smallSegments)
+	defer l.Close()
+	pending := l.Pending()
+	if len(pending) != len(txns) {
+		t.Fatalf("%d pending after reopen, want %d", len(pending), len(txns))
+	}
+	for i, txn := range pending {
+		if v, ok := txn.Step("stored"); !ok || !bytes.Equal(v, []byte{byte(i)}) {
+			t.Errorf("txn %d after reopen: step %q, %v", txn.ID, v, ok)
+		}
+	}
+}
+
 func TestTrimKeepsRecordsOfOlderSegments(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
