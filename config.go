@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mailsys/mailsys/imap"
@@ -137,18 +138,23 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration of an all-in-one System keeping
-// its data in dataDir, with no listener: the embedded backends with every
-// default of their packages spelled out. Set the listeners' addresses (and
+// its data in dataDir, with no listener: the embedded backends and the
+// servers with every default of their packages spelled out (their
+// DefaultConfig), but for the fields the System sets itself. Set the listeners' addresses (and
 // TLS) before Open.
 func DefaultConfig(dataDir string) Config {
+	smtp := mta.DefaultInboundConfig()
+	smtp.Hostname = "" // the System's: Config.Hostname
 	return Config{
-		DataDir:     dataDir,
-		Hostname:    "localhost",
-		StoreConfig: msstore.DefaultConfig(filepath.Join(dataDir, "store")),
-		UserDBConfig: userdata.Config{
-			Dir: filepath.Join(dataDir, "userdb"),
-		},
-		TxLogConfig: txlog.Config{Dir: filepath.Join(dataDir, "txlog")},
+		DataDir:      dataDir,
+		Hostname:     "localhost",
+		StoreConfig:  msstore.DefaultConfig(filepath.Join(dataDir, "store")),
+		UserDBConfig: userdata.DefaultConfig(filepath.Join(dataDir, "userdb")),
+		TxLogConfig:  txlog.DefaultConfig(filepath.Join(dataDir, "txlog")),
+		Passwords:    userdata.DefaultPasswordLimiterConfig(),
+		SMTP:         smtp,
+		IMAP:         imap.DefaultConfig(),
+		POP3:         pop3.DefaultConfig(),
 	}
 }
 
@@ -178,14 +184,14 @@ func (c Config) Validate() error {
 	if c.TxLog == nil {
 		add("TxLogConfig", c.txLogConfig().Validate())
 	}
-	if c.SMTPAddr != "" || c.SubmissionAddr != "" || c.SubmissionTLSAddr != "" {
+	if c.serves(kindSMTP) || c.serves(kindSubmission) {
 		add("SMTP", c.inboundConfig(c.TLS, nil).Validate())
 	}
 	add("Access", c.Access.Validate())
-	if c.IMAPAddr != "" || c.IMAPTLSAddr != "" {
+	if c.serves(kindIMAP) {
 		add("IMAP", c.imapConfig(c.TLS, nil).Validate()) // it refuses an IMAP nobody could log in to
 	}
-	if c.POP3Addr != "" || c.POP3TLSAddr != "" {
+	if c.serves(kindPOP3) {
 		p := c.pop3Config(c.TLS, nil)
 		add("POP3", p.Validate()) // it refuses a POP3 nobody could log in to
 	}
@@ -220,21 +226,40 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// serverKind is the protocol server a listener belongs to.
+type serverKind int
+
+const (
+	kindSMTP serverKind = iota
+	kindSubmission
+	kindIMAP
+	kindPOP3
+)
+
+// listenerAddr is one of Config's listener fields.
 type listenerAddr struct {
 	field, addr string
 	tls         bool
+	kind        serverKind
 }
 
+// listenerAddrs lists the listener fields in their order in Config, which
+// is the order Start binds them in and Addrs reports them.
 func (c *Config) listenerAddrs() []listenerAddr {
 	return []listenerAddr{
-		{"SMTPAddr", c.SMTPAddr, false},
-		{"SubmissionAddr", c.SubmissionAddr, false},
-		{"SubmissionTLSAddr", c.SubmissionTLSAddr, true},
-		{"IMAPAddr", c.IMAPAddr, false},
-		{"IMAPTLSAddr", c.IMAPTLSAddr, true},
-		{"POP3Addr", c.POP3Addr, false},
-		{"POP3TLSAddr", c.POP3TLSAddr, true},
+		{"SMTPAddr", c.SMTPAddr, false, kindSMTP},
+		{"SubmissionAddr", c.SubmissionAddr, false, kindSubmission},
+		{"SubmissionTLSAddr", c.SubmissionTLSAddr, true, kindSubmission},
+		{"IMAPAddr", c.IMAPAddr, false, kindIMAP},
+		{"IMAPTLSAddr", c.IMAPTLSAddr, true, kindIMAP},
+		{"POP3Addr", c.POP3Addr, false, kindPOP3},
+		{"POP3TLSAddr", c.POP3TLSAddr, true, kindPOP3},
 	}
+}
+
+// serves reports whether a listener of kind k is configured.
+func (c *Config) serves(k serverKind) bool {
+	return slices.ContainsFunc(c.listenerAddrs(), func(l listenerAddr) bool { return l.kind == k && l.addr != "" })
 }
 
 func (c *Config) logger() *slog.Logger {

@@ -218,51 +218,29 @@ func (s *System) bind() (_ []boundListener, err error) {
 	}()
 	// One server of each kind for all its listeners: one IMAP server has
 	// one set of open folders, one SMTP Inbound one set of deliveries.
-	var inbound, submission, imapSrv, pop3Srv server
-	need := func(addrs ...string) bool {
-		return slices.ContainsFunc(addrs, func(a string) bool { return a != "" })
-	}
+	// Every server is made before any listener is bound, so that a
+	// server's config error leaves no port taken.
 	icfg := cfg.inboundConfig(tlsConfig, guard)
-	for _, m := range []struct {
-		srv  *server
-		addr []string
-		make func() (server, error)
-	}{
-		{&inbound, []string{cfg.SMTPAddr}, func() (server, error) { return mta.NewInbound(icfg, s.users, s.deliverer) }},
-		{&submission, []string{cfg.SubmissionAddr, cfg.SubmissionTLSAddr}, func() (server, error) {
-			return mta.NewSubmission(icfg, s.users, s.users, s.deliverer)
-		}},
-		{&imapSrv, []string{cfg.IMAPAddr, cfg.IMAPTLSAddr}, func() (server, error) {
-			return imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store)
-		}},
-		{&pop3Srv, []string{cfg.POP3Addr, cfg.POP3TLSAddr}, func() (server, error) {
-			return pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store)
-		}},
-	} {
-		if !need(m.addr...) {
+	makers := [...]func() (server, error){
+		kindSMTP:       func() (server, error) { return mta.NewInbound(icfg, s.users, s.deliverer) },
+		kindSubmission: func() (server, error) { return mta.NewSubmission(icfg, s.users, s.users, s.deliverer) },
+		kindIMAP:       func() (server, error) { return imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store) },
+		kindPOP3:       func() (server, error) { return pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store) },
+	}
+	var servers [len(makers)]server
+	for _, l := range cfg.listenerAddrs() {
+		if l.addr == "" || servers[l.kind] != nil {
 			continue
 		}
-		srv, err := m.make()
+		srv, err := makers[l.kind]()
 		if err != nil {
 			return nil, fmt.Errorf("mailsys: %w", err)
 		}
-		*m.srv, made = srv, append(made, srv)
+		servers[l.kind], made = srv, append(made, srv)
 	}
 	// Bind every listener first: ports below 1024 need root, which RunAs
 	// then drops before anything is served.
-	for _, l := range []struct {
-		addr string
-		tls  bool
-		srv  server
-	}{
-		{cfg.SMTPAddr, false, inbound},
-		{cfg.SubmissionAddr, false, submission},
-		{cfg.SubmissionTLSAddr, true, submission},
-		{cfg.IMAPAddr, false, imapSrv},
-		{cfg.IMAPTLSAddr, true, imapSrv},
-		{cfg.POP3Addr, false, pop3Srv},
-		{cfg.POP3TLSAddr, true, pop3Srv},
-	} {
+	for _, l := range cfg.listenerAddrs() {
 		if l.addr == "" {
 			continue
 		}
@@ -270,7 +248,7 @@ func (s *System) bind() (_ []boundListener, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("mailsys: listen on %s: %w", l.addr, err)
 		}
-		bound = append(bound, boundListener{ln, l.tls, l.srv})
+		bound = append(bound, boundListener{ln, l.tls, servers[l.kind]})
 	}
 	if cfg.RunAs != "" {
 		if err := dropPrivileges(cfg.RunAs, cfg.DataDir, s.log); err != nil {

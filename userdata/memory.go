@@ -152,6 +152,18 @@ type memUser struct {
 	subs    map[string]bool
 }
 
+// each calls fn with every item, in order, and stops at its first error,
+// which it returns: how the callbacks of a Memory are run, over a copy
+// taken under the lock and called after it.
+func each[T any](items []T, fn func(T) error) error {
+	for _, it := range items {
+		if err := fn(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *memState) domainRecord(name string) (Domain, error) {
 	d, ok := s.domains[name]
 	if !ok {

@@ -86,12 +86,7 @@ func (m *Memory) ListFolders(ctx context.Context, user UserID, fn func(Folder) e
 	if err != nil {
 		return err
 	}
-	for _, f := range fs {
-		if err := fn(f); err != nil {
-			return err
-		}
-	}
-	return nil
+	return each(fs, fn)
 }
 
 // Folder implements Folders.
@@ -323,12 +318,7 @@ func (m *Memory) Subscriptions(ctx context.Context, user UserID, fn func(name st
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
-		if err := fn(n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return each(names, fn)
 }
 
 // ClaimRecent implements RecentClaimer.

@@ -438,10 +438,5 @@ func (m *Memory) Changes(ctx context.Context, user UserID, folder FolderID, sinc
 	slices.SortFunc(cs, func(a, b Change) int {
 		return cmp.Or(cmp.Compare(a.ModSeq, b.ModSeq), cmp.Compare(a.UID, b.UID))
 	})
-	for _, c := range cs {
-		if err := fn(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return each(cs, fn)
 }
