@@ -3,6 +3,7 @@ package mta
 import (
 	"context"
 	"io"
+	"net/netip"
 
 	"github.com/mailsys/mailsys/txlog"
 )
@@ -47,4 +48,25 @@ type Reply struct {
 	Code     int    // 4xx or 5xx
 	Enhanced [3]int // e.g. {5, 7, 1}
 	Message  string
+}
+
+// Origin is what the inbound listener knows of where a message comes from
+// when its DATA ends: what checks of the message's origin (SPF, DKIM,
+// DMARC) start from.
+type Origin struct {
+	IP       netip.Addr // the client's address
+	Hello    string     // the name the client gave in EHLO or HELO
+	MailFrom string     // the reverse path, "" for the null sender
+	TLS      bool       // the session is over TLS
+}
+
+// Verifier checks the origin of a message received by the MX listener
+// (mta/mailauth's Verifier: SPF, DKIM and DMARC), and says what to do
+// with it. msg is the whole message as the client sent it, without the
+// listener's Received field; the Verdict's Headers (an
+// Authentication-Results field) go on top of the message stored. Verify
+// may block on DNS and is called concurrently for different sessions; an
+// error is answered with a temporary failure.
+type Verifier interface {
+	Verify(ctx context.Context, o Origin, msg []byte) (Verdict, error)
 }
