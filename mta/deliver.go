@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/mailsys/mailsys/msstore"
+	"github.com/mailsys/mailsys/mta/queue"
 	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -73,7 +74,19 @@ type Deliverer struct {
 	// Summarize, if set, works out what the index caches about a message
 	// for IMAP (its ENVELOPE and BODYSTRUCTURE): imap.Summarize.
 	Summarize func(r io.Reader) (envelope, structure []byte, err error)
-	Logger    *slog.Logger // nil means slog.Default()
+	// Relay, if set, takes the recipients of other domains (those an
+	// Envelope marks Relay): the outbound queue. Without it a submission
+	// listener refuses them.
+	Relay  Relay
+	Logger *slog.Logger // nil means slog.Default()
+}
+
+// Relay takes messages for recipients of other domains; the outbound
+// queue (*queue.Queue) satisfies it. Enqueue returns once the message is
+// durable in the queue, and is idempotent by m.ID: the Deliverer queues a
+// transaction under one ID however often it is replayed.
+type Relay interface {
+	Enqueue(ctx context.Context, m queue.Message, body io.Reader) error
 }
 
 // Step keys in the log.

@@ -83,6 +83,27 @@ type Envelope struct {
 	Received time.Time // when the message was accepted
 	Remote   string    // the client's address, for the trace header and logs
 	Mailbox  string    // the folder to deliver into, "" for INBOX (a filter's verdict)
+	// Ret and EnvID are the DSN parameters of MAIL (RFC 3461): "FULL" or
+	// "HDRS" ("" when not given), and the envelope identifier (decoded
+	// from xtext, "" when not given).
+	Ret   string
+	EnvID string
+	// Rcpts, when not nil, holds one entry per address of To, in its
+	// order: the recipient's DSN parameters, and whether it goes to the
+	// outbound queue. Nil means every recipient is local, with none.
+	Rcpts []Rcpt
+}
+
+// Rcpt is what an Envelope says of one recipient besides its address.
+type Rcpt struct {
+	// Notify is NOTIFY (RFC 3461): "" when not given, "NEVER", or a
+	// comma-separated set of SUCCESS, FAILURE and DELAY.
+	Notify string
+	// ORcpt is ORCPT as "addr-type;address" (decoded from xtext), or "".
+	ORcpt string
+	// Relay is set for a recipient of another domain, for the outbound
+	// queue (mail submitted by an authenticated user).
+	Relay bool
 }
 
 const maxEnvelope = 1 << 20
