@@ -169,9 +169,13 @@ func (s *Static) LookupTXT(ctx context.Context, name string) ([]string, Result, 
 	return lookup(s, func() map[string][]string { return s.txt }, name, "TXT")
 }
 
-// LookupTLSA implements Resolver.
+// LookupTLSA implements Resolver. The records' Data are copies.
 func (s *Static) LookupTLSA(ctx context.Context, port int, host string) ([]TLSA, Result, error) {
-	return lookup(s, func() map[string][]TLSA { return s.tlsa }, tlsaName(port, host), "TLSA")
+	recs, res, err := lookup(s, func() map[string][]TLSA { return s.tlsa }, tlsaName(port, host), "TLSA")
+	for i := range recs {
+		recs[i].Data = slices.Clone(recs[i].Data)
+	}
+	return recs, res, err
 }
 
 // LookupAddr implements Resolver.
