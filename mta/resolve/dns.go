@@ -20,7 +20,7 @@ import (
 // authenticated the answer (RFC 4035 §3.2.3, RFC 6840 §5.7). That bit is
 // the Result's Authentic, believed as it comes: Servers must be resolvers
 // the host trusts to validate and reaches over a path nobody can tamper
-// with (one on the same host, as RFC 7672 §1.3 expects for DANE).
+// with (one on the same host, as DANE needs).
 //
 // Its fields are read by every lookup and must not change once lookups
 // have started; a DNS is then safe for concurrent use. The zero value has
