@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
@@ -67,6 +69,21 @@ type InboundConfig struct {
 	TLS          *tls.Config   // enables STARTTLS when set; left to Go, the suites and version are TLS 1.2+ AEAD only
 	Guard        *Guard        // access rules, shared with the other listeners; nil means a default Guard of its own
 	Filter       Filter        // content filter called before acceptance; nil for none
+	// Verifier, if set, checks the origin of each message the MX listener
+	// receives (SPF, DKIM, DMARC: mta/mailauth's) at the end of DATA,
+	// before the Filter, and the listener acts on its Verdict: Reject is
+	// answered with its Reply (550 5.7.1 if zero), Junk files the message
+	// into Junk, and its Headers (an Authentication-Results field) go on
+	// top of the message stored, under the Received field and the
+	// Filter's, and are what the Filter then sees on top of the message
+	// (as SpamAssassin-style filters expect). Before that, every
+	// Authentication-Results field of the message's header whose
+	// authserv-id is Hostname (in any case) is taken out: the client
+	// forged it (RFC 8601 §5), so the Verifier must use Hostname as its
+	// authserv-id. A Verify error is answered 451 and logged. A
+	// submission listener never calls it, even if set: its users are
+	// authenticated, and their mail is checked where it arrives.
+	Verifier Verifier
 	// AnyFrom lists who may submit mail whose From: and Sender: are not
 	// their own addresses (see NewSubmission): user addresses, and
 	// domains as "@example.com" for all of their users. Empty means
@@ -165,6 +182,9 @@ func checkAnyFrom(a string) error {
 // Inbound is the MX listener: it accepts mail for local users only (it
 // never relays), writes each message to the transaction log, answers 250
 // once the log has it on stable storage, and hands it to the Deliverer.
+// NewSubmission makes one that is the submission listener instead, which
+// also takes its authenticated users' mail for other domains when the
+// Deliverer has a Relay.
 //
 // A delivery that fails (a full disk, a database down) is tried again in
 // the background, after a delay that doubles from one attempt to the next,
@@ -283,6 +303,7 @@ func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) 
 	s.WriteTimeout = cfg.WriteTimeout
 	s.TLSConfig = cfg.TLS
 	s.EnableSMTPUTF8 = true
+	s.EnableDSN = true // RET, ENVID, NOTIFY, ORCPT: kept in the Envelope
 	s.ErrorLog = errorLog{in.log}
 	in.srv = s
 	return in, nil
@@ -377,6 +398,7 @@ func (in *Inbound) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	ctx, cancel := context.WithCancel(in.ctx)
 	s := &inboundSession{in: in, ctx: ctx, cancel: cancel, smtp: c, conn: c.Conn, remote: c.Conn().RemoteAddr().String(), ip: ap.Addr().Unmap()}
 	if in.auth != nil {
+		s.relay = in.deliv.Relay != nil // and its Rcpt takes none before AUTH
 		return &submissionSession{s}, nil
 	}
 	return s, nil
@@ -391,9 +413,13 @@ type inboundSession struct {
 	remote string
 	from   string
 	to     []string
-	rcpts  []userdata.User // the users of to, resolved at RCPT
+	rcpts  []userdata.User // the users of to, resolved at RCPT; a zero User for a relay recipient
+	params []txlog.Rcpt    // the DSN parameters of to, and the Relay marks, in its order
+	ret    string          // MAIL's RET, "" if not given
+	envID  string          // MAIL's ENVID, decoded, "" if not given
 	utf8   bool            // MAIL had the SMTPUTF8 parameter
 	user   *userdata.User  // the authenticated user, on a submission listener
+	relay  bool            // recipients of other domains are taken, for the Deliverer's Relay: submission with a Relay
 
 	ip      netip.Addr
 	unknown int // recipients refused as unknown in the session
@@ -412,6 +438,16 @@ var (
 	errTooSlow     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message not received in time, closing connection"}
 	errHarvesting  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many unknown recipients, closing connection"}
 	errNeedUTF8    = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address needs the SMTPUTF8 parameter on MAIL FROM (RFC 6531)"}
+	errLongEnvID   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "ENVID parameter value longer than 100 characters (RFC 3461)"}
+	errBadORcpt    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Malformed ORCPT parameter value (RFC 3461)"}
+)
+
+// The longest ENVID and ORCPT values RFC 3461 allows (§4.4 and §4.2),
+// in characters. They are measured on the values go-smtp decoded from
+// xtext, which are never longer than what the client sent.
+const (
+	maxEnvID = 100
+	maxORcpt = 500
 )
 
 // checkUTF8 refuses a non-ASCII address in a transaction whose MAIL had no
@@ -428,25 +464,45 @@ func checkUTF8(address string, utf8 bool) error {
 	return nil
 }
 
+// Mail implements smtp.Session. go-smtp has checked RET (FULL or HDRS)
+// and decoded ENVID (printable ASCII, not empty); its length is checked
+// here.
 func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
-	if opts != nil && opts.Size > s.in.cfg.MaxMessageSize {
+	if opts == nil {
+		opts = &smtp.MailOptions{}
+	}
+	if opts.Size > s.in.cfg.MaxMessageSize {
 		return errTooBig
 	}
-	if err := checkUTF8(from, opts != nil && opts.UTF8); err != nil {
+	if err := checkUTF8(from, opts.UTF8); err != nil {
 		return err
 	}
+	if len(opts.EnvelopeID) > maxEnvID {
+		return errLongEnvID
+	}
 	s.from = from
-	s.utf8 = opts != nil && opts.UTF8
+	s.utf8 = opts.UTF8
+	s.ret = string(opts.Return)
+	s.envID = opts.EnvelopeID
 	return nil
 }
 
-// Rcpt implements smtp.Session. A session that names too many unknown
-// recipients is answered 421 and closed.
+// Rcpt implements smtp.Session. A recipient of a domain not served here
+// is refused with errNoRelay, unless the session relays (see
+// inboundSession.relay): it is then taken, marked Relay. A session that
+// names too many unknown recipients is answered 421 and closed.
 func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if err := checkUTF8(to, s.utf8); err != nil {
 		return err
 	}
-	err := s.rcpt(to)
+	p, err := rcptParams(opts)
+	if err != nil {
+		return err
+	}
+	u, err := s.lookup(to)
+	if err == errNoRelay && s.relay {
+		u, err, p.Relay = userdata.User{}, nil, true
+	}
 	if err == errNoUser || err == errNoRelay || err == errBadAddr {
 		s.unknown++
 		if max := s.in.cfg.MaxUnknownRecipients; max > 0 && s.unknown >= max {
@@ -455,48 +511,79 @@ func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 			return errHarvesting
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	s.to = append(s.to, to)
+	s.rcpts = append(s.rcpts, u)
+	s.params = append(s.params, p)
+	return nil
 }
 
-func (s *inboundSession) rcpt(to string) error {
+// rcptParams returns the DSN parameters of a RCPT (RFC 3461). go-smtp has
+// checked NOTIFY (known values, none twice, NEVER alone) and decoded
+// ORCPT (a known address type, xtext); an ORCPT that is too long, or
+// whose address holds a control character or is not UTF-8, is refused
+// here. ORcpt's address type is written in lower case, as registered.
+func rcptParams(opts *smtp.RcptOptions) (txlog.Rcpt, error) {
+	var p txlog.Rcpt
+	if opts == nil {
+		return p, nil
+	}
+	for i, n := range opts.Notify {
+		if i > 0 {
+			p.Notify += ","
+		}
+		p.Notify += string(n)
+	}
+	if a := opts.OriginalRecipient; a != "" {
+		p.ORcpt = strings.ToLower(string(opts.OriginalRecipientType)) + ";" + a
+		if !utf8.ValidString(a) || strings.ContainsFunc(a, unicode.IsControl) || utf8.RuneCountInString(p.ORcpt) > maxORcpt {
+			return p, errBadORcpt
+		}
+	}
+	return p, nil
+}
+
+// lookup resolves the recipient to, or returns the reply refusing it:
+// errNoRelay for an address of a domain that is not served here.
+func (s *inboundSession) lookup(to string) (userdata.User, error) {
 	ctx := s.ctx
 	_, domain, ok := strings.Cut(to, "@")
 	if !ok || domain == "" {
-		return errBadAddr
+		return userdata.User{}, errBadAddr
 	}
 	u, err := s.in.users.LookupAddress(ctx, to)
 	switch {
 	case errors.Is(err, userdata.ErrInvalid):
-		return errBadAddr
+		return u, errBadAddr
 	case errors.Is(err, userdata.ErrNotFound):
 		if _, derr := s.in.users.Domain(ctx, domain); derr == nil {
-			return errNoUser
+			return u, errNoUser
 		} else if !errors.Is(derr, userdata.ErrNotFound) && !errors.Is(derr, userdata.ErrInvalid) {
 			s.in.log.Error("domain lookup", "domain", domain, "err", derr)
-			return errTemporary
+			return u, errTemporary
 		}
-		return errNoRelay
+		return u, errNoRelay
 	case err != nil:
 		s.in.log.Error("recipient lookup", "rcpt", to, "err", err)
-		return errTemporary
+		return u, errTemporary
 	}
 	if u.Disabled {
-		return errDisabled
+		return u, errDisabled
 	}
 	l, err := s.in.users.Limits(ctx, u.ID)
 	if err == nil && l.Quota > 0 {
 		var usage userdata.Usage
 		if usage, err = s.in.users.Usage(ctx, u.ID); err == nil && usage.Bytes >= l.Quota {
-			return errFull
+			return u, errFull
 		}
 	}
 	if err != nil {
 		s.in.log.Error("recipient limits", "rcpt", to, "err", err)
-		return errTemporary
+		return u, errTemporary
 	}
-	s.to = append(s.to, to)
-	s.rcpts = append(s.rcpts, u)
-	return nil
+	return u, nil
 }
 
 // closeAfterReply closes the connection once the next reply is written.
@@ -530,26 +617,28 @@ func (s *inboundSession) Data(r io.Reader) error {
 func (s *inboundSession) data(r io.Reader) error {
 	ctx := s.ctx
 	now := time.Now()
-	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote}
+	env := txlog.Envelope{From: s.from, To: s.to, Received: now, Remote: s.remote, Ret: s.ret, EnvID: s.envID}
+	if slices.ContainsFunc(s.params, func(p txlog.Rcpt) bool { return p != txlog.Rcpt{} }) {
+		env.Rcpts = s.params // else nil: plain mail for local users
+	}
 	id := newMessageID()
 	trace := s.trace(id, now)
 	counted := &countReader{r: r}
 	k := newKept(s.from)
 	var body io.Reader // the message to log
-	if f := s.in.cfg.Filter; f != nil {
-		// The filter needs the whole message before the answer: read it
-		// (within the size limit go-smtp enforces) and act on the verdict.
+	if v, f := s.verifier(), s.in.cfg.Filter; v != nil || f != nil {
+		// The checks need the whole message before the answer: read it
+		// (within the size limit go-smtp enforces) and act on the verdicts.
 		msg, err := io.ReadAll(counted)
 		if err != nil {
 			k.release()
 			return s.readError(err)
 		}
-		headers, folder, err := s.filter(ctx, f, env, id, msg)
+		headers, msg, err := s.check(ctx, v, f, &env, id, msg)
 		if err != nil {
 			k.release()
 			return err
 		}
-		env.Mailbox = folder
 		body = k.add(trace+headers, msg)
 	} else {
 		var err error
@@ -572,34 +661,6 @@ func (s *inboundSession) data(r io.Reader) error {
 	// background, retried if it fails.
 	s.in.startDelivery(delivery{tx, &attempt{kept: k, rcpts: s.rcpts}})
 	return nil
-}
-
-// filter has the content filter check msg, and returns the header fields
-// it adds (each with its CRLF) and the folder it files the message into
-// ("" for INBOX), or the reply refusing it.
-func (s *inboundSession) filter(ctx context.Context, f Filter, env txlog.Envelope, id string, msg []byte) (headers, folder string, err error) {
-	v, err := f.Check(ctx, env, bytes.NewReader(msg), int64(len(msg)))
-	if err != nil {
-		s.in.log.Error("content filter", "err", err)
-		return "", "", errTemporary
-	}
-	switch v.Action {
-	case Reject:
-		s.in.log.Info("message refused by the content filter", "id", id, "from", reversePath(s.from), "to", s.to, "remote", s.remote)
-		rep := v.Reply
-		if rep.Code == 0 {
-			return "", "", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused"}
-		}
-		return "", "", &smtp.SMTPError{Code: rep.Code, EnhancedCode: smtp.EnhancedCode(rep.Enhanced), Message: rep.Message}
-	case Junk:
-		folder = "Junk" // made with every user; INBOX if it is gone
-	}
-	for _, h := range v.Headers {
-		if !strings.ContainsAny(h, "\r\n") && strings.Contains(h, ":") {
-			headers += h + "\r\n"
-		}
-	}
-	return headers, folder, nil
 }
 
 // A message of up to keepMax bytes, trace field included, is kept in
@@ -853,7 +914,10 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *inboundSession) Reset() { s.from, s.to, s.rcpts, s.utf8 = "", nil, nil, false }
+// Reset implements smtp.Session: the transaction is forgotten.
+func (s *inboundSession) Reset() {
+	s.from, s.to, s.rcpts, s.params, s.utf8, s.ret, s.envID = "", nil, nil, nil, false, "", ""
+}
 
 // Logout implements smtp.Session: the session's context ends.
 func (s *inboundSession) Logout() error {

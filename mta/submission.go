@@ -35,8 +35,13 @@ type Authenticator interface {
 // authenticated user's own address or one of their aliases, unless
 // InboundConfig.AnyFrom names the user or their domain; otherwise the
 // message is refused with 550 5.7.1. The Received: field names the user
-// and says ESMTPSA (RFC 3848). Mail for local users is delivered; mail for
-// other domains is refused until the outbound relay exists.
+// and says ESMTPSA (RFC 3848). Mail for local users is delivered. A
+// recipient of a domain not served here is taken when the Deliverer has a
+// Relay (the outbound queue), marked Relay in the Envelope's Rcpts, for
+// the Deliverer to hand over; without a Relay it is refused with 550
+// 5.7.1. This is no open relay: the client has authenticated. Such
+// recipients count towards MaxRecipients as any other. The
+// InboundConfig's Verifier is not called (see InboundConfig.Verifier).
 //
 // It returns the error of cfg.Validate, if any, or one for a nil auth.
 func NewSubmission(cfg InboundConfig, users Recipients, auth Authenticator, d *Deliverer) (*Inbound, error) {
@@ -61,7 +66,7 @@ var (
 	errNotYours     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address is not yours"}
 	errFromNotYours = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "From: or Sender: names an address that is not yours"}
 	errBadHeader    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message header malformed or too large"}
-	errNoOutbound   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying to other domains is not available yet"}
+	errNoOutbound   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying to other domains is not available here"}
 )
 
 // maxHeader bounds the header a submission listener reads to check From:
@@ -187,15 +192,14 @@ func (s *inboundSession) mayUse(address string) bool {
 	return false
 }
 
-// Rcpt implements smtp.Session: local recipients only, until the outbound
-// relay exists.
+// Rcpt implements smtp.Session: local recipients, and those of other
+// domains when the Deliverer has a Relay to take them.
 func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
 	err := s.inboundSession.Rcpt(to, opts)
-	var se *smtp.SMTPError
-	if errors.As(err, &se) && se == errNoRelay {
+	if err == errNoRelay {
 		return errNoOutbound
 	}
 	return err

@@ -97,7 +97,9 @@ func checkBody(t testing.TB, txn *Txn, want []byte) {
 }
 
 func envEqual(a, b Envelope) bool {
-	return a.From == b.From && slices.Equal(a.To, b.To) && a.Received.Equal(b.Received) && a.Remote == b.Remote
+	return a.From == b.From && slices.Equal(a.To, b.To) && a.Received.Equal(b.Received) && a.Remote == b.Remote &&
+		a.Mailbox == b.Mailbox && a.Ret == b.Ret && a.EnvID == b.EnvID &&
+		(a.Rcpts == nil) == (b.Rcpts == nil) && slices.Equal(a.Rcpts, b.Rcpts)
 }
 
 func checkEnv(t testing.TB, txn *Txn, want Envelope) {
@@ -144,7 +146,8 @@ func TestAcceptRecordDone(t *testing.T) {
 	now := time.Now() // with a monotonic reading and the local zone: compared with Equal
 	envs := []Envelope{
 		{From: "", To: []string{"postmaster@example.com"}, Received: now, Remote: "[2001:db8::1]:4711"},
-		{From: "jörg@bücher.example", To: []string{"用户@例子.广告", "δοκιμή@παράδειγμα.δοκιμή", "plain@example.net"}, Received: now.Add(time.Second), Remote: "198.51.100.7:25"},
+		{From: "jörg@bücher.example", To: []string{"用户@例子.广告", "δοκιμή@παράδειγμα.δοκιμή", "plain@example.net"}, Received: now.Add(time.Second), Remote: "198.51.100.7:25",
+			Ret: "HDRS", EnvID: "QQ314159", Rcpts: []Rcpt{{Notify: "SUCCESS,FAILURE", ORcpt: "rfc822;bob@example.com"}, {}, {Relay: true}}},
 		{From: "a@b", To: []string{"c@d", "c@d", ""}, Received: time.Date(1969, 7, 20, 20, 17, 40, 123456789, time.FixedZone("X", 3600))},
 		{From: "big@example.org", To: []string{"x@example.org", "y@example.org"}, Received: now.Add(-time.Hour), Remote: "203.0.113.9:587"},
 	}

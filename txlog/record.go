@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mailsys/mailsys/internal/varint"
@@ -40,6 +42,10 @@ const (
 
 // ErrCorrupt reports a damaged record.
 var ErrCorrupt = errors.New("txlog: corrupt record")
+
+// ErrInvalidEnvelope is what Accept returns, wrapped, for an Envelope it
+// cannot write (see Envelope).
+var ErrInvalidEnvelope = errors.New("txlog: invalid envelope")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -76,7 +82,11 @@ func parseHeader(b []byte) (header, error) {
 	return h, nil
 }
 
-// Envelope is what the SMTP transaction said about a message.
+// Envelope is what the SMTP transaction said about a message. Accept
+// refuses, with ErrInvalidEnvelope, one without recipients, with a string
+// that is not UTF-8, with Rcpts neither nil nor one per address of To, or
+// with a DSN parameter (Ret, EnvID, Notify, ORcpt) holding a control
+// character; and one whose encoding is over 1 MiB.
 type Envelope struct {
 	From     string    // reverse path, "" for the null sender
 	To       []string  // recipients, at least one
@@ -108,14 +118,50 @@ type Rcpt struct {
 
 const maxEnvelope = 1 << 20
 
+// An envelope is encoded as:
+//
+//	uvarint-prefixed From
+//	uvarint count of To, then each, uvarint-prefixed
+//	varint Received, Unix nanoseconds (0 for the zero time)
+//	uvarint-prefixed Remote
+//	uvarint-prefixed Mailbox, optional: written when not empty
+//	uvarint fields, optional: written, after Mailbox (even an empty one),
+//	  when the envelope has DSN parameters or Rcpts; a set of the bits below,
+//	  never 0. Each bit set is followed by its field, in the order of the
+//	  bits: Ret and EnvID uvarint-prefixed (neither empty), Rcpts as one
+//	  entry per address of To: a uvarint set of the rcpt bits below, then
+//	  Notify and ORcpt, uvarint-prefixed (neither empty), where the set
+//	  says so.
+//
+// Records written before a field existed end where it would start, and
+// read as they always did. A reader refuses a bit it does not know (a log
+// written by a newer version) as corrupt rather than drop what it says.
+const (
+	envRet   = 1 << iota // Ret follows
+	envEnvID             // EnvID follows
+	envRcpts             // one Rcpt per recipient follows
+	envKnown = envRet | envEnvID | envRcpts
+)
+
+// The fields of a recipient's entry in Rcpts.
+const (
+	rcptRelay  = 1 << iota // Relay is set
+	rcptNotify             // Notify follows
+	rcptORcpt              // ORcpt follows
+	rcptKnown  = rcptRelay | rcptNotify | rcptORcpt
+)
+
 func appendEnvelope(b []byte, e *Envelope) ([]byte, error) {
 	if len(e.To) == 0 {
-		return nil, fmt.Errorf("txlog: envelope without recipients")
+		return nil, fmt.Errorf("%w: no recipients", ErrInvalidEnvelope)
 	}
 	for _, s := range append([]string{e.From, e.Remote, e.Mailbox}, e.To...) {
 		if !utf8.ValidString(s) {
-			return nil, fmt.Errorf("txlog: envelope address %q is not UTF-8", s)
+			return nil, fmt.Errorf("%w: address %q is not UTF-8", ErrInvalidEnvelope, s)
 		}
+	}
+	if err := checkDSN(e); err != nil {
+		return nil, err
 	}
 	start := len(b)
 	b = append(b, 0, 0, 0, 0) // length, filled in below
@@ -130,15 +176,101 @@ func appendEnvelope(b []byte, e *Envelope) ([]byte, error) {
 	}
 	b = binary.AppendVarint(b, ns)
 	b = appendString(b, e.Remote)
-	if e.Mailbox != "" { // absent in records written before the field existed
+	fields := envFields(e)
+	if e.Mailbox != "" || fields != 0 { // absent in records written before the field existed
 		b = appendString(b, e.Mailbox)
+	}
+	if fields != 0 {
+		b = binary.AppendUvarint(b, fields)
+		if fields&envRet != 0 {
+			b = appendString(b, e.Ret)
+		}
+		if fields&envEnvID != 0 {
+			b = appendString(b, e.EnvID)
+		}
+		for _, r := range e.Rcpts {
+			f := rcptFields(r)
+			b = binary.AppendUvarint(b, f)
+			if f&rcptNotify != 0 {
+				b = appendString(b, r.Notify)
+			}
+			if f&rcptORcpt != 0 {
+				b = appendString(b, r.ORcpt)
+			}
+		}
 	}
 	n := len(b) - start - 4
 	if n > maxEnvelope {
-		return nil, fmt.Errorf("txlog: envelope of %d bytes too large", n)
+		return nil, fmt.Errorf("%w: %d bytes, too large", ErrInvalidEnvelope, n)
 	}
 	binary.LittleEndian.PutUint32(b[start:], uint32(n))
 	return b, nil
+}
+
+// envFields is the set of optional fields e has.
+func envFields(e *Envelope) uint64 {
+	var f uint64
+	if e.Ret != "" {
+		f |= envRet
+	}
+	if e.EnvID != "" {
+		f |= envEnvID
+	}
+	if e.Rcpts != nil {
+		f |= envRcpts
+	}
+	return f
+}
+
+// rcptFields is the set of fields r has.
+func rcptFields(r Rcpt) uint64 {
+	var f uint64
+	if r.Relay {
+		f |= rcptRelay
+	}
+	if r.Notify != "" {
+		f |= rcptNotify
+	}
+	if r.ORcpt != "" {
+		f |= rcptORcpt
+	}
+	return f
+}
+
+// checkDSN checks the DSN parameters and Rcpts of e: Rcpts nil or one
+// per recipient, every parameter UTF-8 without control characters (they
+// are protocol tokens and addresses, printed in a DSN's fields).
+func checkDSN(e *Envelope) error {
+	if e.Rcpts != nil && len(e.Rcpts) != len(e.To) {
+		return fmt.Errorf("%w: %d Rcpts for %d recipients", ErrInvalidEnvelope, len(e.Rcpts), len(e.To))
+	}
+	if err := checkParam("Ret", e.Ret); err != nil {
+		return err
+	}
+	if err := checkParam("EnvID", e.EnvID); err != nil {
+		return err
+	}
+	for _, r := range e.Rcpts {
+		if err := checkParam("Notify", r.Notify); err != nil {
+			return err
+		}
+		if err := checkParam("ORcpt", r.ORcpt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkParam checks the value of a DSN parameter: UTF-8, without control
+// characters (C0, DEL and C1).
+func checkParam(name, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s %q is not UTF-8", ErrInvalidEnvelope, name, v)
+	}
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		return fmt.Errorf("%w: %s %q holds a control character", ErrInvalidEnvelope, name, v)
+	}
+	return nil
 }
 
 func appendString(b []byte, s string) []byte {
@@ -146,7 +278,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 // parseAccept splits an accept payload into the envelope and the body's
-// offset within the payload.
+// offset within the payload. It refuses, as corrupt, any envelope
+// appendEnvelope would not write.
 func parseAccept(p []byte) (Envelope, int, error) {
 	var e Envelope
 	if len(p) < 4 {
@@ -170,11 +303,64 @@ func parseAccept(p []byte) (Envelope, int, error) {
 	}
 	e.Remote = d.UTF8()
 	if d.Len() != 0 {
-		if e.Mailbox = d.UTF8(); e.Mailbox == "" {
-			d.Fail("empty mailbox") // written only when set
+		e.Mailbox = d.UTF8()
+		if d.Len() == 0 && e.Mailbox == "" {
+			d.Fail("empty mailbox") // written only when set, or before fields
 		}
 	}
-	return e, 4 + int(n), corrupt(d.Done())
+	if d.Len() != 0 {
+		parseFields(&d, &e)
+	}
+	if err := d.Done(); err != nil {
+		return e, 0, corrupt(err)
+	}
+	if err := checkDSN(&e); err != nil {
+		return e, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return e, 4 + int(n), nil
+}
+
+// parseFields reads the optional fields that follow Mailbox into e.
+func parseFields(d *varint.Decoder[[]byte], e *Envelope) {
+	fields := d.Uvarint()
+	if fields == 0 || fields&^envKnown != 0 {
+		d.Fail("bad envelope fields")
+		return
+	}
+	if fields&envRet != 0 {
+		e.Ret = nonEmpty(d, "empty Ret")
+	}
+	if fields&envEnvID != 0 {
+		e.EnvID = nonEmpty(d, "empty EnvID")
+	}
+	if fields&envRcpts == 0 {
+		return
+	}
+	e.Rcpts = make([]Rcpt, len(e.To))
+	for i := range e.Rcpts {
+		f := d.Uvarint()
+		if f&^rcptKnown != 0 {
+			d.Fail("bad recipient fields")
+			return
+		}
+		r := &e.Rcpts[i]
+		r.Relay = f&rcptRelay != 0
+		if f&rcptNotify != 0 {
+			r.Notify = nonEmpty(d, "empty Notify")
+		}
+		if f&rcptORcpt != 0 {
+			r.ORcpt = nonEmpty(d, "empty ORcpt")
+		}
+	}
+}
+
+// nonEmpty reads a string that is written only when not empty.
+func nonEmpty(d *varint.Decoder[[]byte], what string) string {
+	s := d.UTF8()
+	if s == "" {
+		d.Fail(what)
+	}
+	return s
 }
 
 func appendStep(b []byte, key string, value []byte) []byte {

@@ -17,6 +17,65 @@ var roundTripEnvelopes = []Envelope{
 	{From: strings.Repeat("x", 300), To: slices.Repeat([]string{"r@example.org"}, 200), Received: time.Date(1969, 12, 31, 23, 59, 59, 1, time.UTC), Remote: "192.0.2.1:1"},
 	{From: "a@b", To: []string{"c@d"}, Received: time.Unix(0, -1<<63).UTC()},
 	{From: "a@b", To: []string{"c@d"}, Received: time.Unix(0, 1<<63-1).UTC()},
+	{From: "a@b", To: []string{"c@d"}, Mailbox: "Junk"},
+	// With the fields that came later: DSN parameters and Rcpts.
+	{From: "a@b", To: []string{"c@d"}, Ret: "FULL"},
+	{From: "a@b", To: []string{"c@d"}, Mailbox: "Junk", EnvID: "QQ314159"},
+	{From: "a@b", To: []string{"c@d", "e@f"}, Rcpts: []Rcpt{{}, {}}}, // non-nil, with nothing in it
+	{From: "jörg@bücher.example", To: []string{"bob@example.com", "用户@例子.广告", "far@elsewhere.example"}, Received: time.Unix(1700000000, 5).UTC(),
+		Remote: "[2001:db8::1]:587", Mailbox: "Junk", Ret: "HDRS", EnvID: "id with spaces +=;",
+		Rcpts: []Rcpt{{Notify: "SUCCESS,FAILURE", ORcpt: "rfc822;bob@example.com"}, {Notify: "NEVER", ORcpt: "utf-8;用户@例子.广告"}, {Notify: "DELAY", Relay: true}}},
+	{From: "", To: slices.Repeat([]string{"r@example.org"}, 200), Rcpts: slices.Repeat([]Rcpt{{Relay: true, ORcpt: "rfc822;r@example.org"}}, 200)},
+}
+
+// oldAppendEnvelope is appendEnvelope as it was before Ret, EnvID and
+// Rcpts were written: what records already in logs hold.
+func oldAppendEnvelope(b []byte, e *Envelope) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b = appendString(b, e.From)
+	b = binary.AppendUvarint(b, uint64(len(e.To)))
+	for _, to := range e.To {
+		b = appendString(b, to)
+	}
+	var ns int64
+	if !e.Received.IsZero() {
+		ns = e.Received.UnixNano()
+	}
+	b = binary.AppendVarint(b, ns)
+	b = appendString(b, e.Remote)
+	if e.Mailbox != "" {
+		b = appendString(b, e.Mailbox)
+	}
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+// TestEnvelopeOldFormat: records written before the DSN fields existed
+// read as they did, and an envelope without those fields is still
+// written byte for byte as then.
+func TestEnvelopeOldFormat(t *testing.T) {
+	for _, env := range roundTripEnvelopes {
+		if env.Ret != "" || env.EnvID != "" || env.Rcpts != nil {
+			continue
+		}
+		old := append(oldAppendEnvelope(nil, &env), "Subject: old\r\n\r\nbody\r\n"...)
+		got, off, err := parseAccept(old)
+		if err != nil || !envEqual(got, env) || got.Rcpts != nil || string(old[off:]) != "Subject: old\r\n\r\nbody\r\n" {
+			t.Errorf("old record of %+v came back as %+v, body at %d, %v", env, got, off, err)
+		}
+		p, err := appendEnvelope(nil, &env)
+		if err != nil || !bytes.Equal(p, old[:off]) {
+			t.Errorf("%+v is now written as %x, %v; was %x", env, p, err, old[:off])
+		}
+	}
+	// A record as an older version wrote it, byte by byte: From "a@b",
+	// To "c@d", Received 1 ns after the epoch, Remote "r", Mailbox "Junk".
+	rec := []byte{17, 0, 0, 0, 3, 'a', '@', 'b', 1, 3, 'c', '@', 'd', 2, 1, 'r', 4, 'J', 'u', 'n', 'k', 'x'}
+	want := Envelope{From: "a@b", To: []string{"c@d"}, Received: time.Unix(0, 1), Remote: "r", Mailbox: "Junk"}
+	if got, off, err := parseAccept(rec); err != nil || !envEqual(got, want) || off != len(rec)-1 {
+		t.Errorf("old record came back as %+v, body at %d, %v; want %+v at %d", got, off, err, want, len(rec)-1)
+	}
 }
 
 func TestEnvelopeRoundTrip(t *testing.T) {
@@ -61,9 +120,23 @@ func TestAppendEnvelopeErrors(t *testing.T) {
 		{From: "a@b", To: []string{"a@b", "\xc0\x80"}},
 		{From: "a@b", To: []string{"a@b"}, Remote: "\x80"},
 		{From: strings.Repeat("x", maxEnvelope), To: []string{"a@b"}},
+		{From: "a@b", To: []string{"a@b"}, Mailbox: "\xff"},
+		{From: "a@b", To: []string{"a@b", "c@d"}, Rcpts: []Rcpt{{}}},
+		{From: "a@b", To: []string{"a@b"}, Rcpts: []Rcpt{{}, {}}},
+		{From: "a@b", To: []string{"a@b"}, Rcpts: []Rcpt{}},
+		{From: "a@b", To: []string{"a@b"}, Ret: "\xffULL"},
+		{From: "a@b", To: []string{"a@b"}, Ret: "FULL\r\n"},
+		{From: "a@b", To: []string{"a@b"}, EnvID: "a\x00b"},
+		{From: "a@b", To: []string{"a@b"}, EnvID: "a\x7fb"},
+		{From: "a@b", To: []string{"a@b"}, Rcpts: []Rcpt{{Notify: "SUCCESS\x80"}}},
+		{From: "a@b", To: []string{"a@b"}, Rcpts: []Rcpt{{Notify: "\tSUCCESS"}}},
+		{From: "a@b", To: []string{"a@b"}, Rcpts: []Rcpt{{ORcpt: "utf-8;a\u0085b@c"}}}, // C1
+		{From: "a@b", To: []string{"a@b"}, Rcpts: []Rcpt{{ORcpt: "rfc822;a\nb@c"}}},
+		{From: "a@b", To: []string{"a@b"}, EnvID: strings.Repeat("x", maxEnvelope)},
 	} {
-		if b, err := appendEnvelope(nil, &env); err == nil {
-			t.Errorf("appendEnvelope(From %.20q, To %q, Remote %q) = %d bytes, want an error", env.From, env.To, env.Remote, len(b))
+		if b, err := appendEnvelope(nil, &env); !errors.Is(err, ErrInvalidEnvelope) {
+			t.Errorf("appendEnvelope(From %.20q, To %q, Remote %q, Mailbox %q, Ret %q, EnvID %.20q, Rcpts %+v) = %d bytes, %v; want ErrInvalidEnvelope",
+				env.From, env.To, env.Remote, env.Mailbox, env.Ret, env.EnvID, env.Rcpts, len(b), err)
 		}
 	}
 }
@@ -94,8 +167,39 @@ func TestParseAcceptErrors(t *testing.T) {
 			t.Errorf("%s: parseAccept = %+v, %v; want ErrCorrupt", name, env, err)
 		}
 	}
+	// The fields after Mailbox: From "a", To "b", Received 0, Remote "",
+	// then Mailbox and the rest.
+	fields := func(tail ...byte) []byte {
+		return withLen(append([]byte{0, 0, 0, 0, 1, 'a', 1, 1, 'b', 0, 0}, tail...))
+	}
+	for name, p := range map[string][]byte{
+		"empty-mailbox-last": fields(0),
+		"no-fields":          fields(0, 0),
+		"unknown-field":      fields(0, 8),
+		"fields-overflow":    fields(0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01),
+		"empty-ret":          fields(0, envRet, 0),
+		"ret-past-end":       fields(0, envRet, 5, 'F'),
+		"ret-not-utf8":       fields(0, envRet, 1, 0xff),
+		"envid-control":      fields(0, envEnvID, 3, 'a', 0x07, 'b'),
+		"ret-missing":        fields(0, envRet|envEnvID, 1, 'x'),
+		"no-rcpt-entry":      fields(0, envRcpts),
+		"unknown-rcpt-field": fields(0, envRcpts, 8),
+		"empty-notify":       fields(0, envRcpts, rcptNotify, 0),
+		"orcpt-c1":           fields(0, envRcpts, rcptORcpt, 2, 0xc2, 0x85),
+		"trailing-rcpt":      fields(0, envRcpts, 0, 0),
+	} {
+		if env, _, err := parseAccept(p); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: parseAccept = %+v, %v; want ErrCorrupt", name, env, err)
+		}
+	}
+	want := Envelope{From: "a", To: []string{"b"}, Mailbox: "", EnvID: "x", Rcpts: []Rcpt{{Relay: true, Notify: "NEVER"}}}
+	p := fields(0, envEnvID|envRcpts, 1, 'x', rcptRelay|rcptNotify, 5, 'N', 'E', 'V', 'E', 'R')
+	if got, _, err := parseAccept(p); err != nil || !envEqual(got, want) {
+		t.Errorf("hand-made record: %+v, %v; want %+v", got, err, want)
+	}
+
 	// The envelope's length is a prefix: the rest is body, whatever it holds.
-	p := withLen([]byte{0, 0, 0, 0, 0, 1, 1, 'a', 0, 0})
+	p = withLen([]byte{0, 0, 0, 0, 0, 1, 1, 'a', 0, 0})
 	p = append(p, 0xff, 0xfe)
 	binary.LittleEndian.PutUint32(p, uint32(len(p)-6))
 	if _, off, err := parseAccept(p); err != nil || off != len(p)-2 {
@@ -175,13 +279,14 @@ func testRecord(kind uint8, id uint64, payload []byte) []byte {
 }
 
 func FuzzParseRecord(f *testing.F) {
-	for i, env := range roundTripEnvelopes[:4] {
+	for i, env := range append(roundTripEnvelopes[:4:4], roundTripEnvelopes[6:11]...) {
 		p, err := appendEnvelope(nil, &env)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(testRecord(kindAccept, uint64(i+1), append(p, "Subject: hi\r\n\r\nbody\r\n"...)))
 	}
+	f.Add(testRecord(kindAccept, 20, append(oldAppendEnvelope(nil, &roundTripEnvelopes[6]), "Subject: old\r\n\r\nbody\r\n"...)))
 	f.Add(testRecord(kindStep, 7, appendStep(nil, "stored", []byte("ref-7"))))
 	f.Add(testRecord(kindStep, 8, appendStep(nil, "delivered:用户@例子.广告", nil)))
 	f.Add(testRecord(kindDone, 9, nil))
