@@ -1,6 +1,7 @@
 package mailsys
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/mta/mailauth"
+	"github.com/mailsys/mailsys/mta/queue"
+	"github.com/mailsys/mailsys/mta/resolve"
 	"github.com/mailsys/mailsys/pop3"
 	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
@@ -130,6 +134,36 @@ type Config struct {
 	// RunAs) Start refuses to serve as root on any address that is not a
 	// loopback one.
 	AllowRoot bool
+	// Resolver is the DNS of outbound delivery (MX, address and TLSA
+	// lookups) and of the MX listener's checks (SPF, DKIM, DMARC). Nil
+	// means the system's: resolve.System, the name servers of
+	// /etc/resolv.conf (a validating resolver there makes DANE work).
+	Resolver resolve.Resolver
+	// Outbound configures the outbound queue, which takes the submitted
+	// mail for other domains and sends it to their MX hosts (or the
+	// routes it names: a transport map, a smart host). Empty Dir means
+	// DataDir/queue; empty Hostname means Hostname; nil Resolver,
+	// Bounces, Signer and Logger mean the System's (its Resolver, its
+	// Deliverer, its DKIM signer, Logger). DisableOutbound turns the
+	// queue off: submission then refuses recipients of other domains. The
+	// queue needs a directory: without DataDir and Outbound.Dir it is off.
+	Outbound        queue.Config
+	DisableOutbound bool
+	// DKIM configures the signing of mail sent from the local domains
+	// (ed25519 and RSA keys per domain, made on first use). Empty Dir
+	// means DataDir/dkim; nil Domains means the UserDB's domains; nil
+	// Logger means Logger. DisableDKIM turns signing off, as does a
+	// missing directory (no DataDir, no DKIM.Dir).
+	DKIM        mailauth.SignerConfig
+	DisableDKIM bool
+	// Verify configures the MX listener's checks of incoming mail (SPF,
+	// DKIM, DMARC, and the Authentication-Results field). Its zero value
+	// means mailauth.DefaultVerifierConfig (DMARC's reject refused,
+	// quarantine filed in Junk); nil Resolver means the System's, empty
+	// Hostname means Hostname, nil Logger means Logger. DisableVerify
+	// turns the checks off.
+	Verify        mailauth.VerifierConfig
+	DisableVerify bool
 	// Filter, if set, sees every message before it is accepted (antispam,
 	// antivirus): it can reject it, file it into Junk or add headers.
 	Filter mta.Filter
@@ -188,6 +222,9 @@ func (c Config) Validate() error {
 		add("SMTP", c.inboundConfig(c.TLS, nil).Validate())
 	}
 	add("Access", c.Access.Validate())
+	if c.outbound() {
+		add("Outbound", c.outboundConfig(nil).Validate())
+	}
 	if c.serves(kindIMAP) {
 		add("IMAP", c.imapConfig(c.TLS, nil).Validate()) // it refuses an IMAP nobody could log in to
 	}
@@ -332,4 +369,74 @@ func (c *Config) pop3Config(tlsConfig *tls.Config, guard *mta.Guard) pop3.Config
 	pc := c.POP3
 	pc.Hostname, pc.TLS, pc.InsecureAuth, pc.Guard, pc.Logger = c.hostname(), tlsConfig, c.InsecureAuth, guard, c.logger()
 	return pc
+}
+
+// outboundConfig is the outbound queue's config; res is the System's
+// resolver.
+func (c *Config) outboundConfig(res resolve.Resolver) queue.Config {
+	oc := c.Outbound
+	if oc.Dir == "" && c.DataDir != "" {
+		oc.Dir = filepath.Join(c.DataDir, "queue")
+	}
+	if oc.Hostname == "" {
+		oc.Hostname = c.hostname()
+	}
+	if oc.Resolver == nil {
+		oc.Resolver = res
+	}
+	if oc.Logger == nil {
+		oc.Logger = c.logger()
+	}
+	return oc
+}
+
+// dkimConfig is the DKIM signer's config; users is the System's UserDB.
+func (c *Config) dkimConfig(users userdata.UserDB) mailauth.SignerConfig {
+	dc := c.DKIM
+	if dc.Dir == "" {
+		dc.Dir = filepath.Join(c.DataDir, "dkim")
+	}
+	if dc.Domains == nil && users != nil {
+		dc.Domains = func(ctx context.Context, domain string) (bool, error) {
+			_, err := users.Domain(ctx, domain)
+			if errors.Is(err, userdata.ErrNotFound) || errors.Is(err, userdata.ErrInvalid) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+	}
+	if dc.Logger == nil {
+		dc.Logger = c.logger()
+	}
+	return dc
+}
+
+// verifyConfig is the MX listener's checks' config; res is the System's
+// resolver.
+func (c *Config) verifyConfig(res resolve.Resolver) mailauth.VerifierConfig {
+	vc := c.Verify
+	if vc == (mailauth.VerifierConfig{}) {
+		vc = mailauth.DefaultVerifierConfig()
+		vc.Logger = nil
+	}
+	if vc.Resolver == nil {
+		vc.Resolver = res
+	}
+	if vc.Hostname == "" {
+		vc.Hostname = c.hostname()
+	}
+	if vc.Logger == nil {
+		vc.Logger = c.logger()
+	}
+	return vc
+}
+
+// outbound reports whether the System runs an outbound queue.
+func (c *Config) outbound() bool {
+	return !c.DisableOutbound && (c.DataDir != "" || c.Outbound.Dir != "")
+}
+
+// signs reports whether the System signs outbound mail with DKIM.
+func (c *Config) signs() bool {
+	return c.outbound() && !c.DisableDKIM && (c.DataDir != "" || c.DKIM.Dir != "")
 }

@@ -36,6 +36,9 @@ import (
 	"github.com/mailsys/mailsys/internal/tlsconf"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/mta/mailauth"
+	"github.com/mailsys/mailsys/mta/queue"
+	"github.com/mailsys/mailsys/mta/resolve"
 	"github.com/mailsys/mailsys/pop3"
 	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
@@ -65,6 +68,10 @@ type System struct {
 	txlog     mta.TxLog
 	passwords *userdata.PasswordLimiter
 	deliverer *mta.Deliverer
+	resolver  resolve.Resolver
+	verifier  *mailauth.Verifier // the MX listener's checks, nil when off
+	queue     *queue.Queue
+	dkim      *mailauth.Signer
 	closers   []func() error // what Open opened, to close in reverse
 
 	mu        sync.Mutex
@@ -132,8 +139,62 @@ func (s *System) open(ctx context.Context) error {
 		s.txlog, s.closers = l, append(s.closers, l.Close)
 	}
 	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Logger: s.log}
+	if err := s.openOutbound(ctx); err != nil {
+		return err
+	}
 	return s.deliverer.Recover(ctx)
 }
+
+// openOutbound opens what sending and checking mail need: the resolver,
+// the DKIM signer, the outbound queue (the Deliverer's Relay, and it
+// hands its bounces to the Deliverer), and the MX listener's Verifier.
+func (s *System) openOutbound(ctx context.Context) error {
+	cfg := &s.cfg
+	s.resolver = cfg.Resolver
+	if s.resolver == nil && (cfg.outbound() || !cfg.DisableVerify) {
+		r, err := resolve.System()
+		if err != nil {
+			return fmt.Errorf("mailsys: no Resolver, and the system's: %w", err)
+		}
+		s.resolver = r
+	}
+	if !cfg.DisableVerify {
+		v, err := mailauth.NewVerifier(cfg.verifyConfig(s.resolver))
+		if err != nil {
+			return fmt.Errorf("mailsys: %w", err)
+		}
+		s.verifier = v
+	}
+	if !cfg.outbound() {
+		return nil
+	}
+	oc := cfg.outboundConfig(s.resolver)
+	if cfg.signs() && oc.Signer == nil {
+		signer, err := mailauth.NewSigner(cfg.dkimConfig(s.users))
+		if err != nil {
+			return fmt.Errorf("mailsys: %w", err)
+		}
+		s.dkim, oc.Signer = signer, signer
+	}
+	if oc.Bounces == nil {
+		oc.Bounces = s.deliverer
+	}
+	q, err := queue.Open(ctx, oc)
+	if err != nil {
+		return err
+	}
+	s.queue, s.closers = q, append(s.closers, q.Close)
+	s.deliverer.Relay = q
+	return nil
+}
+
+// Queue returns the outbound queue (to list, retry, hold, release or
+// delete what it holds), or nil when there is none (Config.Outbound).
+func (s *System) Queue() *queue.Queue { return s.queue }
+
+// DKIM returns the DKIM signer of the local domains' outbound mail (its
+// Records are the TXT records to publish), or nil when signing is off.
+func (s *System) DKIM() *mailauth.Signer { return s.dkim }
 
 // Storage returns the message store the System runs on: Config.Storage,
 // or the embedded msstore.Volumes. Optional capabilities (msstore.Walker,
@@ -222,7 +283,13 @@ func (s *System) bind() (_ []boundListener, err error) {
 	// server's config error leaves no port taken.
 	icfg := cfg.inboundConfig(tlsConfig, guard)
 	makers := [...]func() (server, error){
-		kindSMTP:       func() (server, error) { return mta.NewInbound(icfg, s.users, s.deliverer) },
+		kindSMTP: func() (server, error) {
+			mx := icfg
+			if s.verifier != nil {
+				mx.Verifier = s.verifier
+			}
+			return mta.NewInbound(mx, s.users, s.deliverer)
+		},
 		kindSubmission: func() (server, error) { return mta.NewSubmission(icfg, s.users, s.users, s.deliverer) },
 		kindIMAP:       func() (server, error) { return imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store) },
 		kindPOP3:       func() (server, error) { return pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store) },

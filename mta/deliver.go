@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta/queue"
@@ -229,6 +231,9 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) erro
 			return err
 		}
 	}
+	if err := d.relay(ctx, tx, a); err != nil {
+		return err
+	}
 	// A replay finds what was indexed without a record, so the done mark
 	// need not wait for the disk.
 	return d.Log.DoneAsync(ctx, tx)
@@ -244,6 +249,9 @@ func (d *Deliverer) targets(ctx context.Context, tx *txlog.Txn, a *attempt) ([]t
 	owners := make([]msstore.Owner, 0, len(to))
 	known := len(a.rcpts) == len(to)
 	for i, rcpt := range to {
+		if relayed(tx, i) {
+			continue
+		}
 		var u userdata.User
 		if known {
 			u = a.rcpts[i]
@@ -376,4 +384,100 @@ func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, n
 		return fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
 	}
 	return nil
+}
+
+// relayed reports whether recipient i of tx is for the outbound queue.
+func relayed(tx *txlog.Txn, i int) bool {
+	r := tx.Envelope.Rcpts
+	return i < len(r) && r[i].Relay
+}
+
+// queueID is the outbound queue's ID of tx's message: the transaction's
+// id, with when it was accepted so that a log started anew does not give
+// an ID the queue remembers.
+func queueID(tx *txlog.Txn) string {
+	return "txn-" + strconv.FormatUint(tx.ID, 10) + "-" + strconv.FormatInt(tx.Envelope.Received.UnixNano(), 36)
+}
+
+// relay hands tx's recipients of other domains to the Relay. The queue
+// takes a message once by its ID, so a replay queues nothing twice and
+// the log needs no step for it.
+func (d *Deliverer) relay(ctx context.Context, tx *txlog.Txn, a *attempt) error {
+	env := &tx.Envelope
+	m := queue.Message{ID: queueID(tx), From: env.From, EnvID: env.EnvID, Ret: env.Ret, Received: env.Received}
+	for i, r := range env.Rcpts {
+		if r.Relay && i < len(env.To) {
+			m.Rcpts = append(m.Rcpts, queue.Rcpt{Addr: env.To[i], Notify: r.Notify, ORcpt: r.ORcpt})
+		}
+	}
+	if len(m.Rcpts) == 0 {
+		return nil
+	}
+	if d.Relay == nil {
+		return fmt.Errorf("mta: deliver %d: %d recipients for other domains, and no Relay", tx.ID, len(m.Rcpts))
+	}
+	var body io.Reader = tx.Body()
+	if k := a.kept; k != nil && k.whole && int64(len(k.logged())) == tx.Size {
+		body = bytes.NewReader(k.logged())
+	}
+	if err := d.Relay.Enqueue(ctx, m, body); err != nil {
+		return fmt.Errorf("mta: deliver %d: queueing for other domains: %w", tx.ID, err)
+	}
+	return nil
+}
+
+// Submit accepts a message made here (the outbound queue's delivery
+// status notifications) into the log and delivers it: to local users,
+// and through the Relay to the others. It returns once the message is
+// durable in the log; a delivery that fails then is left for Recover.
+func (d *Deliverer) Submit(ctx context.Context, from string, to []string, body io.Reader) error {
+	env := txlog.Envelope{From: from, To: to, Received: time.Now(), Remote: "local"}
+	relays := false
+	env.Rcpts = make([]txlog.Rcpt, len(to))
+	for i, rcpt := range to {
+		local, err := d.isLocal(ctx, rcpt)
+		if err != nil {
+			return fmt.Errorf("mta: submit: %w", err)
+		}
+		env.Rcpts[i].Relay = !local
+		relays = relays || !local
+	}
+	if !relays {
+		env.Rcpts = nil
+	}
+	tx, err := d.Log.Accept(ctx, env, body)
+	if err != nil {
+		return fmt.Errorf("mta: submit: %w", err)
+	}
+	if err := d.deliver(ctx, tx, &attempt{}); err != nil {
+		d.log().Warn("submitted message not delivered; left for recovery", "txn", tx.ID, "err", err)
+	}
+	return nil
+}
+
+// isLocal reports whether address is a local user's, or in a local
+// domain (a user gone since: not relayed, and dropped by the delivery).
+func (d *Deliverer) isLocal(ctx context.Context, address string) (bool, error) {
+	_, err := d.Users.LookupAddress(ctx, address)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, userdata.ErrNotFound) && !errors.Is(err, userdata.ErrInvalid) {
+		return false, err
+	}
+	dom, ok := d.Users.(interface {
+		Domain(ctx context.Context, name string) (userdata.Domain, error)
+	})
+	if !ok {
+		return false, nil
+	}
+	_, domain, _ := strings.Cut(address, "@")
+	_, err = dom.Domain(ctx, domain)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, userdata.ErrNotFound), errors.Is(err, userdata.ErrInvalid):
+		return false, nil
+	}
+	return false, err
 }
