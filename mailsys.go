@@ -138,7 +138,7 @@ func (s *System) open(ctx context.Context) error {
 		}
 		s.txlog, s.closers = l, append(s.closers, l.Close)
 	}
-	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Logger: s.log}
+	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Hostname: cfg.Hostname, Logger: s.log}
 	if err := s.openOutbound(ctx); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailsys/mailsys/msstore"
+	"github.com/mailsys/mailsys/mta/dsn"
 	"github.com/mailsys/mailsys/mta/queue"
 	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
@@ -76,6 +77,9 @@ type Deliverer struct {
 	// Summarize, if set, works out what the index caches about a message
 	// for IMAP (its ENVELOPE and BODYSTRUCTURE): imap.Summarize.
 	Summarize func(r io.Reader) (envelope, structure []byte, err error)
+	// Hostname names this host in the delivery status notifications
+	// the Deliverer sends (Reporting-MTA); "localhost" if empty.
+	Hostname string
 	// Relay, if set, takes the recipients of other domains (those an
 	// Envelope marks Relay): the outbound queue. Without it a submission
 	// listener refuses them.
@@ -95,6 +99,7 @@ type Relay interface {
 const (
 	stepStored  = "stored" // value: the body's Ref, binary
 	stepRcpt    = "rcpt:"  // + recipient index, for one not delivered; value: why
+	stepDSN     = "dsn"    // the local recipients' notification was submitted
 	recheckTail = 1000     // UIDs looked at for an entry made before a crash
 )
 
@@ -234,6 +239,9 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) erro
 	if err := d.relay(ctx, tx, a); err != nil {
 		return err
 	}
+	if err := d.report(ctx, tx, targets); err != nil {
+		return err
+	}
 	// A replay finds what was indexed without a record, so the done mark
 	// need not wait for the disk.
 	return d.Log.DoneAsync(ctx, tx)
@@ -369,8 +377,8 @@ func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, n
 	}
 	_, err = d.Users.Append(ctx, u.ID, inbox.ID, nm)
 	if errors.Is(err, userdata.ErrQuota) || errors.Is(err, userdata.ErrNotFound) {
-		// Accepted earlier but undeliverable now: give its reference back.
-		// (A bounce is the outbound relay's job.)
+		// Accepted earlier but undeliverable now: give its reference back
+		// (report tells the sender).
 		d.log().Warn("accepted message not delivered", "txn", tx.ID, "rcpt", u.Address, "err", err)
 		if rerr := d.Log.Record(ctx, tx, key, []byte(err.Error())); rerr != nil {
 			return fmt.Errorf("mta: deliver %d: %w", tx.ID, rerr)
@@ -428,19 +436,27 @@ func (d *Deliverer) relay(ctx context.Context, tx *txlog.Txn, a *attempt) error 
 
 // Submit accepts a message made here (the outbound queue's delivery
 // status notifications) into the log and delivers it: to local users,
-// and through the Relay to the others. It returns once the message is
-// durable in the log; a delivery that fails then is left for Recover.
+// and through the Relay to the others (dropped, and logged, without a
+// Relay). It returns once the message is durable in the log; a delivery
+// that fails then is left for Recover.
 func (d *Deliverer) Submit(ctx context.Context, from string, to []string, body io.Reader) error {
-	env := txlog.Envelope{From: from, To: to, Received: time.Now(), Remote: "local"}
+	env := txlog.Envelope{From: from, Received: time.Now(), Remote: "local"}
 	relays := false
-	env.Rcpts = make([]txlog.Rcpt, len(to))
-	for i, rcpt := range to {
+	for _, rcpt := range to {
 		local, err := d.isLocal(ctx, rcpt)
 		if err != nil {
 			return fmt.Errorf("mta: submit: %w", err)
 		}
-		env.Rcpts[i].Relay = !local
+		if !local && d.Relay == nil {
+			d.log().Warn("message for another domain not sent: no Relay", "from", reversePath(from), "to", rcpt)
+			continue
+		}
+		env.To = append(env.To, rcpt)
+		env.Rcpts = append(env.Rcpts, txlog.Rcpt{Relay: !local})
 		relays = relays || !local
+	}
+	if len(env.To) == 0 {
+		return nil
 	}
 	if !relays {
 		env.Rcpts = nil
@@ -480,4 +496,87 @@ func (d *Deliverer) isLocal(ctx context.Context, address string) (bool, error) {
 		return false, nil
 	}
 	return false, err
+}
+
+// report sends the sender the delivery status notification the local
+// recipients of tx ask for (RFC 3461): "delivered" for those whose
+// NOTIFY names SUCCESS, "failed" for those accepted but not delivered (a
+// mailbox full or gone since), unless NOTIFY says NEVER or leaves FAILURE
+// out. Nothing goes to the null sender. It is recorded, so that a replay
+// sends it once.
+func (d *Deliverer) report(ctx context.Context, tx *txlog.Txn, targets []target) error {
+	env := &tx.Envelope
+	if env.From == "" {
+		return nil
+	}
+	if _, ok := tx.Step(stepDSN); ok {
+		return nil
+	}
+	delivered := map[int]bool{}
+	for _, t := range targets {
+		delivered[t.index] = true
+	}
+	var rcpts []dsn.Recipient
+	for i, to := range env.To {
+		if relayed(tx, i) {
+			continue
+		}
+		var notify, orcpt string
+		if i < len(env.Rcpts) {
+			notify, orcpt = env.Rcpts[i].Notify, env.Rcpts[i].ORcpt
+		}
+		r := dsn.Recipient{Final: to, Original: orcpt, LastAttempt: time.Now()}
+		why, failed := tx.Step(stepRcpt + strconv.Itoa(i))
+		switch {
+		case !delivered[i] || failed:
+			if !notifies(notify, "FAILURE") {
+				continue
+			}
+			r.Action, r.Status, r.Diagnostic = dsn.Failed, "5.1.1", "550 5.1.1 No such user here (gone since the message was accepted)"
+			if failed {
+				r.Status, r.Diagnostic = "5.2.2", "552 5.2.2 Not delivered: "+string(why)
+			}
+		case notifies(notify, "SUCCESS"):
+			r.Action, r.Status = dsn.Delivered, "2.0.0"
+		default:
+			continue
+		}
+		rcpts = append(rcpts, r)
+	}
+	if len(rcpts) == 0 {
+		return nil
+	}
+	msg, err := dsn.Build(dsn.Report{ReportingMTA: d.hostname(), To: env.From, EnvID: env.EnvID, Arrival: env.Received, Ret: env.Ret,
+		Recipients: rcpts, Original: tx.Body(), OriginalSize: tx.Size})
+	if err != nil {
+		return fmt.Errorf("mta: deliver %d: notification: %w", tx.ID, err)
+	}
+	if err := d.Submit(ctx, "", []string{env.From}, bytes.NewReader(msg)); err != nil {
+		return fmt.Errorf("mta: deliver %d: notification: %w", tx.ID, err)
+	}
+	d.log().Info("delivery status notification sent", "txn", tx.ID, "to", env.From, "recipients", len(rcpts), "action", rcpts[0].Action)
+	return d.Log.RecordAsync(ctx, tx, stepDSN, nil)
+}
+
+// notifies reports whether a NOTIFY value asks for kind ("SUCCESS",
+// "FAILURE", "DELAY"); without NOTIFY, failures and delays are reported
+// (RFC 3461 §4.1 leaves the default to the server).
+func notifies(notify, kind string) bool {
+	if notify == "" {
+		return kind != "SUCCESS"
+	}
+	for _, n := range strings.Split(notify, ",") {
+		if strings.EqualFold(strings.TrimSpace(n), kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostname is the Reporting-MTA of the Deliverer's notifications.
+func (d *Deliverer) hostname() string {
+	if d.Hostname == "" {
+		return "localhost"
+	}
+	return d.Hostname
 }
