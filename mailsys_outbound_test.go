@@ -238,3 +238,61 @@ func inboxBodies(t *testing.T, sys *mailsys.System, addr string) [][]byte {
 	}
 	return out
 }
+
+// The MX listener checks where mail comes from: a message failing DMARC
+// under p=reject is refused with 550 5.7.1; one passing is delivered with
+// an Authentication-Results field naming this host.
+func TestInboundDMARC(t *testing.T) {
+	ctx := t.Context()
+	zone := &resolve.Static{}
+	zone.SetTXT("spoofed.example", "v=spf1 -all")
+	zone.SetTXT("_dmarc.spoofed.example", "v=DMARC1; p=reject")
+	zone.SetTXT("honest.example", "v=spf1 ip4:127.0.0.1 -all")
+	zone.SetTXT("_dmarc.honest.example", "v=DMARC1; p=reject")
+	cfg := mailsys.DefaultConfig(t.TempDir())
+	cfg.Hostname, cfg.SMTPAddr, cfg.Resolver = "mx.example.org", "127.0.0.1:0", zone
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	sys, err := mailsys.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.EnsureUser(ctx, "ann@example.org", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Shutdown(context.Background()) })
+	send := func(from string) error {
+		c, err := smtp.Dial(sys.Addrs()[0].String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.Hello("client.example"); err != nil {
+			return err
+		}
+		msg := "From: " + from + "\r\nTo: ann@example.org\r\nSubject: hi\r\n" +
+			"Authentication-Results: mx.example.org; dmarc=pass header.from=" + from + "\r\n\r\nhello\r\n"
+		return c.SendMail(from, []string{"ann@example.org"}, strings.NewReader(msg))
+	}
+	err = send("boss@spoofed.example")
+	if se, ok := err.(*smtp.SMTPError); !ok || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) {
+		t.Fatalf("spoofed sender: %v, want 550 5.7.1", err)
+	}
+	if err := send("friend@honest.example"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the honest message", func() bool { return inboxCount(t, sys, "ann@example.org") == 1 })
+	got := string(inboxBodies(t, sys, "ann@example.org")[0])
+	var results []string
+	for _, line := range strings.Split(got, "\r\n") {
+		if strings.HasPrefix(line, "Authentication-Results:") {
+			results = append(results, line)
+		}
+	}
+	if len(results) != 1 || !strings.Contains(results[0], "mx.example.org") || !strings.Contains(results[0], "spf=pass") ||
+		!strings.Contains(results[0], "dmarc=pass") || !strings.Contains(results[0], "dkim=none") {
+		t.Errorf("Authentication-Results fields (the client's forged one must be gone): %q", results)
+	}
+}
