@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -264,6 +265,7 @@ func (b *bench) startSinks() error {
 		}
 		srv := smtp.NewServer(backend{b})
 		srv.Domain, srv.MaxMessageBytes, srv.EnableSMTPUTF8 = "sink"+strconv.Itoa(d), 64<<20, true
+		srv.ErrorLog = log.New(io.Discard, "", 0) // connections the queue's Close cuts
 		go srv.Serve(l)
 		b.sinks = append(b.sinks, &sink{ip: ip, srv: srv})
 	}

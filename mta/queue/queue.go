@@ -62,6 +62,7 @@ type Queue struct {
 	dests    map[string]*dest
 	waiting  jobHeap // jobs not yet due
 	running  int     // workers
+	kept     int64   // bytes of the bodies kept in memory (entry.body)
 	shutdown chan struct{}
 }
 
@@ -76,7 +77,11 @@ type entry struct {
 	busy    int  // jobs of it being tried
 	// reporting is set while a goroutine sends its notifications.
 	reporting bool
-	parked    []*job // jobs set aside while it is held
+	// body, if not nil, is the body as queued, kept in memory from
+	// Enqueue to the end of its first attempts (within keepMax bytes for
+	// the queue), so that they do not read it back from the database.
+	body   []byte
+	parked []*job // jobs set aside while it is held
 }
 
 // job is some recipients of an entry for one destination, tried
@@ -179,6 +184,10 @@ func (q *Queue) Close() error {
 	return q.st.close()
 }
 
+// keepMax bounds the bytes of the bodies the queue keeps in memory for
+// their first attempts.
+const keepMax = 64 << 20
+
 // maxID bounds a Message's ID.
 const maxID = 128
 
@@ -265,6 +274,9 @@ func (q *Queue) Enqueue(ctx context.Context, m Message, body io.Reader) error {
 	defer q.mu.Unlock()
 	if q.closed {
 		return nil // durable: the next Open sends it
+	}
+	if q.kept+int64(len(b)) <= keepMax {
+		e.body, q.kept = b, q.kept+int64(len(b))
 	}
 	q.entries[e.id] = e
 	q.schedule(e, nil)

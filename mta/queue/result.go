@@ -51,6 +51,10 @@ func (q *Queue) complete(j *job, out []outcome) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e.busy--
+	if e.busy == 0 && e.body != nil {
+		q.kept -= int64(len(e.body))
+		e.body = nil // the first attempts are over: not held while retries wait
+	}
 	if e.deleted {
 		return
 	}
@@ -265,6 +269,10 @@ func (q *Queue) finish(e *entry) {
 		return
 	}
 	delete(q.entries, e.id)
+	if e.body != nil {
+		q.kept -= int64(len(e.body))
+		e.body = nil
+	}
 	if err := q.st.remove(e.id, e.m, time.Now()); err != nil {
 		q.log.Error("finished message not removed", "id", e.id, "err", err)
 	}

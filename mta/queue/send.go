@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -99,7 +100,10 @@ func (q *Queue) attempt(d *dest, j *job, c *conn) *conn {
 			return nil
 		}
 	}
-	out := c.send(ctx, q, j)
+	q.mu.Lock()
+	kept := j.e.body
+	q.mu.Unlock()
+	out := c.send(ctx, q, j, kept)
 	c.sent++
 	if c.broken {
 		c.close()
@@ -411,10 +415,11 @@ func statusOf(se *smtp.SMTPError) string {
 	return "4.0.0"
 }
 
-// send sends j's message to j's recipients over c, and returns each
+// send sends j's message (kept, if not nil, is its body) to j's
+// recipients over c, and returns each
 // recipient's outcome in j.rcpts's order. An error that leaves the
 // session unusable marks c broken.
-func (c *conn) send(ctx context.Context, q *Queue, j *job) []outcome {
+func (c *conn) send(ctx context.Context, q *Queue, j *job, kept []byte) []outcome {
 	m := j.e.m
 	out := make([]outcome, len(j.rcpts))
 	all := func(o outcome) []outcome {
@@ -489,7 +494,11 @@ func (c *conn) send(ctx context.Context, q *Queue, j *job) []outcome {
 	c.raw.SetDeadline(time.Now().Add(q.cfg.DataTimeout))
 	_, err = io.WriteString(w, m.Sig)
 	if err == nil {
-		_, err = io.Copy(w, q.st.body(j.e.id, m.Size))
+		var body io.Reader = q.st.body(j.e.id, m.Size)
+		if kept != nil {
+			body = bytes.NewReader(kept)
+		}
+		_, err = io.Copy(w, body)
 	}
 	if err == nil {
 		err = w.Close()

@@ -10,20 +10,23 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // The queue's database (Pebble, under Config.Dir) holds, per message:
 //
-//	m/<id>          the envelope (stored, JSON)
+//	m/<id>          the envelope (stored, JSON); once the message has left
+//	                the queue, a tombstone: 'D' and when (Unix seconds,
+//	                a varint), so that Enqueue of it again is a no-op,
+//	                for Remember
 //	b/<id>/<n>      the body, in chunks of chunkSize, n big-endian uint32
 //	r/<id>/<i>      recipient i's state (rcptState, JSON), i big-endian uint16
 //	h/<id>          present while the message is held
-//	d/<id>          once it has left the queue: when (Unix seconds), so
-//	                that Enqueue of it again is a no-op, for Remember
 //
 // A message is queued by one synced batch of its m, b and r keys; a
 // recipient's final state is synced before the next is tried; a
-// message's keys go, and its d key comes, in one batch.
+// message's keys go, and its tombstone comes, in one batch. One key
+// answers both "queued?" and "queued before?": one read an Enqueue.
 const chunkSize = 256 << 10
 
 // stored is a queued message's envelope as the database holds it.
@@ -82,7 +85,10 @@ type rcptState struct {
 
 func msgKey(id string) []byte  { return []byte("m/" + id) }
 func holdKey(id string) []byte { return []byte("h/" + id) }
-func doneKey(id string) []byte { return []byte("d/" + id) }
+
+// tombstone is the first byte of the value of a message that left the
+// queue (a JSON envelope starts with '{').
+const tombstone = 'D'
 
 func bodyKey(id string, n int) []byte {
 	return binary.BigEndian.AppendUint32([]byte("b/"+id+"/"), uint32(n))
@@ -98,7 +104,17 @@ type store struct {
 }
 
 func openStore(dir string, log *slog.Logger) (*store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	// A memtable that holds a few thousand messages: most leave the
+	// queue before it is flushed, so their bodies are never written again.
+	cache := pebble.NewCache(32 << 20)
+	defer cache.Unref()
+	opts := &pebble.Options{Logger: pebbleLogger{log}, Cache: cache, MemTableSize: 32 << 20}
+	for i := range opts.Levels {
+		// Most reads look for a key that is not there (has, for a new
+		// message): a Bloom filter answers them without the blocks.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w", dir, err)
 	}
@@ -109,17 +125,15 @@ func (s *store) close() error { return s.db.Close() }
 
 // has reports whether id is queued or remembered.
 func (s *store) has(id string) (bool, error) {
-	for _, k := range [][]byte{msgKey(id), doneKey(id)} {
-		_, c, err := s.db.Get(k)
-		if err == nil {
-			c.Close()
-			return true, nil
-		}
-		if err != pebble.ErrNotFound {
-			return false, fmt.Errorf("queue: %w", err)
-		}
+	_, c, err := s.db.Get(msgKey(id))
+	if err == pebble.ErrNotFound {
+		return false, nil
 	}
-	return false, nil
+	if err != nil {
+		return false, fmt.Errorf("queue: %w", err)
+	}
+	c.Close()
+	return true, nil
 }
 
 // put queues a message, durably.
@@ -181,7 +195,7 @@ func (s *store) setHold(id string, held bool) error {
 func (s *store) remove(id string, m *stored, now time.Time) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Delete(msgKey(id), nil)
+	b.Set(msgKey(id), binary.AppendVarint([]byte{tombstone}, now.Unix()), nil)
 	b.Delete(holdKey(id), nil)
 	for n := 0; int64(n)*chunkSize < m.Size || n == 0; n++ {
 		b.Delete(bodyKey(id, n), nil)
@@ -189,7 +203,6 @@ func (s *store) remove(id string, m *stored, now time.Time) error {
 	for i := range m.Rcpts {
 		b.Delete(rcptKey(id, i), nil)
 	}
-	b.Set(doneKey(id), binary.AppendVarint(nil, now.Unix()), nil)
 	// Not synced: lost in a crash, the message comes back with every
 	// recipient final and reported, and goes again.
 	if err := b.Commit(pebble.NoSync); err != nil {
@@ -198,9 +211,9 @@ func (s *store) remove(id string, m *stored, now time.Time) error {
 	return nil
 }
 
-// forget drops the ids remembered since before t.
+// forget drops the tombstones of messages that left before t.
 func (s *store) forget(t time.Time) (int, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("d/"), UpperBound: []byte("d0")})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
@@ -209,7 +222,11 @@ func (s *store) forget(t time.Time) (int, error) {
 	defer b.Close()
 	n := 0
 	for it.First(); it.Valid(); it.Next() {
-		if sec, k := binary.Varint(it.Value()); k <= 0 || sec < t.Unix() {
+		v := it.Value()
+		if len(v) == 0 || v[0] != tombstone {
+			continue
+		}
+		if sec, k := binary.Varint(v[1:]); k <= 0 || sec < t.Unix() {
 			b.Delete(bytes.Clone(it.Key()), nil)
 			n++
 		}
@@ -251,6 +268,9 @@ func (s *store) load() ([]*loaded, error) {
 		case 'h':
 			held[k[2:]] = true
 		case 'm':
+			if v := it.Value(); len(v) > 0 && v[0] == tombstone {
+				continue
+			}
 			l := &loaded{id: k[2:], held: held[k[2:]]}
 			if err := json.Unmarshal(it.Value(), &l.m); err != nil {
 				return nil, fmt.Errorf("queue: message %s: %w", l.id, err)
