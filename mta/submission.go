@@ -207,7 +207,8 @@ func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 // checkSenders reads the header of a submitted message from r and checks
 // that the user may use every address of its From: and Sender: fields. It
-// returns a reader of the whole message, header included.
+// returns a reader of the whole message, header included, less the
+// Authentication-Results fields that name this host.
 func (s *inboundSession) checkSenders(r io.Reader) (io.Reader, error) {
 	src := &errReader{r: io.LimitReader(r, maxHeader)}
 	var head bytes.Buffer
@@ -232,7 +233,9 @@ func (s *inboundSession) checkSenders(r io.Reader) (io.Reader, error) {
 			}
 		}
 	}
-	return io.MultiReader(&head, r), nil
+	// An Authentication-Results field naming this host is a forgery
+	// here too (RFC 8601 §5): the downstream agents trust this host's.
+	return io.MultiReader(bytes.NewReader(stripAuthResults(head.Bytes(), s.in.cfg.Hostname)), r), nil
 }
 
 // errReader keeps the error its reader returned.

@@ -218,3 +218,19 @@ func TestSubmissionNoVerifier(t *testing.T) {
 		t.Errorf("the submission listener called Verify %d times", len(calls))
 	}
 }
+
+// TestSubmissionStripsForgedResults: an authenticated user cannot pass
+// an Authentication-Results field off as this host's to a local user;
+// another host's stays.
+func TestSubmissionStripsForgedResults(t *testing.T) {
+	s, addr := startSubmissionWith(t, nil, nil)
+	msg := "From: u0@example.test\r\nAuthentication-Results: MX.example.test; dmarc=pass\r\n" +
+		"Authentication-Results: other.example; spf=pass\r\nSubject: hi\r\n\r\nx\r\n"
+	if err := submit(addr, msg); err != nil {
+		t.Fatalf("submission: %v", err)
+	}
+	got := inbox(t, s, "u1@example.test", 1)
+	if len(got) != 1 || bytes.Contains(got[0], []byte("dmarc=pass")) || !bytes.Contains(got[0], []byte("other.example; spf=pass")) {
+		t.Errorf("u1 got %q", got)
+	}
+}
