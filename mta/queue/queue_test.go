@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"bytes"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -277,4 +279,20 @@ func TestEnqueueIdempotent(t *testing.T) {
 	if n := len(r.messages()); n != 1 {
 		t.Errorf("%d deliveries of one message", n)
 	}
+}
+
+// An MX host reached over IPv6, and one whose IPv4 address refuses
+// connections while its IPv6 one answers.
+func TestIPv6(t *testing.T) {
+	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	} else {
+		l.Close()
+	}
+	f := newFixture(t, nil)
+	r := startRemote(t, "::1", f.port, "")
+	f.mx("example.net", "mx.example.net")
+	f.zone.SetIP("mx.example.net", netip.MustParseAddr("127.0.0.9"), netip.MustParseAddr("::1"))
+	f.send("m1", "", "bob@example.net")
+	waitFor(t, "delivery over IPv6", func() bool { return len(r.messages()) == 1 })
 }
