@@ -60,9 +60,10 @@ type Queue struct {
 	entries  map[string]*entry
 	adding   map[string]bool // ids being queued by Enqueue
 	dests    map[string]*dest
-	waiting  jobHeap // jobs not yet due
-	running  int     // workers
-	kept     int64   // bytes of the bodies kept in memory (entry.body)
+	pending  map[*dest]bool // destinations with jobs ready
+	waiting  jobHeap        // jobs not yet due
+	running  int            // workers
+	kept     int64          // bytes of the bodies kept in memory (entry.body)
 	shutdown chan struct{}
 }
 
@@ -102,6 +103,7 @@ type dest struct {
 	ready    []*job
 	active   int // workers
 	failures int // connection failures in a row
+	lastFail time.Time
 	dead     time.Time
 	lastErr  string
 	more     chan struct{} // closed when a job is made ready
@@ -132,7 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{cfg: cfg, log: log, st: st, res: res, wake: make(chan struct{}, 1),
-		entries: map[string]*entry{}, adding: map[string]bool{}, dests: map[string]*dest{}, shutdown: make(chan struct{})}
+		entries: map[string]*entry{}, adding: map[string]bool{}, dests: map[string]*dest{}, pending: map[*dest]bool{}, shutdown: make(chan struct{})}
 	if !cfg.DisableSTS {
 		f := cfg.STSFetcher
 		if f == nil {
@@ -385,6 +387,7 @@ func (q *Queue) add(j *job) {
 	default:
 		d := q.dest(j.dest)
 		d.ready = append(d.ready, j)
+		q.pending[d] = true
 		close(d.more)
 		d.more = make(chan struct{})
 		q.poke()
@@ -431,6 +434,11 @@ func (q *Queue) dispatch() {
 		q.mu.Unlock()
 		if now.Sub(sweep) > time.Hour {
 			sweep = now
+			q.mu.Lock()
+			for _, d := range q.dests {
+				q.forgetDest(d, now)
+			}
+			q.mu.Unlock()
 			if n, err := q.st.forget(now.Add(-q.cfg.Remember)); err != nil {
 				q.log.Warn("old message ids not forgotten", "err", err)
 			} else if n > 0 {
@@ -451,7 +459,7 @@ func (q *Queue) dispatch() {
 // room under its limit and the global one; a dead destination's jobs are
 // deferred without a try. Called with q.mu held.
 func (q *Queue) startWorkers(now time.Time) {
-	for name, d := range q.dests {
+	for d := range q.pending {
 		if len(d.ready) > 0 && d.dead.After(now) {
 			kept := d.ready[:0]
 			for _, j := range d.ready {
@@ -470,9 +478,18 @@ func (q *Queue) startWorkers(now time.Time) {
 			q.wg.Add(1)
 			go q.worker(d)
 		}
-		if len(d.ready) == 0 && d.active == 0 && d.failures == 0 && !d.dead.After(now) {
-			delete(q.dests, name)
+		if len(d.ready) == 0 {
+			delete(q.pending, d)
+			q.forgetDest(d, now)
 		}
+	}
+}
+
+// forgetDest drops d if nothing is ready or running there, and it is
+// not dead nor has failed in the last DeadFor. Called with q.mu held.
+func (q *Queue) forgetDest(d *dest, now time.Time) {
+	if len(d.ready) == 0 && d.active == 0 && !d.dead.After(now) && now.Sub(d.lastFail) > q.cfg.DeadFor {
+		delete(q.dests, d.name)
 	}
 }
 
@@ -572,6 +589,7 @@ func (q *Queue) worker(d *dest) {
 			}
 			d.active--
 			q.running--
+			q.forgetDest(d, time.Now())
 			q.poke()
 			q.mu.Unlock()
 			return

@@ -82,7 +82,7 @@ func (q *Queue) attempt(d *dest, j *job, c *conn) *conn {
 		q.mu.Lock()
 		if fail != nil && !fail.perm && ctx.Err() == nil {
 			d.failures++
-			d.lastErr = fail.reply
+			d.lastErr, d.lastFail = fail.reply, time.Now()
 			if d.failures >= q.cfg.DeadAfter {
 				d.dead = time.Now().Add(q.cfg.DeadFor)
 				q.log.Warn("destination marked dead", "destination", d.name, "failures", d.failures, "until", d.dead, "err", fail.reply)
