@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"bufio"
 	"bytes"
 	"net"
 	"net/netip"
@@ -295,4 +296,66 @@ func TestIPv6(t *testing.T) {
 	f.zone.SetIP("mx.example.net", netip.MustParseAddr("127.0.0.9"), netip.MustParseAddr("::1"))
 	f.send("m1", "", "bob@example.net")
 	waitFor(t, "delivery over IPv6", func() bool { return len(r.messages()) == 1 })
+}
+
+// What the next hop cannot take bounces at once: a message over its
+// SIZE (5.3.4), one that needs SMTPUTF8 it does not offer (5.6.7), and
+// one with 8-bit content for a host without 8BITMIME (5.6.3); a host that
+// offers them gets the parameters.
+func TestNextHopLimits(t *testing.T) {
+	f := newFixture(t, nil)
+	small := startRemote(t, "127.0.0.2", f.port, "", func(s *smtp.Server) { s.MaxMessageBytes, s.EnableSMTPUTF8 = 100, false })
+	f.mx("small.example", "mx.small.example")
+	f.host("mx.small.example", "127.0.0.2")
+	rawRemote(t, "127.0.0.3", f.port, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		c.Write([]byte("220 old.example\r\n"))
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch strings.ToUpper(strings.Fields(line + " x")[0]) {
+			case "EHLO":
+				c.Write([]byte("250-old.example\r\n250 PIPELINING\r\n"))
+			case "QUIT":
+				c.Write([]byte("221 bye\r\n"))
+				return
+			default:
+				c.Write([]byte("250 ok\r\n"))
+			}
+		}
+	})
+	f.mx("old.example", "mx.old.example")
+	f.host("mx.old.example", "127.0.0.3")
+	big := queue.Message{ID: "big", From: "ann@example.org", Rcpts: []queue.Rcpt{{Addr: "bob@small.example"}}}
+	utf := queue.Message{ID: "utf", From: "ann@example.org", Rcpts: []queue.Rcpt{{Addr: "jörg@small.example"}}}
+	eight := queue.Message{ID: "eight", From: "ann@example.org", Rcpts: []queue.Rcpt{{Addr: "bob@old.example"}}}
+	for _, m := range []struct {
+		m    queue.Message
+		body string
+	}{{big, "Subject: big\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"}, {utf, "Subject: hi\r\n\r\nhi\r\n"}, {eight, "Subject: hi\r\n\r\nGrüße\r\n"}} {
+		if err := f.q.Enqueue(t.Context(), m.m, strings.NewReader(m.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "three bounces", func() bool { return len(f.bounces.all()) == 3 })
+	status := map[string]string{}
+	for _, b := range f.bounces.all() {
+		p, err := dsn.Parse(bytes.NewReader(b.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, final, _ := p.Recipients[0].Typed("Final-Recipient")
+		status[final] = p.Recipients[0].Get("Status")
+	}
+	want := map[string]string{"bob@small.example": "5.3.4", "jörg@small.example": "5.6.7", "bob@old.example": "5.6.3"}
+	for k, v := range want {
+		if status[k] != v {
+			t.Errorf("%s: status %q, want %s (all: %v)", k, status[k], v, status)
+		}
+	}
+	if n := len(small.messages()); n != 0 {
+		t.Errorf("the small host got %d messages", n)
+	}
 }
