@@ -72,6 +72,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-hostname", ""}, "-hostname"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
 		{[]string{"-no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+		{[]string{"-transport", "x=y"}, `invalid value "x=y" for flag -transport: "y": want HOST:PORT`},
+		{[]string{"-transport", "example.net=nohost"}, `"nohost": want HOST:PORT`},
+		{[]string{"-smarthost", "smtp.example.com:587", "-smarthost-user", "u", "-smarthost-password-file", "/nonexistent/pw"},
+			"-smarthost-password-file: open /nonexistent/pw: no such file"},
+		{[]string{"-smarthost", "smtp.example.com:587", "-smarthost-user", "u"}, "-smarthost-user: without -smarthost-password-file"},
 	} {
 		data := filepath.Join(t.TempDir(), "data")
 		code, _, stderr := exitCode(t, bin, append([]string{"-data", data}, tc.args...)...)
@@ -104,9 +109,18 @@ func TestHelp(t *testing.T) {
 // stopped, as SIGTERM does, at the end of the test.
 func startLogged(t *testing.T, bin string, args ...string) (ready, stdout string) {
 	t.Helper()
+	ready, out, _ := startProgram(t, bin, args...)
+	return ready, out
+}
+
+// startProgram is startLogged that returns the program's logs too, which
+// it goes on writing.
+func startProgram(t *testing.T, bin string, args ...string) (ready, stdout string, logs *syncBuffer) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
-	var out, logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &logs
+	var out syncBuffer
+	logs = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = &out, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +136,7 @@ func startLogged(t *testing.T, bin string, args ...string) (ready, stdout string
 	deadline := time.After(30 * time.Second)
 	for {
 		if m := re.FindString(logs.String()); m != "" {
-			return m, out.String()
+			return m, out.String(), logs
 		}
 		select {
 		case err := <-exited:

@@ -24,6 +24,7 @@ import (
 	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/mta/queue"
 	"github.com/mailsys/mailsys/pop3"
 	"github.com/mailsys/mailsys/txlog"
 	"github.com/mailsys/mailsys/userdata"
@@ -117,6 +118,10 @@ func TestSampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	examples := regexp.MustCompile(`(?m)^#(\[|[a-z_]+ = )`).ReplaceAll(sample, []byte("$1"))
+	// The smart host's password file, which must be there.
+	pwFile := filepath.Join(t.TempDir(), "smarthost-password")
+	os.WriteFile(pwFile, []byte("smart secret\n"), 0o600)
+	examples = regexp.MustCompile(`(?m)^password_file = .*$`).ReplaceAll(examples, fmt.Appendf(nil, "password_file = %q", pwFile))
 	file := filepath.Join(t.TempDir(), "examples.toml")
 	os.WriteFile(file, examples, 0o600)
 	o, err = parseFlags([]string{"-config", file})
@@ -125,6 +130,9 @@ func TestSampleConfig(t *testing.T) {
 	}
 	want := sampleConfig()
 	want.StoreConfig.Dirs = []msstore.Dir{{Path: "/disk1/mailsys-store", Weight: 2}, {Path: "/disk2/mailsys-store", Weight: 1, Masked: true}}
+	want.Outbound.Transports = map[string]queue.Route{"example.net": {Addr: "10.0.0.5:25"}, "example.com": {Addr: "[2001:db8::5]:2525"}}
+	want.Outbound.SmartHost = &queue.Route{Addr: "smtp.example.com:587", Username: "mailsys@example.com", Password: "smart secret"}
+	want.Outbound.SmartHostDomains = []string{"example.com", "example.org"}
 	if !reflect.DeepEqual(o.cfg, want) {
 		t.Errorf("mailsys.toml's examples give\n%+v\nwant\n%+v", o.cfg, want)
 	}

@@ -28,6 +28,9 @@ type fileKeys struct {
 	SMTP         smtpKeys     `toml:"smtp"`
 	IMAP         imapKeys     `toml:"imap"`
 	POP3         pop3Keys     `toml:"pop3"`
+	Outbound     outboundKeys `toml:"outbound"`
+	DKIM         dkimKeys     `toml:"dkim"`
+	Verify       verifyKeys   `toml:"verify"`
 
 	Domains tableArray[domainEntry] `toml:"domains"`
 	Users   tableArray[userEntry]   `toml:"users"`
@@ -138,6 +141,30 @@ type pop3Keys struct {
 	WriteTimeout   duration `toml:"write_timeout"`
 }
 
+type outboundKeys struct {
+	Enabled    boolean       `toml:"enabled"`
+	Dir        str           `toml:"dir"`
+	Transports routes        `toml:"transports"`
+	SmartHost  smartHostKeys `toml:"smarthost"`
+}
+
+type smartHostKeys struct {
+	Address      hostPort   `toml:"address"`
+	User         str        `toml:"user"`
+	PasswordFile str        `toml:"password_file"`
+	TLS          tlsMode    `toml:"tls"`
+	Domains      domainList `toml:"domains"`
+}
+
+type dkimKeys struct {
+	Enabled boolean `toml:"enabled"`
+	Dir     str     `toml:"dir"`
+}
+
+type verifyKeys struct {
+	Enabled boolean `toml:"enabled"`
+}
+
 // domainEntry is a [[domains]] table: a domain to create, or to give
 // this quota if it exists.
 type domainEntry struct {
@@ -162,7 +189,7 @@ type userKeys struct {
 // keys binds the file's keys to o's variables.
 func (o *options) keys() *fileKeys {
 	c := &o.cfg
-	sc, uc, a, ic, pc := &c.StoreConfig, &c.UserDBConfig, &c.Access, &c.IMAP, &c.POP3
+	sc, uc, a, ic, pc, sh := &c.StoreConfig, &c.UserDBConfig, &c.Access, &c.IMAP, &c.POP3, &o.smartHost
 	return &fileKeys{
 		DataDir:      str{&c.DataDir},
 		Hostname:     str{&c.Hostname},
@@ -255,6 +282,20 @@ func (o *options) keys() *fileKeys {
 			MaxSession:     duration{&pc.MaxSession},
 			WriteTimeout:   duration{&pc.WriteTimeout},
 		},
+		Outbound: outboundKeys{
+			Enabled:    boolean{&o.outbound},
+			Dir:        str{&c.Outbound.Dir},
+			Transports: routes{&c.Outbound.Transports},
+			SmartHost: smartHostKeys{
+				Address:      hostPort{&sh.addr},
+				User:         str{&sh.user},
+				PasswordFile: str{&sh.passwordFile},
+				TLS:          tlsMode{&sh.tls},
+				Domains:      domainList{&sh.domains},
+			},
+		},
+		DKIM:   dkimKeys{Enabled: boolean{&o.dkim}, Dir: str{&c.DKIM.Dir}},
+		Verify: verifyKeys{Enabled: boolean{&o.verify}},
 		Domains: tableArray[domainEntry]{&o.domains, func(d *domainEntry) any {
 			return &domainKeys{str{&d.Name}, size[int64]{p: &d.Quota}}
 		}},

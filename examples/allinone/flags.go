@@ -31,6 +31,10 @@ type options struct {
 	set         map[string]bool // the flags the command line gives
 	passwordMiB int64
 	anyFrom     fromFlags
+
+	outbound, dkim, verify bool           // -outbound, -dkim, -verify: false turns each off
+	transports             transportFlags // -transport, replacing the file's outbound.transports
+	smartHost              smartHost      // -smarthost..., over the file's [outbound.smarthost]
 }
 
 // listenerFlag is a listener's flag: its name, which is also the
@@ -49,10 +53,11 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 // parseFlags parses and checks the command line, and the configuration
-// file -config names, without touching the disk. The command line's
-// flags override the file, whose keys override the flags' defaults. It
-// returns flag.ErrHelp for -h or -help, and a usageError, once the
-// problems are printed, for a command line or file it refuses.
+// file -config names, and reads the smart host's password file, without
+// writing anything. The command line's flags override the file, whose
+// keys override the flags' defaults. It returns flag.ErrHelp for -h or
+// -help, and a usageError, once the problems are printed, for a command
+// line or file it refuses.
 func parseFlags(args []string) (*options, error) {
 	o, fs := newOptions()
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +82,10 @@ func parseFlags(args []string) (*options, error) {
 	if o.set["any-from"] {
 		c.SMTP.AnyFrom = o.anyFrom
 	}
+	if o.set["transport"] {
+		c.Outbound.Transports = o.transports
+	}
+	c.DisableOutbound, c.DisableDKIM, c.DisableVerify = !o.outbound, !o.dkim, !o.verify
 	if a := &c.UserDBConfig.Argon2; *a != (userdata.Argon2Params{}) {
 		// Set in part by the file: the rest keeps its default.
 		d := userdata.DefaultArgon2()
@@ -96,6 +105,7 @@ func parseFlags(args []string) (*options, error) {
 // bound to them.
 func newOptions() (*options, *flag.FlagSet) {
 	o := &options{inFile: map[string]bool{}, refused: map[string]bool{}, set: map[string]bool{}}
+	o.outbound, o.dkim, o.verify, o.smartHost.tls = true, true, true, tlsSTARTTLS
 	c := &o.cfg
 	fs := flag.NewFlagSet("allinone", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -103,6 +113,10 @@ func newOptions() (*options, *flag.FlagSet) {
   allinone [-config FILE] [flag ...]
 The flags given override the -config file's keys (TOML: see mailsys.toml
 beside allinone's source), which override the flags' defaults.
+The users' mail for other domains goes out through the outbound queue
+(DATA/queue), signed with DKIM (keys in DATA/dkim; the TXT records to
+publish are printed at start): to the domain's MX hosts, or to the host
+-transport names for it, or to the -smarthost.
 `)
 		fs.PrintDefaults()
 	}
@@ -144,12 +158,23 @@ beside allinone's source), which override the flags' defaults.
 	fs.DurationVar(&c.POP3.CommandTimeout, "pop3-command-timeout", 0, "time a logged-in POP3 client has for each command (0: 10m)")
 	fs.DurationVar(&c.POP3.MaxSession, "pop3-max-session", 0, "longest POP3 session (0: 1h)")
 	fs.Var(&o.anyFrom, "any-from", "user address, or @domain, that may submit mail with any From:; repeatable, replacing the file's any_from")
+	fs.BoolVar(&o.outbound, "outbound", true, "send the users' mail for other domains through the outbound queue (false: submission refuses them)")
+	fs.BoolVar(&o.dkim, "dkim", true, "sign outbound mail with DKIM")
+	fs.BoolVar(&o.verify, "verify", true, "check incoming mail's SPF, DKIM and DMARC on the smtp listener")
+	fs.Var(&o.transports, "transport", "a route: `DOMAIN=HOST:PORT` sends DOMAIN's mail to HOST:PORT, not to its MX hosts; repeatable, replacing the file's outbound.transports")
+	sh := &o.smartHost
+	fs.Var(hostPort{&sh.addr}, "smarthost", "`HOST:PORT` to send the mail of other domains to (those of -smarthost-domains only, if set), but for -transport's")
+	fs.StringVar(&sh.user, "smarthost-user", "", "user name to log in to the smart host with (AUTH PLAIN, over TLS verified for its name), with -smarthost-password-file")
+	fs.StringVar(&sh.passwordFile, "smarthost-password-file", "", "`file` holding the smart host's password, one line")
+	fs.Var(tlsMode{&sh.tls}, "smarthost-tls", "TLS `mode` with the smart host: starttls, or implicit (at once, as on port 465)")
+	fs.Var(domainList{&sh.domains}, "smarthost-domains", "comma-separated `domains` whose mail goes to the smart host (empty: all)")
 	return o, fs
 }
 
 // check reports every problem of the parsed command line and file that
 // their own parsing does not see, after fileProblems, those of the
-// file's parsing. Each names the flag or the file's key that says it.
+// file's parsing. Each names the flag or the file's key that says it. It
+// sets the smart host in o.cfg (setSmartHost) when it has no problem.
 func (o *options) check(fs *flag.FlagSet, fileProblems []string) error {
 	var errs []error
 	for _, p := range fileProblems {
@@ -186,6 +211,7 @@ func (o *options) check(fs *flag.FlagSet, fileProblems []string) error {
 		}
 	})
 	errs = append(errs, o.checkEntries()...)
+	errs = append(errs, o.setSmartHost()...)
 	if len(errs) == 0 {
 		// What only the whole configuration shows (an address given
 		// twice, a store's sizes that do not fit together), as Open will

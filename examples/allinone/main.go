@@ -14,6 +14,24 @@
 // "ready", naming each listener's address, once it accepts connections,
 // and shuts down cleanly on SIGINT or SIGTERM.
 //
+// # Outbound mail
+//
+// The mail its users submit for other domains goes to the outbound queue
+// (in the data directory, as queue; the log says where), which sends it to
+// each domain's MX hosts; -transport DOMAIN=HOST:PORT (repeatable, as
+// Postfix's transport_maps) sends a domain's mail to a host of its own
+// instead, and -smarthost HOST:PORT the mail of every other domain, or of
+// -smarthost-domains only, logging in with -smarthost-user and the one
+// line of -smarthost-password-file (never a password on the command line,
+// which ps shows) over TLS, STARTTLS or -smarthost-tls implicit. That
+// mail is signed with DKIM, with keys per local domain made on first use
+// in the data directory, as dkim: at each start it prints, for each
+// domain it creates or gives users to, the TXT records to publish in that
+// domain's DNS, as zone file lines. The mail the smtp listener receives
+// is checked (SPF, DKIM, DMARC). -outbound=false turns the queue off
+// (submission then refuses other domains' recipients), -dkim=false the
+// signing, -verify=false the checks.
+//
 // # Configuration file
 //
 // With -config FILE it reads a TOML file that can say everything
@@ -44,14 +62,18 @@
 //	[imap]            max_append_size, preauth_timeout, preauth_bytes, idle_timeout,
 //	                  idle_command_timeout
 //	[pop3]            login_timeout, command_timeout, max_session, write_timeout
+//	[outbound]        enabled, dir, transports
+//	[outbound.smarthost] address, user, password_file, tls, domains
+//	[dkim]            enabled, dir
+//	[verify]          enabled
 //	[[domains]]       name, quota: created, or given this quota, at each start
 //	[[users]]         address, password: created, or given this password, at each start
 //
 // Sizes are bytes, an integer or a string with a unit ("64MiB");
 // durations are strings such as "5m". The flags given on the command line
-// override the file (-any-from replaces smtp.any_from; -user adds to
-// [[users]], its password winning for an address in both); a key the file
-// leaves out keeps its flag's default.
+// override the file (-any-from replaces smtp.any_from, -transport
+// outbound.transports; -user adds to [[users]], its password winning for
+// an address in both); a key the file leaves out keeps its flag's default.
 //
 // Without a certificate (-tls-cert and -tls-key, or [tls]) it makes a
 // self-signed one for localhost, 127.0.0.1, ::1 and the host name, in the
@@ -83,6 +105,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -116,6 +139,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 			log.Warn("the configuration file holds passwords that others may read", "file", o.configFile, "mode", fi.Mode().Perm())
 		}
 	}
+	if f := o.smartHost.passwordFile; f != "" {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("others may read the smart host's password file", "file", f, "mode", fi.Mode().Perm())
+		}
+	}
 	cfg := o.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
@@ -135,10 +163,13 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		defer cancel()
 		return sys.Shutdown(c)
 	}
-	if err := ensureAccounts(ctx, sys, o, log); err != nil {
+	domains, err := ensureAccounts(ctx, sys, o, log)
+	if err != nil {
 		shutdown()
 		return err
 	}
+	printDKIM(ctx, os.Stdout, sys, domains, log)
+	logOutbound(sys, &cfg, log)
 	if err := sys.Start(ctx); err != nil {
 		shutdown()
 		return err
@@ -151,27 +182,44 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 
 // ensureAccounts makes the file's domains, then its users and those of
 // -user (so that one given twice ends with the command line's password),
-// or, without any, the demo user.
-func ensureAccounts(ctx context.Context, sys *mailsys.System, o *options, log *slog.Logger) error {
+// or, without any, the demo user. It returns the domains of them all, in
+// lower case, each once, in that order: the local domains this start
+// knows of (the UserDB cannot list its domains).
+func ensureAccounts(ctx context.Context, sys *mailsys.System, o *options, log *slog.Logger) ([]string, error) {
+	var domains []string
+	add := func(d string) {
+		if d = strings.ToLower(d); !slices.Contains(domains, d) {
+			domains = append(domains, d)
+		}
+	}
 	for _, d := range o.domains {
 		created, err := ensureDomain(ctx, sys.UserDB(), d)
 		if err != nil {
-			return fmt.Errorf("domain %s: %w", d.Name, err)
+			return nil, fmt.Errorf("domain %s: %w", d.Name, err)
 		}
 		log.Info("domain", "name", d.Name, "quota", d.Quota, "created", created)
+		add(d.Name)
 	}
 	users := slices.Concat(o.fileUsers, o.users)
 	for _, u := range users {
 		created, err := sys.EnsureUser(ctx, u.Address, u.Password)
 		if err != nil {
-			return fmt.Errorf("user %s: %w", u.Address, err)
+			return nil, fmt.Errorf("user %s: %w", u.Address, err)
 		}
 		log.Info("user", "address", u.Address, "created", created)
+		_, d, _ := strings.Cut(u.Address, "@")
+		add(d)
 	}
 	if len(users) == 0 {
-		return ensureDemoUser(ctx, sys, o.cfg.Hostname, log)
+		demo, err := ensureDemoUser(ctx, sys, o.cfg.Hostname, log)
+		if err != nil {
+			return nil, err
+		}
+		if demo {
+			add(o.cfg.Hostname)
+		}
 	}
-	return nil
+	return domains, nil
 }
 
 // ensureDomain creates d, or gives it d's quota if it exists (its class
@@ -212,8 +260,8 @@ func readyAttrs(sys *mailsys.System, listeners []listenerFlag, data string) []an
 // ensureDemoUser makes demo@hostname with a random password, and prints
 // them, when the UserDB has no user at all. When the demo user is there
 // from an earlier start it says how to give it a new password, the one
-// printed then being lost.
-func ensureDemoUser(ctx context.Context, sys *mailsys.System, hostname string, log *slog.Logger) error {
+// printed then being lost. It reports whether the demo user is there.
+func ensureDemoUser(ctx context.Context, sys *mailsys.System, hostname string, log *slog.Logger) (bool, error) {
 	demo := "demo@" + hostname
 	// User ids start at 1 and are never reused, and the UserDB cannot
 	// delete a user: it has none if it has no user 1. (It has no way to
@@ -223,17 +271,18 @@ func ensureDemoUser(ctx context.Context, sys *mailsys.System, hostname string, l
 	case errors.Is(err, userdata.ErrNotFound):
 		pw := randomPassword()
 		if _, err := sys.EnsureUser(ctx, demo, pw); err != nil {
-			return fmt.Errorf("demo user: %w", err)
+			return false, fmt.Errorf("demo user: %w", err)
 		}
 		fmt.Printf("demo user: %s password: %s\n", demo, pw)
-		return nil
+		return true, nil
 	case err != nil:
-		return fmt.Errorf("looking for users: %w", err)
+		return false, fmt.Errorf("looking for users: %w", err)
 	}
 	if _, err := sys.UserDB().LookupAddress(ctx, demo); err == nil {
 		log.Info("the demo user is there from an earlier start; -user "+demo+":PASSWORD sets its password", "address", demo)
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 func randomPassword() string {
