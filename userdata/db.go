@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mailsys/mailsys/internal/pebblelog"
 )
 
 // Config configures a DB. The zero value of every field but Dir means its
@@ -134,7 +136,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			Cache:        cache,
 			MemTableSize: cfg.MemTableSize,
 			Merger:       sumMerger,
-			Logger:       pebbleLogger{log},
+			Logger:       pebblelog.Logger{Log: log},
 		}
 	}
 	db, err := openKV(ctx, &cfg, log, opts)
@@ -286,23 +288,6 @@ func (d *DB) nextCounter(b *pebble.Batch, name string) (uint64, error) {
 	n++
 	b.Set(key, binary.BigEndian.AppendUint64(nil, n), nil)
 	return n, nil
-}
-
-// pebbleLogger sends Pebble's logs to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error(msg, "source", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }
 
 // sumMerger is the merge operator of counters that many writers update

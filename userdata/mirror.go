@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/mailsys/mailsys/internal/fsutil"
+	"github.com/mailsys/mailsys/internal/privatefs"
 )
 
 // The hot standby (Config.Mirror). Every committed batch is applied to the
@@ -62,7 +63,7 @@ func openKV(ctx context.Context, cfg *Config, log *slog.Logger, opts func(fs vfs
 	if pfs == nil {
 		pfs = vfs.Default
 	}
-	pfs = newPrivateFS(pfs)
+	pfs = privatefs.New(pfs)
 	if err := os.MkdirAll(cfg.Dir, fsutil.DirMode); err != nil {
 		return nil, fmt.Errorf("userdata: %w", err)
 	}
@@ -86,7 +87,7 @@ func openKV(ctx context.Context, cfg *Config, log *slog.Logger, opts func(fs vfs
 	if cfg.Mirror == "" {
 		return k, nil
 	}
-	m, err := pebble.Open(cfg.Mirror, opts(newPrivateFS(vfs.Default)))
+	m, err := pebble.Open(cfg.Mirror, opts(privatefs.New(vfs.Default)))
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("userdata: open mirror %s: %w", cfg.Mirror, err)
@@ -164,7 +165,7 @@ func copyAll(ctx context.Context, src, dst *pebble.DB) error {
 }
 
 // guard runs f on db, turning a panic into an error: Pebble panics when
-// used after Close, and pebbleLogger turns Pebble's fatal errors (a failed
+// used after Close, and pebblelog.Logger turns Pebble's fatal errors (a failed
 // commit) into panics.
 func guard(f func() error) (err error) {
 	defer func() {

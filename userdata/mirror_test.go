@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/mailsys/mailsys/internal/pebblelog"
 	"github.com/mailsys/mailsys/msstore"
 )
 
@@ -76,7 +77,7 @@ func workload(t *testing.T, d *DB, addr string, u UserID, inbox FolderID, stop <
 func sameKeys(t *testing.T, a, b string) {
 	t.Helper()
 	dump := func(dir string) map[string]string {
-		db, err := pebble.Open(dir, &pebble.Options{Merger: sumMerger, Logger: pebbleLogger{slog.New(slog.DiscardHandler)}})
+		db, err := pebble.Open(dir, &pebble.Options{Merger: sumMerger, Logger: pebblelog.Logger{Log: slog.New(slog.DiscardHandler)}})
 		if err != nil {
 			t.Fatal(err)
 		}

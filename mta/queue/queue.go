@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailsys/mailsys/internal/fsutil"
 	"github.com/mailsys/mailsys/mta/mtasts"
 	"github.com/mailsys/mailsys/mta/resolve"
 )
@@ -118,9 +119,10 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	}
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "queue")
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(cfg.Dir, fsutil.DirMode); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
+	fsutil.TightenLog(log, cfg.Dir)
 	res := cfg.Resolver
 	if res == nil {
 		sys, err := resolve.System()

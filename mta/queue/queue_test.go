@@ -3,8 +3,10 @@ package queue_test
 import (
 	"bufio"
 	"bytes"
+	"io/fs"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -357,5 +359,29 @@ func TestNextHopLimits(t *testing.T) {
 	}
 	if n := len(small.messages()); n != 0 {
 		t.Errorf("the small host got %d messages", n)
+	}
+}
+
+// What the queue writes is private: directories 0700, files 0600,
+// whatever the umask.
+func TestPrivateFiles(t *testing.T) {
+	f := newFixture(t, func(c *queue.Config) { c.RetryFirst, c.RetryMax = time.Hour, time.Hour })
+	f.send("m1", "", "bob@nowhere.example")
+	f.q.Close()
+	err := filepath.WalkDir(f.cfg.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v", path, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

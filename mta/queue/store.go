@@ -7,10 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/mailsys/mailsys/internal/fsutil"
+	"github.com/mailsys/mailsys/internal/pebblelog"
+	"github.com/mailsys/mailsys/internal/privatefs"
 )
 
 // The queue's database (Pebble, under Config.Dir) holds, per message:
@@ -104,11 +110,17 @@ type store struct {
 }
 
 func openStore(dir string, log *slog.Logger) (*store, error) {
+	// The messages are private: the directory 0700 before Pebble opens
+	// it, and what Pebble makes in it 0600.
+	if err := os.MkdirAll(dir, fsutil.DirMode); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	fsutil.TightenLog(log, dir)
 	// A memtable that holds a few thousand messages: most leave the
 	// queue before it is flushed, so their bodies are never written again.
 	cache := pebble.NewCache(32 << 20)
 	defer cache.Unref()
-	opts := &pebble.Options{Logger: pebbleLogger{log}, Cache: cache, MemTableSize: 32 << 20}
+	opts := &pebble.Options{FS: privatefs.New(vfs.Default), Logger: pebblelog.Logger{Log: log}, Cache: cache, MemTableSize: 32 << 20}
 	for i := range opts.Levels {
 		// Most reads look for a key that is not there (has, for a new
 		// message): a Bloom filter answers them without the blocks.
@@ -341,21 +353,4 @@ func (r *bodyReader) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
-}
-
-// pebbleLogger sends Pebble's logs to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error(msg, "source", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }

@@ -1,4 +1,7 @@
-package userdata
+// Package privatefs is a Pebble file system that keeps what Pebble
+// creates private to the process's user, for the packages that keep a
+// Pebble database (userdata, mta/queue).
+package privatefs
 
 import (
 	"errors"
@@ -15,12 +18,13 @@ import (
 // privateFS makes the files and directories Pebble creates private to the
 // process's user (fsutil.FileMode, fsutil.DirMode) whatever the umask:
 // Pebble's own file system creates them 0666 and 0755, which a usual umask
-// leaves world-readable, and the database holds the password hashes.
+// leaves world-readable, and the databases hold password hashes and mail.
 //
 // Directories are made with DirMode directly. Files are made by the wrapped
 // file system and then changed with chmod. They are readable by others
 // only in between, inside a directory that is already private (openKV
-// tightens it before Pebble opens), so nobody else can reach them then.
+// tightens it before Pebble opens: the caller's job), so nobody else can
+// reach them then.
 //
 // The chmod goes to the path on disk, so it is only done when the wrapped
 // file system is the operating system's (vfs.Default, possibly wrapped):
@@ -30,7 +34,8 @@ type privateFS struct {
 	disk bool
 }
 
-func newPrivateFS(inner vfs.FS) vfs.FS {
+// New returns inner, making what it creates private (see privateFS).
+func New(inner vfs.FS) vfs.FS {
 	return &privateFS{FS: inner, disk: vfs.Root(inner) == vfs.Default && runtime.GOOS != "windows"}
 }
 
@@ -41,13 +46,13 @@ func (p *privateFS) private(name string) error {
 	}
 	fi, err := os.Lstat(name)
 	if err != nil {
-		return fmt.Errorf("userdata: %w", err)
+		return fmt.Errorf("privatefs: %w", err)
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
 		return nil
 	}
 	if err := os.Chmod(name, fi.Mode().Perm()&fsutil.FileMode); err != nil {
-		return fmt.Errorf("userdata: %w", err)
+		return fmt.Errorf("privatefs: %w", err)
 	}
 	return nil
 }
