@@ -159,9 +159,11 @@ type Config struct {
 	// Verify configures the MX listener's checks of incoming mail (SPF,
 	// DKIM, DMARC, and the Authentication-Results field). Its zero value
 	// means mailauth.DefaultVerifierConfig (DMARC's reject refused,
-	// quarantine filed in Junk); nil Resolver means the System's, empty
-	// Hostname means Hostname, nil Logger means Logger. DisableVerify
-	// turns the checks off.
+	// quarantine filed in Junk); a Verify with any field set is taken as
+	// it is, its booleans included, so start from DefaultConfig's (or
+	// mailauth.DefaultVerifierConfig) to change one field. Nil Resolver
+	// means the System's, empty Hostname means Hostname, nil Logger means
+	// Logger. DisableVerify turns the checks off.
 	Verify        mailauth.VerifierConfig
 	DisableVerify bool
 	// Filter, if set, sees every message before it is accepted (antispam,
@@ -179,6 +181,12 @@ type Config struct {
 func DefaultConfig(dataDir string) Config {
 	smtp := mta.DefaultInboundConfig()
 	smtp.Hostname = "" // the System's: Config.Hostname
+	outbound := queue.DefaultConfig(filepath.Join(dataDir, "queue"))
+	outbound.Hostname = "" // the System's
+	dkim := mailauth.DefaultSignerConfig(filepath.Join(dataDir, "dkim"))
+	dkim.Logger = nil // the System's
+	verify := mailauth.DefaultVerifierConfig()
+	verify.Logger = nil // the System's
 	return Config{
 		DataDir:      dataDir,
 		Hostname:     "localhost",
@@ -189,6 +197,9 @@ func DefaultConfig(dataDir string) Config {
 		SMTP:         smtp,
 		IMAP:         imap.DefaultConfig(),
 		POP3:         pop3.DefaultConfig(),
+		Outbound:     outbound,
+		DKIM:         dkim,
+		Verify:       verify,
 	}
 }
 

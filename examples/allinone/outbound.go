@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -353,8 +352,7 @@ func logOutbound(sys *mailsys.System, cfg *mailsys.Config, log *slog.Logger) {
 		return
 	}
 	oc := &cfg.Outbound
-	// The directory as mailsys.Config.Outbound documents it.
-	attrs := []any{"dir", cmp.Or(oc.Dir, filepath.Join(cfg.DataDir, "queue")), "dkim", sys.DKIM() != nil}
+	attrs := []any{"dir", sys.Queue().Dir(), "dkim", sys.DKIM() != nil}
 	if len(oc.Transports) > 0 {
 		attrs = append(attrs, "transports", formatTransports(oc.Transports))
 	}

@@ -30,6 +30,9 @@ type RcptStatus struct {
 	Busy        bool   // being tried now
 }
 
+// Dir returns the directory the queue keeps its database in.
+func (q *Queue) Dir() string { return q.cfg.Dir }
+
 // List returns the queued messages, oldest first.
 func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 	q.mu.Lock()
