@@ -385,3 +385,45 @@ func TestPrivateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// RET and ENVID go on to a host that offers DSN; a host that does not
+// makes the queue report the delivery itself as "relayed" to a sender
+// whose NOTIFY asked for SUCCESS.
+func TestDSNParametersAndRelayed(t *testing.T) {
+	f := newFixture(t, nil)
+	withDSN := startRemote(t, "127.0.0.2", f.port, "")
+	without := startRemote(t, "127.0.0.3", f.port, "", func(s *smtp.Server) { s.EnableDSN = false })
+	f.mx("dsn.example", "mx.dsn.example")
+	f.host("mx.dsn.example", "127.0.0.2")
+	f.mx("plain.example", "mx.plain.example")
+	f.host("mx.plain.example", "127.0.0.3")
+	m := queue.Message{ID: "m1", From: "ann@example.org", EnvID: "QQ314159", Ret: "HDRS", Rcpts: []queue.Rcpt{
+		{Addr: "bob@dsn.example", Notify: "SUCCESS", ORcpt: "rfc822;bob@dsn.example"},
+		{Addr: "carl@plain.example", Notify: "SUCCESS,FAILURE"}}}
+	if err := f.q.Enqueue(t.Context(), m, strings.NewReader("Subject: hi\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both delivered", func() bool { return len(withDSN.messages()) == 1 && len(without.messages()) == 1 })
+	waitFor(t, "queue empty", func() bool { return f.gone("m1") })
+	withDSN.mu.Lock()
+	mo, ro := withDSN.mailOpts, withDSN.dsnOpts
+	withDSN.mu.Unlock()
+	if mo == nil || mo.EnvelopeID != "QQ314159" || mo.Return != smtp.DSNReturnHeaders {
+		t.Errorf("MAIL options %+v", mo)
+	}
+	if len(ro) != 1 || ro[0] == nil || ro[0].OriginalRecipient != "bob@dsn.example" || ro[0].OriginalRecipientType != smtp.DSNAddressTypeRFC822 {
+		t.Errorf("RCPT options %+v", ro)
+	}
+	b := f.bounces.all()
+	if len(b) != 1 {
+		t.Fatalf("%d notifications, want 1 (relayed, for carl)", len(b))
+	}
+	p, err := dsn.Parse(bytes.NewReader(b[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDSN(t, p, "carl@plain.example", dsn.Relayed, "2.0.0", "")
+	if p.PerMessage.Get("Original-Envelope-Id") != "QQ314159" || p.OriginalType != "text/rfc822-headers" {
+		t.Errorf("ENVID %q, original %q", p.PerMessage.Get("Original-Envelope-Id"), p.OriginalType)
+	}
+}
