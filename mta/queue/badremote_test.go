@@ -3,8 +3,10 @@ package queue_test
 import (
 	"bufio"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,5 +129,82 @@ func TestMisbehavingRemotes(t *testing.T) {
 				t.Errorf("reply of %d bytes kept", len(e.Rcpts[0].LastReply))
 			}
 		})
+	}
+}
+
+// scripted is a raw remote that takes one message: it offers PIPELINING
+// or not, and notes, for each command after EHLO, whether the next was
+// already there when it was read (in the same write).
+type scripted struct {
+	pipelining bool
+	mu         sync.Mutex
+	ahead      []bool
+	got        int
+}
+
+func (s *scripted) serve(c net.Conn) {
+	r := bufio.NewReader(c)
+	c.Write([]byte("220 raw.example\r\n"))
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.Fields(line + " x")[0])
+		if cmd == "MAIL" || cmd == "RCPT" {
+			s.mu.Lock()
+			s.ahead = append(s.ahead, r.Buffered() > 0)
+			s.mu.Unlock()
+		}
+		switch cmd {
+		case "EHLO":
+			if s.pipelining {
+				c.Write([]byte("250-raw.example\r\n250-8BITMIME\r\n250 PIPELINING\r\n"))
+			} else {
+				c.Write([]byte("250-raw.example\r\n250 8BITMIME\r\n"))
+			}
+		case "DATA":
+			c.Write([]byte("354 go on\r\n"))
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			s.mu.Lock()
+			s.got++
+			s.mu.Unlock()
+			c.Write([]byte("250 2.0.0 taken\r\n"))
+		case "QUIT":
+			c.Write([]byte("221 bye\r\n"))
+			return
+		default:
+			c.Write([]byte("250 ok\r\n"))
+		}
+	}
+}
+
+// With PIPELINING, MAIL, the RCPTs and DATA go in one write; without it,
+// one command waits for the reply to the one before.
+func TestPipelining(t *testing.T) {
+	for _, offered := range []bool{true, false} {
+		f := newFixture(t, nil)
+		s := &scripted{pipelining: offered}
+		rawRemote(t, "127.0.0.2", f.port, s.serve)
+		f.mx("raw.example", "mx.raw.example")
+		f.host("mx.raw.example", "127.0.0.2")
+		f.send("m1", "", "a@raw.example", "b@raw.example")
+		waitFor(t, "delivery", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.got == 1 })
+		waitFor(t, "queue empty", func() bool { return f.gone("m1") })
+		s.mu.Lock()
+		ahead := s.ahead
+		s.mu.Unlock()
+		want := []bool{offered, offered, offered}
+		if !slices.Equal(ahead, want) {
+			t.Errorf("PIPELINING offered %v: next command already sent after MAIL, RCPT, RCPT: %v, want %v", offered, ahead, want)
+		}
 	}
 }

@@ -21,9 +21,11 @@
 // 8BITMIME asked for only when the message needs them (and a bounce,
 // 5.6.7 or 5.6.3, when the host lacks what it needs), the DSN parameters
 // passed on to a host that offers DSN, and STARTTLS whenever offered.
-// One connection carries a destination's messages one after another
-// (up to Config.MaxPerConnection). go-smtp's client does not pipeline:
-// each command waits for its reply.
+// With a host that offers PIPELINING (RFC 2920), a transaction's MAIL,
+// RCPTs and DATA go in one write, written here (go-smtp's client waits
+// for each reply); go-smtp's client does the rest of the session. One
+// connection carries a destination's messages one after another (up to
+// Config.MaxPerConnection).
 //
 // # TLS policies
 //

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,14 +45,18 @@ const (
 // conn is an SMTP connection to a destination's host, kept for several
 // messages.
 type conn struct {
-	c      *smtp.Client
-	raw    net.Conn
-	host   string // the host's name
-	tls    bool
-	dsn    bool // the host offers DSN
-	sent   int  // messages sent over it
-	broken bool
-	stop   func() bool // of the AfterFunc closing raw when the queue closes
+	c    *smtp.Client
+	raw  net.Conn // what the client talks over: TCP, or TLS over it
+	br   *bufio.Reader
+	host string // the host's name
+	tls  bool
+	dsn  bool // the host offers DSN
+	// pipelining is set when the host offers PIPELINING (RFC 2920): a
+	// transaction's commands go in one write (see sendPipelined).
+	pipelining bool
+	sent       int // messages sent over it
+	broken     bool
+	stop       func() bool // of the AfterFunc closing raw when the queue closes
 }
 
 func (c *conn) close() {
@@ -294,11 +300,9 @@ func (q *Queue) session(ctx context.Context, t target, ip netip.Addr, recs []res
 			raw.Close()
 			return nil, fail(true, "4.7.5", "TLS with %s [%s]: %v", t.name, addr, err)
 		}
-		sc = smtp.NewClient(tc)
+		sc, raw = smtp.NewClient(tc), tc
 	} else {
-		rec := &recordConn{Conn: raw}
-		raw = rec
-		sc = smtp.NewClient(rec)
+		sc = smtp.NewClient(raw)
 	}
 	sc.CommandTimeout = q.cfg.CommandTimeout
 	sc.SubmissionTimeout = q.cfg.DataTimeout
@@ -325,20 +329,17 @@ func (q *Queue) session(ctx context.Context, t target, ip netip.Addr, recs []res
 				cfg = q.cfg.TLS.Clone()
 				cfg.ServerName, cfg.InsecureSkipVerify, cfg.MinVersion = t.name, true, tls.VersionTLS12
 			}
-			tc, err := startTLS(raw.(*recordConn), cfg, q.cfg.Hostname)
+			tsc, tc, err := q.startTLS(ctx, raw, cfg, t.name)
 			if err != nil {
 				c.broken = true
 				c.close()
 				return nil, fail(true, "4.7.5", "STARTTLS with %s [%s]: %v", t.name, addr, err)
 			}
-			tc.CommandTimeout, tc.SubmissionTimeout = sc.CommandTimeout, sc.SubmissionTimeout
-			c.c, sc, c.tls = tc, tc, true
+			tsc.CommandTimeout, tsc.SubmissionTimeout = sc.CommandTimeout, sc.SubmissionTimeout
+			c.c, sc, c.raw, c.tls = tsc, tsc, tc, true
 		case mustTLS:
 			return abandon(fail(false, "4.7.4", "%s [%s] does not offer STARTTLS, which policy requires", t.name, addr))
 		}
-	}
-	if rc, ok := raw.(*recordConn); ok {
-		rc.stopped, rc.rec = true, nil
 	}
 	if r := t.route; r != nil && r.Username != "" {
 		if !c.tls {
@@ -349,6 +350,7 @@ func (q *Queue) session(ctx context.Context, t target, ip netip.Addr, recs []res
 		}
 	}
 	c.dsn, _ = sc.Extension("DSN")
+	c.pipelining, _ = sc.Extension("PIPELINING")
 	return c, nil
 }
 
@@ -452,6 +454,9 @@ func (c *conn) send(ctx context.Context, q *Queue, j *job, kept []byte) []outcom
 		}
 		c.broken = true
 		return *q.temp("4.4.2", c.host, "connection with %s: %v", c.host, err)
+	}
+	if c.pipelining {
+		return c.sendPipelined(q, j, kept, size)
 	}
 	opts := &smtp.MailOptions{Size: size, UTF8: m.UTF8}
 	if c.dsn {
@@ -579,53 +584,258 @@ func (b *budgetConn) Write(p []byte) (int, error) {
 	return b.Conn.Write(p)
 }
 
-// recordConn keeps what is read through it until stop: the greeting and
-// the EHLO reply, for startTLS.
-type recordConn struct {
-	net.Conn
-	rec     []byte
-	stopped bool
-	replay  []byte // read before the connection
-	swallow bool   // the next write is dropped
+// startTLS sends STARTTLS over wire, a session go-smtp's client has said
+// EHLO over, starts TLS on it, and returns a go-smtp client over the TLS
+// connection that has said EHLO again as the configured host name, and
+// the TLS connection. (go-smtp's client starts TLS only as
+// NewClientStartTLS, which greets and says EHLO itself, as "localhost",
+// and keeps the TLS connection to itself: PIPELINING needs it.)
+func (q *Queue) startTLS(ctx context.Context, wire net.Conn, cfg *tls.Config, host string) (*smtp.Client, *tls.Conn, error) {
+	wire.SetDeadline(time.Now().Add(q.cfg.CommandTimeout))
+	if _, err := io.WriteString(wire, "STARTTLS\r\n"); err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(wire, 1024)
+	if _, _, err := textproto.NewReader(br).ReadResponse(220); err != nil {
+		return nil, nil, err
+	}
+	if br.Buffered() > 0 {
+		return nil, nil, errors.New("data after the STARTTLS reply")
+	}
+	tc := tls.Client(wire, cfg)
+	hctx, cancel := context.WithTimeout(ctx, q.cfg.CommandTimeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		return nil, nil, err
+	}
+	wire.SetDeadline(time.Time{})
+	c := smtp.NewClient(&greeted{Conn: tc, greeting: []byte("220 " + host + "\r\n")})
+	if err := c.Hello(q.cfg.Hostname); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, tc, nil
 }
 
-func (r *recordConn) Read(p []byte) (int, error) {
-	if len(r.replay) > 0 {
-		n := copy(p, r.replay)
-		r.replay = r.replay[n:]
+// greeted is a connection whose greeting was read before TLS: it gives
+// go-smtp's client, which reads one first, a copy.
+type greeted struct {
+	net.Conn
+	greeting []byte
+}
+
+func (g *greeted) Read(p []byte) (int, error) {
+	if len(g.greeting) > 0 {
+		n := copy(p, g.greeting)
+		g.greeting = g.greeting[n:]
 		return n, nil
 	}
-	n, err := r.Conn.Read(p)
-	if !r.stopped {
-		r.rec = append(r.rec, p[:n]...)
-	}
-	return n, err
+	return g.Conn.Read(p)
 }
 
-func (r *recordConn) Write(p []byte) (int, error) {
-	if r.swallow {
-		r.swallow = false
-		return len(p), nil
+// sendPipelined is send for a host that offers PIPELINING (RFC 2920):
+// MAIL, every RCPT and DATA go in one write, then their replies are read
+// in order, then the message, if DATA was answered 354 and a recipient
+// was accepted. go-smtp's client, which waits for each reply, keeps the
+// rest of the session (EHLO, AUTH, RSET, QUIT): between transactions
+// neither has anything of the other's buffered.
+func (c *conn) sendPipelined(q *Queue, j *job, kept []byte, size int64) []outcome {
+	m := j.e.m
+	out := make([]outcome, len(j.rcpts))
+	var b bytes.Buffer
+	b.WriteString("MAIL FROM:<" + m.From + ">")
+	if ok, _ := c.c.Extension("SIZE"); ok {
+		fmt.Fprintf(&b, " SIZE=%d", size)
 	}
-	return r.Conn.Write(p)
-}
-
-// startTLS starts TLS on a session that said EHLO over rc, and says EHLO
-// again over TLS as hostname. go-smtp's client starts TLS only as
-// NewClientStartTLS, which greets and says EHLO itself (as "localhost"):
-// it is given the connection with the greeting and the EHLO reply
-// already read replayed, and its own EHLO dropped, so that the server
-// sees one EHLO, with hostname, before STARTTLS.
-func startTLS(rc *recordConn, cfg *tls.Config, hostname string) (*smtp.Client, error) {
-	rc.stopped = true
-	rc.replay, rc.rec, rc.swallow = rc.rec, nil, true
-	c, err := smtp.NewClientStartTLS(rc, cfg)
+	if m.EightBit {
+		b.WriteString(" BODY=8BITMIME")
+	}
+	if m.UTF8 {
+		b.WriteString(" SMTPUTF8")
+	}
+	if c.dsn {
+		if m.Ret != "" {
+			b.WriteString(" RET=" + m.Ret)
+		}
+		if m.EnvID != "" {
+			b.WriteString(" ENVID=" + xtext(m.EnvID))
+		}
+	}
+	b.WriteString("\r\n")
+	for _, i := range j.rcpts {
+		rc := m.Rcpts[i]
+		b.WriteString("RCPT TO:<" + rc.Addr + ">")
+		if c.dsn {
+			if rc.Notify != "" {
+				b.WriteString(" NOTIFY=" + strings.ToUpper(strings.ReplaceAll(rc.Notify, " ", "")))
+			}
+			if typ, addr, ok := strings.Cut(rc.ORcpt, ";"); ok && addr != "" {
+				if strings.EqualFold(typ, "utf-8") {
+					b.WriteString(" ORCPT=utf-8;" + utf8Xtext(addr))
+				} else {
+					b.WriteString(" ORCPT=" + typ + ";" + xtext(addr))
+				}
+			}
+		}
+		b.WriteString("\r\n")
+	}
+	b.WriteString("DATA\r\n")
+	fail := func(err error) []outcome {
+		c.broken = true
+		o := *q.temp("4.4.2", c.host, "connection with %s: %v", c.host, err)
+		for k := range out {
+			if out[k].reply == "" {
+				out[k] = o
+			}
+		}
+		return out
+	}
+	c.raw.SetDeadline(time.Now().Add(q.cfg.CommandTimeout))
+	defer c.raw.SetDeadline(time.Time{})
+	if _, err := c.raw.Write(b.Bytes()); err != nil {
+		return fail(err)
+	}
+	if c.br == nil {
+		c.br = bufio.NewReader(c.raw)
+	}
+	r := textproto.NewReader(c.br)
+	mail, err := readReply(r, c.host)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	if err := c.Hello(hostname); err != nil {
-		c.Close()
-		return nil, err
+	var accepted []int
+	for k := range j.rcpts {
+		o, err := readReply(r, c.host)
+		if err != nil {
+			return fail(err)
+		}
+		switch {
+		case !mail.ok:
+			out[k] = mail.outcome // the RCPTs' replies say no more than MAIL's
+		case o.ok:
+			accepted = append(accepted, k)
+		default:
+			out[k] = o.outcome
+		}
 	}
-	return c, nil
+	data, err := readReply(r, c.host)
+	if err != nil {
+		return fail(err)
+	}
+	if data.code == 421 || mail.code == 421 {
+		c.broken = true
+	}
+	if data.code != 354 {
+		if len(accepted) > 0 {
+			for _, k := range accepted {
+				out[k] = data.outcome
+			}
+		}
+		c.reset()
+		return out
+	}
+	// 354: the message goes, or, with no recipient accepted, an empty
+	// one that the host will refuse (RFC 2920 §3.1).
+	c.raw.SetDeadline(time.Now().Add(q.cfg.DataTimeout))
+	w := textproto.NewWriter(bufio.NewWriterSize(c.raw, 32<<10))
+	dw := w.DotWriter()
+	if len(accepted) > 0 {
+		var body io.Reader = q.st.body(j.e.id, m.Size)
+		if kept != nil {
+			body = bytes.NewReader(kept)
+		}
+		if _, err := io.WriteString(dw, m.Sig); err != nil {
+			return fail(err)
+		}
+		if _, err := io.Copy(dw, body); err != nil {
+			return fail(err)
+		}
+	}
+	if err := dw.Close(); err != nil {
+		return fail(err)
+	}
+	final, err := readReply(r, c.host)
+	if err != nil {
+		return fail(err)
+	}
+	if final.code == 421 {
+		c.broken = true
+	}
+	o := final.outcome
+	if o.ok {
+		o.dsn = c.dsn
+	}
+	for _, k := range accepted {
+		out[k] = o
+	}
+	return out
+}
+
+// reply is a reply read by sendPipelined.
+type reply struct {
+	outcome
+	code int
+}
+
+// readReply reads a reply and makes its outcome.
+func readReply(r *textproto.Reader, host string) (reply, error) {
+	code, msg, err := r.ReadResponse(0)
+	if err != nil {
+		if _, ok := err.(*textproto.Error); !ok {
+			return reply{}, err
+		}
+	}
+	if code < 200 || code > 599 {
+		return reply{}, fmt.Errorf("queue: reply code %d", code)
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	status := fmt.Sprintf("%d.0.0", code/100)
+	if f := strings.Fields(msg); len(f) > 0 && isStatus(f[0]) {
+		status = f[0]
+	}
+	return reply{outcome{ok: code < 400 && code >= 200, perm: code >= 500, reply: strconv.Itoa(code) + " " + msg, status: status, host: host}, code}, nil
+}
+
+// isStatus reports whether s is an enhanced status code, "5.1.1".
+func isStatus(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || parts[0] < "2" || parts[0] > "5" {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// xtext encodes s as RFC 3461 §4 says: "+", "=" and what is not
+// printable ASCII as "+XX".
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' || c == '+' || c == '=' {
+			fmt.Fprintf(&b, "+%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// utf8Xtext encodes a UTF-8 ORCPT address (RFC 6533 §3): as it is but for
+// "\x{...}" escapes of '+', '=', '\\' and control characters.
+func utf8Xtext(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < '!' || r == '+' || r == '=' || r == '\\' || r == 0x7f {
+			fmt.Fprintf(&b, `\x{%X}`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
