@@ -529,14 +529,14 @@ func (d *Deliverer) report(ctx context.Context, tx *txlog.Txn, targets []target)
 		why, failed := tx.Step(stepRcpt + strconv.Itoa(i))
 		switch {
 		case !delivered[i] || failed:
-			if !notifies(notify, "FAILURE") {
+			if !dsn.Notifies(notify, "FAILURE") {
 				continue
 			}
 			r.Action, r.Status, r.Diagnostic = dsn.Failed, "5.1.1", "550 5.1.1 No such user here (gone since the message was accepted)"
 			if failed {
 				r.Status, r.Diagnostic = "5.2.2", "552 5.2.2 Not delivered: "+string(why)
 			}
-		case notifies(notify, "SUCCESS"):
+		case dsn.Notifies(notify, "SUCCESS"):
 			r.Action, r.Status = dsn.Delivered, "2.0.0"
 		default:
 			continue
@@ -556,21 +556,6 @@ func (d *Deliverer) report(ctx context.Context, tx *txlog.Txn, targets []target)
 	}
 	d.log().Info("delivery status notification sent", "txn", tx.ID, "to", env.From, "recipients", len(rcpts), "action", rcpts[0].Action)
 	return d.Log.RecordAsync(ctx, tx, stepDSN, nil)
-}
-
-// notifies reports whether a NOTIFY value asks for kind ("SUCCESS",
-// "FAILURE", "DELAY"); without NOTIFY, failures and delays are reported
-// (RFC 3461 §4.1 leaves the default to the server).
-func notifies(notify, kind string) bool {
-	if notify == "" {
-		return kind != "SUCCESS"
-	}
-	for _, n := range strings.Split(notify, ",") {
-		if strings.EqualFold(strings.TrimSpace(n), kind) {
-			return true
-		}
-	}
-	return false
 }
 
 // hostname is the Reporting-MTA of the Deliverer's notifications.

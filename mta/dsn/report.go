@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mailsys/mailsys/internal/dnsname"
 )
 
 // Errors.
@@ -149,7 +151,7 @@ func (r *Report) validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("dsn: Report.%s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalid))
 	}
-	if !isHostName(strings.TrimSuffix(r.ReportingMTA, ".")) {
+	if !dnsname.IsHost(strings.TrimSuffix(r.ReportingMTA, ".")) {
 		bad("ReportingMTA", "%q is not a host name", r.ReportingMTA)
 	}
 	if strings.TrimSpace(r.To) == "" {
@@ -205,26 +207,6 @@ func (rc *Recipient) status() string {
 	return "2.0.0"
 }
 
-// isHostName reports whether s is a host name of letters, digits and
-// hyphens in dot-separated labels of at most 63 octets.
-func isHostName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // isMessageID reports whether s can stand between the angle brackets of
 // a Message-ID: printable ASCII without brackets or spaces, with an @.
 func isMessageID(s string) bool {
@@ -237,4 +219,21 @@ func isMessageID(s string) bool {
 		}
 	}
 	return true
+}
+
+// Notifies reports whether a recipient's NOTIFY parameter (RFC 3461
+// §4.1: "" when not given, "NEVER", or a comma-separated set of SUCCESS,
+// FAILURE and DELAY) asks for a notification of kind ("SUCCESS",
+// "FAILURE" or "DELAY"). Without NOTIFY, failures and delays are
+// reported: the RFC leaves the default to the server.
+func Notifies(notify, kind string) bool {
+	if notify == "" {
+		return kind != "SUCCESS"
+	}
+	for n := range strings.SplitSeq(notify, ",") {
+		if strings.EqualFold(strings.TrimSpace(n), kind) {
+			return true
+		}
+	}
+	return false
 }

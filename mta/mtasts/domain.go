@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+
+	"github.com/mailsys/mailsys/internal/dnsname"
 )
 
 // canonical returns domain as the Cache keys it and the DNS is asked:
@@ -23,7 +25,7 @@ func canonical(domain string) (string, error) {
 			break
 		}
 	}
-	if !isHostName(d) {
+	if !dnsname.IsHost(d) {
 		return "", fmt.Errorf("%w: domain %q is not a host name", ErrInvalid, cut(domain))
 	}
 	return d, nil

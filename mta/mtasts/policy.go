@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailsys/mailsys/internal/dnsname"
 )
 
 // ErrInvalid wraps the reason a policy file, a TXT record or a domain
@@ -235,25 +237,5 @@ func parseMaxAge(s string) (time.Duration, error) {
 // validPattern reports whether s is an mx pattern: a host name of
 // A-labels (RFC 5321 Domain), or "*." and one.
 func validPattern(s string) bool {
-	return isHostName(strings.TrimPrefix(s, "*."))
-}
-
-// isHostName reports whether s is a host name of letters, digits and
-// hyphens, in labels of at most 63 octets that neither start nor end
-// with a hyphen, at most 253 octets, without a trailing dot.
-func isHostName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !isAlnum(c) && c != '-' {
-				return false
-			}
-		}
-	}
-	return true
+	return dnsname.IsHost(strings.TrimPrefix(s, "*."))
 }

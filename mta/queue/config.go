@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailsys/mailsys/internal/dnsname"
 	"github.com/mailsys/mailsys/mta/mtasts"
 	"github.com/mailsys/mailsys/mta/resolve"
 )
@@ -172,7 +173,7 @@ func (c Config) Validate() error {
 	if c.Dir == "" {
 		bad("Dir", "required")
 	}
-	if c.Hostname != "" && !validHostname(c.Hostname) {
+	if c.Hostname != "" && !dnsname.IsHost(strings.TrimSuffix(c.Hostname, ".")) {
 		bad("Hostname", "%q is not a host name", c.Hostname)
 	}
 	if c.Port < 0 || c.Port > 65535 {
@@ -203,7 +204,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for domain, r := range c.Transports {
-		if domain != strings.ToLower(domain) || !validHostname(domain) {
+		if domain != strings.ToLower(domain) || !dnsname.IsHost(domain) {
 			bad("Transports", "%q is not a lower-case domain", domain)
 		}
 		if err := r.validate(); err != nil {
@@ -225,7 +226,7 @@ func (r Route) validate() error {
 	if err != nil {
 		return err
 	}
-	if !validHostname(host) && net.ParseIP(host) == nil {
+	if !dnsname.IsHost(strings.TrimSuffix(host, ".")) && net.ParseIP(host) == nil {
 		return fmt.Errorf("%q is not a host name or address", host)
 	}
 	if port < 1 || port > 65535 {
@@ -254,26 +255,6 @@ func (r Route) hostPort() (string, int, error) {
 		return "", 0, fmt.Errorf("address %q: bad port", r.Addr)
 	}
 	return host, p, nil
-}
-
-// validHostname reports whether s is a plausible DNS name: labels of
-// letters, digits, '-' and '_', dot-separated, at most 253 bytes.
-func validHostname(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, l := range strings.Split(s, ".") {
-		if l == "" || len(l) > 63 {
-			return false
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // withDefaults returns c with its zero fields set to the defaults.

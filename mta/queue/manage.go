@@ -40,9 +40,10 @@ func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 	if q.closed {
 		return nil, ErrClosed
 	}
+	waiting := q.waitingRcpts()
 	out := make([]Entry, 0, len(q.entries))
 	for _, e := range q.entries {
-		out = append(out, q.entryOf(e))
+		out = append(out, entryOf(e, waiting[e]))
 	}
 	slices.SortFunc(out, func(a, b Entry) int {
 		if c := a.Received.Compare(b.Received); c != 0 {
@@ -64,23 +65,50 @@ func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
 	if e == nil {
 		return Entry{}, ErrNotFound
 	}
-	return q.entryOf(e), nil
+	return entryOf(e, q.waitingRcpts()[e]), nil
 }
 
-// entryOf is e as List shows it. Called with q.mu held.
-func (q *Queue) entryOf(e *entry) Entry {
+// entryOf is e as List shows it; waiting holds its recipients in a job
+// that waits (the others not final are being tried). Called with q.mu
+// held.
+func entryOf(e *entry, waiting map[int]bool) Entry {
 	x := Entry{ID: e.id, From: e.m.From, Received: e.m.Received, Size: e.m.Size, Held: e.held}
-	scheduled := map[int]bool{}
-	for _, j := range q.jobsOf(e) {
-		for _, i := range j.rcpts {
-			scheduled[i] = true
-		}
-	}
 	for i, r := range e.rcpts {
 		x.Rcpts = append(x.Rcpts, RcptStatus{Addr: e.m.Rcpts[i].Addr, State: r.State, Attempts: r.Attempts, Next: r.Next,
-			LastAttempt: r.Last, LastReply: r.Reply, Host: r.Host, Busy: !r.State.final() && !scheduled[i] && e.busy > 0})
+			LastAttempt: r.Last, LastReply: r.Reply, Host: r.Host, Busy: !r.State.final() && !waiting[i] && e.busy > 0})
 	}
 	return x
+}
+
+// waitingRcpts returns, per entry, its recipients in jobs that wait (in
+// the heap, ready, or parked), in one pass over the jobs. Called with
+// q.mu held.
+func (q *Queue) waitingRcpts() map[*entry]map[int]bool {
+	out := map[*entry]map[int]bool{}
+	note := func(j *job) {
+		m := out[j.e]
+		if m == nil {
+			m = map[int]bool{}
+			out[j.e] = m
+		}
+		for _, i := range j.rcpts {
+			m[i] = true
+		}
+	}
+	for _, j := range q.waiting {
+		note(j)
+	}
+	for _, d := range q.dests {
+		for _, j := range d.ready {
+			note(j)
+		}
+	}
+	for _, e := range q.entries {
+		for _, j := range e.parked {
+			note(j)
+		}
+	}
+	return out
 }
 
 // jobsOf returns e's jobs that wait (in the heap, ready, or parked).

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -296,21 +297,9 @@ func needs(m Message, b []byte) (eightBit, utf8 bool) {
 	for _, r := range m.Rcpts {
 		utf8 = utf8 || nonASCII(r.Addr)
 	}
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		end = len(b)
-	}
-	for i, c := range b {
-		if c >= 0x80 {
-			if i < end {
-				utf8 = true
-			}
-			eightBit = true
-			break
-		}
-	}
-	if !utf8 && end < len(b) && bytes.ContainsFunc(b[:end], func(r rune) bool { return r >= 0x80 }) {
-		utf8 = true
+	if i := slices.IndexFunc(b, func(c byte) bool { return c >= 0x80 }); i >= 0 {
+		header := bytes.Index(b, []byte("\r\n\r\n"))
+		eightBit, utf8 = true, utf8 || header < 0 || i < header
 	}
 	return eightBit, utf8
 }

@@ -87,21 +87,6 @@ func (q *Queue) logOutcome(e *entry, i int, r *rcptState, o outcome) {
 	}
 }
 
-// notifies reports whether a recipient's NOTIFY asks for kind ("SUCCESS",
-// "FAILURE", "DELAY"). Without NOTIFY, failures and delays are reported
-// (RFC 3461 §4.1 leaves the default to the server).
-func notifies(notify, kind string) bool {
-	if notify == "" {
-		return kind != "SUCCESS"
-	}
-	for _, n := range strings.Split(notify, ",") {
-		if strings.EqualFold(strings.TrimSpace(n), kind) {
-			return true
-		}
-	}
-	return false
-}
-
 // notify starts sending e's notifications due, if any and not already
 // being sent, or takes e out of the queue when it is finished. Called with
 // q.mu held.
@@ -169,20 +154,20 @@ func (q *Queue) report(e *entry) {
 		rec := dsn.Recipient{Final: rc.Addr, Original: rc.ORcpt, Status: r.Status, RemoteMTA: r.Host, Diagnostic: r.Reply, LastAttempt: r.Last}
 		switch r.State {
 		case Failed:
-			if notifies(rc.Notify, "FAILURE") {
+			if dsn.Notifies(rc.Notify, "FAILURE") {
 				rec.Action = dsn.Failed
 				failed = append(failed, rec)
 			}
 			r.Reported = true
 		case Delivered:
 			// A next hop that offers DSN took NOTIFY and reports itself.
-			if notifies(rc.Notify, "SUCCESS") && !r.DSN {
+			if dsn.Notifies(rc.Notify, "SUCCESS") && !r.DSN {
 				rec.Action = dsn.Relayed
 				relayed = append(relayed, rec)
 			}
 			r.Reported = true
 		case Deferred:
-			if notifies(rc.Notify, "DELAY") {
+			if dsn.Notifies(rc.Notify, "DELAY") {
 				rec.Action, rec.WillRetryUntil = dsn.Delayed, m.Received.Add(q.cfg.Lifetime)
 				delayed = append(delayed, rec)
 			}
@@ -203,7 +188,11 @@ func (q *Queue) report(e *entry) {
 			}
 		}
 	} else if len(failed)+len(delayed)+len(relayed) > 0 {
-		q.log.Info("no delivery status notification", "id", e.id, "from", reversePath(m.From), "why", map[bool]string{true: "null sender", false: "no Bounces configured"}[m.From == ""])
+		why := "no Bounces configured"
+		if m.From == "" {
+			why = "null sender"
+		}
+		q.log.Info("no delivery status notification", "id", e.id, "from", reversePath(m.From), "why", why)
 	}
 	if ok {
 		if err := q.st.setRcpts(e.id, idx, states, false); err != nil {
