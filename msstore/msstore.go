@@ -24,6 +24,10 @@ var (
 	// data directory is masked, or an earlier write failed to reach stable
 	// storage and the store stopped accepting writes until it is reopened.
 	ErrReadOnly = errors.New("msstore: store is read-only")
+	// ErrUnavailable reports a store that cannot be reached for now: a
+	// remote node that is down or cut off. It is temporary; the
+	// protocol servers answer it with their "try again later".
+	ErrUnavailable = errors.New("msstore: store unavailable")
 )
 
 // Storage holds message bodies. It is the interface the protocol servers and

@@ -102,7 +102,8 @@ func (d *DB) AddDomainAlias(ctx context.Context, alias, domain string) error {
 
 // CreateUnit adds an organisation unit and returns it with its new ID; see
 // [Accounts]. The domain must exist, the parent (if not 0) must be a unit
-// of the same domain, and a class, if set, must exist. u.ID is ignored.
+// of the same domain, and a class, if set, must exist. A u.ID that is not
+// 0 is the id to give it (ErrExists if a unit has it).
 func (d *DB) CreateUnit(ctx context.Context, u OrgUnit) (OrgUnit, error) {
 	done, err := d.enter(ctx)
 	if err != nil {
@@ -123,9 +124,14 @@ func (d *DB) CreateUnit(ctx context.Context, u OrgUnit) (OrgUnit, error) {
 	if err := requireClass(d, u.Class); err != nil {
 		return OrgUnit{}, err
 	}
+	if u.ID != 0 {
+		if err := d.keyFree(keyID(tagUnit, uint64(u.ID)), "unit"); err != nil {
+			return OrgUnit{}, err
+		}
+	}
 	b := d.db.NewBatch()
 	defer b.Close()
-	id, err := d.nextCounter(b, "unit")
+	id, err := d.takeCounter(b, "unit", uint64(u.ID))
 	if err != nil {
 		return OrgUnit{}, err
 	}
@@ -220,9 +226,14 @@ func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := checkNewUserRecords(d, addr, &nu); err != nil {
 		return User{}, err
 	}
+	if nu.ID != 0 {
+		if err := d.keyFree(keyID(tagUser, uint64(nu.ID)), "user"); err != nil {
+			return User{}, err
+		}
+	}
 	b := d.db.NewBatch()
 	defer b.Close()
-	id, err := d.nextCounter(b, "user")
+	id, err := d.takeCounter(b, "user", uint64(nu.ID))
 	if err != nil {
 		return User{}, err
 	}

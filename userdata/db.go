@@ -271,6 +271,30 @@ func scanFrom(r pebble.Reader, lo, hi []byte, fn func(k, v []byte) error) error 
 	return nil
 }
 
+// takeCounter returns the id a new record gets: want when it is not 0,
+// with the counter moved past it so that the ids chosen later stay
+// clear of it, else the counter's next value. d.meta must be held; the
+// caller checks that want is free.
+func (d *DB) takeCounter(b *pebble.Batch, name string, want uint64) (uint64, error) {
+	if want == 0 {
+		return d.nextCounter(b, name)
+	}
+	key := append([]byte{tagCounter}, name...)
+	v, err := d.get(key)
+	switch {
+	case err == nil && len(v) == 8:
+		if binary.BigEndian.Uint64(v) >= want {
+			return want, nil
+		}
+	case err == nil:
+		return 0, fmt.Errorf("userdata: counter %s: bad value", name)
+	case !errors.Is(err, ErrNotFound):
+		return 0, err
+	}
+	b.Set(key, binary.BigEndian.AppendUint64(nil, want), nil)
+	return want, nil
+}
+
 // nextCounter returns the next value of a global counter, to be written in
 // b. d.meta must be held.
 func (d *DB) nextCounter(b *pebble.Batch, name string) (uint64, error) {

@@ -114,8 +114,13 @@ func (m *Memory) CreateUnit(ctx context.Context, u OrgUnit) (OrgUnit, error) {
 	if err := requireClass(&m.st, u.Class); err != nil {
 		return OrgUnit{}, err
 	}
-	m.st.lastUnit++
-	u.ID = m.st.lastUnit
+	if u.ID == 0 {
+		m.st.lastUnit++
+		u.ID = m.st.lastUnit
+	} else if _, ok := m.st.units[u.ID]; ok {
+		return OrgUnit{}, fmt.Errorf("%w: unit %d", ErrExists, u.ID)
+	}
+	m.st.lastUnit = max(m.st.lastUnit, u.ID)
 	m.st.units[u.ID] = u
 	return u, nil
 }
@@ -195,9 +200,16 @@ func (m *Memory) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := checkNewUserRecords(&m.st, addr, &nu); err != nil {
 		return User{}, err
 	}
-	m.st.lastUser++
+	id := nu.ID
+	if id == 0 {
+		m.st.lastUser++
+		id = m.st.lastUser
+	} else if _, ok := m.st.users[id]; ok {
+		return User{}, fmt.Errorf("%w: user %d", ErrExists, id)
+	}
+	m.st.lastUser = max(m.st.lastUser, id)
 	u := &memUser{
-		rec:     newUserRecord(m.st.lastUser, addr, hash, m.cfg.Node, &nu),
+		rec:     newUserRecord(id, addr, hash, m.cfg.Node, &nu),
 		folders: map[FolderID]*memFolder{},
 		names:   map[string]FolderID{},
 		subs:    map[string]bool{},

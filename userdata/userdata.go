@@ -31,6 +31,11 @@ var (
 	// to take over. Pebble cannot go on after that: close the DB and open
 	// it again, in a new process if the directory stays locked.
 	ErrFailed = errors.New("userdata: database failed; reopen it")
+	// ErrUnavailable reports a database that cannot be reached for now:
+	// a remote node that is down or cut off. It is temporary; the
+	// protocol servers answer it with their "try again later" (SMTP
+	// 451 4.3.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]).
+	ErrUnavailable = errors.New("userdata: database unavailable")
 )
 
 // UserID identifies a user for the life of the account. IDs are never
@@ -113,6 +118,10 @@ type User struct {
 
 // NewUser is what CreateUser needs.
 type NewUser struct {
+	// ID is the new user's id, or 0 to let the database choose the next
+	// one. A cluster allocates ids itself, so that they are unique
+	// across its UD nodes.
+	ID       UserID
 	Address  string
 	Password string // hashed with argon2id; empty for an account that cannot log in
 	Name     string
@@ -162,8 +171,9 @@ type Accounts interface {
 	// alias itself (ErrInvalid); alias must be neither (ErrExists).
 	AddDomainAlias(ctx context.Context, alias, domain string) error
 
-	// CreateUnit adds a unit and returns it with its new ID (u.ID is
-	// ignored). Its domain must be a domain (an alias: ErrInvalid), its
+	// CreateUnit adds a unit and returns it with its ID: u.ID when it
+	// is not 0 (ErrExists if a unit has it; the ids chosen later stay
+	// clear of it), else a new one. Its domain must be a domain (an alias: ErrInvalid), its
 	// parent 0 or a unit of the same domain (another's: ErrInvalid), its
 	// class "" or an existing class.
 	CreateUnit(ctx context.Context, u OrgUnit) (OrgUnit, error)
@@ -186,7 +196,9 @@ type Accounts interface {
 	// hashed, which may wait, as long as ctx allows, for a bound on the
 	// hashes running at once (never ErrBusy); an empty password makes an
 	// account that cannot log in. An empty Node means the
-	// implementation's own.
+	// implementation's own. A u.ID that is not 0 is the id to give the
+	// user (ErrExists if a user has it; the ids chosen later stay clear
+	// of it).
 	CreateUser(ctx context.Context, u NewUser) (User, error)
 	// User returns a user. Disabled is the user's own flag: a disabled
 	// unit or domain is not reflected in it.

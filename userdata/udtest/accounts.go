@@ -92,11 +92,22 @@ func testUnits(t *testing.T, e *env) {
 		t.Errorf("units got IDs %d, %d, %d; want distinct", ent.ID, dept.ID, team.ID)
 	}
 
+	// A unit made with an id keeps it; the ids chosen later pass it.
+	given := e.unit(userdata.OrgUnit{ID: team.ID + 100, Domain: "example.test", Name: "Given"})
+	if given.ID != team.ID+100 {
+		t.Errorf("CreateUnit with ID %d = %+v, want that ID", team.ID+100, given)
+	}
+	_, err := db.CreateUnit(ctx, userdata.OrgUnit{ID: given.ID, Domain: "example.test", Name: "Again"})
+	wantErr(t, err, userdata.ErrExists, "CreateUnit with a taken ID")
+	if next := e.unit(userdata.OrgUnit{Domain: "example.test", Name: "Next"}); next.ID <= given.ID {
+		t.Errorf("CreateUnit after one with ID %d got ID %d, want a higher one", given.ID, next.ID)
+	}
+
 	foreign := e.unit(userdata.OrgUnit{Domain: "other.test", Name: "Other Corp"})
 	if _, err := db.CreateUnit(ctx, userdata.OrgUnit{Domain: "example.test", Parent: foreign.ID, Name: "X"}); err == nil {
 		t.Errorf("CreateUnit with a parent in another domain succeeded")
 	}
-	_, err := db.CreateUnit(ctx, userdata.OrgUnit{Domain: "example.test", Parent: unknownUnit, Name: "X"})
+	_, err = db.CreateUnit(ctx, userdata.OrgUnit{Domain: "example.test", Parent: unknownUnit, Name: "X"})
 	wantErr(t, err, userdata.ErrNotFound, "CreateUnit with an unknown parent")
 	_, err = db.CreateUnit(ctx, userdata.OrgUnit{Domain: "unknown.test", Name: "X"})
 	wantErr(t, err, userdata.ErrNotFound, "CreateUnit in an unknown domain")
@@ -236,7 +247,21 @@ func testUsers(t *testing.T, e *env) {
 	}
 	checkDefaultFolders(t, e, bob)
 
+	// A user made with an id keeps it; the ids chosen later pass it.
+	given := e.user(userdata.NewUser{ID: bob.ID + 1000, Address: "given@example.test"})
+	if given.ID != bob.ID+1000 {
+		t.Errorf("CreateUser with ID %d = %+v, want that ID", bob.ID+1000, given)
+	}
+	_, err = db.CreateUser(ctx, userdata.NewUser{ID: given.ID, Address: "again@example.test"})
+	wantErr(t, err, userdata.ErrExists, "CreateUser with a taken ID")
+	if _, err := db.LookupAddress(ctx, "again@example.test"); !errors.Is(err, userdata.ErrNotFound) {
+		t.Errorf("LookupAddress after CreateUser with a taken ID: %v, want ErrNotFound", err)
+	}
+
 	carol := e.user(userdata.NewUser{Address: "Carol@Example.TEST"})
+	if carol.ID <= given.ID {
+		t.Errorf("CreateUser after one with ID %d got ID %d, want a higher one", given.ID, carol.ID)
+	}
 	if carol.Address != "carol@example.test" {
 		t.Errorf("CreateUser(Carol@Example.TEST): Address = %q, want carol@example.test", carol.Address)
 	}
