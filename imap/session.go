@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailsys/mailsys/internal/logname"
+	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -49,6 +50,7 @@ var (
 	errExists      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
 	errOverQuota   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeOverQuota, Text: "Over quota"}
 	errReadOnly    = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Mailbox is read-only (EXAMINE)"}
+	errUnavailable = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeUnavailable, Text: "Temporarily unavailable, try again later"}
 	errServer      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeServerBug, Text: "Internal error, try again later"}
 	errInboxDelete = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "INBOX cannot be deleted"}
 )
@@ -87,6 +89,10 @@ func (s *session) fail(what string, err error) error {
 		return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: what + ": " + err.Error()}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &goimap.Error{Type: goimap.StatusResponseTypeBad, Text: what + ": message cut short"}
+	case errors.Is(err, userdata.ErrUnavailable) || errors.Is(err, msstore.ErrUnavailable):
+		// A node of a cluster is down or cut off: temporary.
+		s.srv.log.Warn(what, "user", s.address(), "err", err)
+		return errUnavailable
 	}
 	s.srv.log.Error(what, "user", s.address(), "err", err)
 	return errServer

@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// Users is the UserDB of a cluster, as a front node sees it: every call
+// about a user goes to the UD node that holds the user, found in the
+// Directory (by id, or by any address the user receives at); a new user
+// goes to a UD node chosen by weight among the unmasked, healthy ones, and
+// the choice is recorded in the Directory before the node creates the
+// account.
+//
+// Domains, domain aliases, units and service classes are known to every UD
+// node (users' limits are resolved on their node): Users writes them to
+// every UD node of the registry, and reads them from any that answers. A
+// write of them needs every UD node up; one that fails partway can be
+// repeated (the nodes that have it answer ErrExists, which then counts as
+// done). Unit and user ids come from the Directory's sequences, so that
+// they are the same on every node and unique across the cluster.
+//
+// Calls for users of a UD node that is down fail fast with a *Unavailable
+// (userdata.ErrUnavailable); users of the other nodes are not affected.
+// Users implements the UserDB capabilities the protocol servers use
+// (userdata.Watcher, Remover, KeywordLister, RecentClaimer) by handing
+// them to the user's node. Its methods are safe for concurrent use.
+type Users struct {
+	dir    Directory
+	peers  Peers
+	placer *Placer
+	log    *slog.Logger
+
+	mu     sync.RWMutex
+	nodeOf map[userdata.UserID]string // users' UD nodes, as the Directory said (placement never changes)
+	closed bool
+}
+
+var _ UserDB = (*Users)(nil)
+
+// maxCachedUsers bounds the cache of users' nodes; past it the cache
+// starts over.
+const maxCachedUsers = 1 << 20
+
+// NewUsers returns the cluster's UserDB over dir and peers. logger may be
+// nil.
+func NewUsers(dir Directory, peers Peers, logger *slog.Logger) *Users {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Users{dir: dir, peers: peers, placer: NewPlacer(RoleUD), log: logger, nodeOf: map[userdata.UserID]string{}}
+}
+
+// Close ends the router: later calls return userdata.ErrClosed. The
+// Directory and the nodes' clients belong to their owner and stay open.
+func (u *Users) Close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return userdata.ErrClosed
+	}
+	u.closed = true
+	return nil
+}
+
+func (u *Users) isClosed() bool {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return u.closed
+}
+
+// dirErr turns a Directory error into the userdata sentinel a UserDB
+// caller tests.
+func dirErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: %w", userdata.ErrNotFound, err)
+	case errors.Is(err, ErrExists):
+		return fmt.Errorf("%w: %w", userdata.ErrExists, err)
+	case errors.Is(err, ErrInvalid):
+		return fmt.Errorf("%w: %w", userdata.ErrInvalid, err)
+	case errors.Is(err, ErrClosed):
+		return fmt.Errorf("%w: %w", userdata.ErrClosed, err)
+	case IsUnavailable(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return &Unavailable{Peer: "directory", Err: err}
+}
+
+// udNodes returns every UD node of the registry, the healthy ones first.
+func (u *Users) udNodes() []Node {
+	var up, down []Node
+	for _, n := range u.peers.Registry().Nodes {
+		if n.Roles&RoleUD == 0 {
+			continue
+		}
+		if u.peers.Healthy(n.ID) {
+			up = append(up, n)
+		} else {
+			down = append(down, n)
+		}
+	}
+	return append(up, down...)
+}
+
+// client returns the client of UD node id.
+func (u *Users) client(id string) (UserDB, error) {
+	if u.isClosed() {
+		return nil, userdata.ErrClosed
+	}
+	n, ok := u.peers.Registry().Node(id)
+	if !ok || n.Roles&RoleUD == 0 {
+		return nil, &Unavailable{Peer: id, Err: errors.New("no such UD node in the registry")}
+	}
+	if !u.peers.Healthy(id) {
+		return nil, &Unavailable{Peer: id, Err: errors.New("not answering its heartbeat")}
+	}
+	return u.peers.UserDB(n)
+}
+
+// user returns the client of the node that holds user id.
+func (u *Users) user(ctx context.Context, id userdata.UserID) (UserDB, error) {
+	node, err := u.userNode(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return u.client(node)
+}
+
+// userNode returns the id of the node that holds user id.
+func (u *Users) userNode(ctx context.Context, id userdata.UserID) (string, error) {
+	if u.isClosed() {
+		return "", userdata.ErrClosed
+	}
+	u.mu.RLock()
+	node, ok := u.nodeOf[id]
+	u.mu.RUnlock()
+	if ok {
+		return node, nil
+	}
+	node, err := u.dir.UserNode(ctx, id)
+	if err != nil {
+		return "", dirErr(err)
+	}
+	u.remember(id, node)
+	return node, nil
+}
+
+func (u *Users) remember(id userdata.UserID, node string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.nodeOf) >= maxCachedUsers {
+		clear(u.nodeOf)
+	}
+	u.nodeOf[id] = node
+}
+
+// address finds the user an address leads to: a primary address or an
+// alias, in a domain or one of its aliases.
+func (u *Users) address(ctx context.Context, address string) (Placement, error) {
+	addr := strings.ToLower(strings.TrimSpace(address))
+	p, err := u.dir.LookupAddress(ctx, addr)
+	if errors.Is(err, ErrNotFound) {
+		if local, domain, ok := strings.Cut(addr, "@"); ok {
+			if real, derr := u.dir.DomainAlias(ctx, domain); derr == nil {
+				p, err = u.dir.LookupAddress(ctx, local+"@"+real)
+			}
+		}
+	}
+	if err != nil {
+		return Placement{}, dirErr(err)
+	}
+	u.remember(p.User, p.Node)
+	return p, nil
+}
+
+// everyNode applies fn to every UD node in turn. ErrExists from some
+// nodes while others succeed means an earlier try got that far: done. It
+// returns ErrExists only when every node said so, else the first other
+// error, having tried every node so as to leave as few behind as it can.
+func (u *Users) everyNode(fn func(UserDB) error) error {
+	if u.isClosed() {
+		return userdata.ErrClosed
+	}
+	nodes := u.udNodes()
+	if len(nodes) == 0 {
+		return &Unavailable{Peer: "ud", Err: ErrNoNode}
+	}
+	var first, exists error
+	done := 0
+	for _, n := range nodes {
+		db, err := u.peers.UserDB(n)
+		if err == nil {
+			err = fn(db)
+		}
+		switch {
+		case err == nil:
+			done++
+		case errors.Is(err, userdata.ErrExists):
+			exists = err
+		case first == nil:
+			first = fmt.Errorf("UD node %s: %w", n.ID, err)
+		}
+	}
+	if first != nil {
+		return first
+	}
+	if done == 0 {
+		return exists
+	}
+	return nil
+}
+
+// anyNode asks the UD nodes in turn, the healthy first, until one answers
+// (with a result or an error that is not Unavailable).
+func (u *Users) anyNode(fn func(UserDB) error) error {
+	if u.isClosed() {
+		return userdata.ErrClosed
+	}
+	err := error(&Unavailable{Peer: "ud", Err: ErrNoNode})
+	for _, n := range u.udNodes() {
+		db, cerr := u.peers.UserDB(n)
+		if cerr != nil {
+			err = cerr
+			continue
+		}
+		if err = fn(db); !IsUnavailable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// undo runs a Directory clean-up after a failed registration, with a
+// context of its own, since the caller's may be what ended it.
+func (u *Users) undo(what string, fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		u.log.Error("directory clean-up failed: the entry stays", "what", what, "err", err)
+	}
+}
