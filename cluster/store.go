@@ -31,7 +31,7 @@ type Storage struct {
 	closed atomic.Bool
 }
 
-var _ msstore.Storage = (*Storage)(nil)
+var _ msstore.Writable = (*Storage)(nil)
 
 // NewStorage returns the cluster's Storage over peers. logger may be nil.
 func NewStorage(peers Peers, logger *slog.Logger) *Storage {
@@ -94,6 +94,18 @@ func rewinder(r io.Reader) func() error {
 		_, err := sk.Seek(start, io.SeekStart)
 		return err
 	}
+}
+
+// Writable reports whether some MS node can take a new body now: one is
+// unmasked, weighted and healthy (msstore.Writable).
+func (s *Storage) Writable() error {
+	reg := s.peers.Registry()
+	for _, n := range reg.Nodes {
+		if n.Roles&RoleMS != 0 && !n.Masked && n.Weight > 0 && s.peers.Healthy(n.ID) {
+			return nil
+		}
+	}
+	return &Unavailable{Peer: "ms", Err: ErrNoNode}
 }
 
 // node returns the client of the MS node ref was placed on.

@@ -126,6 +126,18 @@ type Walker interface {
 	Walk(ctx context.Context, fn func(Ref, Meta) error) error
 }
 
+// Writable is an optional capability of a Storage whose bodies live
+// elsewhere (a cluster's, on MS nodes that may be down): whether a Put
+// could succeed now. The SMTP listener asks it before it takes a message,
+// so that mail that cannot be stored anywhere is answered 451 rather than
+// accepted and left waiting.
+type Writable interface {
+	Storage
+	// Writable returns nil when a Put can be tried now, else an error
+	// saying why not (wrapping ErrUnavailable). It does not block.
+	Writable() error
+}
+
 // Compactor is an optional capability of a Storage that reclaims the space
 // of released bodies while the store stays in service.
 type Compactor interface {

@@ -434,6 +434,7 @@ var (
 	errTooBig      = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
 	errBadAddr     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long"}
+	errNoStore     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "No message store available, try again later"}
 	errTemporary   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 	errTooSlow     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message not received in time, closing connection"}
 	errHarvesting  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many unknown recipients, closing connection"}
@@ -479,6 +480,12 @@ func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if len(opts.EnvelopeID) > maxEnvID {
 		return errLongEnvID
+	}
+	if w, ok := s.in.deliv.Store.(interface{ Writable() error }); ok { // msstore.Writable
+		if err := w.Writable(); err != nil {
+			s.in.log.Warn("message refused: no store can take it now", "err", err)
+			return errNoStore
+		}
 	}
 	s.from = from
 	s.utf8 = opts.UTF8

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -325,4 +327,55 @@ func TestSubmissionBusy(t *testing.T) {
 	if err := try("pw0"); err != nil {
 		t.Fatalf("after 8 busy answers (more than the lockout's 5): %v", err)
 	}
+}
+
+// TestInboundNoStore: with no store able to take a body, MAIL is answered
+// 451 4.3.0 instead of accepting a message that would wait; once one can,
+// mail flows again.
+func TestInboundNoStore(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	ctx := t.Context()
+	s, err := open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	s.d.Store = &switchable{BodyStore: s.d.Store, down: &down}
+	in, err := mta.NewInbound(mta.InboundConfig{Hostname: "mx.example.test", Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, s.db, s.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go in.Serve(l)
+	defer in.Close()
+	rc := dialRaw(t, l.Addr().String())
+	rc.reply()
+	rc.send("EHLO client.test")
+	rc.reply()
+	rc.send("MAIL FROM:<a@remote.test>")
+	if r := rc.reply(); !strings.HasPrefix(r, "451 4.3.0") {
+		t.Fatalf("MAIL with no store available: %q, want 451 4.3.0", r)
+	}
+	down.Store(false)
+	rc.send("MAIL FROM:<a@remote.test>")
+	if r := rc.reply(); !strings.HasPrefix(r, "250") {
+		t.Fatalf("MAIL with the store back: %q, want 250", r)
+	}
+}
+
+// switchable is a store whose Writable fails while down is set.
+type switchable struct {
+	mta.BodyStore
+	down *atomic.Bool
+}
+
+func (s *switchable) Writable() error {
+	if s.down.Load() {
+		return msstore.ErrUnavailable
+	}
+	return nil
 }
