@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 
@@ -60,4 +62,53 @@ func TestUserDBConformanceDB(t *testing.T) {
 	udtest.Run(t, func(t *testing.T, bodies userdata.BodyRefs) userdata.UserDB {
 		return remote(t, newTestDB(t, bodies))
 	})
+}
+
+// TestUserDBLargeFolder: a folder of 100,000 messages comes across whole
+// (UIDs, Messages in batches), and fn's error stops Messages and is
+// returned as it is.
+func TestUserDBLargeFolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	ctx := t.Context()
+	db := newTestMemory(t, nil)
+	c := remote(t, db)
+	user, inbox := testUser(t, db)
+	const n = 100_000
+	for i := range n {
+		if _, err := db.Append(ctx, user, inbox, testMessage(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uids, err := c.UIDs(ctx, user, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uids) != n || uids[0] != 1 || uids[n-1] != n {
+		t.Fatalf("UIDs: %d of them, want %d in order", len(uids), n)
+	}
+	seen := 0
+	err = c.Messages(ctx, user, inbox, nil, func(m *userdata.Message) error {
+		seen++
+		if m.UID != userdata.UID(seen) || m.Size != 10 {
+			return fmt.Errorf("message %d: %+v", seen, m)
+		}
+		return nil
+	})
+	if err != nil || seen != n {
+		t.Fatalf("Messages: %v after %d messages, want %d", err, seen, n)
+	}
+	stopErr := errors.New("enough")
+	seen = 0
+	err = c.Messages(ctx, user, inbox, nil, func(*userdata.Message) error {
+		seen++
+		if seen == 1000 {
+			return stopErr
+		}
+		return nil
+	})
+	if err != stopErr || seen != 1000 {
+		t.Errorf("Messages stopped by fn: error %v after %d messages, want fn's own after 1000", err, seen)
+	}
 }
