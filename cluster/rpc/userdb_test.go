@@ -49,7 +49,9 @@ func newTestDB(t testing.TB, bodies userdata.BodyRefs) *userdata.DB {
 func remote(t testing.TB, db userdata.UserDB) *UserDB {
 	t.Helper()
 	conn := serve(t, func(s *grpc.Server) { RegisterUserDB(s, db) })
-	return NewUserDBWith(conn, UserDBConfig{Peer: "peer", Logger: testLogger(t)})
+	c := NewUserDBWith(conn, UserDBConfig{Peer: "peer", Logger: testLogger(t)})
+	t.Cleanup(func() { c.Close() }) // a second Close is harmless
+	return c
 }
 
 func TestUserDBConformanceMemory(t *testing.T) {
