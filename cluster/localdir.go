@@ -155,7 +155,10 @@ type LocalDirectory struct {
 	calls   sync.WaitGroup
 }
 
-var _ Directory = (*LocalDirectory)(nil)
+var (
+	_ Directory        = (*LocalDirectory)(nil)
+	_ SequenceAdvancer = (*LocalDirectory)(nil)
+)
 
 // Keys.
 var (
@@ -543,6 +546,29 @@ func (d *LocalDirectory) NextID(ctx context.Context, sequence string) (uint64, e
 		return 0, err
 	}
 	return n, nil
+}
+
+// AdvanceID moves the named sequence past past, so that NextID never
+// returns it (SequenceAdvancer): a registration chose that id itself.
+func (d *LocalDirectory) AdvanceID(ctx context.Context, sequence string, past uint64) error {
+	if err := checkSequence(sequence); err != nil {
+		return err
+	}
+	return d.change(ctx, func(t *dirTxn) error {
+		k := key(prefixSeq, sequence)
+		v, err := get(t.b, k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case len(v) != 8:
+			return fmt.Errorf("cluster: directory: sequence %s: corrupt value", sequence)
+		case binary.BigEndian.Uint64(v) >= past:
+			return nil
+		}
+		t.b.Set(k, binary.BigEndian.AppendUint64(nil, past), nil)
+		return nil
+	})
 }
 
 // placement is a user's record under user/<id8>.

@@ -167,6 +167,9 @@ func (u *Users) remember(id userdata.UserID, node string) {
 // address finds the user an address leads to: a primary address or an
 // alias, in a domain or one of its aliases.
 func (u *Users) address(ctx context.Context, address string) (Placement, error) {
+	if u.isClosed() {
+		return Placement{}, userdata.ErrClosed
+	}
 	addr := strings.ToLower(strings.TrimSpace(address))
 	p, err := u.dir.LookupAddress(ctx, addr)
 	if errors.Is(err, ErrNotFound) {
@@ -181,6 +184,36 @@ func (u *Users) address(ctx context.Context, address string) (Placement, error) 
 	}
 	u.remember(p.User, p.Node)
 	return p, nil
+}
+
+// SequenceAdvancer is a Directory that can move a sequence past a number
+// taken without it (a user or unit created with an id of its own), so
+// that NextID never returns that number. A Directory without it has
+// NextID called until it passes the number.
+type SequenceAdvancer interface {
+	AdvanceID(ctx context.Context, sequence string, past uint64) error
+}
+
+// maxAdvance bounds the NextID calls that move a sequence of a Directory
+// without AdvanceID past an id given in a registration.
+const maxAdvance = 100_000
+
+// advance makes sure the Directory's sequence never hands out id, which a
+// registration chose itself.
+func (u *Users) advance(ctx context.Context, sequence string, id uint64) error {
+	if a, ok := u.dir.(SequenceAdvancer); ok {
+		return dirErr(a.AdvanceID(ctx, sequence, id))
+	}
+	for range maxAdvance {
+		n, err := u.dir.NextID(ctx, sequence)
+		if err != nil {
+			return dirErr(err)
+		}
+		if n >= id {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: cluster: %s id %d is too far past the directory's sequence", userdata.ErrInvalid, sequence, id)
 }
 
 // everyNode applies fn to every UD node in turn. ErrExists from some

@@ -48,6 +48,8 @@ func (u *Users) CreateUnit(ctx context.Context, ou userdata.OrgUnit) (userdata.O
 			return userdata.OrgUnit{}, dirErr(err)
 		}
 		ou.ID = userdata.UnitID(id)
+	} else if err := u.advance(ctx, "unit", uint64(ou.ID)); err != nil {
+		return userdata.OrgUnit{}, err
 	}
 	var made userdata.OrgUnit
 	err := u.everyNode(func(db UserDB) error {
@@ -99,6 +101,8 @@ func (u *Users) CreateUser(ctx context.Context, nu userdata.NewUser) (userdata.U
 			return userdata.User{}, dirErr(err)
 		}
 		nu.ID = userdata.UserID(id)
+	} else if err := u.advance(ctx, "user", uint64(nu.ID)); err != nil {
+		return userdata.User{}, err
 	}
 	var tried []string
 	for {
@@ -189,6 +193,9 @@ func (u *Users) AddAlias(ctx context.Context, address string, id userdata.UserID
 // RemoveAlias removes the alias on its user's node, then from the
 // Directory.
 func (u *Users) RemoveAlias(ctx context.Context, address string) error {
+	if u.isClosed() {
+		return userdata.ErrClosed
+	}
 	addr := strings.ToLower(strings.TrimSpace(address))
 	p, err := u.dir.LookupAddress(ctx, addr)
 	if err != nil {

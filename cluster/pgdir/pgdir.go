@@ -50,6 +50,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"path"
 	"regexp"
 	"strconv"
@@ -141,9 +142,10 @@ func (c Config) withDefaults() Config {
 // are safe for concurrent use; several Directories, in one process or
 // many, may share a database.
 type Directory struct {
-	cfg  Config
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	cfg    Config
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	server string // host:port, for errors
 
 	ctx    context.Context // canceled by Close: ends the watchers
 	cancel context.CancelFunc
@@ -152,7 +154,10 @@ type Directory struct {
 	closed bool
 }
 
-var _ cluster.Directory = (*Directory)(nil)
+var (
+	_ cluster.Directory        = (*Directory)(nil)
+	_ cluster.SequenceAdvancer = (*Directory)(nil)
+)
 
 // Open connects to the database dsn names (a PostgreSQL URL or key=value
 // string, as pgx reads it), applies the migrations it lacks, and returns
@@ -174,7 +179,8 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Directory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: pgdir: %v", cluster.ErrInvalid, err)
 	}
-	d := &Directory{cfg: cfg, pool: pool, log: cfg.Logger}
+	d := &Directory{cfg: cfg, pool: pool, log: cfg.Logger,
+		server: net.JoinHostPort(pcfg.ConnConfig.Host, strconv.Itoa(int(pcfg.ConnConfig.Port)))}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.migrate(ctx); err != nil {
 		d.cancel()
@@ -242,7 +248,8 @@ func (d *Directory) fail(ctx context.Context, op string, err error) error {
 			return fmt.Errorf("pgdir: %s: %w (%s)", op, cluster.ErrExists, pgErr.ConstraintName)
 		case pgErr.Code == "23503": // foreign_key_violation
 			return fmt.Errorf("pgdir: %s: %w", op, cluster.ErrNotFound)
-		case pgErr.Code == "23514": // check_violation: the checks here missed it
+		case pgErr.Code == "23514", // check_violation: the checks here missed it
+			strings.HasPrefix(pgErr.Code, "22"): // data exception: text PostgreSQL cannot store (a NUL, bad UTF-8), a number out of range
 			return fmt.Errorf("pgdir: %s: %w: %v", op, cluster.ErrInvalid, pgErr)
 		case transient(pgErr.Code):
 			return &cluster.Unavailable{Peer: "directory", Err: fmt.Errorf("%s: %w", op, err)}
@@ -274,7 +281,7 @@ func (d *Directory) migrate(ctx context.Context) error {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return &cluster.Unavailable{Peer: "directory", Err: fmt.Errorf("open: %w", err)}
+		return &cluster.Unavailable{Peer: "directory", Err: fmt.Errorf("open %s: %w", d.server, err)}
 	}
 	var applied []string
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
@@ -312,7 +319,7 @@ func (d *Directory) migrate(ctx context.Context) error {
 		if errors.As(err, &pgErr) && !transient(pgErr.Code) {
 			return fmt.Errorf("pgdir: migrate: %w", err)
 		}
-		return &cluster.Unavailable{Peer: "directory", Err: fmt.Errorf("open: %w", err)}
+		return &cluster.Unavailable{Peer: "directory", Err: fmt.Errorf("open %s: %w", d.server, err)}
 	}
 	if len(applied) > 0 {
 		d.log.Info("pgdir: schema migrated", "applied", applied)
@@ -658,6 +665,29 @@ func (d *Directory) NextID(ctx context.Context, sequence string) (uint64, error)
 		return 0, d.fail(ctx, "NextID", err)
 	}
 	return uint64(n), nil
+}
+
+// AdvanceID moves the named sequence past past, so that NextID never
+// returns it (cluster.SequenceAdvancer): a registration chose that id
+// itself.
+func (d *Directory) AdvanceID(ctx context.Context, sequence string, past uint64) error {
+	if err := checkID("sequence", sequence); err != nil {
+		return err
+	}
+	if past > 1<<63-1 {
+		return fmt.Errorf("%w: pgdir: sequence %s: %d is out of range", cluster.ErrInvalid, sequence, past)
+	}
+	ctx, cancel, err := d.begin(ctx, "AdvanceID")
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	_, err = d.pool.Exec(ctx, `INSERT INTO dir_sequences (name, last) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET last = GREATEST(dir_sequences.last, EXCLUDED.last)`, sequence, int64(past))
+	if err != nil {
+		return d.fail(ctx, "AdvanceID", err)
+	}
+	return nil
 }
 
 // Users and addresses.
