@@ -7,11 +7,12 @@
 //
 // Open applies the schema migrations embedded in the package
 // (migrations/NNNN_name.sql, in order) that the database lacks, each in
-// the one transaction that records it in schema_migrations (component
-// "pgdir"), under a transaction-level advisory lock: nodes that open an
-// empty database at once migrate it once, and wait for each other. The
-// tables are prefixed dir_ so that the database can hold other
-// components' tables:
+// the one transaction that records it in mailsys_schema_migrations
+// (component "pgdir"; not schema_migrations, which migration tools such as
+// golang-migrate take for their own), under a transaction-level advisory
+// lock: nodes that open an empty database at once migrate it once, and
+// wait for each other. The tables are prefixed dir_ so that the database
+// can hold other components' tables:
 //
 //   - dir_registry: one row, the registry's version.
 //   - dir_nodes: the registered nodes (id, num unique, roles, addr,
@@ -32,14 +33,22 @@
 // were at it, and every change is announced once committed. WatchRegistry
 // listens on a connection of its own and polls the version every
 // PollInterval as well, so that a notification lost with a connection is
-// made up for. NextID's numbers are taken by an UPDATE ... RETURNING that
-// commits at once: a number is never handed out twice, even when what
-// took it fails.
+// made up for. NextID's numbers are taken by an INSERT ... ON CONFLICT DO
+// UPDATE ... RETURNING that commits at once: a number is never handed out
+// twice, even when what took it fails. A user and its primary address go
+// in with one statement, so both or neither.
+//
+// # Errors
 //
 // Addresses and domains are stored in the form cluster.NormalAddress and
 // cluster.NormalDomain give (lower case, no trailing dot), and every input
 // is checked before it reaches the database: a bad one is
-// cluster.ErrInvalid.
+// cluster.ErrInvalid. A unique violation is cluster.ErrExists; a missing
+// row cluster.ErrNotFound. A database that cannot answer (a refused or
+// lost connection, a call past Config.CallTimeout or the caller's
+// deadline, a server shutting down or out of connections) is a
+// *cluster.Unavailable with Peer "directory"; a call whose context was
+// canceled returns the context's error.
 package pgdir
 
 import (
@@ -288,7 +297,7 @@ func (d *Directory) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS mailsys_schema_migrations (
 			component  text        NOT NULL,
 			version    integer     NOT NULL,
 			name       text        NOT NULL,
@@ -297,7 +306,7 @@ func (d *Directory) migrate(ctx context.Context) error {
 			return err
 		}
 		var have int
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations WHERE component = 'pgdir'").Scan(&have); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM mailsys_schema_migrations WHERE component = 'pgdir'").Scan(&have); err != nil {
 			return err
 		}
 		if have > len(migs) {
@@ -307,7 +316,7 @@ func (d *Directory) migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (component, version, name) VALUES ('pgdir', $1, $2)", m.version, m.name); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO mailsys_schema_migrations (component, version, name) VALUES ('pgdir', $1, $2)", m.version, m.name); err != nil {
 				return err
 			}
 			applied = append(applied, m.name)

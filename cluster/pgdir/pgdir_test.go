@@ -229,7 +229,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	defer conn.Close(ctx)
 	migrations := func() []string {
 		t.Helper()
-		rows, err := conn.Query(ctx, "SELECT version || ' ' || name FROM schema_migrations WHERE component = 'pgdir' ORDER BY version")
+		rows, err := conn.Query(ctx, "SELECT version || ' ' || name FROM mailsys_schema_migrations WHERE component = 'pgdir' ORDER BY version")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	first := migrations()
 	if len(first) == 0 || first[0] != "1 0001_init.sql" {
-		t.Fatalf("schema_migrations: %q", first)
+		t.Fatalf("mailsys_schema_migrations: %q", first)
 	}
 	// Each works, on the one schema.
 	for i, d := range dirs {
@@ -302,6 +302,7 @@ func TestOpenUnreachable(t *testing.T) {
 		if !cluster.IsUnavailable(err) {
 			t.Errorf("%s: Open: %v, want Unavailable", tc.what, err)
 		}
+		t.Logf("%s: %v", tc.what, err)
 		if took > time.Second {
 			t.Errorf("%s: Open took %v with a deadline of 500ms", tc.what, took)
 		}
@@ -361,5 +362,22 @@ func TestTimeout(t *testing.T) {
 	tx.Rollback(ctx)
 	if _, err := d.NextID(ctx, "user"); err != nil {
 		t.Errorf("NextID after the lock: %v", err)
+	}
+}
+
+// TestUnstorable: a node address PostgreSQL cannot store as text (not
+// checked by Node.Validate) is ErrInvalid, and changes nothing.
+func TestUnstorable(t *testing.T) {
+	d := open(t, pgtest.Start(t))
+	defer d.Close()
+	ctx := t.Context()
+	for _, addr := range []string{"10.0.0.1:7443\x00", "h\xffst:1"} {
+		n := cluster.Node{ID: "ud1", Num: 1, Roles: cluster.RoleUD, Addr: addr, Weight: 1}
+		if err := d.PutNode(ctx, n); !errors.Is(err, cluster.ErrInvalid) {
+			t.Errorf("PutNode with address %q: %v, want ErrInvalid", addr, err)
+		}
+	}
+	if r, err := d.Registry(ctx); err != nil || len(r.Nodes) != 0 || r.Version != 0 {
+		t.Errorf("registry after refused PutNodes: %+v, %v", r, err)
 	}
 }

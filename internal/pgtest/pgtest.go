@@ -4,7 +4,7 @@
 // else initdb and pg_ctl on the PATH).
 //
 // A server lives in a temporary directory of its own (data, unix socket
-// and log), listens on a free loopback port, and runs without fsync: it is
+// and log; under /dev/shm when it has room, else under os.TempDir), listens on a free loopback port, and runs without fsync: it is
 // fast, and loses everything on a crash, which a test does not mind. It
 // is stopped (immediate shutdown) and its directory removed when the test
 // that started it ends, or, for the package's shared server, when the
@@ -294,7 +294,7 @@ func start() (*Server, error) {
 	}
 	// Not t.TempDir: its parents are 0700 and root's, out of the postgres
 	// user's reach. The path stays short, as the socket's must (108 bytes).
-	dir, err := os.MkdirTemp("", "pgtest-")
+	dir, err := os.MkdirTemp(tempRoot(), "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
@@ -337,6 +337,24 @@ func start() (*Server, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// shmDir is a RAM file system on Linux: a server there makes databases
+// ten times as fast as on a disk (CREATE DATABASE writes some 250 files).
+const shmDir = "/dev/shm"
+
+// minShmFree is the room in shmDir pgtest wants before it uses it: a
+// server takes some 40 MB, and 8 MB a database.
+const minShmFree = 1 << 30
+
+// tempRoot returns where servers' directories go: shmDir if it is there,
+// writable and roomy, else the usual temporary directory.
+func tempRoot() string {
+	var st syscall.Statfs_t
+	if syscall.Statfs(shmDir, &st) != nil || st.Bavail*uint64(st.Bsize) < minShmFree || syscall.Access(shmDir, 2 /* W_OK */) != nil {
+		return os.TempDir()
+	}
+	return shmDir
 }
 
 // freePort returns a loopback TCP port that nothing listens on now.

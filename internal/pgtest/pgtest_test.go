@@ -59,6 +59,7 @@ func TestDatabasesApart(t *testing.T) {
 // TestRestart: Restart cuts connections and the server comes back on the
 // same port with the data.
 func TestRestart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := New(t)
 	dsn := s.NewDatabase(t)
@@ -86,6 +87,7 @@ func TestRestart(t *testing.T) {
 // TestNoneLeftBehind: after the server's test, its postmaster is gone and
 // its directory removed.
 func TestNoneLeftBehind(t *testing.T) {
+	t.Parallel()
 	var pid int
 	var dir string
 	t.Run("server", func(t *testing.T) {
@@ -112,6 +114,7 @@ func TestWatchdog(t *testing.T) {
 		fmt.Printf("dir=%s pid=%d\n", s.dir, postmasterPID(t, s.dir))
 		os.Exit(3)
 	}
+	t.Parallel()
 	Shared(t) // skips or fails as the child would, when PostgreSQL is missing
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchdog$")
 	cmd.Env = append(os.Environ(), "PGTEST_CHILD=1")
