@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) cluster.Directory) {
 		{"WatchCoalesces", testWatchCoalesces},
 		{"NextID", testNextID},
 		{"NextIDConcurrent", testNextIDConcurrent},
+		{"AdvanceID", testAdvanceID},
 		{"PlaceUser", testPlaceUser},
 		{"PlaceUserInvalid", testPlaceUserInvalid},
 		{"PlaceUserConcurrent", testPlaceUserConcurrent},
@@ -530,6 +531,46 @@ func testNextID(t *testing.T, d cluster.Directory) {
 		_, err := d.NextID(c, bad)
 		wantErr(t, fmt.Sprintf("NextID(%q)", bad), err, cluster.ErrInvalid)
 	}
+}
+
+// testAdvanceID checks cluster.SequenceAdvancer, for Directories that
+// implement it.
+func testAdvanceID(t *testing.T, d cluster.Directory) {
+	a, ok := d.(cluster.SequenceAdvancer)
+	if !ok {
+		t.Skip("not a cluster.SequenceAdvancer")
+	}
+	c := ctx(t)
+	next := func(seq string) uint64 {
+		t.Helper()
+		n, err := d.NextID(c, seq)
+		must(t, "NextID "+seq, err)
+		return n
+	}
+	must(t, "AdvanceID of a fresh sequence", a.AdvanceID(c, "user", 100))
+	if n := next("user"); n <= 100 {
+		t.Errorf("NextID after AdvanceID(user, 100) = %d, want above 100", n)
+	}
+	must(t, "AdvanceID backwards", a.AdvanceID(c, "user", 5))
+	last := next("user")
+	if last <= 101 {
+		t.Errorf("NextID after AdvanceID(user, 5) = %d: the sequence went back", last)
+	}
+	must(t, "AdvanceID to the last number taken", a.AdvanceID(c, "user", last))
+	if n := next("user"); n <= last {
+		t.Errorf("NextID after AdvanceID(user, %d) = %d", last, n)
+	}
+	if n := next("unit"); n != 1 {
+		t.Errorf("NextID(unit) after AdvanceID(user) = %d, want 1", n)
+	}
+	for _, bad := range []string{"", "User", "a b"} {
+		wantErr(t, fmt.Sprintf("AdvanceID(%q)", bad), a.AdvanceID(c, bad, 10), cluster.ErrInvalid)
+	}
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	wantErr(t, "AdvanceID with a context done", a.AdvanceID(done, "user", 1000), context.Canceled)
+	must(t, "Close", d.Close())
+	wantErr(t, "AdvanceID after Close", a.AdvanceID(c, "user", 1000), cluster.ErrClosed)
 }
 
 func testNextIDConcurrent(t *testing.T, d cluster.Directory) {

@@ -21,7 +21,10 @@
 // and reports an error from that Close unless the subtest closed it
 // already (a second Close may return nil or an error wrapping
 // cluster.ErrClosed). open may call t.Fatal and t.Cleanup (to remove the
-// backing store, say). Run the suite with -race: the concurrent subtests
+// backing store, say). The AdvanceID subtest runs only on a Directory
+// that implements cluster.SequenceAdvancer (AdvanceID(seq, past) makes
+// every later NextID(seq) return more than past, and never moves a
+// sequence back). Run the suite with -race: the concurrent subtests
 // are meant for it. The whole suite takes well under five seconds on an
 // implementation that answers in a millisecond or so.
 //

@@ -16,7 +16,9 @@ import (
 
 // Directory is a remote cluster.Directory, over a gRPC connection to the
 // Directory service of the node that holds it (RegisterDirectory). It
-// implements cluster.Directory with its contract, and:
+// implements cluster.Directory with its contract, and
+// cluster.SequenceAdvancer (a node whose Directory lacks it answers
+// AdvanceID with an error), and:
 //
 //   - A node that cannot be reached, or does not answer in time, gives an
 //     error matching cluster.IsUnavailable (a *cluster.Unavailable). A
@@ -44,7 +46,10 @@ type Directory struct {
 	done   chan struct{} // closed by Close
 }
 
-var _ cluster.Directory = (*Directory)(nil)
+var (
+	_ cluster.Directory        = (*Directory)(nil)
+	_ cluster.SequenceAdvancer = (*Directory)(nil)
+)
 
 // DirectoryConfig configures a Directory client. The zero value (but
 // Peer) means the defaults.
@@ -258,6 +263,14 @@ func (c *Directory) NextID(ctx context.Context, sequence string) (uint64, error)
 		return 0, err
 	}
 	return m.GetN(), nil
+}
+
+// AdvanceID moves the named sequence past past, so that NextID never
+// returns it (cluster.SequenceAdvancer). It fails if the node's Directory
+// cannot do that (codes.Unimplemented).
+func (c *Directory) AdvanceID(ctx context.Context, sequence string, past uint64) error {
+	_, err := dirCall(c, ctx, c.rpc.AdvanceID, &pb.DirAdvanceRequest{Name: []byte(sequence), Past: past})
+	return err
 }
 
 // PlaceUser records that user id, of primary address address, lives on UD

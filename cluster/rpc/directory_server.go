@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/mailsys/mailsys/cluster"
 	"github.com/mailsys/mailsys/cluster/rpc/pb"
@@ -17,18 +19,23 @@ import (
 //
 // Every call runs with the client's context (its deadline and its end);
 // errors cross as toStatus makes them, so that a client's error wraps the
-// sentinel d's did. A WatchRegistry stream lasts until the client ends it,
+// sentinel d's did. If d is a cluster.SequenceAdvancer (found by type
+// assertion now), the clients' AdvanceID calls reach it; otherwise they
+// are answered codes.Unimplemented. A WatchRegistry stream lasts until the client ends it,
 // d's WatchRegistry returns (d closed: the client is told ErrClosed and
 // tries again), or the server stops: stop the server with Stop (or close
 // d first), since GracefulStop waits for the streams to end.
 func RegisterDirectory(s grpc.ServiceRegistrar, d cluster.Directory) {
-	pb.RegisterDirectoryServer(s, &directoryServer{d: d})
+	srv := &directoryServer{d: d}
+	srv.adv, _ = d.(cluster.SequenceAdvancer)
+	pb.RegisterDirectoryServer(s, srv)
 }
 
 // directoryServer is the Directory service over a cluster.Directory.
 type directoryServer struct {
 	pb.UnimplementedDirectoryServer
-	d cluster.Directory
+	d   cluster.Directory
+	adv cluster.SequenceAdvancer // nil if d lacks it
 }
 
 var dirEmpty = &pb.DirEmpty{}
@@ -123,6 +130,13 @@ func (s *directoryServer) NextID(ctx context.Context, m *pb.DirSequence) (*pb.Di
 		return nil, toStatus(err)
 	}
 	return &pb.DirNumber{N: n}, nil
+}
+
+func (s *directoryServer) AdvanceID(ctx context.Context, m *pb.DirAdvanceRequest) (*pb.DirEmpty, error) {
+	if s.adv == nil {
+		return nil, status.Error(codes.Unimplemented, "rpc: the node's Directory cannot advance a sequence")
+	}
+	return dirEmpty, toStatus(s.adv.AdvanceID(ctx, string(m.GetName()), m.GetPast()))
 }
 
 func (s *directoryServer) PlaceUser(ctx context.Context, m *pb.DirPlaceUserRequest) (*pb.DirEmpty, error) {

@@ -403,6 +403,58 @@ func (x *DirSequence) GetName() []byte {
 	return nil
 }
 
+type DirAdvanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Past          uint64                 `protobuf:"varint,2,opt,name=past,proto3" json:"past,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirAdvanceRequest) Reset() {
+	*x = DirAdvanceRequest{}
+	mi := &file_directory_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirAdvanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirAdvanceRequest) ProtoMessage() {}
+
+func (x *DirAdvanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_directory_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirAdvanceRequest.ProtoReflect.Descriptor instead.
+func (*DirAdvanceRequest) Descriptor() ([]byte, []int) {
+	return file_directory_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DirAdvanceRequest) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *DirAdvanceRequest) GetPast() uint64 {
+	if x != nil {
+		return x.Past
+	}
+	return 0
+}
+
 type DirNumber struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	N             uint64                 `protobuf:"varint,1,opt,name=n,proto3" json:"n,omitempty"`
@@ -412,7 +464,7 @@ type DirNumber struct {
 
 func (x *DirNumber) Reset() {
 	*x = DirNumber{}
-	mi := &file_directory_proto_msgTypes[7]
+	mi := &file_directory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +476,7 @@ func (x *DirNumber) String() string {
 func (*DirNumber) ProtoMessage() {}
 
 func (x *DirNumber) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[7]
+	mi := &file_directory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +489,7 @@ func (x *DirNumber) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirNumber.ProtoReflect.Descriptor instead.
 func (*DirNumber) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{7}
+	return file_directory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DirNumber) GetN() uint64 {
@@ -456,7 +508,7 @@ type DirUser struct {
 
 func (x *DirUser) Reset() {
 	*x = DirUser{}
-	mi := &file_directory_proto_msgTypes[8]
+	mi := &file_directory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +520,7 @@ func (x *DirUser) String() string {
 func (*DirUser) ProtoMessage() {}
 
 func (x *DirUser) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[8]
+	mi := &file_directory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +533,7 @@ func (x *DirUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirUser.ProtoReflect.Descriptor instead.
 func (*DirUser) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{8}
+	return file_directory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DirUser) GetId() uint64 {
@@ -502,7 +554,7 @@ type DirPlaceUserRequest struct {
 
 func (x *DirPlaceUserRequest) Reset() {
 	*x = DirPlaceUserRequest{}
-	mi := &file_directory_proto_msgTypes[9]
+	mi := &file_directory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +566,7 @@ func (x *DirPlaceUserRequest) String() string {
 func (*DirPlaceUserRequest) ProtoMessage() {}
 
 func (x *DirPlaceUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[9]
+	mi := &file_directory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +579,7 @@ func (x *DirPlaceUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirPlaceUserRequest.ProtoReflect.Descriptor instead.
 func (*DirPlaceUserRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{9}
+	return file_directory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DirPlaceUserRequest) GetId() uint64 {
@@ -560,7 +612,7 @@ type DirAddress struct {
 
 func (x *DirAddress) Reset() {
 	*x = DirAddress{}
-	mi := &file_directory_proto_msgTypes[10]
+	mi := &file_directory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +624,7 @@ func (x *DirAddress) String() string {
 func (*DirAddress) ProtoMessage() {}
 
 func (x *DirAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[10]
+	mi := &file_directory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +637,7 @@ func (x *DirAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirAddress.ProtoReflect.Descriptor instead.
 func (*DirAddress) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{10}
+	return file_directory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DirAddress) GetAddress() []byte {
@@ -606,7 +658,7 @@ type DirPlacement struct {
 
 func (x *DirPlacement) Reset() {
 	*x = DirPlacement{}
-	mi := &file_directory_proto_msgTypes[11]
+	mi := &file_directory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +670,7 @@ func (x *DirPlacement) String() string {
 func (*DirPlacement) ProtoMessage() {}
 
 func (x *DirPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[11]
+	mi := &file_directory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +683,7 @@ func (x *DirPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirPlacement.ProtoReflect.Descriptor instead.
 func (*DirPlacement) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{11}
+	return file_directory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DirPlacement) GetUser() uint64 {
@@ -658,7 +710,7 @@ type DirAddAddressRequest struct {
 
 func (x *DirAddAddressRequest) Reset() {
 	*x = DirAddAddressRequest{}
-	mi := &file_directory_proto_msgTypes[12]
+	mi := &file_directory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +722,7 @@ func (x *DirAddAddressRequest) String() string {
 func (*DirAddAddressRequest) ProtoMessage() {}
 
 func (x *DirAddAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[12]
+	mi := &file_directory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +735,7 @@ func (x *DirAddAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirAddAddressRequest.ProtoReflect.Descriptor instead.
 func (*DirAddAddressRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{12}
+	return file_directory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DirAddAddressRequest) GetAddress() []byte {
@@ -710,7 +762,7 @@ type DirDomainAliasRequest struct {
 
 func (x *DirDomainAliasRequest) Reset() {
 	*x = DirDomainAliasRequest{}
-	mi := &file_directory_proto_msgTypes[13]
+	mi := &file_directory_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +774,7 @@ func (x *DirDomainAliasRequest) String() string {
 func (*DirDomainAliasRequest) ProtoMessage() {}
 
 func (x *DirDomainAliasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[13]
+	mi := &file_directory_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +787,7 @@ func (x *DirDomainAliasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirDomainAliasRequest.ProtoReflect.Descriptor instead.
 func (*DirDomainAliasRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{13}
+	return file_directory_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DirDomainAliasRequest) GetAlias() []byte {
@@ -761,7 +813,7 @@ type DirDomain struct {
 
 func (x *DirDomain) Reset() {
 	*x = DirDomain{}
-	mi := &file_directory_proto_msgTypes[14]
+	mi := &file_directory_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +825,7 @@ func (x *DirDomain) String() string {
 func (*DirDomain) ProtoMessage() {}
 
 func (x *DirDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[14]
+	mi := &file_directory_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +838,7 @@ func (x *DirDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirDomain.ProtoReflect.Descriptor instead.
 func (*DirDomain) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{14}
+	return file_directory_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DirDomain) GetDomain() []byte {
@@ -822,7 +874,10 @@ const file_directory_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06masked\x18\x02 \x01(\bR\x06masked\"!\n" +
 	"\vDirSequence\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\fR\x04name\"\x19\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\";\n" +
+	"\x11DirAdvanceRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\x12\x12\n" +
+	"\x04past\x18\x02 \x01(\x04R\x04past\"\x19\n" +
 	"\tDirNumber\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x04R\x01n\"\x19\n" +
 	"\aDirUser\x12\x0e\n" +
@@ -844,7 +899,8 @@ const file_directory_proto_rawDesc = "" +
 	"\x05alias\x18\x01 \x01(\fR\x05alias\x12\x16\n" +
 	"\x06domain\x18\x02 \x01(\fR\x06domain\"#\n" +
 	"\tDirDomain\x12\x16\n" +
-	"\x06domain\x18\x01 \x01(\fR\x06domain2\xb0\t\n" +
+	"\x06domain\x18\x01 \x01(\fR\x06domain2\x82\n" +
+	"\n" +
 	"\tDirectory\x12I\n" +
 	"\bRegistry\x12\x1c.mailsys.cluster.v1.DirEmpty\x1a\x1f.mailsys.cluster.v1.DirRegistry\x12D\n" +
 	"\aPutNode\x12\x1b.mailsys.cluster.v1.DirNode\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12R\n" +
@@ -853,7 +909,8 @@ const file_directory_proto_rawDesc = "" +
 	"\n" +
 	"RemoveNode\x12\x1d.mailsys.cluster.v1.DirNodeID\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12P\n" +
 	"\rWatchRegistry\x12\x1c.mailsys.cluster.v1.DirEmpty\x1a\x1f.mailsys.cluster.v1.DirRegistry0\x01\x12H\n" +
-	"\x06NextID\x12\x1f.mailsys.cluster.v1.DirSequence\x1a\x1d.mailsys.cluster.v1.DirNumber\x12R\n" +
+	"\x06NextID\x12\x1f.mailsys.cluster.v1.DirSequence\x1a\x1d.mailsys.cluster.v1.DirNumber\x12P\n" +
+	"\tAdvanceID\x12%.mailsys.cluster.v1.DirAdvanceRequest\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12R\n" +
 	"\tPlaceUser\x12'.mailsys.cluster.v1.DirPlaceUserRequest\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12G\n" +
 	"\n" +
 	"RemoveUser\x12\x1b.mailsys.cluster.v1.DirUser\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12F\n" +
@@ -877,7 +934,7 @@ func file_directory_proto_rawDescGZIP() []byte {
 	return file_directory_proto_rawDescData
 }
 
-var file_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_directory_proto_goTypes = []any{
 	(*DirEmpty)(nil),              // 0: mailsys.cluster.v1.DirEmpty
 	(*DirNode)(nil),               // 1: mailsys.cluster.v1.DirNode
@@ -886,14 +943,15 @@ var file_directory_proto_goTypes = []any{
 	(*DirSetWeightRequest)(nil),   // 4: mailsys.cluster.v1.DirSetWeightRequest
 	(*DirSetMaskedRequest)(nil),   // 5: mailsys.cluster.v1.DirSetMaskedRequest
 	(*DirSequence)(nil),           // 6: mailsys.cluster.v1.DirSequence
-	(*DirNumber)(nil),             // 7: mailsys.cluster.v1.DirNumber
-	(*DirUser)(nil),               // 8: mailsys.cluster.v1.DirUser
-	(*DirPlaceUserRequest)(nil),   // 9: mailsys.cluster.v1.DirPlaceUserRequest
-	(*DirAddress)(nil),            // 10: mailsys.cluster.v1.DirAddress
-	(*DirPlacement)(nil),          // 11: mailsys.cluster.v1.DirPlacement
-	(*DirAddAddressRequest)(nil),  // 12: mailsys.cluster.v1.DirAddAddressRequest
-	(*DirDomainAliasRequest)(nil), // 13: mailsys.cluster.v1.DirDomainAliasRequest
-	(*DirDomain)(nil),             // 14: mailsys.cluster.v1.DirDomain
+	(*DirAdvanceRequest)(nil),     // 7: mailsys.cluster.v1.DirAdvanceRequest
+	(*DirNumber)(nil),             // 8: mailsys.cluster.v1.DirNumber
+	(*DirUser)(nil),               // 9: mailsys.cluster.v1.DirUser
+	(*DirPlaceUserRequest)(nil),   // 10: mailsys.cluster.v1.DirPlaceUserRequest
+	(*DirAddress)(nil),            // 11: mailsys.cluster.v1.DirAddress
+	(*DirPlacement)(nil),          // 12: mailsys.cluster.v1.DirPlacement
+	(*DirAddAddressRequest)(nil),  // 13: mailsys.cluster.v1.DirAddAddressRequest
+	(*DirDomainAliasRequest)(nil), // 14: mailsys.cluster.v1.DirDomainAliasRequest
+	(*DirDomain)(nil),             // 15: mailsys.cluster.v1.DirDomain
 }
 var file_directory_proto_depIdxs = []int32{
 	1,  // 0: mailsys.cluster.v1.DirRegistry.nodes:type_name -> mailsys.cluster.v1.DirNode
@@ -904,31 +962,33 @@ var file_directory_proto_depIdxs = []int32{
 	3,  // 5: mailsys.cluster.v1.Directory.RemoveNode:input_type -> mailsys.cluster.v1.DirNodeID
 	0,  // 6: mailsys.cluster.v1.Directory.WatchRegistry:input_type -> mailsys.cluster.v1.DirEmpty
 	6,  // 7: mailsys.cluster.v1.Directory.NextID:input_type -> mailsys.cluster.v1.DirSequence
-	9,  // 8: mailsys.cluster.v1.Directory.PlaceUser:input_type -> mailsys.cluster.v1.DirPlaceUserRequest
-	8,  // 9: mailsys.cluster.v1.Directory.RemoveUser:input_type -> mailsys.cluster.v1.DirUser
-	8,  // 10: mailsys.cluster.v1.Directory.UserNode:input_type -> mailsys.cluster.v1.DirUser
-	10, // 11: mailsys.cluster.v1.Directory.LookupAddress:input_type -> mailsys.cluster.v1.DirAddress
-	12, // 12: mailsys.cluster.v1.Directory.AddAddress:input_type -> mailsys.cluster.v1.DirAddAddressRequest
-	10, // 13: mailsys.cluster.v1.Directory.RemoveAddress:input_type -> mailsys.cluster.v1.DirAddress
-	13, // 14: mailsys.cluster.v1.Directory.PutDomainAlias:input_type -> mailsys.cluster.v1.DirDomainAliasRequest
-	14, // 15: mailsys.cluster.v1.Directory.DomainAlias:input_type -> mailsys.cluster.v1.DirDomain
-	2,  // 16: mailsys.cluster.v1.Directory.Registry:output_type -> mailsys.cluster.v1.DirRegistry
-	0,  // 17: mailsys.cluster.v1.Directory.PutNode:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 18: mailsys.cluster.v1.Directory.SetWeight:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 19: mailsys.cluster.v1.Directory.SetMasked:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 20: mailsys.cluster.v1.Directory.RemoveNode:output_type -> mailsys.cluster.v1.DirEmpty
-	2,  // 21: mailsys.cluster.v1.Directory.WatchRegistry:output_type -> mailsys.cluster.v1.DirRegistry
-	7,  // 22: mailsys.cluster.v1.Directory.NextID:output_type -> mailsys.cluster.v1.DirNumber
-	0,  // 23: mailsys.cluster.v1.Directory.PlaceUser:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 24: mailsys.cluster.v1.Directory.RemoveUser:output_type -> mailsys.cluster.v1.DirEmpty
-	3,  // 25: mailsys.cluster.v1.Directory.UserNode:output_type -> mailsys.cluster.v1.DirNodeID
-	11, // 26: mailsys.cluster.v1.Directory.LookupAddress:output_type -> mailsys.cluster.v1.DirPlacement
-	0,  // 27: mailsys.cluster.v1.Directory.AddAddress:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 28: mailsys.cluster.v1.Directory.RemoveAddress:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 29: mailsys.cluster.v1.Directory.PutDomainAlias:output_type -> mailsys.cluster.v1.DirEmpty
-	14, // 30: mailsys.cluster.v1.Directory.DomainAlias:output_type -> mailsys.cluster.v1.DirDomain
-	16, // [16:31] is the sub-list for method output_type
-	1,  // [1:16] is the sub-list for method input_type
+	7,  // 8: mailsys.cluster.v1.Directory.AdvanceID:input_type -> mailsys.cluster.v1.DirAdvanceRequest
+	10, // 9: mailsys.cluster.v1.Directory.PlaceUser:input_type -> mailsys.cluster.v1.DirPlaceUserRequest
+	9,  // 10: mailsys.cluster.v1.Directory.RemoveUser:input_type -> mailsys.cluster.v1.DirUser
+	9,  // 11: mailsys.cluster.v1.Directory.UserNode:input_type -> mailsys.cluster.v1.DirUser
+	11, // 12: mailsys.cluster.v1.Directory.LookupAddress:input_type -> mailsys.cluster.v1.DirAddress
+	13, // 13: mailsys.cluster.v1.Directory.AddAddress:input_type -> mailsys.cluster.v1.DirAddAddressRequest
+	11, // 14: mailsys.cluster.v1.Directory.RemoveAddress:input_type -> mailsys.cluster.v1.DirAddress
+	14, // 15: mailsys.cluster.v1.Directory.PutDomainAlias:input_type -> mailsys.cluster.v1.DirDomainAliasRequest
+	15, // 16: mailsys.cluster.v1.Directory.DomainAlias:input_type -> mailsys.cluster.v1.DirDomain
+	2,  // 17: mailsys.cluster.v1.Directory.Registry:output_type -> mailsys.cluster.v1.DirRegistry
+	0,  // 18: mailsys.cluster.v1.Directory.PutNode:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 19: mailsys.cluster.v1.Directory.SetWeight:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 20: mailsys.cluster.v1.Directory.SetMasked:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 21: mailsys.cluster.v1.Directory.RemoveNode:output_type -> mailsys.cluster.v1.DirEmpty
+	2,  // 22: mailsys.cluster.v1.Directory.WatchRegistry:output_type -> mailsys.cluster.v1.DirRegistry
+	8,  // 23: mailsys.cluster.v1.Directory.NextID:output_type -> mailsys.cluster.v1.DirNumber
+	0,  // 24: mailsys.cluster.v1.Directory.AdvanceID:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 25: mailsys.cluster.v1.Directory.PlaceUser:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 26: mailsys.cluster.v1.Directory.RemoveUser:output_type -> mailsys.cluster.v1.DirEmpty
+	3,  // 27: mailsys.cluster.v1.Directory.UserNode:output_type -> mailsys.cluster.v1.DirNodeID
+	12, // 28: mailsys.cluster.v1.Directory.LookupAddress:output_type -> mailsys.cluster.v1.DirPlacement
+	0,  // 29: mailsys.cluster.v1.Directory.AddAddress:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 30: mailsys.cluster.v1.Directory.RemoveAddress:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 31: mailsys.cluster.v1.Directory.PutDomainAlias:output_type -> mailsys.cluster.v1.DirEmpty
+	15, // 32: mailsys.cluster.v1.Directory.DomainAlias:output_type -> mailsys.cluster.v1.DirDomain
+	17, // [17:33] is the sub-list for method output_type
+	1,  // [1:17] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -945,7 +1005,7 @@ func file_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_directory_proto_rawDesc), len(file_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,7 @@ const (
 	Directory_RemoveNode_FullMethodName     = "/mailsys.cluster.v1.Directory/RemoveNode"
 	Directory_WatchRegistry_FullMethodName  = "/mailsys.cluster.v1.Directory/WatchRegistry"
 	Directory_NextID_FullMethodName         = "/mailsys.cluster.v1.Directory/NextID"
+	Directory_AdvanceID_FullMethodName      = "/mailsys.cluster.v1.Directory/AdvanceID"
 	Directory_PlaceUser_FullMethodName      = "/mailsys.cluster.v1.Directory/PlaceUser"
 	Directory_RemoveUser_FullMethodName     = "/mailsys.cluster.v1.Directory/RemoveUser"
 	Directory_UserNode_FullMethodName       = "/mailsys.cluster.v1.Directory/UserNode"
@@ -65,6 +66,9 @@ type DirectoryClient interface {
 	WatchRegistry(ctx context.Context, in *DirEmpty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DirRegistry], error)
 	// Sequences, placements, addresses, domain aliases.
 	NextID(ctx context.Context, in *DirSequence, opts ...grpc.CallOption) (*DirNumber, error)
+	// AdvanceID is cluster.SequenceAdvancer's; a node whose Directory lacks
+	// it answers Unimplemented.
+	AdvanceID(ctx context.Context, in *DirAdvanceRequest, opts ...grpc.CallOption) (*DirEmpty, error)
 	PlaceUser(ctx context.Context, in *DirPlaceUserRequest, opts ...grpc.CallOption) (*DirEmpty, error)
 	RemoveUser(ctx context.Context, in *DirUser, opts ...grpc.CallOption) (*DirEmpty, error)
 	UserNode(ctx context.Context, in *DirUser, opts ...grpc.CallOption) (*DirNodeID, error)
@@ -156,6 +160,16 @@ func (c *directoryClient) NextID(ctx context.Context, in *DirSequence, opts ...g
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DirNumber)
 	err := c.cc.Invoke(ctx, Directory_NextID_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryClient) AdvanceID(ctx context.Context, in *DirAdvanceRequest, opts ...grpc.CallOption) (*DirEmpty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DirEmpty)
+	err := c.cc.Invoke(ctx, Directory_AdvanceID_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +269,9 @@ type DirectoryServer interface {
 	WatchRegistry(*DirEmpty, grpc.ServerStreamingServer[DirRegistry]) error
 	// Sequences, placements, addresses, domain aliases.
 	NextID(context.Context, *DirSequence) (*DirNumber, error)
+	// AdvanceID is cluster.SequenceAdvancer's; a node whose Directory lacks
+	// it answers Unimplemented.
+	AdvanceID(context.Context, *DirAdvanceRequest) (*DirEmpty, error)
 	PlaceUser(context.Context, *DirPlaceUserRequest) (*DirEmpty, error)
 	RemoveUser(context.Context, *DirUser) (*DirEmpty, error)
 	UserNode(context.Context, *DirUser) (*DirNodeID, error)
@@ -293,6 +310,9 @@ func (UnimplementedDirectoryServer) WatchRegistry(*DirEmpty, grpc.ServerStreamin
 }
 func (UnimplementedDirectoryServer) NextID(context.Context, *DirSequence) (*DirNumber, error) {
 	return nil, status.Error(codes.Unimplemented, "method NextID not implemented")
+}
+func (UnimplementedDirectoryServer) AdvanceID(context.Context, *DirAdvanceRequest) (*DirEmpty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AdvanceID not implemented")
 }
 func (UnimplementedDirectoryServer) PlaceUser(context.Context, *DirPlaceUserRequest) (*DirEmpty, error) {
 	return nil, status.Error(codes.Unimplemented, "method PlaceUser not implemented")
@@ -454,6 +474,24 @@ func _Directory_NextID_Handler(srv interface{}, ctx context.Context, dec func(in
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(DirectoryServer).NextID(ctx, req.(*DirSequence))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Directory_AdvanceID_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DirAdvanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServer).AdvanceID(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Directory_AdvanceID_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServer).AdvanceID(ctx, req.(*DirAdvanceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -632,6 +670,10 @@ var Directory_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NextID",
 			Handler:    _Directory_NextID_Handler,
+		},
+		{
+			MethodName: "AdvanceID",
+			Handler:    _Directory_AdvanceID_Handler,
 		},
 		{
 			MethodName: "PlaceUser",
