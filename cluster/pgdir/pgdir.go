@@ -678,7 +678,8 @@ func (d *Directory) NextID(ctx context.Context, sequence string) (uint64, error)
 
 // AdvanceID moves the named sequence past past, so that NextID never
 // returns it (cluster.SequenceAdvancer): a registration chose that id
-// itself.
+// itself. Sequences here end at 2^63-1 (a bigint): a larger past is
+// cluster.ErrInvalid, refused rather than let it use up the sequence.
 func (d *Directory) AdvanceID(ctx context.Context, sequence string, past uint64) error {
 	if err := checkID("sequence", sequence); err != nil {
 		return err
@@ -691,6 +692,9 @@ func (d *Directory) AdvanceID(ctx context.Context, sequence string, past uint64)
 		return err
 	}
 	defer cancel()
+	if past == 0 { // every sequence is past 0 (and dir_sequences holds no 0)
+		return nil
+	}
 	_, err = d.pool.Exec(ctx, `INSERT INTO dir_sequences (name, last) VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET last = GREATEST(dir_sequences.last, EXCLUDED.last)`, sequence, int64(past))
 	if err != nil {

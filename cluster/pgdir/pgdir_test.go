@@ -381,3 +381,30 @@ func TestUnstorable(t *testing.T) {
 		t.Errorf("registry after refused PutNodes: %+v, %v", r, err)
 	}
 }
+
+// TestAdvanceIDBounds: AdvanceID past 0 changes nothing; past 2^63-1, the
+// end of a bigint sequence, is refused and leaves the sequence usable.
+func TestAdvanceIDBounds(t *testing.T) {
+	d := open(t, pgtest.Start(t))
+	defer d.Close()
+	ctx := t.Context()
+	if err := d.AdvanceID(ctx, "user", 0); err != nil {
+		t.Errorf("AdvanceID(user, 0): %v", err)
+	}
+	if err := d.AdvanceID(ctx, "user", 1<<63); !errors.Is(err, cluster.ErrInvalid) {
+		t.Errorf("AdvanceID(user, 2^63): %v, want ErrInvalid", err)
+	}
+	if n, err := d.NextID(ctx, "user"); err != nil || n != 1 {
+		t.Errorf("NextID(user) = %d, %v; want 1", n, err)
+	}
+	if err := d.AdvanceID(ctx, "user", 1<<63-2); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.NextID(ctx, "user"); err != nil || n != 1<<63-1 {
+		t.Errorf("NextID(user) = %d, %v; want 2^63-1", n, err)
+	}
+	// The sequence is used up: an error, never a number again.
+	if n, err := d.NextID(ctx, "user"); err == nil {
+		t.Errorf("NextID(user) past 2^63-1 = %d", n)
+	}
+}
