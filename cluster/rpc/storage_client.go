@@ -38,12 +38,13 @@ import (
 //     (the reader's error, ctx's end, the node's) the node stores nothing,
 //     unless the node had the whole body already.
 //   - A Body of at most 256 KiB comes whole with Open and reads from
-//     memory. A larger one reads from the node: each ReadAt of less than
-//     256 KiB fetches (and keeps) the 256 KiB from its offset, so that
-//     small sequential reads make one round trip per 256 KiB; a larger
-//     ReadAt is one streamed call. The node closes a body left unused
-//     for 2 minutes, after which its ReadAt fails with an error matching
-//     msstore.ErrClosed that says so: open it again.
+//     memory. A larger one comes with its first 256 KiB (the headers,
+//     read first) and reads the rest from the node, one streamed call per
+//     ReadAt, except that a ReadAt of less than 256 KiB that goes on from
+//     the last one fetches (and keeps) the 256 KiB from its offset, so
+//     that small sequential reads make one round trip per 256 KiB. The node closes a body left
+//     unused for 2 minutes, after which its ReadAt fails with an error
+//     matching msstore.ErrClosed that says so: open it again.
 //
 // Its methods are safe for concurrent use. Close ends it (every call after
 // returns an error matching msstore.ErrClosed; Bodies open stay readable
@@ -306,14 +307,17 @@ func (c *Storage) Open(ctx context.Context, ref msstore.Ref) (msstore.Body, erro
 	if err != nil {
 		return nil, err
 	}
-	size := resp.GetSize()
+	size, data := resp.GetSize(), resp.GetData()
 	switch {
-	case size < 0, resp.GetInline() && int64(len(resp.GetData())) != size:
-		return nil, fmt.Errorf("rpc: open %v on node %s: the node answered a body of %d bytes with %d bytes", ref, c.peer, size, len(resp.GetData()))
+	case size < 0, int64(len(data)) > size, resp.GetInline() && int64(len(data)) != size:
+		if !resp.GetInline() {
+			c.closeHandle(ref, resp.GetHandle())
+		}
+		return nil, fmt.Errorf("rpc: open %v on node %s: the node answered a body of %d bytes with %d bytes", ref, c.peer, size, len(data))
 	case resp.GetInline():
-		return &inlineBody{data: resp.GetData()}, nil
+		return &inlineBody{data: data}, nil
 	}
-	return &remoteBody{c: c, ref: ref, handle: resp.GetHandle(), size: size}, nil
+	return &remoteBody{c: c, ref: ref, handle: resp.GetHandle(), size: size, win: data}, nil
 }
 
 // Retain implements msstore.Storage.
@@ -424,6 +428,7 @@ type remoteBody struct {
 	mu     sync.Mutex
 	win    []byte // the bytes of the body from winOff
 	winOff int64
+	next   int64 // where the last ReadAt ended
 }
 
 func (b *remoteBody) Size() int64 { return b.size }
@@ -440,9 +445,15 @@ func (b *remoteBody) ReadAt(p []byte, off int64) (int, error) {
 	want := int(min(int64(len(p)), b.size-off))
 	var n int
 	var err error
-	if want >= chunkSize {
+	hit, sequential := b.fromWindow(p[:want], off)
+	switch {
+	case hit:
+		n = want
+	case want >= chunkSize || !sequential:
 		n, err = b.fetch(p[:want], off)
-	} else if n = b.fromWindow(p[:want], off); n < want {
+	default:
+		// A small read that goes on from the last: fetch the next
+		// window, for the reads that follow.
 		win := make([]byte, min(chunkSize, b.size-off))
 		var m int
 		m, err = b.fetch(win, off)
@@ -462,15 +473,20 @@ func (b *remoteBody) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// fromWindow copies p from the window if all of it is there, and returns
-// how much it copied (len(p) or 0).
-func (b *remoteBody) fromWindow(p []byte, off int64) int {
+// fromWindow copies p from the window if all of it is there (hit), and
+// says whether the read goes on from the last one or from inside the
+// window (sequential), where a window is worth fetching.
+func (b *remoteBody) fromWindow(p []byte, off int64) (hit, sequential bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if off < b.winOff || off+int64(len(p)) > b.winOff+int64(len(b.win)) {
-		return 0
+	end := b.winOff + int64(len(b.win))
+	sequential = off == b.next || (off >= b.winOff && off < end)
+	b.next = off + int64(len(p))
+	if off < b.winOff || off+int64(len(p)) > end {
+		return false, sequential
 	}
-	return copy(p, b.win[off-b.winOff:])
+	copy(p, b.win[off-b.winOff:])
+	return true, sequential
 }
 
 // fetch reads len(p) bytes from off, all within the body, with one
@@ -521,14 +537,18 @@ func (b *remoteBody) Close() error {
 	b.mu.Lock()
 	b.win = nil
 	b.mu.Unlock()
-	c := b.c
+	return b.c.closeHandle(b.ref, b.handle)
+}
+
+// closeHandle closes the handle of the body ref on the node. If the node
+// cannot be told, it closes the handle after its idle time anyway.
+func (c *Storage) closeHandle(ref msstore.Ref, handle uint64) error {
 	ctx, cancel := callContext(context.Background(), c.cfg.CallTimeout, false)
 	defer cancel()
-	if _, err := c.rpc.Close(ctx, &pb.MSHandle{Handle: b.handle}); err != nil {
-		// The node closes it after its idle time anyway.
+	if _, err := c.rpc.Close(ctx, &pb.MSHandle{Handle: handle}); err != nil {
 		err = c.err(context.Background(), err)
-		c.log.Debug("rpc: closing a body", "ref", b.ref, "err", err)
-		return fmt.Errorf("rpc: close of body %v: %w", b.ref, err)
+		c.log.Debug("rpc: closing a body", "ref", ref, "err", err)
+		return fmt.Errorf("rpc: close of body %v: %w", ref, err)
 	}
 	return nil
 }

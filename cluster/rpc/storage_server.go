@@ -36,7 +36,8 @@ import (
 //
 // An Open of a body of at most 256 KiB answers the body whole. A larger
 // one (or one whose first read fails, so that the error comes from ReadAt
-// as it would locally) is kept open on the server under a handle: a random
+// as it would locally) is answered with its first 256 KiB and kept open
+// on the server under a handle: a random
 // 64-bit id, good only for the client certificate that opened it. A handle
 // lives until the client closes it or leaves it unused for 2 minutes; at
 // most 10,000 are open at once, beyond which Open answers
@@ -167,24 +168,26 @@ func (s *storageServer) Open(ctx context.Context, m *pb.MSRef) (*pb.MSOpened, er
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	// The first chunk comes with the reply: all of a small body, the
+	// start of a large one (its headers, which is what is read first). A
+	// read error is the client's to see from ReadAt, as it would locally:
+	// the body is then served through a handle, without a first chunk.
 	size := b.Size()
-	if size <= inlineMax {
-		data := make([]byte, size)
-		if n, err := b.ReadAt(data, 0); n == len(data) && (err == nil || err == io.EOF) {
-			if err := b.Close(); err != nil {
-				return nil, toStatus(err)
-			}
-			return &pb.MSOpened{Size: size, Inline: true, Data: data}, nil
+	first := make([]byte, min(size, chunkSize))
+	if n, err := b.ReadAt(first, 0); n < len(first) || (err != nil && err != io.EOF) {
+		first = nil
+	} else if size <= inlineMax {
+		if err := b.Close(); err != nil {
+			return nil, toStatus(err)
 		}
-		// A read error is the client's to see from ReadAt, as it would
-		// locally: serve the body through a handle.
+		return &pb.MSOpened{Size: size, Inline: true, Data: first}, nil
 	}
 	id, err := s.handles.add(clientID(ctx), b)
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
-	return &pb.MSOpened{Size: size, Handle: id}, nil
+	return &pb.MSOpened{Size: size, Handle: id, Data: first}, nil
 }
 
 // Read streams a range of an open body in chunks.

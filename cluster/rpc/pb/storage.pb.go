@@ -283,7 +283,9 @@ func (x *MSPutChunk) GetData() []byte {
 type MSOpened struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Size  int64                  `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
-	// Either the whole body (inline) or a handle to read it through.
+	// Either the whole body (inline, in data) or a handle to read it
+	// through, with the body's first 256 KiB in data (or nothing, if the
+	// node could not read them: ReadAt tells why).
 	Inline        bool   `protobuf:"varint,2,opt,name=inline,proto3" json:"inline,omitempty"`
 	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	Handle        uint64 `protobuf:"fixed64,4,opt,name=handle,proto3" json:"handle,omitempty"`
