@@ -42,6 +42,7 @@ type HeartBeat interface {
 	Watch(fn func(Member)) (stop func())
 	// Close stops the heartbeat: the peers see this node fail. Watch
 	// calls in progress finish before it returns; none starts after.
+	// Then Members is empty and Healthy false but for the node itself.
 	Close() error
 }
 
@@ -288,6 +289,7 @@ type Gossip struct {
 	wake      chan struct{} // cap 1: the queue or stopping changed
 	done      chan struct{} // closed when the dispatcher has exited
 	updates   chan struct{} // cap 1: SetVersion asks for a broadcast
+	quit      chan struct{} // closed by Close: the updater exits
 	updaterWG sync.WaitGroup
 }
 
@@ -328,6 +330,7 @@ func NewGossip(c GossipConfig) (*Gossip, error) {
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		updates:  make(chan struct{}, 1),
+		quit:     make(chan struct{}),
 	}
 
 	mc := memberlist.DefaultLANConfig()
@@ -426,7 +429,7 @@ func (g *Gossip) Join(ctx context.Context, seeds []string) error {
 
 // SetVersion sets the registry version in the node's metadata and has
 // it broadcast in the background: the peers see it within a gossip
-// interval or two. It does not block.
+// interval or two. It does not block. After Close it does nothing.
 func (g *Gossip) SetVersion(v uint64) {
 	if g.version.Swap(v) == v {
 		return
@@ -441,7 +444,12 @@ func (g *Gossip) SetVersion(v uint64) {
 // broadcast at a time, until Close.
 func (g *Gossip) updater() {
 	defer g.updaterWG.Done()
-	for range g.updates {
+	for {
+		select {
+		case <-g.quit:
+			return
+		case <-g.updates:
+		}
 		g.life.RLock()
 		if !g.closed {
 			if err := g.ml.UpdateNode(g.cfg.UpdateTimeout); err != nil {
@@ -553,7 +561,7 @@ func (g *Gossip) Close() error {
 	}
 	g.closed = true
 	err := g.ml.Shutdown()
-	close(g.updates)
+	close(g.quit)
 	g.life.Unlock()
 	g.updaterWG.Wait()
 	g.stopDispatch()
@@ -568,6 +576,7 @@ func (g *Gossip) stopDispatch() {
 	g.mu.Lock()
 	g.stopping = true
 	g.queue = nil
+	clear(g.members) // nothing fresh is known any more
 	g.mu.Unlock()
 	g.signal()
 	<-g.done

@@ -262,6 +262,26 @@ func TestGossipCrashAndRestart(t *testing.T) {
 	waitFor(t, 2*time.Second, "c sees 3 healthy members", func() bool { return healthyCount(c2) == 3 })
 }
 
+// TestGossipRestartElsewhere brings a crashed node back on another port:
+// the peers take the dead node's name back after DeadNodeReclaimTime.
+func TestGossipRestartElsewhere(t *testing.T) {
+	t.Parallel()
+	a, b, c := cluster3(t, nil)
+	c.Close()
+	waitFor(t, 4*time.Second, "a and b see c unhealthy", func() bool { return !a.Healthy("c") && !b.Healthy("c") })
+	c2 := newTestGossip(t, "c", 0, nil)
+	if c2.Addr() == c.Addr() {
+		t.Skip("the free port picked was the old one")
+	}
+	join(t, c2, b)
+	d := waitFor(t, 4*time.Second, "a and b see c healthy at its new address", func() bool {
+		ma, _ := member(a, "c")
+		mb, _ := member(b, "c")
+		return ma.Healthy && mb.Healthy && ma.Addr == c2.Addr() && mb.Addr == c2.Addr()
+	})
+	t.Logf("restart elsewhere seen after %v", d)
+}
+
 func TestGossipLeave(t *testing.T) {
 	t.Parallel()
 	a, b, c := cluster3(t, nil)
@@ -292,6 +312,11 @@ func TestGossipLeave(t *testing.T) {
 	}
 	if err := c.Join(ctx, []string{a.Addr()}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Join after Close = %v, want ErrClosed", err)
+	}
+	c.SetVersion(99) // nothing, and no panic
+	c.Watch(func(Member) { t.Error("Watch after Close called") })()
+	if !c.Healthy("c") || c.Healthy("a") {
+		t.Error("after Close, Healthy: want true for self only")
 	}
 }
 
