@@ -65,6 +65,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		// told yet (RFC 9051 7.1).
 		return errExpungeIssued
 	}
+	if errors.Is(err, userdata.ErrUnavailable) || errors.Is(err, msstore.ErrUnavailable) {
+		// The index or a body is on a node that is down: NO
+		// [UNAVAILABLE], not a server bug.
+		return s.fail("fetch", err)
+	}
 	return err
 }
 

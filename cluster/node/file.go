@@ -1,0 +1,237 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/cluster"
+	"github.com/mailsys/mailsys/internal/selfsigned"
+)
+
+// File is a node's configuration file, in TOML:
+//
+//	id = "ms1"                      # the node's id and number in the registry
+//	num = 4
+//	roles = "ms"                    # front, ud, ms, comma-separated
+//	weight = 10                     # weight when first registered (0: 10)
+//	data_dir = "/var/lib/mailsys"
+//	listen = "10.0.0.5:7001"        # gRPC (UD, MS and the directory's node)
+//	advertise = ""                  # the address others dial (empty: listen)
+//	gossip = "10.0.0.5:7946"        # heartbeat (memberlist), UDP and TCP
+//	seeds = ["10.0.0.2:7946"]       # gossip addresses of other nodes
+//	gossip_key_file = ""            # 32 random bytes: encrypts the gossip
+//	cert = "certs/ms1.pem"          # issued by the cluster CA
+//	key = "certs/ms1.key"
+//	ca = "certs/ca.pem"
+//	call_timeout = "5s"
+//
+//	[directory]                     # one of:
+//	postgres = "postgres://..."     #   the PostgreSQL directory
+//	hold = false                    #   this node holds the embedded one
+//	node = "front"                  #   the node that holds it, and its
+//	addr = "10.0.0.2:7001"          #   gRPC address
+//
+//	[front]                         # the front role's listeners (empty: off)
+//	hostname = "mail.example.org"
+//	smtp = "0.0.0.0:25"
+//	submission = "0.0.0.0:587"
+//	submissions = ""
+//	imap = "0.0.0.0:143"
+//	imaps = ""
+//	pop3 = "0.0.0.0:110"
+//	pop3s = ""
+//	insecure_auth = false
+//	tls_cert = ""                   # empty: a self-signed certificate
+//	tls_key = ""
+//	outbound = true                 # the outbound queue (mail to other domains)
+//	dkim = true                     # DKIM-sign outbound mail
+//	verify = true                   # SPF, DKIM, DMARC checks on the smtp listener
+//
+//	[[users]]                       # accounts a front creates at start
+//	address = "ann@example.org"
+//	password = "..."
+//
+// Relative paths are taken from the file's directory.
+type File struct {
+	ID            string     `toml:"id"`
+	Num           uint32     `toml:"num"`
+	Roles         string     `toml:"roles"`
+	Weight        int        `toml:"weight"`
+	DataDir       string     `toml:"data_dir"`
+	Listen        string     `toml:"listen"`
+	Advertise     string     `toml:"advertise"`
+	Gossip        string     `toml:"gossip"`
+	Seeds         []string   `toml:"seeds"`
+	Peers         []string   `toml:"peers"`
+	GossipKeyFile string     `toml:"gossip_key_file"`
+	Cert          string     `toml:"cert"`
+	Key           string     `toml:"key"`
+	CA            string     `toml:"ca"`
+	CallTimeout   string     `toml:"call_timeout"`
+	Directory     FileDir    `toml:"directory"`
+	Front         FileFront  `toml:"front"`
+	Users         []FileUser `toml:"users"`
+}
+
+// FileDir is the [directory] table of a File.
+type FileDir struct {
+	Postgres string `toml:"postgres"`
+	Hold     bool   `toml:"hold"`
+	Node     string `toml:"node"`
+	Addr     string `toml:"addr"`
+}
+
+// FileFront is the [front] table of a File.
+type FileFront struct {
+	Hostname     string `toml:"hostname"`
+	SMTP         string `toml:"smtp"`
+	Submission   string `toml:"submission"`
+	Submissions  string `toml:"submissions"`
+	IMAP         string `toml:"imap"`
+	IMAPS        string `toml:"imaps"`
+	POP3         string `toml:"pop3"`
+	POP3S        string `toml:"pop3s"`
+	InsecureAuth bool   `toml:"insecure_auth"`
+	TLSCert      string `toml:"tls_cert"`
+	TLSKey       string `toml:"tls_key"`
+	Outbound     *bool  `toml:"outbound"`
+	DKIM         *bool  `toml:"dkim"`
+	Verify       *bool  `toml:"verify"`
+}
+
+func off(b *bool) bool { return b != nil && !*b }
+
+// FileUser is one [[users]] entry of a File.
+type FileUser struct {
+	Address  string `toml:"address"`
+	Password string `toml:"password"`
+}
+
+// LoadFile reads a node's configuration file. Unknown keys are an error.
+func LoadFile(path string) (*File, error) {
+	var f File
+	md, err := toml.DecodeFile(path, &f)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("node: %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	base := filepath.Dir(path)
+	for _, p := range []*string{&f.DataDir, &f.GossipKeyFile, &f.Cert, &f.Key, &f.CA, &f.Front.TLSCert, &f.Front.TLSKey} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	return &f, nil
+}
+
+// Config turns the file into a Config (reading the gossip key and, for
+// the front, its TLS certificate or a self-signed one).
+func (f *File) Config() (Config, error) {
+	var errs []error
+	roles, err := cluster.ParseRole(f.Roles)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c := Config{
+		ID: f.ID, Num: f.Num, Roles: roles, Weight: f.Weight, DataDir: f.DataDir,
+		Listen: f.Listen, Advertise: f.Advertise, Gossip: f.Gossip, Seeds: f.Seeds, Peers: f.Peers,
+		Cert: f.Cert, Key: f.Key, CA: f.CA,
+		Postgres: f.Directory.Postgres, HoldDirectory: f.Directory.Hold,
+		DirectoryNode: f.Directory.Node, DirectoryAddr: f.Directory.Addr,
+	}
+	if f.GossipKeyFile != "" {
+		k, err := os.ReadFile(f.GossipKeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node: gossip key: %w", err))
+		}
+		c.GossipKey = k
+	}
+	if f.CallTimeout != "" {
+		d, err := time.ParseDuration(f.CallTimeout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node: call_timeout: %w", err))
+		}
+		c.CallTimeout = d
+	}
+	if roles&cluster.RoleFront != 0 {
+		fr := f.Front
+		fc := mailsys.Config{
+			Hostname: fr.Hostname, SMTPAddr: fr.SMTP, SubmissionAddr: fr.Submission, SubmissionTLSAddr: fr.Submissions,
+			IMAPAddr: fr.IMAP, IMAPTLSAddr: fr.IMAPS, POP3Addr: fr.POP3, POP3TLSAddr: fr.POP3S, InsecureAuth: fr.InsecureAuth,
+			DisableOutbound: off(fr.Outbound), DisableDKIM: off(fr.DKIM), DisableVerify: off(fr.Verify),
+		}
+		var cert tls.Certificate
+		var err error
+		if fr.TLSCert != "" || fr.TLSKey != "" {
+			cert, err = tls.LoadX509KeyPair(fr.TLSCert, fr.TLSKey)
+		} else {
+			host := fr.Hostname
+			if host == "" {
+				host = "localhost"
+			}
+			cert, err = selfsigned.New(host, 365*24*time.Hour)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node: front TLS certificate: %w", err))
+		}
+		fc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		c.Front = fc
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// Run runs the node f describes until ctx ends: it starts it (within a
+// minute), creates or updates the file's users on a front, calls ready
+// (which may be nil) and waits; then it shuts the node down, giving it 10
+// seconds to finish. logger may be nil.
+func Run(ctx context.Context, f *File, logger *slog.Logger, ready func(*Node) error) error {
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	n, err := Start(startCtx, cfg)
+	cancel()
+	if err != nil {
+		return err
+	}
+	stop := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return n.Shutdown(sctx)
+	}
+	if sys := n.System(); sys != nil {
+		for _, u := range f.Users {
+			if _, err := sys.EnsureUser(ctx, u.Address, u.Password); err != nil {
+				return errors.Join(fmt.Errorf("node: user %s: %w", u.Address, err), stop())
+			}
+		}
+	}
+	if ready != nil {
+		if err := ready(n); err != nil {
+			return errors.Join(err, stop())
+		}
+	}
+	<-ctx.Done()
+	return stop()
+}
