@@ -23,6 +23,9 @@ type result struct {
 	smtpRate, imapRate float64
 	smtpP50, imapP50   time.Duration
 	calls              []callResult
+	// The growth of the UserDB's and the store's files over the SMTP
+	// phase, in bytes.
+	udGrowth, msGrowth int64
 }
 
 type callResult struct {
@@ -54,6 +57,14 @@ func measure(ctx context.Context, s *setup, o *options) (*result, error) {
 	}
 	r := &result{}
 	var err error
+	ud0, err := du(s.udDir)
+	if err != nil {
+		return nil, err
+	}
+	ms0, err := du(s.msDir)
+	if err != nil {
+		return nil, err
+	}
 	t := time.Now()
 	defer func() { fmt.Fprintf(os.Stderr, "%s: done in %v\n", s.name, time.Since(t).Round(time.Millisecond)) }()
 	if r.smtpRate, r.smtpP50, err = smtpLoad(ctx, s, o); err != nil {
@@ -64,6 +75,15 @@ func measure(ctx context.Context, s *setup, o *options) (*result, error) {
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "%s: delivered after %v\n", s.name, time.Since(t).Round(time.Millisecond))
+	ud1, err := du(s.udDir)
+	if err != nil {
+		return nil, err
+	}
+	ms1, err := du(s.msDir)
+	if err != nil {
+		return nil, err
+	}
+	r.udGrowth, r.msGrowth = ud1-ud0, ms1-ms0
 	if r.imapRate, r.imapP50, err = imapLoad(ctx, s, o); err != nil {
 		return nil, fmt.Errorf("imap: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 )
 
@@ -33,17 +34,18 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 
 // options are the program's flags.
 type options struct {
-	dir       string
-	keep      bool
-	clients   int
-	messages  int
-	size      int
-	sessions  int
-	calls     int
-	users     int
-	dirUsers  int
-	postgres  string
-	timeLimit time.Duration
+	dir        string
+	keep       bool
+	clients    int
+	messages   int
+	size       int
+	sessions   int
+	calls      int
+	users      int
+	dirUsers   int
+	postgres   string
+	timeLimit  time.Duration
+	cpuprofile string
 }
 
 func run(args []string, w io.Writer) int {
@@ -59,6 +61,7 @@ func run(args []string, w io.Writer) int {
 	fs.IntVar(&o.users, "users", 10, "users the load is spread over")
 	fs.IntVar(&o.dirUsers, "dir-users", 20000, "users placed for the size figures")
 	fs.StringVar(&o.postgres, "postgres", "", "DSN of a PostgreSQL database to measure the PostgreSQL directory's size per user in (its tables are created there)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the remote setup's SMTP and IMAP phases to this file")
 	fs.DurationVar(&o.timeLimit, "time-limit", 10*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -105,13 +108,26 @@ func bench(ctx context.Context, w io.Writer, o *options) error {
 	if err != nil {
 		return fmt.Errorf("remote: %w", err)
 	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			remote.stop()
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			remote.stop()
+			return err
+		}
+	}
 	rr, err := measure(ctx, remote, o)
+	pprof.StopCPUProfile()
 	if err != nil {
 		remote.stop()
 		return fmt.Errorf("remote: %w", err)
 	}
 	remote.stop()
-	sz, err := sizes(ctx, remote, o)
+	sz, err := sizes(ctx, rr, o)
 	if err != nil {
 		return fmt.Errorf("sizes: %w", err)
 	}

@@ -26,21 +26,13 @@ type sizeResult struct {
 	bodySize     int
 }
 
-// sizes measures, once the remote setup has stopped (so that its files
-// are closed), what its UD and MS nodes hold per message, and, in stores
-// of their own, what a user costs in the directory and on a UD node.
-func sizes(ctx context.Context, remote *setup, o *options) (*sizeResult, error) {
+// sizes takes what the UD and MS nodes grew by per message delivered
+// (from rr), and measures, in stores of their own, what a user costs in
+// the directory and on a UD node.
+func sizes(ctx context.Context, rr *result, o *options) (*sizeResult, error) {
 	r := &sizeResult{users: o.dirUsers, messages: o.messages, bodySize: o.size}
-	ud, err := du(remote.udDir)
-	if err != nil {
-		return nil, err
-	}
-	ms, err := du(remote.msDir)
-	if err != nil {
-		return nil, err
-	}
-	r.udPerMessage = float64(ud) / float64(o.messages)
-	r.msPerMessage = float64(ms)/float64(o.messages) - float64(o.size)
+	r.udPerMessage = float64(rr.udGrowth) / float64(o.messages)
+	r.msPerMessage = float64(rr.msGrowth)/float64(o.messages) - float64(o.size)
 
 	// The embedded directory.
 	dd := filepath.Join(o.dir, "sizing", "directory")

@@ -29,6 +29,7 @@ import (
 //	advertise = ""                  # the address others dial (empty: listen)
 //	gossip = "10.0.0.5:7946"        # heartbeat (memberlist), UDP and TCP
 //	seeds = ["10.0.0.2:7946"]       # gossip addresses of other nodes
+//	peers = ["ud1", "ms1"]          # a front waits for these at start
 //	gossip_key_file = ""            # 32 random bytes: encrypts the gossip
 //	cert = "certs/ms1.pem"          # issued by the cluster CA
 //	key = "certs/ms1.key"

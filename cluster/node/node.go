@@ -114,8 +114,8 @@ func (n *Node) start(ctx context.Context) error {
 		defer n.bg.Done()
 		err := n.dir.WatchRegistry(bgCtx, func(r cluster.Registry) {
 			n.peers.setRegistry(r)
-			if n.gossip != nil {
-				n.gossip.SetVersion(r.Version)
+			if g := n.peers.hb.Load(); g != nil {
+				g.SetVersion(r.Version)
 			}
 			once.Do(func() { close(first) })
 		})
