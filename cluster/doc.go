@@ -26,7 +26,9 @@
 //     that user's UD node. Domains, domain aliases, units and service
 //     classes are written to every UD node (limits are resolved where the
 //     user is), with ids from the Directory's sequences so that they are
-//     the same everywhere. Storage is the msstore.Storage a front runs on:
+//     the same everywhere. A domain's quota is enforced by each UD node
+//     over the users it holds (a cluster-wide domain quota would need a
+//     shared counter). Storage is the msstore.Storage a front runs on:
 //     Put places, Open, Retain and Release go to the node in the Ref. UD
 //     nodes count body references on the MS nodes through a Storage too.
 //
@@ -40,8 +42,10 @@
 // heartbeat declares the peer dead; calls to an open breaker fail in
 // microseconds with a *Unavailable, a temporary error that the protocol
 // servers answer with their "try again later" (SMTP 451 4.3.0, IMAP NO
-// [UNAVAILABLE], POP3 -ERR [SYS/TEMP]); it closes by itself through a
-// half-open probe when the heartbeat says the peer is back.
+// [UNAVAILABLE], POP3 -ERR [SYS/TEMP]). A breaker the heartbeat tripped
+// closes when the heartbeat says the peer is back; one that opened on
+// failed calls lets one probe call through after a second (half-open)
+// and closes when it succeeds.
 //
 // So: while one MS node is healthy, no delivery fails because another is
 // down (the body goes to the next by weight, and the front's transaction
