@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +25,9 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailsys/mailsys/cluster"
+	"github.com/mailsys/mailsys/cluster/pgdir"
 	"github.com/mailsys/mailsys/cluster/rpc"
+	"github.com/mailsys/mailsys/internal/pgtest"
 	"github.com/mailsys/mailsys/msstore"
 )
 
@@ -134,6 +137,15 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 		t.Fatalf("node lines for %v, want five nodes", h.pids)
 	}
 	h.creds = h.credentials()
+	if i := slices.Index(extra, "-postgres"); i >= 0 {
+		d, err := pgdir.Open(t.Context(), extra[i+1], pgdir.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		h.dir = d
+		return h
+	}
 	conn, err := rpc.Dial(h.rpcAddr("front"), "front", h.creds)
 	if err != nil {
 		t.Fatal(err)
@@ -434,18 +446,7 @@ func TestKillMS(t *testing.T) {
 	// Back, ms1 takes its share again (10:10).
 	h.restart("ms1")
 	time.Sleep(3 * time.Second) // its heartbeat reaches the front
-	share := func(what string, count int, want1 float64) {
-		t.Helper()
-		b1, b2 := h.bodies("ms1"), h.bodies("ms2")
-		h.checkDelivered(h.load(what, 4, count, nil))
-		d1, d2 := h.bodies("ms1")-b1, h.bodies("ms2")-b2
-		got := float64(d1) / float64(d1+d2)
-		t.Logf("%s: %d new bodies on ms1, %d on ms2: ms1's share %.3f, want %.3f", what, d1, d2, got, want1)
-		if d1+d2 != count || got < want1-0.05 || got > want1+0.05 {
-			t.Errorf("%s: %d new bodies on ms1 and %d on ms2 for %d messages; want ms1's share %.2f ±0.05", what, d1, d2, count, want1)
-		}
-	}
-	share("back", 400, 0.5)
+	h.share("back", 400, 0.5)
 
 	// Masked in the directory: no new body goes to ms2.
 	ctx := t.Context()
@@ -453,7 +454,7 @@ func TestKillMS(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	share("masked", 200, 1)
+	h.share("masked", 200, 1)
 	if err := h.dir.SetMasked(ctx, "ms2", false); err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +463,52 @@ func TestKillMS(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	share("weights", 400, 0.75)
+	h.share("weights", 400, 0.75)
+}
+
+// share delivers count messages and checks that ms1 got its share want1
+// of the new bodies (±0.05), ms2 the rest.
+func (h *harness) share(what string, count int, want1 float64) {
+	t := h.t
+	t.Helper()
+	b1, b2 := h.bodies("ms1"), h.bodies("ms2")
+	h.checkDelivered(h.load(what, 4, count, nil))
+	d1, d2 := h.bodies("ms1")-b1, h.bodies("ms2")-b2
+	got := float64(d1) / float64(d1+d2)
+	t.Logf("%s: %d new bodies on ms1, %d on ms2: ms1's share %.3f, want %.3f", what, d1, d2, got, want1)
+	if d1+d2 != count || got < want1-0.05 || got > want1+0.05 {
+		t.Errorf("%s: %d new bodies on ms1 and %d on ms2 for %d messages; want ms1's share %.2f ±0.05", what, d1, d2, count, want1)
+	}
+}
+
+// TestPostgres runs the cluster on a PostgreSQL directory (a real server,
+// started for the test): users spread over both UD nodes, mail delivered
+// and read, and a mask set in PostgreSQL by another client reaches the
+// front without a restart.
+func TestPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster test")
+	}
+	dsn := pgtest.Start(t)
+	h := start(t, 6, "-postgres", dsn)
+	ctx := t.Context()
+	nodes := map[string]int{}
+	for _, u := range h.users {
+		p, err := h.dir.LookupAddress(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[p.Node]++
+	}
+	if nodes["ud1"] == 0 || nodes["ud2"] == 0 {
+		t.Fatalf("users by UD node %v, want both", nodes)
+	}
+	h.share("both", 200, 0.5)
+	if err := h.dir.SetMasked(ctx, "ms2", true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	h.share("masked", 100, 1)
 }
 
 // TestStopUD: a UD node stopped with SIGSTOP gives its users temporary
