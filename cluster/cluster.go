@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 
@@ -160,12 +161,19 @@ func (n Node) Validate() error {
 	}
 	if n.Addr == "" && n.Roles&(RoleUD|RoleMS) != 0 {
 		errs = append(errs, fmt.Errorf("%w: node %s: no address", ErrInvalid, n.ID))
+	} else if n.Addr != "" {
+		if host, port, err := net.SplitHostPort(n.Addr); err != nil || host == "" || port == "" || len(n.Addr) > MaxAddrLen {
+			errs = append(errs, fmt.Errorf("%w: node %s: address %.80q: want host:port, at most %d bytes", ErrInvalid, n.ID, n.Addr, MaxAddrLen))
+		}
 	}
 	if n.Weight < 0 || n.Weight > MaxWeight {
 		errs = append(errs, fmt.Errorf("%w: node %s: weight %d, want 0 to %d", ErrInvalid, n.ID, n.Weight, MaxWeight))
 	}
 	return errors.Join(errs...)
 }
+
+// MaxAddrLen bounds a node's address (host:port) in the registry.
+const MaxAddrLen = 261
 
 // Registry is the node registry at one moment.
 type Registry struct {

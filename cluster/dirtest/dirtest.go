@@ -214,6 +214,8 @@ func testPutNodeInvalid(t *testing.T, d cluster.Directory) {
 		"weight -1":       node("ud2", 2, cluster.RoleUD, -1),
 		"weight too high": node("ud2", 2, cluster.RoleUD, cluster.MaxWeight+1),
 		"replacement bad": node("ud1", 1, cluster.RoleUD, -5),
+		"address no port": {ID: "ud2", Num: 2, Roles: cluster.RoleUD, Addr: "127.0.0.1", Weight: 1},
+		"long address":    {ID: "ud2", Num: 2, Roles: cluster.RoleUD, Addr: strings.Repeat("a", cluster.MaxAddrLen) + ":1", Weight: 1},
 	}
 	for what, n := range bad {
 		wantErr(t, "PutNode "+what, d.PutNode(c, n), cluster.ErrInvalid)
