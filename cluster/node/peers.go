@@ -56,7 +56,7 @@ func (p *peers) setRegistry(r cluster.Registry) {
 	for id, c := range p.conns {
 		if n, ok := r.Node(id); !ok || n.Addr != c.addr {
 			// Gone, or moved: the next call dials the new address.
-			c.conn.Close()
+			c.close()
 			delete(p.conns, id)
 		}
 	}
@@ -152,8 +152,15 @@ func (p *peers) close() error {
 	defer p.mu.Unlock()
 	p.closed = true
 	for id, c := range p.conns {
-		c.conn.Close()
+		c.close()
 		delete(p.conns, id)
 	}
 	return nil
+}
+
+// close ends the clients (their watches and calls) and the connection.
+func (c *peer) close() {
+	c.users.Close()
+	c.store.Close()
+	c.conn.Close()
 }
