@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -65,6 +66,7 @@ type harness struct {
 	creds    cluster.Credentials
 	dir      cluster.Directory
 	users    []string
+	later    chan string // the launcher's lines after "cluster ready"
 }
 
 const (
@@ -129,8 +131,13 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 			t.Fatal("no cluster ready line within 90 s")
 		}
 	}
+	h.later = make(chan string, 64)
 	go func() {
-		for range lines {
+		for l := range lines {
+			select {
+			case h.later <- l:
+			default:
+			}
 		}
 	}()
 	if len(h.pids) != 5 {
@@ -417,7 +424,7 @@ func TestKillMS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process cluster test")
 	}
-	h := start(t, 10)
+	h := start(t, 10, "-supervise=false") // the test restarts ms1 itself
 	var killed time.Time
 	acked := h.load("kill", 10, 2000, func() {
 		killed = time.Now()
@@ -509,6 +516,67 @@ func TestPostgres(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	h.share("masked", 100, 1)
+}
+
+// TestSupervised: under the launcher's supervisor, each kind of node
+// killed with SIGKILL (an MS, a UD, the front) is started again by
+// itself, the event is in the supervisor's log with its time, and mail is
+// delivered and read again.
+func TestSupervised(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster test")
+	}
+	h := start(t, 4)
+	for _, id := range []string{"ms1", "ud1", "front"} {
+		killed := time.Now()
+		if err := syscall.Kill(h.pids[id], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.After(60 * time.Second)
+		for restarted := false; !restarted; {
+			select {
+			case l := <-h.later:
+				if m := regexp.MustCompile(`^node restarted role=\S+ id=(\S+) pid=(\d+)`).FindStringSubmatch(l); m != nil && m[1] == id {
+					old := h.pids[id]
+					h.pids[id], _ = strconv.Atoi(m[2])
+					if h.pids[id] == old {
+						t.Fatalf("%s restarted with its old pid %d", id, old)
+					}
+					restarted = true
+				}
+			case <-deadline:
+				t.Fatalf("%s not restarted within 60 s of SIGKILL", id)
+			}
+		}
+		t.Logf("%s killed and serving again after %v", id, time.Since(killed).Round(time.Millisecond))
+		ev := h.supervisorEvent(id, "exited", killed)
+		if ev == nil || ev["signal"] != "killed" {
+			t.Fatalf("no supervisor event of %s's kill after %v: %v", id, killed, ev)
+		}
+		// Service resumes: the heartbeat has seen the node again.
+		time.Sleep(3 * time.Second)
+		h.checkDelivered(h.load("after-"+id, 2, 20, nil))
+	}
+}
+
+// supervisorEvent returns the first event of the supervisor's log for
+// module id of kind kind at or after since.
+func (h *harness) supervisorEvent(id, kind string, since time.Time) map[string]any {
+	b, err := os.ReadFile(filepath.Join(h.data, "logs", "supervisor.jsonl"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			h.t.Fatalf("supervisor.jsonl: %q: %v", l, err)
+		}
+		at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(ev["time"]))
+		if ev["module"] == id && ev["kind"] == kind && !at.Before(since) {
+			return ev
+		}
+	}
+	return nil
 }
 
 // TestStopUD: a UD node stopped with SIGSTOP gives its users temporary

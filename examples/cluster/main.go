@@ -25,9 +25,13 @@
 // consecutive addresses from -ip (front, ud1, ud2, ms1, ms2), gRPC on
 // -rpc-port and the heartbeat on -gossip-port.
 //
-// SIGINT or SIGTERM stops every node. A node that dies is reported, not
-// restarted; `cluster -node DATA/nodes/ID.toml` starts it again by hand
-// (it rejoins by itself).
+// The nodes run under a cluster.Supervisor: one that exits or is killed is
+// started again (after a backoff, throttled if it keeps crashing), and
+// "node restarted ..." is printed once it serves; every event is in
+// DATA/logs/supervisor.jsonl. With -supervise=false a node that dies is
+// reported, not restarted; `cluster -node DATA/nodes/ID.toml` starts it
+// again by hand (it rejoins by itself). SIGINT or SIGTERM stops every
+// node.
 package main
 
 import (
@@ -81,7 +85,7 @@ func main() {
 type options struct {
 	data, hostname, postgres, ip                            string
 	smtp, submission, submissions, imap, imaps, pop3, pop3s string
-	insecureAuth, outbound, dkim, verify                    bool
+	insecureAuth, outbound, dkim, verify, supervise         bool
 	rpcPort, gossipPort                                     int
 	users                                                   []node.FileUser
 }
@@ -102,6 +106,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.imaps, "imaps", "", "front: implicit-TLS IMAP listener address (empty: off)")
 	fs.StringVar(&o.pop3, "pop3", "127.0.0.1:1110", "front: POP3 listener address (empty: off)")
 	fs.StringVar(&o.pop3s, "pop3s", "", "front: implicit-TLS POP3 listener address (empty: off)")
+	fs.BoolVar(&o.supervise, "supervise", true, "run the nodes under a supervisor that restarts one that exits or is killed (events in DATA/logs/supervisor.jsonl); false: report it and leave it down")
 	fs.BoolVar(&o.insecureAuth, "insecure-auth", false, "let IMAP and POP3 clients log in with plain-text passwords before TLS (testing only)")
 	fs.BoolVar(&o.outbound, "outbound", true, "send the users' mail for other domains through the front's outbound queue")
 	fs.BoolVar(&o.dkim, "dkim", true, "sign outbound mail with DKIM")
@@ -153,6 +158,9 @@ func run(ctx context.Context, o *options) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
+	}
+	if o.supervise {
+		return runSupervised(ctx, o, data, self, files)
 	}
 	var children []*child
 	defer func() { stopAll(children) }()
