@@ -72,11 +72,28 @@ func runSupervised(ctx context.Context, o *options, data, self string, files []s
 	}
 	up := map[string]bool{}
 	deadline := time.After(90 * time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for len(up) < len(files) {
 		select {
 		case id := <-ready:
 			up[id] = true
 			fmt.Printf("node role=%s id=%s pid=%d addr=%s\n", roles[id], id, pid(id), addrs[id])
+		case <-tick.C:
+			// A node that ends before it first serves is misconfigured,
+			// not crashed: say so now rather than restart it for 90 s.
+			for _, ev := range sup.Events() {
+				if (ev.Kind == cluster.EventExited || ev.Kind == cluster.EventThrottled || ev.Kind == cluster.EventFailed) && !up[ev.Module] {
+					how := fmt.Sprintf("exit code %d", ev.ExitCode)
+					switch {
+					case ev.Signal != "":
+						how = "signal " + ev.Signal
+					case ev.Err != "":
+						how = ev.Err
+					}
+					return fmt.Errorf("node %s exited before it was ready (%s); see %s", ev.Module, how, filepath.Join(logs, ev.Module+".log"))
+				}
+			}
 		case <-ctx.Done():
 			return nil
 		case <-deadline:
