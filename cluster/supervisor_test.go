@@ -54,16 +54,6 @@ func newSupervisor(t *testing.T, cfg SupervisorConfig) *Supervisor {
 	return s
 }
 
-// waitUntil polls cond for up to d.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-	}
-}
-
 func pidOf(s *Supervisor, name string) int {
 	for _, st := range s.Status() {
 		if st.Name == name {
@@ -94,13 +84,13 @@ func TestSupervisorRestartsKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 10*time.Second, "both started", func() bool { return pidOf(s, "ud") != 0 && pidOf(s, "ms") != 0 })
+	waitFor(t, 10*time.Second, "both started", func() bool { return pidOf(s, "ud") != 0 && pidOf(s, "ms") != 0 })
 	ud, ms := pidOf(s, "ud"), pidOf(s, "ms")
 	before := time.Now()
 	if err := syscall.Kill(ud, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "ud restarted", func() bool { p := pidOf(s, "ud"); return p != 0 && p != ud })
+	waitFor(t, 10*time.Second, "ud restarted", func() bool { p := pidOf(s, "ud"); return p != 0 && p != ud })
 	if pidOf(s, "ms") != ms {
 		t.Errorf("ms was restarted too")
 	}
@@ -146,7 +136,7 @@ func TestSupervisorThrottles(t *testing.T) {
 	if err := s.Add(module(t, "bad", "crash")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "throttled", func() bool { return count(s.Events(), "bad", EventThrottled) == 1 })
+	waitFor(t, 10*time.Second, "throttled", func() bool { return count(s.Events(), "bad", EventThrottled) == 1 })
 	at := time.Now()
 	time.Sleep(time.Second)
 	evs := s.Events()
@@ -165,7 +155,7 @@ func TestSupervisorThrottles(t *testing.T) {
 	if len(delays) != 3 || delays[0] != 20*time.Millisecond || delays[1] != 40*time.Millisecond || delays[2] != 2*time.Second {
 		t.Errorf("delays %v, want 20ms 40ms then the throttle's 2s", delays)
 	}
-	waitUntil(t, 5*time.Second, "started again after the throttle", func() bool { return count(s.Events(), "bad", EventStarted) == 4 })
+	waitFor(t, 5*time.Second, "started again after the throttle", func() bool { return count(s.Events(), "bad", EventStarted) == 4 })
 	if d := time.Since(at); d < time.Second {
 		t.Errorf("started again %v after the throttle began, want about 2s", d)
 	}
@@ -187,15 +177,15 @@ func TestSupervisorStopRestart(t *testing.T) {
 	if err := s.Add(module(t, "front", "serve")); !errors.Is(err, ErrExists) {
 		t.Errorf("Add of a second front: %v, want ErrExists", err)
 	}
-	waitUntil(t, 10*time.Second, "all started", func() bool {
+	waitFor(t, 10*time.Second, "all started", func() bool {
 		return pidOf(s, "front") != 0 && pidOf(s, "ud") != 0 && pidOf(s, "ms") != 0
 	})
-	waitUntil(t, 10*time.Second, "ms ignoring SIGTERM", func() bool { _, err := os.Stat(ready); return err == nil })
+	waitFor(t, 10*time.Second, "ms ignoring SIGTERM", func() bool { _, err := os.Stat(ready); return err == nil })
 	ud := pidOf(s, "ud")
 	if err := s.Restart("ud"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "ud restarted", func() bool { p := pidOf(s, "ud"); return p != 0 && p != ud })
+	waitFor(t, 10*time.Second, "ud restarted", func() bool { p := pidOf(s, "ud"); return p != 0 && p != ud })
 	if err := s.Stop(t.Context(), "front"); err != nil {
 		t.Fatal(err)
 	}

@@ -98,52 +98,59 @@ func measure(ctx context.Context, s *setup, o *options) (*result, error) {
 // one user (round robin), and returns messages/s and the p50 from the end
 // of DATA to the 250.
 func smtpLoad(ctx context.Context, s *setup, o *options) (float64, time.Duration, error) {
-	var next atomic.Int64
-	lat := make([][]time.Duration, o.clients)
-	errs := make(chan error, o.clients)
+	return drive(ctx, o.clients, o.messages, func(next func() (int, bool), record func(time.Duration)) error {
+		cl, err := smtp.Dial(s.smtp)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		var msg []byte
+		for n, ok := next(); ok; n, ok = next() {
+			if err := cl.Mail("bench@example.net"); err != nil {
+				return err
+			}
+			if err := cl.Rcpt(userAddr(n % o.users)); err != nil {
+				return err
+			}
+			wc, err := cl.Data()
+			if err != nil {
+				return err
+			}
+			msg = message(msg, o.size, n)
+			if _, err := wc.Write(msg); err != nil {
+				return err
+			}
+			t := time.Now()
+			if err := wc.Close(); err != nil {
+				return err
+			}
+			record(time.Since(t))
+		}
+		cl.Quit()
+		return nil
+	})
+}
+
+// drive runs clients goroutines, each calling work once: work takes the
+// numbers 1 to total from next (shared by all, until it says no more or
+// ctx ends) and records a latency for each. It returns the latencies
+// recorded per second of the whole run, their p50, and the first error.
+func drive(ctx context.Context, clients, total int, work func(next func() (int, bool), record func(time.Duration)) error) (float64, time.Duration, error) {
+	var taken atomic.Int64
+	next := func() (int, bool) {
+		n := int(taken.Add(1))
+		return n, n <= total && ctx.Err() == nil
+	}
+	lat := make([][]time.Duration, clients)
+	errs := make(chan error, clients)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for c := range o.clients {
+	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl, err := smtp.Dial(s.smtp)
-			if err != nil {
+			if err := work(next, func(d time.Duration) { lat[c] = append(lat[c], d) }); err != nil {
 				errs <- err
-				return
-			}
-			defer cl.Close()
-			var msg []byte
-			for ctx.Err() == nil {
-				n := int(next.Add(1))
-				if n > o.messages {
-					cl.Quit()
-					return
-				}
-				if err := cl.Mail("bench@example.net"); err != nil {
-					errs <- err
-					return
-				}
-				if err := cl.Rcpt(userAddr(n % o.users)); err != nil {
-					errs <- err
-					return
-				}
-				wc, err := cl.Data()
-				if err != nil {
-					errs <- err
-					return
-				}
-				msg = message(msg, o.size, n)
-				if _, err := wc.Write(msg); err != nil {
-					errs <- err
-					return
-				}
-				t := time.Now()
-				if err := wc.Close(); err != nil {
-					errs <- err
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t))
 			}
 		}()
 	}
@@ -198,41 +205,16 @@ func waitDelivered(ctx context.Context, s *setup, o *options) error {
 // connects, logs in, selects the INBOX, fetches one message's BODY[] and
 // logs out.
 func imapLoad(ctx context.Context, s *setup, o *options) (float64, time.Duration, error) {
-	var next atomic.Int64
-	lat := make([][]time.Duration, o.clients)
-	errs := make(chan error, o.clients)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range o.clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				n := int(next.Add(1))
-				if n > o.sessions {
-					return
-				}
-				t := time.Now()
-				if err := imapSession(s.imap, userAddr(n%o.users), n, o.size); err != nil {
-					errs <- err
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t))
+	return drive(ctx, o.clients, o.sessions, func(next func() (int, bool), record func(time.Duration)) error {
+		for n, ok := next(); ok; n, ok = next() {
+			t := time.Now()
+			if err := imapSession(s.imap, userAddr(n%o.users), n, o.size); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
-		return 0, 0, err
-	}
-	all := slices.Concat(lat...)
-	if len(all) == 0 {
-		return 0, 0, ctx.Err()
-	}
-	slices.Sort(all)
-	return float64(len(all)) / took.Seconds(), pct(all, .5), nil
+			record(time.Since(t))
+		}
+		return nil
+	})
 }
 
 func imapSession(addr, user string, n, size int) error {

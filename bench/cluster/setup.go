@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -158,16 +157,13 @@ func freePort() (string, error) {
 			return "", err
 		}
 		addr := l.Addr().String()
-		_, port, _ := net.SplitHostPort(addr)
 		u, err := net.ListenPacket("udp", addr)
 		l.Close()
 		if err != nil {
 			continue
 		}
 		u.Close()
-		if _, err := strconv.Atoi(port); err == nil {
-			return addr, nil
-		}
+		return addr, nil
 	}
 	return "", fmt.Errorf("no free loopback port for TCP and UDP")
 }

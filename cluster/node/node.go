@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -275,7 +276,10 @@ func (n *Node) joinGossip(ctx context.Context) error {
 	}
 	gc := cluster.DefaultGossipConfig()
 	gc.ID, gc.Num, gc.Roles, gc.RPCAddr = cfg.ID, cfg.Num, cfg.Roles, cfg.advertise()
-	gc.BindAddr, gc.BindPort = host, atoiPort(port)
+	gc.BindAddr = host
+	if gc.BindPort, err = strconv.Atoi(port); err != nil {
+		return fmt.Errorf("node: Gossip port: %w", err)
+	}
 	gc.Key = cfg.GossipKey
 	gc.Logger = n.log
 	g, err := cluster.NewGossip(gc)
@@ -299,9 +303,8 @@ func (n *Node) joinGossip(ctx context.Context) error {
 			cancel()
 			if err == nil {
 				return
-			} else {
-				n.log.Debug("no gossip seed answered yet", "seeds", cfg.Seeds, "err", err)
 			}
+			n.log.Debug("no gossip seed answered yet", "seeds", cfg.Seeds, "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -428,15 +431,4 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.closers = nil
 	n.bg.Wait()
 	return errors.Join(errs...)
-}
-
-func atoiPort(s string) int {
-	p := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return -1
-		}
-		p = p*10 + int(c-'0')
-	}
-	return p
 }

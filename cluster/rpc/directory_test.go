@@ -137,16 +137,6 @@ func (l *regLog) last() cluster.Registry {
 	return l.regs[len(l.regs)-1]
 }
 
-// within polls cond for up to d.
-func within(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-	}
-}
-
 // TestDirectoryWatchServerRestart: the node serving the Directory stops
 // and comes back on the same port; the client's watch opens its stream
 // again by itself, calls fn with the registry once back, and then sees

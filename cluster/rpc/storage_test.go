@@ -3,7 +3,6 @@ package rpc
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -336,25 +335,8 @@ func TestStorageHandleLimit(t *testing.T) {
 // TestStorageHandleScope: a handle is good only for the client
 // certificate that opened it, even if another client knows its id.
 func TestStorageHandleScope(t *testing.T) {
-	ca, err := cluster.NewCA("test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(id string) cluster.Credentials {
-		certPEM, keyPEM, err := ca.Issue(id, []string{"127.0.0.1"}, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds, err := cluster.NewCredentials(cert, ca.CertPEM())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return creds
-	}
+	ca := testCA(t)
+	issue := func(id string) cluster.Credentials { return issueCreds(t, ca, id) }
 	srv := NewServer(issue("peer"))
 	ss := newStorageServer(newTestMemStore(t), storageServerConfig{Logger: testLogger(t)})
 	pb.RegisterStorageServer(srv, ss)

@@ -359,10 +359,5 @@ func TestUserDBUnavailable(t *testing.T) {
 // waitFor polls cond for up to 20 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	within(t, 20*time.Second, what, cond)
 }
