@@ -153,6 +153,9 @@ func FuzzParseRef(f *testing.F) {
 	f.Add("0/1/32/4096/1/0a0b0c0d")
 	f.Add("4294967295/4294967295/9223372036854775807/1/18446744073709551615/ffffffff")
 	f.Add("1/2/3")
+	f.Add("1/2/32/4096/7/0a0b0c0d+3/9")
+	f.Add("1/2/32/4096/7/0a0b0c0d+1/9")
+	f.Add("1/2/32/4096/7/0a0b0c0d+0/0")
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := ParseRef(s)
 		if err != nil {
