@@ -23,7 +23,8 @@
 // subtests run only when the database implements [userdata.Watcher] (and
 // Hold only when its events offer FolderEvent.Hold), Remove only when it
 // implements [userdata.Remover], Keywords only for [userdata.KeywordLister]
-// and Recent only for [userdata.RecentClaimer]. Ownership checks the
+// and Recent only for [userdata.RecentClaimer], RewriteRefs only for
+// [userdata.RefRewriter]. Ownership checks the
 // general rules of [userdata.UserDB] on the values passed and returned.
 //
 // Run the suite with -race: the Concurrency and QuotaConcurrent subtests are
@@ -78,6 +79,7 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"Keywords", testKeywords},
 		{"Recent", testRecent},
 		{"Hold", testHold},
+		{"RewriteRefs", testRewriteRefs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
