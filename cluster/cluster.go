@@ -28,6 +28,9 @@ var (
 	ErrNoNode = errors.New("cluster: no node available")
 	// ErrClosed reports a call on a closed Directory or HeartBeat.
 	ErrClosed = errors.New("cluster: closed")
+	// ErrConflict reports a compare-and-set (Directory.SwapGroup) whose
+	// expected value is not the current one.
+	ErrConflict = errors.New("cluster: changed meanwhile")
 )
 
 // Unavailable is the error of a call to a peer that is down or cut off:
@@ -183,6 +186,175 @@ type Registry struct {
 	Version uint64
 	// Nodes are the registered nodes in ID order.
 	Nodes []Node
+	// Groups are the UD replication groups in ID order. A change to them
+	// grows Version as a change to Nodes does.
+	Groups []Group
+}
+
+// Group is a UD replication group: the UD node that serves the group's
+// users now (Primary) and the node that keeps a synchronous hot standby of
+// it (Standby). Failover promotes the standby through
+// Directory.SwapGroup with a higher Epoch; a primary that finds the group's
+// epoch above its own refuses writes.
+type Group struct {
+	// ID names the group, with the rule of node ids. Users placed on the
+	// group record it (Placement.Node, userdata.User.Node). It may be the
+	// id of a node (its first primary), so that users placed on a UD node
+	// before it had a standby stay where they are.
+	ID string
+	// Primary is the node serving the group now: a registered UD node.
+	Primary string
+	// Standby is the standby's node, "" for none; never the Primary.
+	Standby string
+	// Epoch is the fencing token, above 0; it grows at every promotion.
+	Epoch uint64
+	// Synced says the standby holds every write the primary
+	// acknowledged, so that it may be promoted.
+	Synced bool
+}
+
+// Validate reports what is wrong with g on its own (not against a
+// registry), wrapping ErrInvalid: an id that breaks the rule of node ids,
+// no Primary or one that is not a node id, a Standby that is not a node
+// id or is the Primary, an Epoch of 0.
+func (g Group) Validate() error {
+	var errs []error
+	if !nodeID.MatchString(g.ID) {
+		errs = append(errs, fmt.Errorf("%w: group id %.80q: want 1 to 63 lower-case letters, digits or hyphens, starting with a letter", ErrInvalid, g.ID))
+	}
+	if !nodeID.MatchString(g.Primary) {
+		errs = append(errs, fmt.Errorf("%w: group %.80s: primary %.80q is not a node id", ErrInvalid, g.ID, g.Primary))
+	}
+	switch {
+	case g.Standby == "":
+	case !nodeID.MatchString(g.Standby):
+		errs = append(errs, fmt.Errorf("%w: group %.80s: standby %.80q is not a node id", ErrInvalid, g.ID, g.Standby))
+	case g.Standby == g.Primary:
+		errs = append(errs, fmt.Errorf("%w: group %.80s: node %s both primary and standby", ErrInvalid, g.ID, g.Primary))
+	}
+	if g.Epoch == 0 {
+		errs = append(errs, fmt.Errorf("%w: group %.80s: epoch 0", ErrInvalid, g.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// Group returns the group with the given id.
+func (r Registry) Group(id string) (Group, bool) {
+	for _, g := range r.Groups {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return Group{}, false
+}
+
+// GroupOf returns the group whose Primary or Standby is node.
+func (r Registry) GroupOf(node string) (Group, bool) {
+	if node == "" {
+		return Group{}, false
+	}
+	for _, g := range r.Groups {
+		if g.Primary == node || g.Standby == node {
+			return g, true
+		}
+	}
+	return Group{}, false
+}
+
+// Serving returns the node that serves what a placement records as id: if
+// id names a group, its Primary's node; else the UD node with that id. ok
+// is false when neither exists (a group whose primary is not registered,
+// a node without the UD role, an unknown id).
+func (r Registry) Serving(id string) (Node, bool) {
+	if g, ok := r.Group(id); ok {
+		n, ok := r.Node(g.Primary)
+		if !ok || n.Roles&RoleUD == 0 {
+			return Node{}, false
+		}
+		return n, true
+	}
+	n, ok := r.Node(id)
+	if !ok || n.Roles&RoleUD == 0 {
+		return Node{}, false
+	}
+	return n, true
+}
+
+// CheckSwap reports whether Directory.SwapGroup(old, new) may be applied
+// to r, with the errors SwapGroup returns: ErrExists (a create of a group
+// that exists), ErrNotFound (old is gone), ErrConflict (the group is not
+// exactly old now), ErrInvalid (anything else the contract refuses). Every
+// Directory implementation checks a swap with it, so that all refuse the
+// same values.
+func (r Registry) CheckSwap(old, new Group) error {
+	remove := new.Primary == ""
+	switch {
+	case old == Group{}:
+		if remove {
+			return fmt.Errorf("%w: group %.80s: a create with no primary", ErrInvalid, new.ID)
+		}
+	case old.ID != new.ID:
+		return fmt.Errorf("%w: swap of group %.80s for group %.80s: ids differ", ErrInvalid, old.ID, new.ID)
+	case !remove && new.Epoch < old.Epoch:
+		return fmt.Errorf("%w: group %s: epoch %d back from %d", ErrInvalid, new.ID, new.Epoch, old.Epoch)
+	}
+	if remove {
+		if !nodeID.MatchString(new.ID) {
+			return fmt.Errorf("%w: group id %.80q", ErrInvalid, new.ID)
+		}
+		if new != (Group{ID: new.ID}) {
+			return fmt.Errorf("%w: group %s: a removal (no primary) with a standby or epoch", ErrInvalid, new.ID)
+		}
+	} else if err := new.Validate(); err != nil {
+		return err
+	}
+	cur, exists := r.Group(new.ID)
+	switch {
+	case old == Group{} && exists:
+		return fmt.Errorf("%w: group %s", ErrExists, new.ID)
+	case old != Group{} && !exists:
+		return fmt.Errorf("%w: group %s", ErrNotFound, new.ID)
+	case old != Group{} && cur != old:
+		return fmt.Errorf("%w: group %s is %+v, not %+v", ErrConflict, new.ID, cur, old)
+	}
+	if remove {
+		return nil
+	}
+	if n, ok := r.Node(new.ID); old == (Group{}) && ok && n.ID != new.Primary {
+		return fmt.Errorf("%w: group %s: named after node %s, which is not its primary", ErrInvalid, new.ID, n.ID)
+	}
+	for _, m := range []string{new.Primary, new.Standby} {
+		if m == "" {
+			continue
+		}
+		n, ok := r.Node(m)
+		if !ok {
+			return fmt.Errorf("%w: group %s: node %s is not registered", ErrInvalid, new.ID, m)
+		}
+		if n.Roles&RoleUD == 0 {
+			return fmt.Errorf("%w: group %s: node %s is not a UD node (roles %s)", ErrInvalid, new.ID, m, n.Roles)
+		}
+		if g, ok := r.GroupOf(m); ok && g.ID != new.ID {
+			return fmt.Errorf("%w: group %s: node %s is in group %s", ErrInvalid, new.ID, m, g.ID)
+		}
+	}
+	return nil
+}
+
+// CheckNodeChange reports, wrapping ErrInvalid, a change to the registry
+// that would leave a group with a member that is not a UD node: the
+// removal of node id (n nil) or its replacement by *n without the UD role.
+// Every Directory implementation checks PutNode and RemoveNode with it.
+func (r Registry) CheckNodeChange(id string, n *Node) error {
+	g, ok := r.GroupOf(id)
+	if !ok || n != nil && n.Roles&RoleUD != 0 {
+		return nil
+	}
+	what := "removed"
+	if n != nil {
+		what = "left without the UD role"
+	}
+	return fmt.Errorf("%w: node %s is a member of group %s (primary %s, standby %q): it cannot be %s; swap it out of the group first", ErrInvalid, id, g.ID, g.Primary, g.Standby, what)
 }
 
 // Node returns the node with the given id.
@@ -233,8 +405,23 @@ type Directory interface {
 	// SetMasked masks a node, or unmasks it.
 	SetMasked(ctx context.Context, id string, masked bool) error
 	// RemoveNode takes a node out of the registry. The users placed on it
-	// stay placed there.
+	// stay placed there. A node that is a group's Primary or Standby is
+	// refused (ErrInvalid): it must be swapped out of its group first.
+	// PutNode refuses to take the UD role from a group's member likewise.
 	RemoveNode(ctx context.Context, id string) error
+	// SwapGroup replaces group old with new atomically (compare-and-set),
+	// bumping the registry's Version so that WatchRegistry reports it. A
+	// zero old (Group{}) creates new.ID, which must not exist
+	// (ErrExists); a group named after a registered node must have that
+	// node as its Primary (ErrInvalid). Otherwise old.ID == new.ID and
+	// the group must be exactly old now (ErrConflict otherwise,
+	// ErrNotFound if it is gone); new.Epoch must be >= old.Epoch
+	// (ErrInvalid); a new with an empty Primary (Group{ID: old.ID},
+	// nothing else set) removes the group. new's Primary and Standby must
+	// be registered nodes with the UD role and in no other group
+	// (ErrInvalid). Of concurrent swaps from the same old, exactly one
+	// succeeds. Registry.CheckSwap states the rules.
+	SwapGroup(ctx context.Context, old, new Group) error
 	// WatchRegistry calls fn with the registry now and again after each
 	// change, promptly (within a second or two of the change, on any
 	// node), until ctx is done, and then returns ctx's error. It keeps

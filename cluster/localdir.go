@@ -126,12 +126,14 @@ func checkUser(id userdata.UserID) error {
 // Directory is the record of placement; concurrent changes share their
 // syncs (a group commit) and are applied one at a time, in a single
 // order. Reads see every change that has returned. WatchRegistry is told
-// of changes in the process, without polling.
+// of changes in the process, without polling. Nodes and groups are the
+// registry: a change to either writes meta/version in the same batch.
 //
 // # Keys
 //
 //	meta/version          registry version, 8 bytes big-endian
 //	node/<id>             a Node, JSON {num, roles, addr, weight, masked}
+//	group/<id>            a Group, JSON {primary, standby, epoch, synced}
 //	user/<id8>            a placement: node id, 0x00, primary address
 //	user/<id8>/<address>  an alias of the user (empty value)
 //	addr/<address>        the user: id8, then 'P' (primary) or 'A' (alias)
@@ -164,6 +166,7 @@ var (
 var (
 	keyVersion   = []byte("meta/version")
 	prefixNode   = []byte("node/")
+	prefixGroup  = []byte("group/")
 	prefixUser   = []byte("user/")
 	prefixAddr   = []byte("addr/")
 	prefixSeq    = []byte("seq/")
@@ -194,6 +197,14 @@ type nodeRecord struct {
 	Addr   string `json:"addr"`
 	Weight int    `json:"weight"`
 	Masked bool   `json:"masked,omitempty"`
+}
+
+// groupRecord is a group's value under group/<id>.
+type groupRecord struct {
+	Primary string `json:"primary"`
+	Standby string `json:"standby,omitempty"`
+	Epoch   uint64 `json:"epoch"`
+	Synced  bool   `json:"synced,omitempty"`
 }
 
 // OpenLocalDirectory opens (or creates) the embedded Directory in dir.
@@ -255,6 +266,22 @@ func loadRegistry(r pebble.Reader) (Registry, error) {
 		reg.Nodes = append(reg.Nodes, Node{ID: id, Num: rec.Num, Roles: rec.Roles, Addr: rec.Addr, Weight: rec.Weight, Masked: rec.Masked})
 	}
 	if err := it.Error(); err != nil {
+		return Registry{}, fmt.Errorf("cluster: directory: %w", err)
+	}
+	git, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixGroup, UpperBound: prefixEnd(prefixGroup)})
+	if err != nil {
+		return Registry{}, fmt.Errorf("cluster: directory: %w", err)
+	}
+	defer git.Close()
+	for git.First(); git.Valid(); git.Next() {
+		id := string(git.Key()[len(prefixGroup):])
+		var rec groupRecord
+		if err := json.Unmarshal(git.Value(), &rec); err != nil {
+			return Registry{}, fmt.Errorf("cluster: directory: group %s: %w", id, err)
+		}
+		reg.Groups = append(reg.Groups, Group{ID: id, Primary: rec.Primary, Standby: rec.Standby, Epoch: rec.Epoch, Synced: rec.Synced})
+	}
+	if err := git.Error(); err != nil {
 		return Registry{}, fmt.Errorf("cluster: directory: %w", err)
 	}
 	return reg, nil
@@ -343,7 +370,7 @@ func (t *dirTxn) registry() Registry {
 // setRegistry records the registry a change leaves, a version above the
 // last, and writes the changed node (or deletes it if gone).
 func (t *dirTxn) setRegistry(nodes []Node, id string) error {
-	r := Registry{Version: t.registry().Version + 1, Nodes: nodes}
+	r := Registry{Version: t.registry().Version + 1, Nodes: nodes, Groups: t.registry().Groups}
 	if n, ok := r.Node(id); ok {
 		v, err := json.Marshal(nodeRecord{Num: n.Num, Roles: n.Roles, Addr: n.Addr, Weight: n.Weight, Masked: n.Masked})
 		if err != nil {
@@ -352,6 +379,25 @@ func (t *dirTxn) setRegistry(nodes []Node, id string) error {
 		t.b.Set(key(prefixNode, id), v, nil)
 	} else {
 		t.b.Delete(key(prefixNode, id), nil)
+	}
+	t.b.Set(keyVersion, binary.BigEndian.AppendUint64(nil, r.Version), nil)
+	t.reg = &r
+	return nil
+}
+
+// setGroups records the registry a change of group id leaves (groups in
+// ID order), a version above the last, and writes the group (or deletes
+// it if gone).
+func (t *dirTxn) setGroups(groups []Group, id string) error {
+	r := Registry{Version: t.registry().Version + 1, Nodes: t.registry().Nodes, Groups: groups}
+	if g, ok := r.Group(id); ok {
+		v, err := json.Marshal(groupRecord{Primary: g.Primary, Standby: g.Standby, Epoch: g.Epoch, Synced: g.Synced})
+		if err != nil {
+			return fmt.Errorf("cluster: directory: %w", err)
+		}
+		t.b.Set(key(prefixGroup, id), v, nil)
+	} else {
+		t.b.Delete(key(prefixGroup, id), nil)
 	}
 	t.b.Set(keyVersion, binary.BigEndian.AppendUint64(nil, r.Version), nil)
 	t.reg = &r
@@ -420,6 +466,7 @@ func (d *LocalDirectory) Registry(ctx context.Context) (Registry, error) {
 
 func cloneRegistry(r Registry) Registry {
 	r.Nodes = slices.Clone(r.Nodes)
+	r.Groups = slices.Clone(r.Groups)
 	return r
 }
 
@@ -432,6 +479,9 @@ func (d *LocalDirectory) PutNode(ctx context.Context, n Node) error {
 		r := t.registry()
 		if o, ok := r.ByNum(n.Num); ok && o.ID != n.ID {
 			return fmt.Errorf("%w: node number %d is node %s's", ErrExists, n.Num, o.ID)
+		}
+		if err := r.CheckNodeChange(n.ID, &n); err != nil {
+			return err
 		}
 		nodes := slices.DeleteFunc(slices.Clone(r.Nodes), func(o Node) bool { return o.ID == n.ID })
 		i, _ := slices.BinarySearchFunc(nodes, n.ID, func(o Node, id string) int { return strings.Compare(o.ID, id) })
@@ -468,7 +518,8 @@ func (d *LocalDirectory) SetMasked(ctx context.Context, id string, masked bool) 
 	return d.updateNode(ctx, id, func(n *Node) { n.Masked = masked })
 }
 
-// RemoveNode takes a node out of the registry; its users stay placed.
+// RemoveNode takes a node out of the registry; its users stay placed. A
+// member of a group is refused (ErrInvalid).
 func (d *LocalDirectory) RemoveNode(ctx context.Context, id string) error {
 	if err := checkNodeID(id); err != nil {
 		return err
@@ -479,7 +530,29 @@ func (d *LocalDirectory) RemoveNode(ctx context.Context, id string) error {
 		if i < 0 {
 			return fmt.Errorf("%w: node %s", ErrNotFound, id)
 		}
+		if err := t.registry().CheckNodeChange(id, nil); err != nil {
+			return err
+		}
 		return t.setRegistry(slices.Delete(nodes, i, i+1), id)
+	})
+}
+
+// SwapGroup replaces group old with new (compare-and-set), as
+// Directory.SwapGroup says; the checks are Registry.CheckSwap's, made in
+// the group commit against the registry as the changes before it leave
+// it, so concurrent swaps from one old have one winner.
+func (d *LocalDirectory) SwapGroup(ctx context.Context, old, new Group) error {
+	return d.change(ctx, func(t *dirTxn) error {
+		r := t.registry()
+		if err := r.CheckSwap(old, new); err != nil {
+			return err
+		}
+		groups := slices.DeleteFunc(slices.Clone(r.Groups), func(g Group) bool { return g.ID == new.ID })
+		if new.Primary != "" {
+			i, _ := slices.BinarySearchFunc(groups, new.ID, func(g Group, id string) int { return strings.Compare(g.ID, id) })
+			groups = slices.Insert(groups, i, new)
+		}
+		return t.setGroups(groups, new.ID)
 	})
 }
 

@@ -46,6 +46,14 @@ func Run(t *testing.T, open func(t *testing.T) cluster.Directory) {
 		{"RemoveUser", testRemoveUser},
 		{"Addresses", testAddresses},
 		{"DomainAlias", testDomainAlias},
+		{"GroupCreate", testGroupCreate},
+		{"GroupSwap", testGroupSwap},
+		{"GroupConflict", testGroupConflict},
+		{"GroupEpoch", testGroupEpoch},
+		{"GroupInvalid", testGroupInvalid},
+		{"GroupRemove", testGroupRemove},
+		{"GroupWatch", testGroupWatch},
+		{"GroupConcurrent", testGroupConcurrent},
 		{"Canceled", testCanceled},
 		{"Close", testClose},
 	}
@@ -73,6 +81,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b cluster.Directory)) {
 		{"Users", testSharedUsers},
 		{"NextID", testSharedNextID},
 		{"PlaceUserRace", testSharedPlaceRace},
+		{"GroupRace", testSharedGroupRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -945,6 +954,7 @@ func allCalls(c context.Context, d cluster.Directory) map[string]error {
 	errs["RemoveAddress"] = d.RemoveAddress(c, "al@example.org")
 	errs["PutDomainAlias"] = d.PutDomainAlias(c, "example.net", "example.org")
 	_, errs["DomainAlias"] = d.DomainAlias(c, "example.net")
+	errs["SwapGroup"] = d.SwapGroup(c, cluster.Group{}, cluster.Group{ID: "g1", Primary: "ud1", Epoch: 1})
 	return errs
 }
 

@@ -65,6 +65,13 @@
 //     address (ErrExists, whoever holds it, the user itself included).
 //   - PutDomainAlias replaces the domain of an alias that exists (Put, as
 //     PutNode); an alias equal to its domain is ErrInvalid.
+//   - SwapGroup checks a swap as cluster.Registry.CheckSwap does (an
+//     implementation that calls it on the registry it holds locked follows
+//     the rules); a failed swap leaves the registry and its Version as they
+//     were; of concurrent swaps from the same old, through one Directory or
+//     several on one store, exactly one succeeds and the others are
+//     ErrConflict. RemoveNode of a group's member, and PutNode taking the UD
+//     role from one, are ErrInvalid.
 //   - Every method called after Close returns an error wrapping ErrClosed;
 //     every method called with a context already done returns an error
 //     wrapping the context's error.

@@ -17,6 +17,8 @@
 //   - dir_registry: one row, the registry's version.
 //   - dir_nodes: the registered nodes (id, num unique, roles, addr,
 //     weight, masked).
+//   - dir_groups: the UD replication groups (id, primary_node,
+//     standby_node or NULL, epoch, synced); members reference dir_nodes.
 //   - dir_users: user id (the 64 bits of a userdata.UserID as a bigint),
 //     its UD node and primary address.
 //   - dir_addresses: every address (normal form) leading to a user, primary
@@ -27,10 +29,14 @@
 //
 // # Invariants
 //
-// Every change to dir_nodes happens in a transaction that also increments
-// dir_registry.version and sends NOTIFY mailsys_registry with the new
-// version as payload: a reader that sees a version sees the nodes as they
-// were at it, and every change is announced once committed. WatchRegistry
+// Every change to dir_nodes or dir_groups happens in a transaction that
+// first locks the dir_registry row (SELECT ... FOR UPDATE), then
+// increments dir_registry.version and sends NOTIFY mailsys_registry with
+// the new version as payload: registry changes are applied one at a time
+// (so that SwapGroup's compare-and-set, and the checks that a group's
+// members are UD nodes in no other group, read what no one else is
+// changing), a reader that sees a version sees the nodes and groups as
+// they were at it, and every change is announced once committed. WatchRegistry
 // listens on a connection of its own and polls the version every
 // PollInterval as well, so that a notification lost with a connection is
 // made up for. NextID's numbers are taken by an INSERT ... ON CONFLICT DO
@@ -54,10 +60,12 @@ package pgdir
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"path"
@@ -387,10 +395,24 @@ func checkUser(id userdata.UserID) error {
 
 // Registry.
 
-// registryQuery reads the version and the nodes in one statement, so in
-// one snapshot. With no nodes, it is one row of NULL node columns.
-const registryQuery = `SELECT r.version, n.id, n.num, n.roles, n.addr, n.weight, n.masked
+// registryQuery reads the version, the groups (as a JSON array, the same
+// in every row) and the nodes in one statement, so in one snapshot. With
+// no nodes, it is one row of NULL node columns.
+const registryQuery = `SELECT r.version,
+		(SELECT coalesce(json_agg(json_build_object('id', g.id, 'primary', g.primary_node,
+			'standby', coalesce(g.standby_node, ''), 'epoch', g.epoch, 'synced', g.synced) ORDER BY g.id), '[]')::text
+		FROM dir_groups g),
+		n.id, n.num, n.roles, n.addr, n.weight, n.masked
 	FROM dir_registry r LEFT JOIN dir_nodes n ON true ORDER BY n.id`
+
+// groupRow is a group as registryQuery's JSON has it.
+type groupRow struct {
+	ID      string `json:"id"`
+	Primary string `json:"primary"`
+	Standby string `json:"standby"`
+	Epoch   uint64 `json:"epoch"`
+	Synced  bool   `json:"synced"`
+}
 
 // querier is a pool or a connection.
 type querier interface {
@@ -407,6 +429,7 @@ func readRegistry(ctx context.Context, q querier) (cluster.Registry, error) {
 	for rows.Next() {
 		var (
 			version int64
+			groups  string
 			id      *string
 			num     *int64
 			roles   *int16
@@ -414,8 +437,18 @@ func readRegistry(ctx context.Context, q querier) (cluster.Registry, error) {
 			weight  *int32
 			masked  *bool
 		)
-		if err := rows.Scan(&version, &id, &num, &roles, &addr, &weight, &masked); err != nil {
+		if err := rows.Scan(&version, &groups, &id, &num, &roles, &addr, &weight, &masked); err != nil {
 			return cluster.Registry{}, err
+		}
+		if r.Groups == nil {
+			var gs []groupRow
+			if err := json.Unmarshal([]byte(groups), &gs); err != nil {
+				return cluster.Registry{}, fmt.Errorf("pgdir: groups: %w", err)
+			}
+			r.Groups = make([]cluster.Group, 0, len(gs))
+			for _, g := range gs {
+				r.Groups = append(r.Groups, cluster.Group(g))
+			}
 		}
 		r.Version = uint64(version)
 		if id != nil {
@@ -423,7 +456,13 @@ func readRegistry(ctx context.Context, q querier) (cluster.Registry, error) {
 				Addr: *addr, Weight: int(*weight), Masked: *masked})
 		}
 	}
-	return r, rows.Err()
+	if err := rows.Err(); err != nil {
+		return cluster.Registry{}, err
+	}
+	if len(r.Groups) == 0 {
+		r.Groups = nil
+	}
+	return r, nil
 }
 
 // Registry returns the node registry now.
@@ -446,6 +485,9 @@ func (d *Directory) change(ctx context.Context, op string, fn func(tx pgx.Tx) er
 	}
 	defer cancel()
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT version FROM dir_registry FOR UPDATE"); err != nil {
+			return err
+		}
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -465,6 +507,15 @@ func (d *Directory) PutNode(ctx context.Context, n cluster.Node) error {
 		return err
 	}
 	return d.change(ctx, "PutNode", func(tx pgx.Tx) error {
+		if n.Roles&cluster.RoleUD == 0 {
+			r, err := readRegistry(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if err := r.CheckNodeChange(n.ID, &n); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO dir_nodes (id, num, roles, addr, weight, masked) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (id) DO UPDATE SET num = EXCLUDED.num, roles = EXCLUDED.roles, addr = EXCLUDED.addr,
 				weight = EXCLUDED.weight, masked = EXCLUDED.masked`,
@@ -507,13 +558,55 @@ func (d *Directory) SetMasked(ctx context.Context, id string, masked bool) error
 }
 
 // RemoveNode takes a node out of the registry; its users stay placed on
-// it.
+// it. A member of a group is refused (cluster.ErrInvalid).
 func (d *Directory) RemoveNode(ctx context.Context, id string) error {
 	if err := checkID("node id", id); err != nil {
 		return err
 	}
 	return d.change(ctx, "RemoveNode", func(tx pgx.Tx) error {
+		r, err := readRegistry(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := r.CheckNodeChange(id, nil); err != nil {
+			return err
+		}
 		return updateNode(ctx, tx, id, "DELETE FROM dir_nodes WHERE id = $1")
+	})
+}
+
+// SwapGroup replaces group old with new (compare-and-set), as
+// cluster.Directory.SwapGroup says, in one transaction under the lock of
+// the registry's row, which every registry change takes: the checks
+// (cluster.Registry.CheckSwap) read the registry no one else is changing,
+// so of concurrent swaps from one old, on any number of Directories, one
+// wins. Epochs here end at 2^63-1 (a bigint); a larger one is
+// cluster.ErrInvalid.
+func (d *Directory) SwapGroup(ctx context.Context, old, new cluster.Group) error {
+	if new.Epoch > math.MaxInt64 {
+		return fmt.Errorf("%w: pgdir: group %.80s: epoch %d is out of range", cluster.ErrInvalid, new.ID, new.Epoch)
+	}
+	return d.change(ctx, "SwapGroup", func(tx pgx.Tx) error {
+		r, err := readRegistry(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := r.CheckSwap(old, new); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM dir_groups WHERE id = $1", new.ID); err != nil {
+			return err
+		}
+		if new.Primary == "" {
+			return nil
+		}
+		var standby *string
+		if new.Standby != "" {
+			standby = &new.Standby
+		}
+		_, err = tx.Exec(ctx, "INSERT INTO dir_groups (id, primary_node, standby_node, epoch, synced) VALUES ($1, $2, $3, $4, $5)",
+			new.ID, new.Primary, standby, int64(new.Epoch), new.Synced)
+		return err
 	})
 }
 

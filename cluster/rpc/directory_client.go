@@ -192,6 +192,19 @@ func (c *Directory) RemoveNode(ctx context.Context, id string) error {
 	return err
 }
 
+// SwapGroup replaces group old with new (compare-and-set), as
+// cluster.Directory.SwapGroup says. A swap whose answer does not come
+// back (a *cluster.Unavailable) may have been made: read the registry to
+// see.
+func (c *Directory) SwapGroup(ctx context.Context, old, new cluster.Group) error {
+	req := &pb.DirSwapGroupRequest{NewGroup: groupToPB(new)}
+	if old != (cluster.Group{}) {
+		req.OldGroup = groupToPB(old)
+	}
+	_, err := dirCall(c, ctx, c.rpc.SwapGroup, req)
+	return err
+}
+
 // WatchRegistry calls fn, on the calling goroutine, with each registry the
 // node sends: at once, after each change, and again each time the stream
 // is opened again after a break (see Directory). It returns ctx's error

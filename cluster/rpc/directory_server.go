@@ -67,10 +67,23 @@ func clampInt(w int64) int {
 	return int(w)
 }
 
+func groupToPB(g cluster.Group) *pb.DirGroup {
+	return &pb.DirGroup{Id: []byte(g.ID), Primary: []byte(g.Primary), Standby: []byte(g.Standby), Epoch: g.Epoch, Synced: g.Synced}
+}
+
+// groupFromPB reads a group; nil is the zero Group.
+func groupFromPB(m *pb.DirGroup) cluster.Group {
+	return cluster.Group{ID: string(m.GetId()), Primary: string(m.GetPrimary()), Standby: string(m.GetStandby()),
+		Epoch: m.GetEpoch(), Synced: m.GetSynced()}
+}
+
 func registryToPB(r cluster.Registry) *pb.DirRegistry {
 	m := &pb.DirRegistry{Version: r.Version, Nodes: make([]*pb.DirNode, len(r.Nodes))}
 	for i, n := range r.Nodes {
 		m.Nodes[i] = nodeToPB(n)
+	}
+	for _, g := range r.Groups {
+		m.Groups = append(m.Groups, groupToPB(g))
 	}
 	return m
 }
@@ -79,6 +92,9 @@ func registryFromPB(m *pb.DirRegistry) cluster.Registry {
 	r := cluster.Registry{Version: m.GetVersion()}
 	for _, n := range m.GetNodes() {
 		r.Nodes = append(r.Nodes, nodeFromPB(n))
+	}
+	for _, g := range m.GetGroups() {
+		r.Groups = append(r.Groups, groupFromPB(g))
 	}
 	return r
 }
@@ -105,6 +121,10 @@ func (s *directoryServer) SetMasked(ctx context.Context, m *pb.DirSetMaskedReque
 
 func (s *directoryServer) RemoveNode(ctx context.Context, m *pb.DirNodeID) (*pb.DirEmpty, error) {
 	return dirEmpty, toStatus(s.d.RemoveNode(ctx, string(m.GetId())))
+}
+
+func (s *directoryServer) SwapGroup(ctx context.Context, m *pb.DirSwapGroupRequest) (*pb.DirEmpty, error) {
+	return dirEmpty, toStatus(s.d.SwapGroup(ctx, groupFromPB(m.GetOldGroup()), groupFromPB(m.GetNewGroup())))
 }
 
 // WatchRegistry sends the registry at once and after each change, as d's

@@ -47,6 +47,7 @@ var sentinels = []struct {
 	{"cluster.ErrInvalid", cluster.ErrInvalid, codes.InvalidArgument},
 	{"cluster.ErrNoNode", cluster.ErrNoNode, codes.Unavailable},
 	{"cluster.ErrClosed", cluster.ErrClosed, codes.Unavailable},
+	{"cluster.ErrConflict", cluster.ErrConflict, codes.Aborted},
 }
 
 // toStatus turns a server-side error into the gRPC status the client

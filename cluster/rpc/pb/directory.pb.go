@@ -158,11 +158,12 @@ func (x *DirNode) GetMasked() bool {
 	return false
 }
 
-// A cluster.Registry: the nodes in ID order.
+// A cluster.Registry: the nodes and the groups in ID order.
 type DirRegistry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	Nodes         []*DirNode             `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Groups        []*DirGroup            `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +212,144 @@ func (x *DirRegistry) GetNodes() []*DirNode {
 	return nil
 }
 
+func (x *DirRegistry) GetGroups() []*DirGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+// A cluster.Group: a UD replication group.
+type DirGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Primary       []byte                 `protobuf:"bytes,2,opt,name=primary,proto3" json:"primary,omitempty"`
+	Standby       []byte                 `protobuf:"bytes,3,opt,name=standby,proto3" json:"standby,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Synced        bool                   `protobuf:"varint,5,opt,name=synced,proto3" json:"synced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirGroup) Reset() {
+	*x = DirGroup{}
+	mi := &file_directory_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirGroup) ProtoMessage() {}
+
+func (x *DirGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_directory_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirGroup.ProtoReflect.Descriptor instead.
+func (*DirGroup) Descriptor() ([]byte, []int) {
+	return file_directory_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DirGroup) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *DirGroup) GetPrimary() []byte {
+	if x != nil {
+		return x.Primary
+	}
+	return nil
+}
+
+func (x *DirGroup) GetStandby() []byte {
+	if x != nil {
+		return x.Standby
+	}
+	return nil
+}
+
+func (x *DirGroup) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *DirGroup) GetSynced() bool {
+	if x != nil {
+		return x.Synced
+	}
+	return false
+}
+
+// SwapGroup's arguments; an absent old_group is the zero cluster.Group (a
+// create).
+type DirSwapGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OldGroup      *DirGroup              `protobuf:"bytes,1,opt,name=old_group,json=oldGroup,proto3" json:"old_group,omitempty"`
+	NewGroup      *DirGroup              `protobuf:"bytes,2,opt,name=new_group,json=newGroup,proto3" json:"new_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirSwapGroupRequest) Reset() {
+	*x = DirSwapGroupRequest{}
+	mi := &file_directory_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirSwapGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirSwapGroupRequest) ProtoMessage() {}
+
+func (x *DirSwapGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_directory_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirSwapGroupRequest.ProtoReflect.Descriptor instead.
+func (*DirSwapGroupRequest) Descriptor() ([]byte, []int) {
+	return file_directory_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DirSwapGroupRequest) GetOldGroup() *DirGroup {
+	if x != nil {
+		return x.OldGroup
+	}
+	return nil
+}
+
+func (x *DirSwapGroupRequest) GetNewGroup() *DirGroup {
+	if x != nil {
+		return x.NewGroup
+	}
+	return nil
+}
+
 type DirNodeID struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -220,7 +359,7 @@ type DirNodeID struct {
 
 func (x *DirNodeID) Reset() {
 	*x = DirNodeID{}
-	mi := &file_directory_proto_msgTypes[3]
+	mi := &file_directory_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +371,7 @@ func (x *DirNodeID) String() string {
 func (*DirNodeID) ProtoMessage() {}
 
 func (x *DirNodeID) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[3]
+	mi := &file_directory_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +384,7 @@ func (x *DirNodeID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirNodeID.ProtoReflect.Descriptor instead.
 func (*DirNodeID) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{3}
+	return file_directory_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DirNodeID) GetId() []byte {
@@ -265,7 +404,7 @@ type DirSetWeightRequest struct {
 
 func (x *DirSetWeightRequest) Reset() {
 	*x = DirSetWeightRequest{}
-	mi := &file_directory_proto_msgTypes[4]
+	mi := &file_directory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +416,7 @@ func (x *DirSetWeightRequest) String() string {
 func (*DirSetWeightRequest) ProtoMessage() {}
 
 func (x *DirSetWeightRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[4]
+	mi := &file_directory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +429,7 @@ func (x *DirSetWeightRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirSetWeightRequest.ProtoReflect.Descriptor instead.
 func (*DirSetWeightRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{4}
+	return file_directory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DirSetWeightRequest) GetId() []byte {
@@ -317,7 +456,7 @@ type DirSetMaskedRequest struct {
 
 func (x *DirSetMaskedRequest) Reset() {
 	*x = DirSetMaskedRequest{}
-	mi := &file_directory_proto_msgTypes[5]
+	mi := &file_directory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +468,7 @@ func (x *DirSetMaskedRequest) String() string {
 func (*DirSetMaskedRequest) ProtoMessage() {}
 
 func (x *DirSetMaskedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[5]
+	mi := &file_directory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +481,7 @@ func (x *DirSetMaskedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirSetMaskedRequest.ProtoReflect.Descriptor instead.
 func (*DirSetMaskedRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{5}
+	return file_directory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DirSetMaskedRequest) GetId() []byte {
@@ -368,7 +507,7 @@ type DirSequence struct {
 
 func (x *DirSequence) Reset() {
 	*x = DirSequence{}
-	mi := &file_directory_proto_msgTypes[6]
+	mi := &file_directory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +519,7 @@ func (x *DirSequence) String() string {
 func (*DirSequence) ProtoMessage() {}
 
 func (x *DirSequence) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[6]
+	mi := &file_directory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +532,7 @@ func (x *DirSequence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirSequence.ProtoReflect.Descriptor instead.
 func (*DirSequence) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{6}
+	return file_directory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DirSequence) GetName() []byte {
@@ -413,7 +552,7 @@ type DirAdvanceRequest struct {
 
 func (x *DirAdvanceRequest) Reset() {
 	*x = DirAdvanceRequest{}
-	mi := &file_directory_proto_msgTypes[7]
+	mi := &file_directory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +564,7 @@ func (x *DirAdvanceRequest) String() string {
 func (*DirAdvanceRequest) ProtoMessage() {}
 
 func (x *DirAdvanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[7]
+	mi := &file_directory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +577,7 @@ func (x *DirAdvanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirAdvanceRequest.ProtoReflect.Descriptor instead.
 func (*DirAdvanceRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{7}
+	return file_directory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DirAdvanceRequest) GetName() []byte {
@@ -464,7 +603,7 @@ type DirNumber struct {
 
 func (x *DirNumber) Reset() {
 	*x = DirNumber{}
-	mi := &file_directory_proto_msgTypes[8]
+	mi := &file_directory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +615,7 @@ func (x *DirNumber) String() string {
 func (*DirNumber) ProtoMessage() {}
 
 func (x *DirNumber) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[8]
+	mi := &file_directory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +628,7 @@ func (x *DirNumber) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirNumber.ProtoReflect.Descriptor instead.
 func (*DirNumber) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{8}
+	return file_directory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DirNumber) GetN() uint64 {
@@ -508,7 +647,7 @@ type DirUser struct {
 
 func (x *DirUser) Reset() {
 	*x = DirUser{}
-	mi := &file_directory_proto_msgTypes[9]
+	mi := &file_directory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +659,7 @@ func (x *DirUser) String() string {
 func (*DirUser) ProtoMessage() {}
 
 func (x *DirUser) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[9]
+	mi := &file_directory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +672,7 @@ func (x *DirUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirUser.ProtoReflect.Descriptor instead.
 func (*DirUser) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{9}
+	return file_directory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DirUser) GetId() uint64 {
@@ -554,7 +693,7 @@ type DirPlaceUserRequest struct {
 
 func (x *DirPlaceUserRequest) Reset() {
 	*x = DirPlaceUserRequest{}
-	mi := &file_directory_proto_msgTypes[10]
+	mi := &file_directory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +705,7 @@ func (x *DirPlaceUserRequest) String() string {
 func (*DirPlaceUserRequest) ProtoMessage() {}
 
 func (x *DirPlaceUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[10]
+	mi := &file_directory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +718,7 @@ func (x *DirPlaceUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirPlaceUserRequest.ProtoReflect.Descriptor instead.
 func (*DirPlaceUserRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{10}
+	return file_directory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DirPlaceUserRequest) GetId() uint64 {
@@ -612,7 +751,7 @@ type DirAddress struct {
 
 func (x *DirAddress) Reset() {
 	*x = DirAddress{}
-	mi := &file_directory_proto_msgTypes[11]
+	mi := &file_directory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +763,7 @@ func (x *DirAddress) String() string {
 func (*DirAddress) ProtoMessage() {}
 
 func (x *DirAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[11]
+	mi := &file_directory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +776,7 @@ func (x *DirAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirAddress.ProtoReflect.Descriptor instead.
 func (*DirAddress) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{11}
+	return file_directory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DirAddress) GetAddress() []byte {
@@ -658,7 +797,7 @@ type DirPlacement struct {
 
 func (x *DirPlacement) Reset() {
 	*x = DirPlacement{}
-	mi := &file_directory_proto_msgTypes[12]
+	mi := &file_directory_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +809,7 @@ func (x *DirPlacement) String() string {
 func (*DirPlacement) ProtoMessage() {}
 
 func (x *DirPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[12]
+	mi := &file_directory_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +822,7 @@ func (x *DirPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirPlacement.ProtoReflect.Descriptor instead.
 func (*DirPlacement) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{12}
+	return file_directory_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DirPlacement) GetUser() uint64 {
@@ -710,7 +849,7 @@ type DirAddAddressRequest struct {
 
 func (x *DirAddAddressRequest) Reset() {
 	*x = DirAddAddressRequest{}
-	mi := &file_directory_proto_msgTypes[13]
+	mi := &file_directory_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +861,7 @@ func (x *DirAddAddressRequest) String() string {
 func (*DirAddAddressRequest) ProtoMessage() {}
 
 func (x *DirAddAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[13]
+	mi := &file_directory_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +874,7 @@ func (x *DirAddAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirAddAddressRequest.ProtoReflect.Descriptor instead.
 func (*DirAddAddressRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{13}
+	return file_directory_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DirAddAddressRequest) GetAddress() []byte {
@@ -762,7 +901,7 @@ type DirDomainAliasRequest struct {
 
 func (x *DirDomainAliasRequest) Reset() {
 	*x = DirDomainAliasRequest{}
-	mi := &file_directory_proto_msgTypes[14]
+	mi := &file_directory_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +913,7 @@ func (x *DirDomainAliasRequest) String() string {
 func (*DirDomainAliasRequest) ProtoMessage() {}
 
 func (x *DirDomainAliasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[14]
+	mi := &file_directory_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +926,7 @@ func (x *DirDomainAliasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirDomainAliasRequest.ProtoReflect.Descriptor instead.
 func (*DirDomainAliasRequest) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{14}
+	return file_directory_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DirDomainAliasRequest) GetAlias() []byte {
@@ -813,7 +952,7 @@ type DirDomain struct {
 
 func (x *DirDomain) Reset() {
 	*x = DirDomain{}
-	mi := &file_directory_proto_msgTypes[15]
+	mi := &file_directory_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +964,7 @@ func (x *DirDomain) String() string {
 func (*DirDomain) ProtoMessage() {}
 
 func (x *DirDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_directory_proto_msgTypes[15]
+	mi := &file_directory_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +977,7 @@ func (x *DirDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirDomain.ProtoReflect.Descriptor instead.
 func (*DirDomain) Descriptor() ([]byte, []int) {
-	return file_directory_proto_rawDescGZIP(), []int{15}
+	return file_directory_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DirDomain) GetDomain() []byte {
@@ -861,10 +1000,20 @@ const file_directory_proto_rawDesc = "" +
 	"\x05roles\x18\x03 \x01(\rR\x05roles\x12\x12\n" +
 	"\x04addr\x18\x04 \x01(\fR\x04addr\x12\x16\n" +
 	"\x06weight\x18\x05 \x01(\x03R\x06weight\x12\x16\n" +
-	"\x06masked\x18\x06 \x01(\bR\x06masked\"Z\n" +
+	"\x06masked\x18\x06 \x01(\bR\x06masked\"\x90\x01\n" +
 	"\vDirRegistry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x121\n" +
-	"\x05nodes\x18\x02 \x03(\v2\x1b.mailsys.cluster.v1.DirNodeR\x05nodes\"\x1b\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x1b.mailsys.cluster.v1.DirNodeR\x05nodes\x124\n" +
+	"\x06groups\x18\x03 \x03(\v2\x1c.mailsys.cluster.v1.DirGroupR\x06groups\"|\n" +
+	"\bDirGroup\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
+	"\aprimary\x18\x02 \x01(\fR\aprimary\x12\x18\n" +
+	"\astandby\x18\x03 \x01(\fR\astandby\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06synced\x18\x05 \x01(\bR\x06synced\"\x8b\x01\n" +
+	"\x13DirSwapGroupRequest\x129\n" +
+	"\told_group\x18\x01 \x01(\v2\x1c.mailsys.cluster.v1.DirGroupR\boldGroup\x129\n" +
+	"\tnew_group\x18\x02 \x01(\v2\x1c.mailsys.cluster.v1.DirGroupR\bnewGroup\"\x1b\n" +
 	"\tDirNodeID\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\"=\n" +
 	"\x13DirSetWeightRequest\x12\x0e\n" +
@@ -899,7 +1048,7 @@ const file_directory_proto_rawDesc = "" +
 	"\x05alias\x18\x01 \x01(\fR\x05alias\x12\x16\n" +
 	"\x06domain\x18\x02 \x01(\fR\x06domain\"#\n" +
 	"\tDirDomain\x12\x16\n" +
-	"\x06domain\x18\x01 \x01(\fR\x06domain2\x82\n" +
+	"\x06domain\x18\x01 \x01(\fR\x06domain2\xd6\n" +
 	"\n" +
 	"\tDirectory\x12I\n" +
 	"\bRegistry\x12\x1c.mailsys.cluster.v1.DirEmpty\x1a\x1f.mailsys.cluster.v1.DirRegistry\x12D\n" +
@@ -908,7 +1057,8 @@ const file_directory_proto_rawDesc = "" +
 	"\tSetMasked\x12'.mailsys.cluster.v1.DirSetMaskedRequest\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12I\n" +
 	"\n" +
 	"RemoveNode\x12\x1d.mailsys.cluster.v1.DirNodeID\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12P\n" +
-	"\rWatchRegistry\x12\x1c.mailsys.cluster.v1.DirEmpty\x1a\x1f.mailsys.cluster.v1.DirRegistry0\x01\x12H\n" +
+	"\rWatchRegistry\x12\x1c.mailsys.cluster.v1.DirEmpty\x1a\x1f.mailsys.cluster.v1.DirRegistry0\x01\x12R\n" +
+	"\tSwapGroup\x12'.mailsys.cluster.v1.DirSwapGroupRequest\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12H\n" +
 	"\x06NextID\x12\x1f.mailsys.cluster.v1.DirSequence\x1a\x1d.mailsys.cluster.v1.DirNumber\x12P\n" +
 	"\tAdvanceID\x12%.mailsys.cluster.v1.DirAdvanceRequest\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12R\n" +
 	"\tPlaceUser\x12'.mailsys.cluster.v1.DirPlaceUserRequest\x1a\x1c.mailsys.cluster.v1.DirEmpty\x12G\n" +
@@ -934,64 +1084,71 @@ func file_directory_proto_rawDescGZIP() []byte {
 	return file_directory_proto_rawDescData
 }
 
-var file_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_directory_proto_goTypes = []any{
 	(*DirEmpty)(nil),              // 0: mailsys.cluster.v1.DirEmpty
 	(*DirNode)(nil),               // 1: mailsys.cluster.v1.DirNode
 	(*DirRegistry)(nil),           // 2: mailsys.cluster.v1.DirRegistry
-	(*DirNodeID)(nil),             // 3: mailsys.cluster.v1.DirNodeID
-	(*DirSetWeightRequest)(nil),   // 4: mailsys.cluster.v1.DirSetWeightRequest
-	(*DirSetMaskedRequest)(nil),   // 5: mailsys.cluster.v1.DirSetMaskedRequest
-	(*DirSequence)(nil),           // 6: mailsys.cluster.v1.DirSequence
-	(*DirAdvanceRequest)(nil),     // 7: mailsys.cluster.v1.DirAdvanceRequest
-	(*DirNumber)(nil),             // 8: mailsys.cluster.v1.DirNumber
-	(*DirUser)(nil),               // 9: mailsys.cluster.v1.DirUser
-	(*DirPlaceUserRequest)(nil),   // 10: mailsys.cluster.v1.DirPlaceUserRequest
-	(*DirAddress)(nil),            // 11: mailsys.cluster.v1.DirAddress
-	(*DirPlacement)(nil),          // 12: mailsys.cluster.v1.DirPlacement
-	(*DirAddAddressRequest)(nil),  // 13: mailsys.cluster.v1.DirAddAddressRequest
-	(*DirDomainAliasRequest)(nil), // 14: mailsys.cluster.v1.DirDomainAliasRequest
-	(*DirDomain)(nil),             // 15: mailsys.cluster.v1.DirDomain
+	(*DirGroup)(nil),              // 3: mailsys.cluster.v1.DirGroup
+	(*DirSwapGroupRequest)(nil),   // 4: mailsys.cluster.v1.DirSwapGroupRequest
+	(*DirNodeID)(nil),             // 5: mailsys.cluster.v1.DirNodeID
+	(*DirSetWeightRequest)(nil),   // 6: mailsys.cluster.v1.DirSetWeightRequest
+	(*DirSetMaskedRequest)(nil),   // 7: mailsys.cluster.v1.DirSetMaskedRequest
+	(*DirSequence)(nil),           // 8: mailsys.cluster.v1.DirSequence
+	(*DirAdvanceRequest)(nil),     // 9: mailsys.cluster.v1.DirAdvanceRequest
+	(*DirNumber)(nil),             // 10: mailsys.cluster.v1.DirNumber
+	(*DirUser)(nil),               // 11: mailsys.cluster.v1.DirUser
+	(*DirPlaceUserRequest)(nil),   // 12: mailsys.cluster.v1.DirPlaceUserRequest
+	(*DirAddress)(nil),            // 13: mailsys.cluster.v1.DirAddress
+	(*DirPlacement)(nil),          // 14: mailsys.cluster.v1.DirPlacement
+	(*DirAddAddressRequest)(nil),  // 15: mailsys.cluster.v1.DirAddAddressRequest
+	(*DirDomainAliasRequest)(nil), // 16: mailsys.cluster.v1.DirDomainAliasRequest
+	(*DirDomain)(nil),             // 17: mailsys.cluster.v1.DirDomain
 }
 var file_directory_proto_depIdxs = []int32{
 	1,  // 0: mailsys.cluster.v1.DirRegistry.nodes:type_name -> mailsys.cluster.v1.DirNode
-	0,  // 1: mailsys.cluster.v1.Directory.Registry:input_type -> mailsys.cluster.v1.DirEmpty
-	1,  // 2: mailsys.cluster.v1.Directory.PutNode:input_type -> mailsys.cluster.v1.DirNode
-	4,  // 3: mailsys.cluster.v1.Directory.SetWeight:input_type -> mailsys.cluster.v1.DirSetWeightRequest
-	5,  // 4: mailsys.cluster.v1.Directory.SetMasked:input_type -> mailsys.cluster.v1.DirSetMaskedRequest
-	3,  // 5: mailsys.cluster.v1.Directory.RemoveNode:input_type -> mailsys.cluster.v1.DirNodeID
-	0,  // 6: mailsys.cluster.v1.Directory.WatchRegistry:input_type -> mailsys.cluster.v1.DirEmpty
-	6,  // 7: mailsys.cluster.v1.Directory.NextID:input_type -> mailsys.cluster.v1.DirSequence
-	7,  // 8: mailsys.cluster.v1.Directory.AdvanceID:input_type -> mailsys.cluster.v1.DirAdvanceRequest
-	10, // 9: mailsys.cluster.v1.Directory.PlaceUser:input_type -> mailsys.cluster.v1.DirPlaceUserRequest
-	9,  // 10: mailsys.cluster.v1.Directory.RemoveUser:input_type -> mailsys.cluster.v1.DirUser
-	9,  // 11: mailsys.cluster.v1.Directory.UserNode:input_type -> mailsys.cluster.v1.DirUser
-	11, // 12: mailsys.cluster.v1.Directory.LookupAddress:input_type -> mailsys.cluster.v1.DirAddress
-	13, // 13: mailsys.cluster.v1.Directory.AddAddress:input_type -> mailsys.cluster.v1.DirAddAddressRequest
-	11, // 14: mailsys.cluster.v1.Directory.RemoveAddress:input_type -> mailsys.cluster.v1.DirAddress
-	14, // 15: mailsys.cluster.v1.Directory.PutDomainAlias:input_type -> mailsys.cluster.v1.DirDomainAliasRequest
-	15, // 16: mailsys.cluster.v1.Directory.DomainAlias:input_type -> mailsys.cluster.v1.DirDomain
-	2,  // 17: mailsys.cluster.v1.Directory.Registry:output_type -> mailsys.cluster.v1.DirRegistry
-	0,  // 18: mailsys.cluster.v1.Directory.PutNode:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 19: mailsys.cluster.v1.Directory.SetWeight:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 20: mailsys.cluster.v1.Directory.SetMasked:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 21: mailsys.cluster.v1.Directory.RemoveNode:output_type -> mailsys.cluster.v1.DirEmpty
-	2,  // 22: mailsys.cluster.v1.Directory.WatchRegistry:output_type -> mailsys.cluster.v1.DirRegistry
-	8,  // 23: mailsys.cluster.v1.Directory.NextID:output_type -> mailsys.cluster.v1.DirNumber
-	0,  // 24: mailsys.cluster.v1.Directory.AdvanceID:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 25: mailsys.cluster.v1.Directory.PlaceUser:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 26: mailsys.cluster.v1.Directory.RemoveUser:output_type -> mailsys.cluster.v1.DirEmpty
-	3,  // 27: mailsys.cluster.v1.Directory.UserNode:output_type -> mailsys.cluster.v1.DirNodeID
-	12, // 28: mailsys.cluster.v1.Directory.LookupAddress:output_type -> mailsys.cluster.v1.DirPlacement
-	0,  // 29: mailsys.cluster.v1.Directory.AddAddress:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 30: mailsys.cluster.v1.Directory.RemoveAddress:output_type -> mailsys.cluster.v1.DirEmpty
-	0,  // 31: mailsys.cluster.v1.Directory.PutDomainAlias:output_type -> mailsys.cluster.v1.DirEmpty
-	15, // 32: mailsys.cluster.v1.Directory.DomainAlias:output_type -> mailsys.cluster.v1.DirDomain
-	17, // [17:33] is the sub-list for method output_type
-	1,  // [1:17] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	3,  // 1: mailsys.cluster.v1.DirRegistry.groups:type_name -> mailsys.cluster.v1.DirGroup
+	3,  // 2: mailsys.cluster.v1.DirSwapGroupRequest.old_group:type_name -> mailsys.cluster.v1.DirGroup
+	3,  // 3: mailsys.cluster.v1.DirSwapGroupRequest.new_group:type_name -> mailsys.cluster.v1.DirGroup
+	0,  // 4: mailsys.cluster.v1.Directory.Registry:input_type -> mailsys.cluster.v1.DirEmpty
+	1,  // 5: mailsys.cluster.v1.Directory.PutNode:input_type -> mailsys.cluster.v1.DirNode
+	6,  // 6: mailsys.cluster.v1.Directory.SetWeight:input_type -> mailsys.cluster.v1.DirSetWeightRequest
+	7,  // 7: mailsys.cluster.v1.Directory.SetMasked:input_type -> mailsys.cluster.v1.DirSetMaskedRequest
+	5,  // 8: mailsys.cluster.v1.Directory.RemoveNode:input_type -> mailsys.cluster.v1.DirNodeID
+	0,  // 9: mailsys.cluster.v1.Directory.WatchRegistry:input_type -> mailsys.cluster.v1.DirEmpty
+	4,  // 10: mailsys.cluster.v1.Directory.SwapGroup:input_type -> mailsys.cluster.v1.DirSwapGroupRequest
+	8,  // 11: mailsys.cluster.v1.Directory.NextID:input_type -> mailsys.cluster.v1.DirSequence
+	9,  // 12: mailsys.cluster.v1.Directory.AdvanceID:input_type -> mailsys.cluster.v1.DirAdvanceRequest
+	12, // 13: mailsys.cluster.v1.Directory.PlaceUser:input_type -> mailsys.cluster.v1.DirPlaceUserRequest
+	11, // 14: mailsys.cluster.v1.Directory.RemoveUser:input_type -> mailsys.cluster.v1.DirUser
+	11, // 15: mailsys.cluster.v1.Directory.UserNode:input_type -> mailsys.cluster.v1.DirUser
+	13, // 16: mailsys.cluster.v1.Directory.LookupAddress:input_type -> mailsys.cluster.v1.DirAddress
+	15, // 17: mailsys.cluster.v1.Directory.AddAddress:input_type -> mailsys.cluster.v1.DirAddAddressRequest
+	13, // 18: mailsys.cluster.v1.Directory.RemoveAddress:input_type -> mailsys.cluster.v1.DirAddress
+	16, // 19: mailsys.cluster.v1.Directory.PutDomainAlias:input_type -> mailsys.cluster.v1.DirDomainAliasRequest
+	17, // 20: mailsys.cluster.v1.Directory.DomainAlias:input_type -> mailsys.cluster.v1.DirDomain
+	2,  // 21: mailsys.cluster.v1.Directory.Registry:output_type -> mailsys.cluster.v1.DirRegistry
+	0,  // 22: mailsys.cluster.v1.Directory.PutNode:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 23: mailsys.cluster.v1.Directory.SetWeight:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 24: mailsys.cluster.v1.Directory.SetMasked:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 25: mailsys.cluster.v1.Directory.RemoveNode:output_type -> mailsys.cluster.v1.DirEmpty
+	2,  // 26: mailsys.cluster.v1.Directory.WatchRegistry:output_type -> mailsys.cluster.v1.DirRegistry
+	0,  // 27: mailsys.cluster.v1.Directory.SwapGroup:output_type -> mailsys.cluster.v1.DirEmpty
+	10, // 28: mailsys.cluster.v1.Directory.NextID:output_type -> mailsys.cluster.v1.DirNumber
+	0,  // 29: mailsys.cluster.v1.Directory.AdvanceID:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 30: mailsys.cluster.v1.Directory.PlaceUser:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 31: mailsys.cluster.v1.Directory.RemoveUser:output_type -> mailsys.cluster.v1.DirEmpty
+	5,  // 32: mailsys.cluster.v1.Directory.UserNode:output_type -> mailsys.cluster.v1.DirNodeID
+	14, // 33: mailsys.cluster.v1.Directory.LookupAddress:output_type -> mailsys.cluster.v1.DirPlacement
+	0,  // 34: mailsys.cluster.v1.Directory.AddAddress:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 35: mailsys.cluster.v1.Directory.RemoveAddress:output_type -> mailsys.cluster.v1.DirEmpty
+	0,  // 36: mailsys.cluster.v1.Directory.PutDomainAlias:output_type -> mailsys.cluster.v1.DirEmpty
+	17, // 37: mailsys.cluster.v1.Directory.DomainAlias:output_type -> mailsys.cluster.v1.DirDomain
+	21, // [21:38] is the sub-list for method output_type
+	4,  // [4:21] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_directory_proto_init() }
@@ -1005,7 +1162,7 @@ func file_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_directory_proto_rawDesc), len(file_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,7 @@ const (
 	Directory_SetMasked_FullMethodName      = "/mailsys.cluster.v1.Directory/SetMasked"
 	Directory_RemoveNode_FullMethodName     = "/mailsys.cluster.v1.Directory/RemoveNode"
 	Directory_WatchRegistry_FullMethodName  = "/mailsys.cluster.v1.Directory/WatchRegistry"
+	Directory_SwapGroup_FullMethodName      = "/mailsys.cluster.v1.Directory/SwapGroup"
 	Directory_NextID_FullMethodName         = "/mailsys.cluster.v1.Directory/NextID"
 	Directory_AdvanceID_FullMethodName      = "/mailsys.cluster.v1.Directory/AdvanceID"
 	Directory_PlaceUser_FullMethodName      = "/mailsys.cluster.v1.Directory/PlaceUser"
@@ -64,6 +65,9 @@ type DirectoryClient interface {
 	SetMasked(ctx context.Context, in *DirSetMaskedRequest, opts ...grpc.CallOption) (*DirEmpty, error)
 	RemoveNode(ctx context.Context, in *DirNodeID, opts ...grpc.CallOption) (*DirEmpty, error)
 	WatchRegistry(ctx context.Context, in *DirEmpty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DirRegistry], error)
+	// SwapGroup is cluster.Directory.SwapGroup: a compare-and-set of one
+	// UD replication group.
+	SwapGroup(ctx context.Context, in *DirSwapGroupRequest, opts ...grpc.CallOption) (*DirEmpty, error)
 	// Sequences, placements, addresses, domain aliases.
 	NextID(ctx context.Context, in *DirSequence, opts ...grpc.CallOption) (*DirNumber, error)
 	// AdvanceID is cluster.SequenceAdvancer's; a node whose Directory lacks
@@ -155,6 +159,16 @@ func (c *directoryClient) WatchRegistry(ctx context.Context, in *DirEmpty, opts 
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Directory_WatchRegistryClient = grpc.ServerStreamingClient[DirRegistry]
+
+func (c *directoryClient) SwapGroup(ctx context.Context, in *DirSwapGroupRequest, opts ...grpc.CallOption) (*DirEmpty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DirEmpty)
+	err := c.cc.Invoke(ctx, Directory_SwapGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *directoryClient) NextID(ctx context.Context, in *DirSequence, opts ...grpc.CallOption) (*DirNumber, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -267,6 +281,9 @@ type DirectoryServer interface {
 	SetMasked(context.Context, *DirSetMaskedRequest) (*DirEmpty, error)
 	RemoveNode(context.Context, *DirNodeID) (*DirEmpty, error)
 	WatchRegistry(*DirEmpty, grpc.ServerStreamingServer[DirRegistry]) error
+	// SwapGroup is cluster.Directory.SwapGroup: a compare-and-set of one
+	// UD replication group.
+	SwapGroup(context.Context, *DirSwapGroupRequest) (*DirEmpty, error)
 	// Sequences, placements, addresses, domain aliases.
 	NextID(context.Context, *DirSequence) (*DirNumber, error)
 	// AdvanceID is cluster.SequenceAdvancer's; a node whose Directory lacks
@@ -307,6 +324,9 @@ func (UnimplementedDirectoryServer) RemoveNode(context.Context, *DirNodeID) (*Di
 }
 func (UnimplementedDirectoryServer) WatchRegistry(*DirEmpty, grpc.ServerStreamingServer[DirRegistry]) error {
 	return status.Error(codes.Unimplemented, "method WatchRegistry not implemented")
+}
+func (UnimplementedDirectoryServer) SwapGroup(context.Context, *DirSwapGroupRequest) (*DirEmpty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SwapGroup not implemented")
 }
 func (UnimplementedDirectoryServer) NextID(context.Context, *DirSequence) (*DirNumber, error) {
 	return nil, status.Error(codes.Unimplemented, "method NextID not implemented")
@@ -459,6 +479,24 @@ func _Directory_WatchRegistry_Handler(srv interface{}, stream grpc.ServerStream)
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Directory_WatchRegistryServer = grpc.ServerStreamingServer[DirRegistry]
+
+func _Directory_SwapGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DirSwapGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServer).SwapGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Directory_SwapGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServer).SwapGroup(ctx, req.(*DirSwapGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 func _Directory_NextID_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DirSequence)
@@ -666,6 +704,10 @@ var Directory_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveNode",
 			Handler:    _Directory_RemoveNode_Handler,
+		},
+		{
+			MethodName: "SwapGroup",
+			Handler:    _Directory_SwapGroup_Handler,
 		},
 		{
 			MethodName: "NextID",
