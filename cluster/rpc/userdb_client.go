@@ -27,9 +27,9 @@ import (
 // UserDB is a remote UD node's userdata.UserDB, over a gRPC connection to
 // the node's UserDB service (RegisterUserDB). It implements
 // userdata.UserDB and the capabilities userdata.Watcher, Remover,
-// KeywordLister and RecentClaimer with their contracts (a node whose
-// database lacks a capability answers its calls with an error), with
-// these additions:
+// KeywordLister, RecentClaimer and RefRewriter with their contracts (a
+// node whose database lacks a capability answers its calls with an
+// error), with these additions:
 //
 //   - A node that cannot be reached, or does not answer in time, gives an
 //     error matching userdata.ErrUnavailable (a *cluster.Unavailable).

@@ -48,8 +48,14 @@ func inZone(n int64, off int32) time.Time {
 	return t.In(time.FixedZone("", int(off)))
 }
 
+// refBytes returns r's binary form; for a Ref that has none (its copy
+// fields inconsistent) a byte that is no Ref's form, which the other side
+// refuses as invalid, as a local database refuses the Ref.
 func refBytes(r msstore.Ref) []byte {
-	b, _ := r.AppendBinary(make([]byte, 0, msstore.RefLen)) // never fails
+	b, err := r.AppendBinary(make([]byte, 0, msstore.RefLenMax))
+	if err != nil {
+		return []byte{0}
+	}
 	return b
 }
 
@@ -59,7 +65,7 @@ func refFrom(b []byte) (msstore.Ref, error) {
 		return r, nil
 	}
 	if err := r.UnmarshalBinary(b); err != nil {
-		return r, fmt.Errorf("rpc: %w", err)
+		return r, fmt.Errorf("rpc: %w: %w", userdata.ErrInvalid, err)
 	}
 	return r, nil
 }

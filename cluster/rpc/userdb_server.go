@@ -18,9 +18,9 @@ import (
 
 // RegisterUserDB serves db on s as the UserDB service, for the clients
 // NewUserDB makes. db's optional capabilities (userdata.Watcher, Remover,
-// KeywordLister, RecentClaimer) are found by type assertion now; a call of
-// one db lacks answers codes.Unimplemented. db stays its owner's: the
-// server neither closes it nor keeps it past s's end.
+// KeywordLister, RecentClaimer, RefRewriter) are found by type assertion
+// now; a call of one db lacks answers codes.Unimplemented. db stays its
+// owner's: the server neither closes it nor keeps it past s's end.
 //
 // Every call runs with the client's context (its deadline and its end)
 // and, when the client's context had an origin (userdata.WithOrigin),
@@ -39,6 +39,7 @@ type userDBServer struct {
 	remover userdata.Remover       // nil if db lacks it
 	kws     userdata.KeywordLister // nil if db lacks it
 	recent  userdata.RecentClaimer // nil if db lacks it
+	refs    userdata.RefRewriter   // nil if db lacks it
 
 	ids     atomic.Uint64 // the last watch stream id given
 	mu      sync.Mutex
@@ -58,6 +59,7 @@ func newUserDBServer(db userdata.UserDB) *userDBServer {
 	s.remover, _ = db.(userdata.Remover)
 	s.kws, _ = db.(userdata.KeywordLister)
 	s.recent, _ = db.(userdata.RecentClaimer)
+	s.refs, _ = db.(userdata.RefRewriter)
 	return s
 }
 

@@ -2847,6 +2847,166 @@ func (x *UDFolderEvent) GetKeywords() [][]byte {
 	return nil
 }
 
+// UDRefBatch is a batch of the RewriteRefs walk: the refs of its entries,
+// in binary form; or, with done, the end of the walk.
+type UDRefBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Refs          [][]byte               `protobuf:"bytes,1,rep,name=refs,proto3" json:"refs,omitempty"`
+	Done          bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	Rewritten     uint64                 `protobuf:"varint,3,opt,name=rewritten,proto3" json:"rewritten,omitempty"` // with done: the entries rewritten
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDRefBatch) Reset() {
+	*x = UDRefBatch{}
+	mi := &file_userdb_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDRefBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDRefBatch) ProtoMessage() {}
+
+func (x *UDRefBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDRefBatch.ProtoReflect.Descriptor instead.
+func (*UDRefBatch) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *UDRefBatch) GetRefs() [][]byte {
+	if x != nil {
+		return x.Refs
+	}
+	return nil
+}
+
+func (x *UDRefBatch) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *UDRefBatch) GetRewritten() uint64 {
+	if x != nil {
+		return x.Rewritten
+	}
+	return 0
+}
+
+// UDRefAnswer answers a UDRefBatch: the refs the client's fn replaced.
+type UDRefAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*UDRefChange         `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDRefAnswer) Reset() {
+	*x = UDRefAnswer{}
+	mi := &file_userdb_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDRefAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDRefAnswer) ProtoMessage() {}
+
+func (x *UDRefAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDRefAnswer.ProtoReflect.Descriptor instead.
+func (*UDRefAnswer) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *UDRefAnswer) GetChanges() []*UDRefChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// UDRefChange is the new ref (binary) of the entry at index in its batch.
+type UDRefChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Ref           []byte                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDRefChange) Reset() {
+	*x = UDRefChange{}
+	mi := &file_userdb_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDRefChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDRefChange) ProtoMessage() {}
+
+func (x *UDRefChange) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDRefChange.ProtoReflect.Descriptor instead.
+func (*UDRefChange) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *UDRefChange) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *UDRefChange) GetRef() []byte {
+	if x != nil {
+		return x.Ref
+	}
+	return nil
+}
+
 var File_userdb_proto protoreflect.FileDescriptor
 
 const file_userdb_proto_rawDesc = "" +
@@ -3055,7 +3215,17 @@ const file_userdb_proto_rawDesc = "" +
 	"\achanged\x18\x04 \x03(\v2\x1d.mailsys.cluster.v1.UDMessageR\achanged\x12\x17\n" +
 	"\amod_seq\x18\x05 \x01(\x04R\x06modSeq\x12\x16\n" +
 	"\x06origin\x18\x06 \x01(\x04R\x06origin\x12\x1a\n" +
-	"\bkeywords\x18\a \x03(\fR\bkeywords2\xba\x16\n" +
+	"\bkeywords\x18\a \x03(\fR\bkeywords\"R\n" +
+	"\n" +
+	"UDRefBatch\x12\x12\n" +
+	"\x04refs\x18\x01 \x03(\fR\x04refs\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x1c\n" +
+	"\trewritten\x18\x03 \x01(\x04R\trewritten\"H\n" +
+	"\vUDRefAnswer\x129\n" +
+	"\achanges\x18\x01 \x03(\v2\x1f.mailsys.cluster.v1.UDRefChangeR\achanges\"5\n" +
+	"\vUDRefChange\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\fR\x03ref2\x8e\x17\n" +
 	"\x06UserDB\x12I\n" +
 	"\fCreateDomain\x12\x1c.mailsys.cluster.v1.UDDomain\x1a\x1b.mailsys.cluster.v1.UDEmpty\x12B\n" +
 	"\x06Domain\x12\x1a.mailsys.cluster.v1.UDName\x1a\x1c.mailsys.cluster.v1.UDDomain\x12I\n" +
@@ -3100,7 +3270,8 @@ const file_userdb_proto_rawDesc = "" +
 	"\x06Remove\x12 .mailsys.cluster.v1.UDSetRequest\x1a\x1d.mailsys.cluster.v1.UDUIDList\x12H\n" +
 	"\bKeywords\x12\x1f.mailsys.cluster.v1.UDFolderRef\x1a\x1b.mailsys.cluster.v1.UDNames\x12O\n" +
 	"\vClaimRecent\x12!.mailsys.cluster.v1.UDClaimRecent\x1a\x1d.mailsys.cluster.v1.UDClaimed\x12Q\n" +
-	"\x05Watch\x12\".mailsys.cluster.v1.UDWatchRequest\x1a\".mailsys.cluster.v1.UDWatchMessage0\x01B+Z)github.com/mailsys/mailsys/cluster/rpc/pbb\x06proto3"
+	"\x05Watch\x12\".mailsys.cluster.v1.UDWatchRequest\x1a\".mailsys.cluster.v1.UDWatchMessage0\x01\x12R\n" +
+	"\vRewriteRefs\x12\x1f.mailsys.cluster.v1.UDRefAnswer\x1a\x1e.mailsys.cluster.v1.UDRefBatch(\x010\x01B+Z)github.com/mailsys/mailsys/cluster/rpc/pbb\x06proto3"
 
 var (
 	file_userdb_proto_rawDescOnce sync.Once
@@ -3114,7 +3285,7 @@ func file_userdb_proto_rawDescGZIP() []byte {
 	return file_userdb_proto_rawDescData
 }
 
-var file_userdb_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_userdb_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_userdb_proto_goTypes = []any{
 	(*UDEmpty)(nil),           // 0: mailsys.cluster.v1.UDEmpty
 	(*UDName)(nil),            // 1: mailsys.cluster.v1.UDName
@@ -3161,6 +3332,9 @@ var file_userdb_proto_goTypes = []any{
 	(*UDWatchRequest)(nil),    // 42: mailsys.cluster.v1.UDWatchRequest
 	(*UDWatchMessage)(nil),    // 43: mailsys.cluster.v1.UDWatchMessage
 	(*UDFolderEvent)(nil),     // 44: mailsys.cluster.v1.UDFolderEvent
+	(*UDRefBatch)(nil),        // 45: mailsys.cluster.v1.UDRefBatch
+	(*UDRefAnswer)(nil),       // 46: mailsys.cluster.v1.UDRefAnswer
+	(*UDRefChange)(nil),       // 47: mailsys.cluster.v1.UDRefChange
 }
 var file_userdb_proto_depIdxs = []int32{
 	10, // 0: mailsys.cluster.v1.UDAuthReply.user:type_name -> mailsys.cluster.v1.UDUser
@@ -3176,87 +3350,90 @@ var file_userdb_proto_depIdxs = []int32{
 	38, // 10: mailsys.cluster.v1.UDChanges.changes:type_name -> mailsys.cluster.v1.UDChange
 	44, // 11: mailsys.cluster.v1.UDWatchMessage.event:type_name -> mailsys.cluster.v1.UDFolderEvent
 	27, // 12: mailsys.cluster.v1.UDFolderEvent.changed:type_name -> mailsys.cluster.v1.UDMessage
-	3,  // 13: mailsys.cluster.v1.UserDB.CreateDomain:input_type -> mailsys.cluster.v1.UDDomain
-	1,  // 14: mailsys.cluster.v1.UserDB.Domain:input_type -> mailsys.cluster.v1.UDName
-	3,  // 15: mailsys.cluster.v1.UserDB.UpdateDomain:input_type -> mailsys.cluster.v1.UDDomain
-	4,  // 16: mailsys.cluster.v1.UserDB.AddDomainAlias:input_type -> mailsys.cluster.v1.UDDomainAlias
-	6,  // 17: mailsys.cluster.v1.UserDB.CreateUnit:input_type -> mailsys.cluster.v1.UDUnit
-	5,  // 18: mailsys.cluster.v1.UserDB.Unit:input_type -> mailsys.cluster.v1.UDUnitRef
-	6,  // 19: mailsys.cluster.v1.UserDB.UpdateUnit:input_type -> mailsys.cluster.v1.UDUnit
-	7,  // 20: mailsys.cluster.v1.UserDB.DefineClass:input_type -> mailsys.cluster.v1.UDClass
-	11, // 21: mailsys.cluster.v1.UserDB.CreateUser:input_type -> mailsys.cluster.v1.UDNewUser
-	9,  // 22: mailsys.cluster.v1.UserDB.User:input_type -> mailsys.cluster.v1.UDUserRef
-	1,  // 23: mailsys.cluster.v1.UserDB.LookupAddress:input_type -> mailsys.cluster.v1.UDName
-	12, // 24: mailsys.cluster.v1.UserDB.UpdateUser:input_type -> mailsys.cluster.v1.UDUserUpdate
-	13, // 25: mailsys.cluster.v1.UserDB.SetPassword:input_type -> mailsys.cluster.v1.UDSetPassword
-	14, // 26: mailsys.cluster.v1.UserDB.AddAlias:input_type -> mailsys.cluster.v1.UDAlias
-	1,  // 27: mailsys.cluster.v1.UserDB.RemoveAlias:input_type -> mailsys.cluster.v1.UDName
-	9,  // 28: mailsys.cluster.v1.UserDB.Limits:input_type -> mailsys.cluster.v1.UDUserRef
-	9,  // 29: mailsys.cluster.v1.UserDB.Usage:input_type -> mailsys.cluster.v1.UDUserRef
-	16, // 30: mailsys.cluster.v1.UserDB.Authenticate:input_type -> mailsys.cluster.v1.UDAuthRequest
-	9,  // 31: mailsys.cluster.v1.UserDB.ListFolders:input_type -> mailsys.cluster.v1.UDUserRef
-	20, // 32: mailsys.cluster.v1.UserDB.Folder:input_type -> mailsys.cluster.v1.UDFolderName
-	21, // 33: mailsys.cluster.v1.UserDB.FolderByID:input_type -> mailsys.cluster.v1.UDFolderRef
-	22, // 34: mailsys.cluster.v1.UserDB.CreateFolder:input_type -> mailsys.cluster.v1.UDCreateFolder
-	23, // 35: mailsys.cluster.v1.UserDB.RenameFolder:input_type -> mailsys.cluster.v1.UDRenameFolder
-	20, // 36: mailsys.cluster.v1.UserDB.DeleteFolder:input_type -> mailsys.cluster.v1.UDFolderName
-	24, // 37: mailsys.cluster.v1.UserDB.Subscribe:input_type -> mailsys.cluster.v1.UDSubscribe
-	9,  // 38: mailsys.cluster.v1.UserDB.Subscriptions:input_type -> mailsys.cluster.v1.UDUserRef
-	29, // 39: mailsys.cluster.v1.UserDB.Append:input_type -> mailsys.cluster.v1.UDAppend
-	30, // 40: mailsys.cluster.v1.UserDB.Messages:input_type -> mailsys.cluster.v1.UDMessagesRequest
-	21, // 41: mailsys.cluster.v1.UserDB.UIDs:input_type -> mailsys.cluster.v1.UDFolderRef
-	32, // 42: mailsys.cluster.v1.UserDB.StoreFlags:input_type -> mailsys.cluster.v1.UDStoreFlags
-	34, // 43: mailsys.cluster.v1.UserDB.Copy:input_type -> mailsys.cluster.v1.UDCopy
-	34, // 44: mailsys.cluster.v1.UserDB.Move:input_type -> mailsys.cluster.v1.UDCopy
-	36, // 45: mailsys.cluster.v1.UserDB.Expunge:input_type -> mailsys.cluster.v1.UDSetRequest
-	37, // 46: mailsys.cluster.v1.UserDB.Changes:input_type -> mailsys.cluster.v1.UDChangesRequest
-	36, // 47: mailsys.cluster.v1.UserDB.Remove:input_type -> mailsys.cluster.v1.UDSetRequest
-	21, // 48: mailsys.cluster.v1.UserDB.Keywords:input_type -> mailsys.cluster.v1.UDFolderRef
-	40, // 49: mailsys.cluster.v1.UserDB.ClaimRecent:input_type -> mailsys.cluster.v1.UDClaimRecent
-	42, // 50: mailsys.cluster.v1.UserDB.Watch:input_type -> mailsys.cluster.v1.UDWatchRequest
-	0,  // 51: mailsys.cluster.v1.UserDB.CreateDomain:output_type -> mailsys.cluster.v1.UDEmpty
-	3,  // 52: mailsys.cluster.v1.UserDB.Domain:output_type -> mailsys.cluster.v1.UDDomain
-	0,  // 53: mailsys.cluster.v1.UserDB.UpdateDomain:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 54: mailsys.cluster.v1.UserDB.AddDomainAlias:output_type -> mailsys.cluster.v1.UDEmpty
-	6,  // 55: mailsys.cluster.v1.UserDB.CreateUnit:output_type -> mailsys.cluster.v1.UDUnit
-	6,  // 56: mailsys.cluster.v1.UserDB.Unit:output_type -> mailsys.cluster.v1.UDUnit
-	0,  // 57: mailsys.cluster.v1.UserDB.UpdateUnit:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 58: mailsys.cluster.v1.UserDB.DefineClass:output_type -> mailsys.cluster.v1.UDEmpty
-	10, // 59: mailsys.cluster.v1.UserDB.CreateUser:output_type -> mailsys.cluster.v1.UDUser
-	10, // 60: mailsys.cluster.v1.UserDB.User:output_type -> mailsys.cluster.v1.UDUser
-	10, // 61: mailsys.cluster.v1.UserDB.LookupAddress:output_type -> mailsys.cluster.v1.UDUser
-	0,  // 62: mailsys.cluster.v1.UserDB.UpdateUser:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 63: mailsys.cluster.v1.UserDB.SetPassword:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 64: mailsys.cluster.v1.UserDB.AddAlias:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 65: mailsys.cluster.v1.UserDB.RemoveAlias:output_type -> mailsys.cluster.v1.UDEmpty
-	8,  // 66: mailsys.cluster.v1.UserDB.Limits:output_type -> mailsys.cluster.v1.UDLimits
-	15, // 67: mailsys.cluster.v1.UserDB.Usage:output_type -> mailsys.cluster.v1.UDUsage
-	17, // 68: mailsys.cluster.v1.UserDB.Authenticate:output_type -> mailsys.cluster.v1.UDAuthReply
-	19, // 69: mailsys.cluster.v1.UserDB.ListFolders:output_type -> mailsys.cluster.v1.UDFolders
-	18, // 70: mailsys.cluster.v1.UserDB.Folder:output_type -> mailsys.cluster.v1.UDFolder
-	18, // 71: mailsys.cluster.v1.UserDB.FolderByID:output_type -> mailsys.cluster.v1.UDFolder
-	18, // 72: mailsys.cluster.v1.UserDB.CreateFolder:output_type -> mailsys.cluster.v1.UDFolder
-	0,  // 73: mailsys.cluster.v1.UserDB.RenameFolder:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 74: mailsys.cluster.v1.UserDB.DeleteFolder:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 75: mailsys.cluster.v1.UserDB.Subscribe:output_type -> mailsys.cluster.v1.UDEmpty
-	2,  // 76: mailsys.cluster.v1.UserDB.Subscriptions:output_type -> mailsys.cluster.v1.UDNames
-	27, // 77: mailsys.cluster.v1.UserDB.Append:output_type -> mailsys.cluster.v1.UDMessage
-	28, // 78: mailsys.cluster.v1.UserDB.Messages:output_type -> mailsys.cluster.v1.UDMessages
-	31, // 79: mailsys.cluster.v1.UserDB.UIDs:output_type -> mailsys.cluster.v1.UDUIDList
-	33, // 80: mailsys.cluster.v1.UserDB.StoreFlags:output_type -> mailsys.cluster.v1.UDStoreResult
-	35, // 81: mailsys.cluster.v1.UserDB.Copy:output_type -> mailsys.cluster.v1.UDCopyResult
-	35, // 82: mailsys.cluster.v1.UserDB.Move:output_type -> mailsys.cluster.v1.UDCopyResult
-	31, // 83: mailsys.cluster.v1.UserDB.Expunge:output_type -> mailsys.cluster.v1.UDUIDList
-	39, // 84: mailsys.cluster.v1.UserDB.Changes:output_type -> mailsys.cluster.v1.UDChanges
-	31, // 85: mailsys.cluster.v1.UserDB.Remove:output_type -> mailsys.cluster.v1.UDUIDList
-	2,  // 86: mailsys.cluster.v1.UserDB.Keywords:output_type -> mailsys.cluster.v1.UDNames
-	41, // 87: mailsys.cluster.v1.UserDB.ClaimRecent:output_type -> mailsys.cluster.v1.UDClaimed
-	43, // 88: mailsys.cluster.v1.UserDB.Watch:output_type -> mailsys.cluster.v1.UDWatchMessage
-	51, // [51:89] is the sub-list for method output_type
-	13, // [13:51] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	47, // 13: mailsys.cluster.v1.UDRefAnswer.changes:type_name -> mailsys.cluster.v1.UDRefChange
+	3,  // 14: mailsys.cluster.v1.UserDB.CreateDomain:input_type -> mailsys.cluster.v1.UDDomain
+	1,  // 15: mailsys.cluster.v1.UserDB.Domain:input_type -> mailsys.cluster.v1.UDName
+	3,  // 16: mailsys.cluster.v1.UserDB.UpdateDomain:input_type -> mailsys.cluster.v1.UDDomain
+	4,  // 17: mailsys.cluster.v1.UserDB.AddDomainAlias:input_type -> mailsys.cluster.v1.UDDomainAlias
+	6,  // 18: mailsys.cluster.v1.UserDB.CreateUnit:input_type -> mailsys.cluster.v1.UDUnit
+	5,  // 19: mailsys.cluster.v1.UserDB.Unit:input_type -> mailsys.cluster.v1.UDUnitRef
+	6,  // 20: mailsys.cluster.v1.UserDB.UpdateUnit:input_type -> mailsys.cluster.v1.UDUnit
+	7,  // 21: mailsys.cluster.v1.UserDB.DefineClass:input_type -> mailsys.cluster.v1.UDClass
+	11, // 22: mailsys.cluster.v1.UserDB.CreateUser:input_type -> mailsys.cluster.v1.UDNewUser
+	9,  // 23: mailsys.cluster.v1.UserDB.User:input_type -> mailsys.cluster.v1.UDUserRef
+	1,  // 24: mailsys.cluster.v1.UserDB.LookupAddress:input_type -> mailsys.cluster.v1.UDName
+	12, // 25: mailsys.cluster.v1.UserDB.UpdateUser:input_type -> mailsys.cluster.v1.UDUserUpdate
+	13, // 26: mailsys.cluster.v1.UserDB.SetPassword:input_type -> mailsys.cluster.v1.UDSetPassword
+	14, // 27: mailsys.cluster.v1.UserDB.AddAlias:input_type -> mailsys.cluster.v1.UDAlias
+	1,  // 28: mailsys.cluster.v1.UserDB.RemoveAlias:input_type -> mailsys.cluster.v1.UDName
+	9,  // 29: mailsys.cluster.v1.UserDB.Limits:input_type -> mailsys.cluster.v1.UDUserRef
+	9,  // 30: mailsys.cluster.v1.UserDB.Usage:input_type -> mailsys.cluster.v1.UDUserRef
+	16, // 31: mailsys.cluster.v1.UserDB.Authenticate:input_type -> mailsys.cluster.v1.UDAuthRequest
+	9,  // 32: mailsys.cluster.v1.UserDB.ListFolders:input_type -> mailsys.cluster.v1.UDUserRef
+	20, // 33: mailsys.cluster.v1.UserDB.Folder:input_type -> mailsys.cluster.v1.UDFolderName
+	21, // 34: mailsys.cluster.v1.UserDB.FolderByID:input_type -> mailsys.cluster.v1.UDFolderRef
+	22, // 35: mailsys.cluster.v1.UserDB.CreateFolder:input_type -> mailsys.cluster.v1.UDCreateFolder
+	23, // 36: mailsys.cluster.v1.UserDB.RenameFolder:input_type -> mailsys.cluster.v1.UDRenameFolder
+	20, // 37: mailsys.cluster.v1.UserDB.DeleteFolder:input_type -> mailsys.cluster.v1.UDFolderName
+	24, // 38: mailsys.cluster.v1.UserDB.Subscribe:input_type -> mailsys.cluster.v1.UDSubscribe
+	9,  // 39: mailsys.cluster.v1.UserDB.Subscriptions:input_type -> mailsys.cluster.v1.UDUserRef
+	29, // 40: mailsys.cluster.v1.UserDB.Append:input_type -> mailsys.cluster.v1.UDAppend
+	30, // 41: mailsys.cluster.v1.UserDB.Messages:input_type -> mailsys.cluster.v1.UDMessagesRequest
+	21, // 42: mailsys.cluster.v1.UserDB.UIDs:input_type -> mailsys.cluster.v1.UDFolderRef
+	32, // 43: mailsys.cluster.v1.UserDB.StoreFlags:input_type -> mailsys.cluster.v1.UDStoreFlags
+	34, // 44: mailsys.cluster.v1.UserDB.Copy:input_type -> mailsys.cluster.v1.UDCopy
+	34, // 45: mailsys.cluster.v1.UserDB.Move:input_type -> mailsys.cluster.v1.UDCopy
+	36, // 46: mailsys.cluster.v1.UserDB.Expunge:input_type -> mailsys.cluster.v1.UDSetRequest
+	37, // 47: mailsys.cluster.v1.UserDB.Changes:input_type -> mailsys.cluster.v1.UDChangesRequest
+	36, // 48: mailsys.cluster.v1.UserDB.Remove:input_type -> mailsys.cluster.v1.UDSetRequest
+	21, // 49: mailsys.cluster.v1.UserDB.Keywords:input_type -> mailsys.cluster.v1.UDFolderRef
+	40, // 50: mailsys.cluster.v1.UserDB.ClaimRecent:input_type -> mailsys.cluster.v1.UDClaimRecent
+	42, // 51: mailsys.cluster.v1.UserDB.Watch:input_type -> mailsys.cluster.v1.UDWatchRequest
+	46, // 52: mailsys.cluster.v1.UserDB.RewriteRefs:input_type -> mailsys.cluster.v1.UDRefAnswer
+	0,  // 53: mailsys.cluster.v1.UserDB.CreateDomain:output_type -> mailsys.cluster.v1.UDEmpty
+	3,  // 54: mailsys.cluster.v1.UserDB.Domain:output_type -> mailsys.cluster.v1.UDDomain
+	0,  // 55: mailsys.cluster.v1.UserDB.UpdateDomain:output_type -> mailsys.cluster.v1.UDEmpty
+	0,  // 56: mailsys.cluster.v1.UserDB.AddDomainAlias:output_type -> mailsys.cluster.v1.UDEmpty
+	6,  // 57: mailsys.cluster.v1.UserDB.CreateUnit:output_type -> mailsys.cluster.v1.UDUnit
+	6,  // 58: mailsys.cluster.v1.UserDB.Unit:output_type -> mailsys.cluster.v1.UDUnit
+	0,  // 59: mailsys.cluster.v1.UserDB.UpdateUnit:output_type -> mailsys.cluster.v1.UDEmpty
+	0,  // 60: mailsys.cluster.v1.UserDB.DefineClass:output_type -> mailsys.cluster.v1.UDEmpty
+	10, // 61: mailsys.cluster.v1.UserDB.CreateUser:output_type -> mailsys.cluster.v1.UDUser
+	10, // 62: mailsys.cluster.v1.UserDB.User:output_type -> mailsys.cluster.v1.UDUser
+	10, // 63: mailsys.cluster.v1.UserDB.LookupAddress:output_type -> mailsys.cluster.v1.UDUser
+	0,  // 64: mailsys.cluster.v1.UserDB.UpdateUser:output_type -> mailsys.cluster.v1.UDEmpty
+	0,  // 65: mailsys.cluster.v1.UserDB.SetPassword:output_type -> mailsys.cluster.v1.UDEmpty
+	0,  // 66: mailsys.cluster.v1.UserDB.AddAlias:output_type -> mailsys.cluster.v1.UDEmpty
+	0,  // 67: mailsys.cluster.v1.UserDB.RemoveAlias:output_type -> mailsys.cluster.v1.UDEmpty
+	8,  // 68: mailsys.cluster.v1.UserDB.Limits:output_type -> mailsys.cluster.v1.UDLimits
+	15, // 69: mailsys.cluster.v1.UserDB.Usage:output_type -> mailsys.cluster.v1.UDUsage
+	17, // 70: mailsys.cluster.v1.UserDB.Authenticate:output_type -> mailsys.cluster.v1.UDAuthReply
+	19, // 71: mailsys.cluster.v1.UserDB.ListFolders:output_type -> mailsys.cluster.v1.UDFolders
+	18, // 72: mailsys.cluster.v1.UserDB.Folder:output_type -> mailsys.cluster.v1.UDFolder
+	18, // 73: mailsys.cluster.v1.UserDB.FolderByID:output_type -> mailsys.cluster.v1.UDFolder
+	18, // 74: mailsys.cluster.v1.UserDB.CreateFolder:output_type -> mailsys.cluster.v1.UDFolder
+	0,  // 75: mailsys.cluster.v1.UserDB.RenameFolder:output_type -> mailsys.cluster.v1.UDEmpty
+	0,  // 76: mailsys.cluster.v1.UserDB.DeleteFolder:output_type -> mailsys.cluster.v1.UDEmpty
+	0,  // 77: mailsys.cluster.v1.UserDB.Subscribe:output_type -> mailsys.cluster.v1.UDEmpty
+	2,  // 78: mailsys.cluster.v1.UserDB.Subscriptions:output_type -> mailsys.cluster.v1.UDNames
+	27, // 79: mailsys.cluster.v1.UserDB.Append:output_type -> mailsys.cluster.v1.UDMessage
+	28, // 80: mailsys.cluster.v1.UserDB.Messages:output_type -> mailsys.cluster.v1.UDMessages
+	31, // 81: mailsys.cluster.v1.UserDB.UIDs:output_type -> mailsys.cluster.v1.UDUIDList
+	33, // 82: mailsys.cluster.v1.UserDB.StoreFlags:output_type -> mailsys.cluster.v1.UDStoreResult
+	35, // 83: mailsys.cluster.v1.UserDB.Copy:output_type -> mailsys.cluster.v1.UDCopyResult
+	35, // 84: mailsys.cluster.v1.UserDB.Move:output_type -> mailsys.cluster.v1.UDCopyResult
+	31, // 85: mailsys.cluster.v1.UserDB.Expunge:output_type -> mailsys.cluster.v1.UDUIDList
+	39, // 86: mailsys.cluster.v1.UserDB.Changes:output_type -> mailsys.cluster.v1.UDChanges
+	31, // 87: mailsys.cluster.v1.UserDB.Remove:output_type -> mailsys.cluster.v1.UDUIDList
+	2,  // 88: mailsys.cluster.v1.UserDB.Keywords:output_type -> mailsys.cluster.v1.UDNames
+	41, // 89: mailsys.cluster.v1.UserDB.ClaimRecent:output_type -> mailsys.cluster.v1.UDClaimed
+	43, // 90: mailsys.cluster.v1.UserDB.Watch:output_type -> mailsys.cluster.v1.UDWatchMessage
+	45, // 91: mailsys.cluster.v1.UserDB.RewriteRefs:output_type -> mailsys.cluster.v1.UDRefBatch
+	53, // [53:92] is the sub-list for method output_type
+	14, // [14:53] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_userdb_proto_init() }
@@ -3271,7 +3448,7 @@ func file_userdb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_userdb_proto_rawDesc), len(file_userdb_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -87,6 +87,7 @@ const (
 	UserDB_Keywords_FullMethodName       = "/mailsys.cluster.v1.UserDB/Keywords"
 	UserDB_ClaimRecent_FullMethodName    = "/mailsys.cluster.v1.UserDB/ClaimRecent"
 	UserDB_Watch_FullMethodName          = "/mailsys.cluster.v1.UserDB/Watch"
+	UserDB_RewriteRefs_FullMethodName    = "/mailsys.cluster.v1.UserDB/RewriteRefs"
 )
 
 // UserDBClient is the client API for UserDB service.
@@ -141,6 +142,11 @@ type UserDBClient interface {
 	// Watch (userdata.Watcher) answers first with the stream's id, once the
 	// watch is registered, then with the folder's events in commit order.
 	Watch(ctx context.Context, in *UDWatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[UDWatchMessage], error)
+	// RewriteRefs (userdata.RefRewriter) walks the node's message entries:
+	// the node sends each batch of refs and waits for the client's answer,
+	// the changes its fn made, then writes them; its last message (done)
+	// says how many entries were rewritten, before the call's status.
+	RewriteRefs(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UDRefAnswer, UDRefBatch], error)
 }
 
 type userDBClient struct {
@@ -585,6 +591,19 @@ func (c *userDBClient) Watch(ctx context.Context, in *UDWatchRequest, opts ...gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type UserDB_WatchClient = grpc.ServerStreamingClient[UDWatchMessage]
 
+func (c *userDBClient) RewriteRefs(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UDRefAnswer, UDRefBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &UserDB_ServiceDesc.Streams[6], UserDB_RewriteRefs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UDRefAnswer, UDRefBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UserDB_RewriteRefsClient = grpc.BidiStreamingClient[UDRefAnswer, UDRefBatch]
+
 // UserDBServer is the server API for UserDB service.
 // All implementations must embed UnimplementedUserDBServer
 // for forward compatibility.
@@ -637,6 +656,11 @@ type UserDBServer interface {
 	// Watch (userdata.Watcher) answers first with the stream's id, once the
 	// watch is registered, then with the folder's events in commit order.
 	Watch(*UDWatchRequest, grpc.ServerStreamingServer[UDWatchMessage]) error
+	// RewriteRefs (userdata.RefRewriter) walks the node's message entries:
+	// the node sends each batch of refs and waits for the client's answer,
+	// the changes its fn made, then writes them; its last message (done)
+	// says how many entries were rewritten, before the call's status.
+	RewriteRefs(grpc.BidiStreamingServer[UDRefAnswer, UDRefBatch]) error
 	mustEmbedUnimplementedUserDBServer()
 }
 
@@ -760,6 +784,9 @@ func (UnimplementedUserDBServer) ClaimRecent(context.Context, *UDClaimRecent) (*
 }
 func (UnimplementedUserDBServer) Watch(*UDWatchRequest, grpc.ServerStreamingServer[UDWatchMessage]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedUserDBServer) RewriteRefs(grpc.BidiStreamingServer[UDRefAnswer, UDRefBatch]) error {
+	return status.Error(codes.Unimplemented, "method RewriteRefs not implemented")
 }
 func (UnimplementedUserDBServer) mustEmbedUnimplementedUserDBServer() {}
 func (UnimplementedUserDBServer) testEmbeddedByValue()                {}
@@ -1424,6 +1451,13 @@ func _UserDB_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type UserDB_WatchServer = grpc.ServerStreamingServer[UDWatchMessage]
 
+func _UserDB_RewriteRefs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(UserDBServer).RewriteRefs(&grpc.GenericServerStream[UDRefAnswer, UDRefBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UserDB_RewriteRefsServer = grpc.BidiStreamingServer[UDRefAnswer, UDRefBatch]
+
 // UserDB_ServiceDesc is the grpc.ServiceDesc for UserDB service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1590,6 +1624,12 @@ var UserDB_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Watch",
 			Handler:       _UserDB_Watch_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "RewriteRefs",
+			Handler:       _UserDB_RewriteRefs_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "userdb.proto",
