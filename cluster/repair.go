@@ -108,7 +108,12 @@ func (w *repairWalk) batch(refs []msstore.Ref) error {
 	uses := map[bodyKey]*use{}
 	for i, r := range refs {
 		w.st.Entries++
-		cs := copies(r)
+		cs, err := copies(r)
+		if err != nil {
+			w.st.Affected++
+			w.st.Lost++
+			continue
+		}
 		live := w.survivors(cs)
 		if len(live) >= max(len(cs), w.s.replicas) {
 			continue

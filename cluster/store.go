@@ -454,12 +454,17 @@ func (s *Storage) node(num uint32, ref msstore.Ref) (msstore.Storage, error) {
 	return s.peers.Storage(n)
 }
 
-// copies returns the Refs of ref's copies alone, the first first.
-func copies(ref msstore.Ref) []msstore.Ref {
-	if c, ok := ref.Second(); ok {
-		return []msstore.Ref{ref.First(), c}
+// copies returns the Refs of ref's copies alone, the first first, or
+// ErrNotFound for a Ref whose copy fields are inconsistent (a copy on its
+// first copy's node, an id without a node), which locates nothing.
+func copies(ref msstore.Ref) ([]msstore.Ref, error) {
+	if (ref.Copy == 0 && ref.CopyID != 0) || (ref.Copy != 0 && ref.Copy == ref.Node) {
+		return nil, fmt.Errorf("%w: ref %v: invalid second copy", msstore.ErrNotFound, ref)
 	}
-	return []msstore.Ref{ref}
+	if c, ok := ref.Second(); ok {
+		return []msstore.Ref{ref.First(), c}, nil
+	}
+	return []msstore.Ref{ref}, nil
 }
 
 // openCopy opens one copy.
@@ -474,7 +479,10 @@ func (s *Storage) openCopy(ctx context.Context, c msstore.Ref) (msstore.Body, er
 // Open opens the body on the node its Ref names first, or on the second
 // copy's; see Storage.
 func (s *Storage) Open(ctx context.Context, ref msstore.Ref) (msstore.Body, error) {
-	cs := copies(ref)
+	cs, err := copies(ref)
+	if err != nil {
+		return nil, err
+	}
 	b, err := s.openCopy(ctx, cs[0])
 	if len(cs) == 1 {
 		return b, err
@@ -585,10 +593,14 @@ func (s *Storage) Retain(ctx context.Context, ref msstore.Ref, n int) error {
 	if n < 1 {
 		return fmt.Errorf("%w: Retain of %d references", ErrInvalid, n)
 	}
+	cs, err := copies(ref)
+	if err != nil {
+		return err
+	}
 	var done []msstore.Ref
 	reached := false
 	var goneErr error
-	for _, c := range copies(ref) {
+	for _, c := range cs {
 		st, err := s.node(c.Node, c)
 		if err == nil {
 			err = st.Retain(ctx, c, n)
@@ -632,7 +644,10 @@ func (s *Storage) releaseCopy(ctx context.Context, c msstore.Ref, n int) error {
 // Release drops a reference on every copy of the body it can reach; see
 // Storage.
 func (s *Storage) Release(ctx context.Context, ref msstore.Ref) error {
-	cs := copies(ref)
+	cs, err := copies(ref)
+	if err != nil {
+		return err
+	}
 	var first error
 	released := false
 	for i, c := range cs {
