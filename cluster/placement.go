@@ -7,7 +7,9 @@ import (
 
 // Placer chooses the node of a role that takes the next new thing (a user
 // for RoleUD, a body for RoleMS) by weight, among the nodes that are
-// unmasked, have a weight above 0 and are healthy. It uses smooth weighted
+// unmasked, have a weight above 0 and are healthy; for RoleUD, among the
+// nodes that serve users now (the primaries of groups and the UD nodes in
+// no group: never a standby). It uses smooth weighted
 // round robin (as nginx balances upstreams): over any run of picks the
 // shares follow the weights to within one pick per node, and picks of one
 // node are spread out rather than bunched. Weights and masks take effect
@@ -33,7 +35,7 @@ func (p *Placer) Pick(reg Registry, healthy func(id string) bool, skip ...string
 	defer p.mu.Unlock()
 	total, best := 0, -1
 	for i, n := range reg.Nodes {
-		if !p.eligible(n, healthy, skip) {
+		if !p.eligible(reg, n, healthy, skip) {
 			continue
 		}
 		total += n.Weight
@@ -53,8 +55,11 @@ func (p *Placer) Pick(reg Registry, healthy func(id string) bool, skip ...string
 	return n, nil
 }
 
-func (p *Placer) eligible(n Node, healthy func(string) bool, skip []string) bool {
+func (p *Placer) eligible(reg Registry, n Node, healthy func(string) bool, skip []string) bool {
 	if n.Roles&p.role == 0 || n.Masked || n.Weight <= 0 {
+		return false
+	}
+	if p.role&RoleUD != 0 && !reg.serves(n) {
 		return false
 	}
 	for _, s := range skip {
@@ -71,4 +76,28 @@ func (p *Placer) forget(reg Registry) {
 			delete(p.cur, id)
 		}
 	}
+}
+
+// serves reports whether n is a UD node that serves users now: a group's
+// primary, or a UD node in no group whose id names no group (a node that
+// has left a group named after it serves nobody by that name, since
+// Serving resolves the name to the group).
+func (r Registry) serves(n Node) bool {
+	if n.Roles&RoleUD == 0 {
+		return false
+	}
+	if g, ok := r.GroupOf(n.ID); ok {
+		return g.Primary == n.ID
+	}
+	_, named := r.Group(n.ID)
+	return !named
+}
+
+// placementOf returns what a placement on UD node id records: the id of
+// the group id is the primary of, or id itself.
+func (r Registry) placementOf(id string) string {
+	if g, ok := r.GroupOf(id); ok && g.Primary == id {
+		return g.ID
+	}
+	return id
 }

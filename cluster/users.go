@@ -27,6 +27,14 @@ import (
 // done). Unit and user ids come from the Directory's sequences, so that
 // they are the same on every node and unique across the cluster.
 //
+// A user's placement may name a UD replication group (Group) rather than
+// a node: its calls go to the group's primary as the registry was last
+// reported, so they follow a promotion at once. Only serving nodes (the
+// primaries of groups and the UD nodes in no group) take new users and
+// the writes of domains, units and classes; a standby gets them by
+// replication. A new user placed on a group's primary is recorded on the
+// group.
+//
 // Calls for users of a UD node that is down fail fast with a *Unavailable
 // (userdata.ErrUnavailable); users of the other nodes are not affected.
 // Users implements the UserDB capabilities the protocol servers use
@@ -96,11 +104,15 @@ func dirErr(err error) error {
 	return &Unavailable{Peer: "directory", Err: err}
 }
 
-// udNodes returns every UD node of the registry, the healthy ones first.
+// udNodes returns the UD nodes of the registry that serve users now, the
+// healthy ones first: the primaries of groups and the UD nodes in no
+// group (Registry.serves), never a standby, which receives what its
+// primary holds by replication.
 func (u *Users) udNodes() []Node {
 	var up, down []Node
-	for _, n := range u.peers.Registry().Nodes {
-		if n.Roles&RoleUD == 0 {
+	reg := u.peers.Registry()
+	for _, n := range reg.Nodes {
+		if !reg.serves(n) {
 			continue
 		}
 		if u.peers.Healthy(n.ID) {
@@ -112,17 +124,19 @@ func (u *Users) udNodes() []Node {
 	return append(up, down...)
 }
 
-// client returns the client of UD node id.
+// client returns the client of the node that serves placement id: a
+// group's primary (Registry.Serving), as the registry was last reported,
+// or the UD node with that id.
 func (u *Users) client(id string) (UserDB, error) {
 	if u.isClosed() {
 		return nil, userdata.ErrClosed
 	}
-	n, ok := u.peers.Registry().Node(id)
-	if !ok || n.Roles&RoleUD == 0 {
-		return nil, &Unavailable{Peer: id, Err: errors.New("no such UD node in the registry")}
+	n, ok := u.peers.Registry().Serving(id)
+	if !ok {
+		return nil, &Unavailable{Peer: id, Err: errors.New("no such UD node or group in the registry")}
 	}
-	if !u.peers.Healthy(id) {
-		return nil, &Unavailable{Peer: id, Err: errors.New("not answering its heartbeat")}
+	if !u.peers.Healthy(n.ID) {
+		return nil, &Unavailable{Peer: n.ID, Err: errors.New("not answering its heartbeat")}
 	}
 	return u.peers.UserDB(n)
 }

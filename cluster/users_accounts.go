@@ -106,21 +106,23 @@ func (u *Users) CreateUser(ctx context.Context, nu userdata.NewUser) (userdata.U
 	}
 	var tried []string
 	for {
-		n, err := u.placer.Pick(u.peers.Registry(), u.peers.Healthy, tried...)
+		reg := u.peers.Registry()
+		n, err := u.placer.Pick(reg, u.peers.Healthy, tried...)
 		if err != nil {
 			return userdata.User{}, &Unavailable{Peer: "ud", Err: err}
 		}
-		if err := u.dir.PlaceUser(ctx, nu.ID, addr, n.ID); err != nil {
+		place := reg.placementOf(n.ID) // a group's primary: the group
+		if err := u.dir.PlaceUser(ctx, nu.ID, addr, place); err != nil {
 			return userdata.User{}, dirErr(err)
 		}
-		nu.Node = n.ID
+		nu.Node = place
 		db, err := u.peers.UserDB(n)
 		var made userdata.User
 		if err == nil {
 			made, err = db.CreateUser(ctx, nu)
 		}
 		if err == nil {
-			u.remember(made.ID, n.ID)
+			u.remember(made.ID, place)
 			return made, nil
 		}
 		u.undo("placement of "+addr, func(ctx context.Context) error { return u.dir.RemoveUser(ctx, nu.ID) })

@@ -246,7 +246,11 @@ func testGroupWatch(t *testing.T, d cluster.Directory) {
 		t.Errorf("the watcher's Serving(g1) = %s, %v; want ud2", n.ID, ok)
 	}
 	must(t, "removal", d.SwapGroup(c, p, cluster.Group{ID: "g1"}))
-	w.await("the removal", func(r cluster.Registry) bool { _, ok := r.Group("g1"); return !ok && r.Version >= registry(t, d).Version })
+	v := registry(t, d).Version
+	w.await("the removal", func(r cluster.Registry) bool {
+		_, ok := r.Group("g1")
+		return !ok && r.Version >= v
+	})
 }
 
 func testGroupConcurrent(t *testing.T, d cluster.Directory) {
