@@ -242,3 +242,49 @@ func TestUsersGroupNamedAfterNode(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalDirectoryGroupsReopen: groups and the version they left are
+// read back when a LocalDirectory is opened again.
+func TestLocalDirectoryGroupsReopen(t *testing.T) {
+	ctx := t.Context()
+	path := t.TempDir()
+	d, err := cluster.OpenLocalDirectory(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"a", "b", "c"} {
+		if err := d.PutNode(ctx, cluster.Node{ID: id, Num: uint32(i + 1), Roles: cluster.RoleUD, Addr: "127.0.0.1:1", Weight: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := cluster.Group{ID: "g", Primary: "a", Standby: "b", Epoch: 1}
+	p := cluster.Group{ID: "g", Primary: "b", Standby: "a", Epoch: 9, Synced: true}
+	h := cluster.Group{ID: "h", Primary: "c", Epoch: 3}
+	for _, s := range [][2]cluster.Group{{{}, g}, {g, p}, {{}, h}} {
+		if err := d.SwapGroup(ctx, s[0], s[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := d.Registry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err = cluster.OpenLocalDirectory(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, err := d.Registry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != want.Version || len(got.Groups) != 2 || got.Groups[0] != p || got.Groups[1] != h {
+		t.Fatalf("reopened: version %d, groups %+v; want version %d, groups %+v", got.Version, got.Groups, want.Version, []cluster.Group{p, h})
+	}
+	if err := d.SwapGroup(ctx, g, cluster.Group{ID: "g", Primary: "a", Epoch: 10}); !errors.Is(err, cluster.ErrConflict) {
+		t.Fatalf("swap from a stale group after reopening: %v, want ErrConflict", err)
+	}
+}
