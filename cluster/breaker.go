@@ -53,9 +53,12 @@ type BreakerConfig struct {
 	// Failures is how many calls in a row must fail for the breaker to
 	// open by itself (default 5). A call fails when it ends with
 	// codes.Unavailable (the peer could not be reached, or said so) or
-	// codes.DeadlineExceeded (it did not answer in time); an answer that
-	// is an application error (NotFound, InvalidArgument...) is a
-	// success, and a call canceled by its caller neither.
+	// codes.DeadlineExceeded (it did not answer in time), or when its
+	// caller cancels it with a cause matching context.DeadlineExceeded
+	// (context.WithCancelCause: a watchdog that gave up waiting for the
+	// peer, as rpc.Storage's streams have); an answer that is an
+	// application error (NotFound, InvalidArgument...) is a success, and
+	// a call canceled by its caller for any other reason neither.
 	Failures int
 	// OpenFor is how long a breaker that opened by itself stays open
 	// before it lets a probe through (default 1s).
@@ -231,6 +234,21 @@ func classify(err error) outcome {
 	return success
 }
 
+// outcomeOf is classify(err) for a call made with the caller's ctx: a
+// call the caller canceled because the peer was silent too long (a cause
+// matching context.DeadlineExceeded) failed, as one past its deadline
+// does, and one the caller canceled for another reason is neutral.
+func outcomeOf(ctx context.Context, err error) outcome {
+	o := classify(err)
+	if o == success || ctx.Err() == nil {
+		return o
+	}
+	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		return failure
+	}
+	return neutral // the caller gave up
+}
+
 // record counts a call's outcome.
 func (b *Breaker) record(o outcome, probe bool) {
 	if probe {
@@ -318,11 +336,7 @@ func (b *Breaker) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			b.record(neutral, probe)
 			return b.openErr()
 		}
-		o := classify(err)
-		if o == failure && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			o = neutral // the caller gave up
-		}
-		b.record(o, probe)
+		b.record(outcomeOf(ctx, err), probe)
 		return err
 	}
 }
@@ -352,7 +366,7 @@ func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 				b.record(neutral, probe)
 				return nil, b.openErr()
 			}
-			b.record(classify(err), probe)
+			b.record(outcomeOf(ctx, err), probe)
 			return nil, err
 		}
 		// The stream ends when its context does (the caller's, or
@@ -387,9 +401,9 @@ func (s *breakerStream) RecvMsg(m any) error {
 		}
 		return s.b.openErr()
 	}
-	if s.recorded.CompareAndSwap(false, true) {
-		s.b.record(classify(err), s.probe)
-	} else if classify(err) == failure {
+	if o := outcomeOf(s.ctx, err); s.recorded.CompareAndSwap(false, true) {
+		s.b.record(o, s.probe)
+	} else if o == failure {
 		s.b.record(failure, false)
 	}
 	return err

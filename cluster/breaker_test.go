@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -407,6 +408,51 @@ func TestBreakerStreamNoDeadline(t *testing.T) {
 			t.Fatalf("%d streams still registered after they ended", n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBreakerCallerGaveUp: a stream and a unary call whose caller
+// cancels them with a cause matching context.DeadlineExceeded (a watchdog
+// that gave up on a silent peer, as rpc.Storage's) count as failures, as
+// calls past their deadline do; cancelled without that cause, neither.
+func TestBreakerCallerGaveUp(t *testing.T) {
+	t.Parallel()
+	ts := startHealthServer(t)
+	ts.health.SetServingStatus("mail", healthpb.HealthCheckResponse_SERVING)
+	gaveUp := fmt.Errorf("no answer within 1s: %w", context.DeadlineExceeded)
+	for _, tc := range []struct {
+		name  string
+		cause error
+		want  BreakerState
+	}{{"plain cancel", nil, BreakerClosed}, {"gave up", gaveUp, BreakerOpen}} {
+		b := NewBreaker("ms7", BreakerConfig{Failures: 2, OpenFor: time.Hour, Logger: quietLogger()})
+		c := dialBreaker(t, ts.addr, b)
+		// A stream, silent after its first message.
+		ctx, cancel := context.WithCancelCause(context.Background())
+		stream, err := c.Watch(ctx, &healthpb.HealthCheckRequest{Service: "mail"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		cancel(tc.cause)
+		if _, err := stream.Recv(); status.Code(err) != codes.Canceled {
+			t.Fatalf("%s: Recv = %v, want Canceled", tc.name, err)
+		}
+		// A unary call the server does not answer.
+		ts.drainEntered()
+		ctx, cancel = context.WithCancelCause(context.Background())
+		go func() {
+			<-ts.health.entered
+			cancel(tc.cause)
+		}()
+		if err := check(ctx, c, "hang"); status.Code(err) != codes.Canceled {
+			t.Fatalf("%s: Check = %v, want Canceled", tc.name, err)
+		}
+		if s := b.State(); s != tc.want {
+			t.Errorf("%s: state %v after a stream and a call given up, want %v", tc.name, s, tc.want)
+		}
 	}
 }
 

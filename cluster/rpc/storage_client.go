@@ -169,17 +169,23 @@ func (c *Storage) err(ctx context.Context, err error) error {
 }
 
 // watchdog cancels a streaming call when the node does not answer within
-// timeout: arm it before each wait for the node, disarm it after.
+// timeout: arm it before each wait for the node, disarm it after. It
+// cancels with a cause matching context.DeadlineExceeded, so that the
+// peer's circuit breaker counts the call as failed, as a unary call past
+// its deadline is (see cluster.BreakerConfig.Failures).
 type watchdog struct {
 	timeout  time.Duration
 	timer    *time.Timer // nil without a timeout
 	timedOut atomic.Bool
 }
 
-func newWatchdog(timeout time.Duration, cancel context.CancelFunc) *watchdog {
+func newWatchdog(timeout time.Duration, cancel context.CancelCauseFunc) *watchdog {
 	w := &watchdog{timeout: timeout}
 	if timeout > 0 {
-		w.timer = time.AfterFunc(time.Hour, func() { w.timedOut.Store(true); cancel() })
+		w.timer = time.AfterFunc(time.Hour, func() {
+			w.timedOut.Store(true)
+			cancel(fmt.Errorf("rpc: no answer within %v: %w", timeout, context.DeadlineExceeded))
+		})
 		w.timer.Stop()
 	}
 	return w
@@ -230,8 +236,8 @@ func (c *Storage) Put(ctx context.Context, r io.Reader, meta msstore.Meta) (msst
 		return msstore.Ref{}, err
 	}
 	defer done()
-	cctx, cancel := context.WithCancel(cctx)
-	defer cancel() // before the reply, it tells the node to drop the body
+	cctx, cancel := context.WithCancelCause(cctx)
+	defer cancel(nil) // before the reply, it tells the node to drop the body
 	w := newWatchdog(c.cfg.CallTimeout, cancel)
 	defer w.disarm()
 
@@ -355,8 +361,8 @@ func (c *Storage) Walk(ctx context.Context, fn func(msstore.Ref, msstore.Meta) e
 		return err
 	}
 	defer done()
-	cctx, cancel := context.WithCancel(cctx)
-	defer cancel()
+	cctx, cancel := context.WithCancelCause(cctx)
+	defer cancel(nil)
 	w := newWatchdog(c.cfg.CallTimeout, cancel)
 	defer w.disarm()
 	w.arm()
@@ -493,8 +499,8 @@ func (b *remoteBody) fromWindow(p []byte, off int64) (hit, sequential bool) {
 // streamed call.
 func (b *remoteBody) fetch(p []byte, off int64) (int, error) {
 	c := b.c
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	w := newWatchdog(c.cfg.CallTimeout, cancel)
 	defer w.disarm()
 	w.arm()
