@@ -57,6 +57,8 @@ import (
 //	outbound = true                 # the outbound queue (mail to other domains)
 //	dkim = true                     # DKIM-sign outbound mail
 //	verify = true                   # SPF, DKIM, DMARC checks on the smtp listener
+//	run_as = ""                     # "user" or "user:group" to serve as, once bound, when started as root
+//	allow_root = false              # serve as root on non-loopback addresses without run_as
 //
 //	[[users]]                       # accounts a front creates at start
 //	address = "ann@example.org"
@@ -108,6 +110,11 @@ type FileFront struct {
 	Outbound     *bool  `toml:"outbound"`
 	DKIM         *bool  `toml:"dkim"`
 	Verify       *bool  `toml:"verify"`
+	// RunAs and AllowRoot are mailsys.Config's: a front started as root
+	// (to bind port 25, say) refuses to serve on addresses other than
+	// loopback ones unless it drops to RunAs or AllowRoot is set.
+	RunAs     string `toml:"run_as"`
+	AllowRoot bool   `toml:"allow_root"`
 }
 
 func off(b *bool) bool { return b != nil && !*b }
@@ -176,6 +183,7 @@ func (f *File) Config() (Config, error) {
 			Hostname: fr.Hostname, SMTPAddr: fr.SMTP, SubmissionAddr: fr.Submission, SubmissionTLSAddr: fr.Submissions,
 			IMAPAddr: fr.IMAP, IMAPTLSAddr: fr.IMAPS, POP3Addr: fr.POP3, POP3TLSAddr: fr.POP3S, InsecureAuth: fr.InsecureAuth,
 			DisableOutbound: off(fr.Outbound), DisableDKIM: off(fr.DKIM), DisableVerify: off(fr.Verify),
+			RunAs: fr.RunAs, AllowRoot: fr.AllowRoot,
 		}
 		var cert tls.Certificate
 		var err error

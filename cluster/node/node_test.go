@@ -58,6 +58,29 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
+// TestLoadFileFront: the [front] table, run_as and allow_root included,
+// reaches the front's mailsys.Config.
+func TestLoadFileFront(t *testing.T) {
+	body := strings.Replace(msFile, `roles = "ms"`, `roles = "front"`, 1) + `
+[front]
+hostname = "mail.example.org"
+smtp = "0.0.0.0:25"
+run_as = "mail"
+allow_root = true
+`
+	f, err := LoadFile(writeFile(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Front.Hostname != "mail.example.org" || c.Front.SMTPAddr != "0.0.0.0:25" || c.Front.RunAs != "mail" || !c.Front.AllowRoot || c.Front.TLS == nil {
+		t.Errorf("Front = %+v", c.Front)
+	}
+}
+
 // TestLoadFileErrors: unknown keys, bad roles, bad durations and a
 // missing directory are each reported, never taken for defaults.
 func TestLoadFileErrors(t *testing.T) {
