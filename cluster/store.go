@@ -65,6 +65,8 @@ type Storage struct {
 	known   map[uint32]bool // MS node numbers seen in a registry
 	lost    map[uint32]bool // MS node numbers lost for good
 	version uint64          // the registry version known was last updated from
+
+	bufs sync.Pool // of *[]byte: the buffers that tee a body to two nodes
 }
 
 var _ msstore.Writable = (*Storage)(nil)
@@ -124,6 +126,7 @@ func NewStorageWith(peers Peers, cfg StorageConfig) (*Storage, error) {
 	}
 	s := &Storage{peers: peers, placer: NewPlacer(RoleMS), log: logger, replicas: max(cfg.Replicas, 1),
 		known: map[uint32]bool{}, lost: map[uint32]bool{}}
+	s.bufs.New = func() any { b := make([]byte, 64<<10); return &b }
 	for _, n := range cfg.Lost {
 		s.lost[n] = true
 	}
@@ -342,7 +345,9 @@ func (s *Storage) putBoth(ctx context.Context, r io.Reader, meta msstore.Meta, n
 			prs[i].CloseWithError(errPutEnded)
 		}()
 	}
-	readErr = tee(r, pws[:])
+	bp := s.bufs.Get().(*[]byte)
+	readErr = tee(r, pws[:], *bp)
+	s.bufs.Put(bp)
 	wg.Wait()
 	if readErr != nil {
 		for i := range refs {
@@ -369,9 +374,8 @@ func drained(pr *io.PipeReader) error {
 // tee copies r into every writer until io.EOF, then closes them. A writer
 // that fails is dropped and the others go on. It returns r's error, if
 // any, with which it closes the writers still open.
-func tee(r io.Reader, ws []*io.PipeWriter) error {
+func tee(r io.Reader, ws []*io.PipeWriter, buf []byte) error {
 	live := append([]*io.PipeWriter(nil), ws...)
-	buf := make([]byte, 64<<10)
 	for len(live) > 0 {
 		n, err := r.Read(buf)
 		if n > 0 {
