@@ -70,6 +70,10 @@ type Config struct {
 	// off, and a full disk then fails the database (ErrFailed). The
 	// reserve applies to Dir, not to the Mirror.
 	DiskReserve int64
+	// Replication, if set, makes the DB the primary of a hot standby on
+	// another node: every commit goes to the standby (DB.Follow) before it
+	// is acknowledged; see ReplicationConfig.
+	Replication *ReplicationConfig
 	// Logger receives the database's log records, Pebble's included. Nil
 	// means slog.Default().
 	Logger *slog.Logger
@@ -150,6 +154,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.rep != nil {
+		db.rep.opened()
+	}
 	return d, nil
 }
 
@@ -157,6 +164,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 // Calls after Close, and calls made by callbacks of calls in progress (a
 // Messages fn), return ErrClosed.
 func (d *DB) Close() error {
+	if d.db.rep != nil {
+		d.db.rep.close() // a standby's Follow ends, and writes wait for it no more
+	}
 	if err := d.gate.close(); err != nil {
 		return err
 	}

@@ -51,6 +51,8 @@ type kv struct {
 
 	dir  string // the primary's directory, to reopen it
 	opts func() *pebble.Options
+
+	rep *replicator // replication to a standby on another node, if configured
 }
 
 // mirrorCommitsKey counts the batches a database applied (merge: sum).
@@ -84,6 +86,20 @@ func openKV(ctx context.Context, cfg *Config, log *slog.Logger, opts func(fs vfs
 		return nil, fmt.Errorf("userdata: open %s: %w", cfg.Dir, err)
 	}
 	k.primary, k.primaryUp = p, true
+	if cfg.Replication != nil {
+		pos, err := readPos(func(key []byte) ([]byte, func(), error) {
+			v, c, err := p.Get(key)
+			if err != nil {
+				return nil, nil, err
+			}
+			return v, func() { c.Close() }, nil
+		})
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		k.rep = newReplicator(*cfg.Replication, pos, log)
+	}
 	if cfg.Mirror == "" {
 		return k, nil
 	}
@@ -268,6 +284,14 @@ func (k *kv) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 		return err
 	}
 	b.Merge(mirrorCommitsKey, one, nil) // counted with or without a mirror: see openKV
+	if k.rep != nil {
+		return k.replicate(b, opts)
+	}
+	return k.apply(b, opts)
+}
+
+// apply applies b to the primary and the mirror.
+func (k *kv) apply(b *pebble.Batch, opts *pebble.WriteOptions) error {
 	// The read lock is held through both applies, so that RestorePrimary
 	// (which holds the write lock) never misses a batch in flight.
 	k.mu.RLock()
@@ -331,6 +355,9 @@ func apply(db *pebble.DB, repr []byte, opts *pebble.WriteOptions) error {
 
 // Close closes both databases.
 func (k *kv) Close() error {
+	if k.rep != nil {
+		k.rep.close()
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var errs []error
