@@ -25,6 +25,7 @@ var sentinels = []struct {
 	err  error
 	code codes.Code
 }{
+	{"userdata.ErrFenced", userdata.ErrFenced, codes.FailedPrecondition},
 	{"userdata.ErrNotFound", userdata.ErrNotFound, codes.NotFound},
 	{"userdata.ErrExists", userdata.ErrExists, codes.AlreadyExists},
 	{"userdata.ErrInvalid", userdata.ErrInvalid, codes.InvalidArgument},
@@ -62,6 +63,10 @@ func toStatus(err error) error {
 		return err
 	}
 	switch {
+	case errors.Is(err, userdata.ErrFenced):
+		// Before the unavailable case it also matches: a standby told
+		// so stops following, a front finds the new primary.
+		return sentinelStatus(err, "userdata.ErrFenced", codes.FailedPrecondition)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -73,14 +78,19 @@ func toStatus(err error) error {
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {
-			st := status.New(s.code, err.Error())
-			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: s.name, Domain: errorDomain}); derr == nil {
-				st = d
-			}
-			return st.Err()
+			return sentinelStatus(err, s.name, s.code)
 		}
 	}
 	return status.Error(codes.Unknown, err.Error())
+}
+
+// sentinelStatus is err as a status naming its sentinel.
+func sentinelStatus(err error, name string, code codes.Code) error {
+	st := status.New(code, err.Error())
+	if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: name, Domain: errorDomain}); derr == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // fromStatus turns an error a client call returned into the error the
