@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/mailsys/mailsys/cluster"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -139,5 +141,48 @@ func TestReplicationFollowFenced(t *testing.T) {
 	db.Fence(errors.New("ud1b is primary at epoch 2"))
 	if err := Follow(t.Context(), conn, "peer", "g", 1, replica); !errors.Is(err, userdata.ErrFenced) {
 		t.Fatalf("Follow of a fenced DB: %v, want ErrFenced", err)
+	}
+}
+
+// TestUserDBSlot: a slot answers Unavailable until Set, then serves the
+// database set, and the one set next.
+func TestUserDBSlot(t *testing.T) {
+	ctx := t.Context()
+	slot := NewUserDBSlot()
+	srvCreds, cliCreds := testCreds(t, "peer")
+	srv := NewServer(srvCreds, slot.ServerOptions()...)
+	slot.Register(srv)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Stop()
+	conn, err := Dial(l.Addr().String(), "peer", cliCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := NewUserDB(conn, "peer")
+	defer client.Close()
+	if _, err := client.Domain(ctx, "example.test"); !cluster.IsUnavailable(err) {
+		t.Fatalf("before Set: %v, want unavailable", err)
+	}
+	for _, name := range []string{"one.test", "two.test"} {
+		db, err := userdata.Open(ctx, udConfig(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.CreateDomain(ctx, userdata.Domain{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		slot.Set(db)
+		if _, err := client.Domain(ctx, name); err != nil {
+			t.Fatalf("after Set: %v", err)
+		}
+	}
+	if _, err := client.Domain(ctx, "one.test"); !errors.Is(err, userdata.ErrNotFound) {
+		t.Fatalf("the first database still served: %v", err)
 	}
 }

@@ -34,12 +34,7 @@ func RegisterUserDB(s grpc.ServiceRegistrar, db userdata.UserDB) {
 // userDBServer is the UserDB service over a userdata.UserDB.
 type userDBServer struct {
 	pb.UnimplementedUserDBServer
-	db      userdata.UserDB
-	watcher userdata.Watcher       // nil if db lacks it
-	remover userdata.Remover       // nil if db lacks it
-	kws     userdata.KeywordLister // nil if db lacks it
-	recent  userdata.RecentClaimer // nil if db lacks it
-	refs    userdata.RefRewriter   // nil if db lacks it
+	be atomic.Pointer[udBackend] // the database served (UserDBSlot replaces it)
 
 	ids     atomic.Uint64 // the last watch stream id given
 	mu      sync.Mutex
@@ -54,14 +49,35 @@ type streamOwner struct {
 }
 
 func newUserDBServer(db userdata.UserDB) *userDBServer {
-	s := &userDBServer{db: db, streams: map[streamOwner]map[uint64]*eventQueue{}}
-	s.watcher, _ = db.(userdata.Watcher)
-	s.remover, _ = db.(userdata.Remover)
-	s.kws, _ = db.(userdata.KeywordLister)
-	s.recent, _ = db.(userdata.RecentClaimer)
-	s.refs, _ = db.(userdata.RefRewriter)
+	s := &userDBServer{streams: map[streamOwner]map[uint64]*eventQueue{}}
+	s.setDB(db)
 	return s
 }
+
+// udBackend is a database served and its capabilities.
+type udBackend struct {
+	db      userdata.UserDB
+	watcher userdata.Watcher       // nil if db lacks it
+	remover userdata.Remover       // nil if db lacks it
+	kws     userdata.KeywordLister // nil if db lacks it
+	recent  userdata.RecentClaimer // nil if db lacks it
+	refs    userdata.RefRewriter   // nil if db lacks it
+}
+
+// setDB sets the database served: calls from now on go to db, those in
+// progress finish with the one before.
+func (s *userDBServer) setDB(db userdata.UserDB) {
+	b := &udBackend{db: db}
+	b.watcher, _ = db.(userdata.Watcher)
+	b.remover, _ = db.(userdata.Remover)
+	b.kws, _ = db.(userdata.KeywordLister)
+	b.recent, _ = db.(userdata.RecentClaimer)
+	b.refs, _ = db.(userdata.RefRewriter)
+	s.be.Store(b)
+}
+
+// cur returns the database served (set before any call reaches a handler).
+func (s *userDBServer) cur() *udBackend { return s.be.Load() }
 
 // call is the context to call the database with: ctx with the origin of
 // the client's call, if it had one. client is the caller's id.
@@ -115,94 +131,94 @@ func empty(err error) (*pb.UDEmpty, error) { return reply(&pb.UDEmpty{}, err) }
 
 func (s *userDBServer) CreateDomain(ctx context.Context, m *pb.UDDomain) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.CreateDomain(ctx, domainFromPB(m)))
+	return empty(s.cur().db.CreateDomain(ctx, domainFromPB(m)))
 }
 
 func (s *userDBServer) Domain(ctx context.Context, m *pb.UDName) (*pb.UDDomain, error) {
 	ctx, _ = s.call(ctx)
-	d, err := s.db.Domain(ctx, string(m.GetName()))
+	d, err := s.cur().db.Domain(ctx, string(m.GetName()))
 	return reply(domainToPB(d), err)
 }
 
 func (s *userDBServer) UpdateDomain(ctx context.Context, m *pb.UDDomain) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.UpdateDomain(ctx, domainFromPB(m)))
+	return empty(s.cur().db.UpdateDomain(ctx, domainFromPB(m)))
 }
 
 func (s *userDBServer) AddDomainAlias(ctx context.Context, m *pb.UDDomainAlias) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.AddDomainAlias(ctx, string(m.GetAlias()), string(m.GetDomain())))
+	return empty(s.cur().db.AddDomainAlias(ctx, string(m.GetAlias()), string(m.GetDomain())))
 }
 
 func (s *userDBServer) CreateUnit(ctx context.Context, m *pb.UDUnit) (*pb.UDUnit, error) {
 	ctx, _ = s.call(ctx)
-	u, err := s.db.CreateUnit(ctx, unitFromPB(m))
+	u, err := s.cur().db.CreateUnit(ctx, unitFromPB(m))
 	return reply(unitToPB(u), err)
 }
 
 func (s *userDBServer) Unit(ctx context.Context, m *pb.UDUnitRef) (*pb.UDUnit, error) {
 	ctx, _ = s.call(ctx)
-	u, err := s.db.Unit(ctx, userdata.UnitID(m.GetId()))
+	u, err := s.cur().db.Unit(ctx, userdata.UnitID(m.GetId()))
 	return reply(unitToPB(u), err)
 }
 
 func (s *userDBServer) UpdateUnit(ctx context.Context, m *pb.UDUnit) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.UpdateUnit(ctx, unitFromPB(m)))
+	return empty(s.cur().db.UpdateUnit(ctx, unitFromPB(m)))
 }
 
 func (s *userDBServer) DefineClass(ctx context.Context, m *pb.UDClass) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.DefineClass(ctx, classFromPB(m)))
+	return empty(s.cur().db.DefineClass(ctx, classFromPB(m)))
 }
 
 func (s *userDBServer) CreateUser(ctx context.Context, m *pb.UDNewUser) (*pb.UDUser, error) {
 	ctx, _ = s.call(ctx)
-	u, err := s.db.CreateUser(ctx, newUserFromPB(m))
+	u, err := s.cur().db.CreateUser(ctx, newUserFromPB(m))
 	return reply(userToPB(u), err)
 }
 
 func (s *userDBServer) User(ctx context.Context, m *pb.UDUserRef) (*pb.UDUser, error) {
 	ctx, _ = s.call(ctx)
-	u, err := s.db.User(ctx, userdata.UserID(m.GetId()))
+	u, err := s.cur().db.User(ctx, userdata.UserID(m.GetId()))
 	return reply(userToPB(u), err)
 }
 
 func (s *userDBServer) LookupAddress(ctx context.Context, m *pb.UDName) (*pb.UDUser, error) {
 	ctx, _ = s.call(ctx)
-	u, err := s.db.LookupAddress(ctx, string(m.GetName()))
+	u, err := s.cur().db.LookupAddress(ctx, string(m.GetName()))
 	return reply(userToPB(u), err)
 }
 
 func (s *userDBServer) UpdateUser(ctx context.Context, m *pb.UDUserUpdate) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.UpdateUser(ctx, userdata.UserID(m.GetId()), userUpdateFromPB(m)))
+	return empty(s.cur().db.UpdateUser(ctx, userdata.UserID(m.GetId()), userUpdateFromPB(m)))
 }
 
 func (s *userDBServer) SetPassword(ctx context.Context, m *pb.UDSetPassword) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.SetPassword(ctx, userdata.UserID(m.GetId()), string(m.GetPassword())))
+	return empty(s.cur().db.SetPassword(ctx, userdata.UserID(m.GetId()), string(m.GetPassword())))
 }
 
 func (s *userDBServer) AddAlias(ctx context.Context, m *pb.UDAlias) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.AddAlias(ctx, string(m.GetAddress()), userdata.UserID(m.GetUser())))
+	return empty(s.cur().db.AddAlias(ctx, string(m.GetAddress()), userdata.UserID(m.GetUser())))
 }
 
 func (s *userDBServer) RemoveAlias(ctx context.Context, m *pb.UDName) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.RemoveAlias(ctx, string(m.GetName())))
+	return empty(s.cur().db.RemoveAlias(ctx, string(m.GetName())))
 }
 
 func (s *userDBServer) Limits(ctx context.Context, m *pb.UDUserRef) (*pb.UDLimits, error) {
 	ctx, _ = s.call(ctx)
-	l, err := s.db.Limits(ctx, userdata.UserID(m.GetId()))
+	l, err := s.cur().db.Limits(ctx, userdata.UserID(m.GetId()))
 	return reply(limitsToPB(l), err)
 }
 
 func (s *userDBServer) Usage(ctx context.Context, m *pb.UDUserRef) (*pb.UDUsage, error) {
 	ctx, _ = s.call(ctx)
-	u, err := s.db.Usage(ctx, userdata.UserID(m.GetId()))
+	u, err := s.cur().db.Usage(ctx, userdata.UserID(m.GetId()))
 	return reply(&pb.UDUsage{Messages: u.Messages, Bytes: u.Bytes}, err)
 }
 
@@ -210,7 +226,7 @@ func (s *userDBServer) Usage(ctx context.Context, m *pb.UDUserRef) (*pb.UDUsage,
 // ErrProtocol) in the reply, beside the user.
 func (s *userDBServer) Authenticate(ctx context.Context, m *pb.UDAuthRequest) (*pb.UDAuthReply, error) {
 	ctx, _ = s.call(ctx)
-	u, err := s.db.Authenticate(ctx, string(m.GetAddress()), string(m.GetPassword()), userdata.Protocol(m.GetProtocol()))
+	u, err := s.cur().db.Authenticate(ctx, string(m.GetAddress()), string(m.GetPassword()), userdata.Protocol(m.GetProtocol()))
 	if err != nil && u.ID != 0 {
 		sp := status.Convert(toStatus(err)).Proto()
 		sp.Message = strings.ToValidUTF8(sp.Message, "\uFFFD") // a proto3 string
@@ -230,7 +246,7 @@ const folderBatch = 256
 func (s *userDBServer) ListFolders(m *pb.UDUserRef, stream grpc.ServerStreamingServer[pb.UDFolders]) error {
 	ctx, _ := s.call(stream.Context())
 	batch := &pb.UDFolders{}
-	err := s.db.ListFolders(ctx, userdata.UserID(m.GetId()), func(f userdata.Folder) error {
+	err := s.cur().db.ListFolders(ctx, userdata.UserID(m.GetId()), func(f userdata.Folder) error {
 		batch.Folders = append(batch.Folders, folderToPB(f))
 		if len(batch.Folders) < folderBatch {
 			return nil
@@ -247,26 +263,26 @@ func (s *userDBServer) ListFolders(m *pb.UDUserRef, stream grpc.ServerStreamingS
 
 func (s *userDBServer) Folder(ctx context.Context, m *pb.UDFolderName) (*pb.UDFolder, error) {
 	ctx, _ = s.call(ctx)
-	f, err := s.db.Folder(ctx, userdata.UserID(m.GetUser()), string(m.GetName()))
+	f, err := s.cur().db.Folder(ctx, userdata.UserID(m.GetUser()), string(m.GetName()))
 	return reply(folderToPB(f), err)
 }
 
 func (s *userDBServer) FolderByID(ctx context.Context, m *pb.UDFolderRef) (*pb.UDFolder, error) {
 	ctx, _ = s.call(ctx)
-	f, err := s.db.FolderByID(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()))
+	f, err := s.cur().db.FolderByID(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()))
 	return reply(folderToPB(f), err)
 }
 
 func (s *userDBServer) CreateFolder(ctx context.Context, m *pb.UDCreateFolder) (*pb.UDFolder, error) {
 	ctx, _ = s.call(ctx)
-	f, err := s.db.CreateFolder(ctx, userdata.UserID(m.GetUser()), string(m.GetName()), string(m.GetSpecialUse()))
+	f, err := s.cur().db.CreateFolder(ctx, userdata.UserID(m.GetUser()), string(m.GetName()), string(m.GetSpecialUse()))
 	return reply(folderToPB(f), err)
 }
 
 func (s *userDBServer) RenameFolder(ctx context.Context, m *pb.UDRenameFolder) (*pb.UDEmpty, error) {
 	ctx, client := s.call(ctx)
 	user := userdata.UserID(m.GetUser())
-	err := s.db.RenameFolder(ctx, user, string(m.GetFrom()), string(m.GetTo()))
+	err := s.cur().db.RenameFolder(ctx, user, string(m.GetFrom()), string(m.GetTo()))
 	if err == nil {
 		s.changed(ctx, client, user)
 	}
@@ -276,7 +292,7 @@ func (s *userDBServer) RenameFolder(ctx context.Context, m *pb.UDRenameFolder) (
 func (s *userDBServer) DeleteFolder(ctx context.Context, m *pb.UDFolderName) (*pb.UDEmpty, error) {
 	ctx, client := s.call(ctx)
 	user := userdata.UserID(m.GetUser())
-	err := s.db.DeleteFolder(ctx, user, string(m.GetName()))
+	err := s.cur().db.DeleteFolder(ctx, user, string(m.GetName()))
 	if err == nil {
 		s.changed(ctx, client, user)
 	}
@@ -285,13 +301,13 @@ func (s *userDBServer) DeleteFolder(ctx context.Context, m *pb.UDFolderName) (*p
 
 func (s *userDBServer) Subscribe(ctx context.Context, m *pb.UDSubscribe) (*pb.UDEmpty, error) {
 	ctx, _ = s.call(ctx)
-	return empty(s.db.Subscribe(ctx, userdata.UserID(m.GetUser()), string(m.GetName()), m.GetSubscribed()))
+	return empty(s.cur().db.Subscribe(ctx, userdata.UserID(m.GetUser()), string(m.GetName()), m.GetSubscribed()))
 }
 
 func (s *userDBServer) Subscriptions(m *pb.UDUserRef, stream grpc.ServerStreamingServer[pb.UDNames]) error {
 	ctx, _ := s.call(stream.Context())
 	batch := &pb.UDNames{}
-	err := s.db.Subscriptions(ctx, userdata.UserID(m.GetId()), func(name string) error {
+	err := s.cur().db.Subscriptions(ctx, userdata.UserID(m.GetId()), func(name string) error {
 		batch.Names = append(batch.Names, []byte(name))
 		if len(batch.Names) < folderBatch {
 			return nil

@@ -26,7 +26,7 @@ func (s *userDBServer) Append(ctx context.Context, m *pb.UDAppend) (*pb.UDMessag
 		return nil, toStatus(err)
 	}
 	user := userdata.UserID(m.GetUser())
-	msg, err := s.db.Append(ctx, user, userdata.FolderID(m.GetFolder()), nm)
+	msg, err := s.cur().db.Append(ctx, user, userdata.FolderID(m.GetFolder()), nm)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -41,7 +41,7 @@ func (s *userDBServer) Messages(m *pb.UDMessagesRequest, stream grpc.ServerStrea
 	ctx, _ := s.call(stream.Context())
 	batch := &pb.UDMessages{}
 	size := 0
-	err := s.db.Messages(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()), setFromPB(m.GetSet()),
+	err := s.cur().db.Messages(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()), setFromPB(m.GetSet()),
 		func(msg *userdata.Message) error {
 			// fn's Message is valid only during the call: copy its slices
 			// (messageToPB has copied the keywords).
@@ -67,7 +67,7 @@ func (s *userDBServer) Messages(m *pb.UDMessagesRequest, stream grpc.ServerStrea
 // fits in MaxMessageSize.
 func (s *userDBServer) UIDs(m *pb.UDFolderRef, stream grpc.ServerStreamingServer[pb.UDUIDList]) error {
 	ctx, _ := s.call(stream.Context())
-	uids, err := s.db.UIDs(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()))
+	uids, err := s.cur().db.UIDs(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()))
 	if err != nil {
 		return toStatus(err)
 	}
@@ -84,7 +84,7 @@ func (s *userDBServer) UIDs(m *pb.UDFolderRef, stream grpc.ServerStreamingServer
 func (s *userDBServer) StoreFlags(ctx context.Context, m *pb.UDStoreFlags) (*pb.UDStoreResult, error) {
 	ctx, client := s.call(ctx)
 	user := userdata.UserID(m.GetUser())
-	res, err := s.db.StoreFlags(ctx, user, userdata.FolderID(m.GetFolder()), setFromPB(m.GetSet()), userdata.FlagUpdate{
+	res, err := s.cur().db.StoreFlags(ctx, user, userdata.FolderID(m.GetFolder()), setFromPB(m.GetSet()), userdata.FlagUpdate{
 		Op: userdata.FlagOp(m.GetOp()), Flags: userdata.Flags(m.GetFlags()), Keywords: textsFromPB(m.GetKeywords()),
 		UnchangedSince: m.GetUnchangedSince(),
 	})
@@ -96,11 +96,11 @@ func (s *userDBServer) StoreFlags(ctx context.Context, m *pb.UDStoreFlags) (*pb.
 }
 
 func (s *userDBServer) Copy(ctx context.Context, m *pb.UDCopy) (*pb.UDCopyResult, error) {
-	return s.copyMove(ctx, m, s.db.Copy)
+	return s.copyMove(ctx, m, s.cur().db.Copy)
 }
 
 func (s *userDBServer) Move(ctx context.Context, m *pb.UDCopy) (*pb.UDCopyResult, error) {
-	return s.copyMove(ctx, m, s.db.Move)
+	return s.copyMove(ctx, m, s.cur().db.Move)
 }
 
 func (s *userDBServer) copyMove(ctx context.Context, m *pb.UDCopy,
@@ -117,14 +117,14 @@ func (s *userDBServer) copyMove(ctx context.Context, m *pb.UDCopy,
 }
 
 func (s *userDBServer) Expunge(ctx context.Context, m *pb.UDSetRequest) (*pb.UDUIDList, error) {
-	return s.expunge(ctx, m, s.db.Expunge)
+	return s.expunge(ctx, m, s.cur().db.Expunge)
 }
 
 func (s *userDBServer) Remove(ctx context.Context, m *pb.UDSetRequest) (*pb.UDUIDList, error) {
-	if s.remover == nil {
+	if s.cur().remover == nil {
 		return nil, unimplemented("userdata.Remover")
 	}
-	return s.expunge(ctx, m, s.remover.Remove)
+	return s.expunge(ctx, m, s.cur().remover.Remove)
 }
 
 func (s *userDBServer) expunge(ctx context.Context, m *pb.UDSetRequest,
@@ -143,7 +143,7 @@ func (s *userDBServer) expunge(ctx context.Context, m *pb.UDSetRequest,
 func (s *userDBServer) Changes(m *pb.UDChangesRequest, stream grpc.ServerStreamingServer[pb.UDChanges]) error {
 	ctx, _ := s.call(stream.Context())
 	batch := &pb.UDChanges{}
-	err := s.db.Changes(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()), m.GetSince(),
+	err := s.cur().db.Changes(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()), m.GetSince(),
 		func(c userdata.Change) error {
 			batch.Changes = append(batch.Changes, &pb.UDChange{Uid: uint32(c.UID), ModSeq: c.ModSeq, Expunged: c.Expunged})
 			if len(batch.Changes) < messageBatch*4 {
@@ -160,19 +160,19 @@ func (s *userDBServer) Changes(m *pb.UDChangesRequest, stream grpc.ServerStreami
 }
 
 func (s *userDBServer) Keywords(ctx context.Context, m *pb.UDFolderRef) (*pb.UDNames, error) {
-	if s.kws == nil {
+	if s.cur().kws == nil {
 		return nil, unimplemented("userdata.KeywordLister")
 	}
 	ctx, _ = s.call(ctx)
-	kws, err := s.kws.Keywords(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()))
+	kws, err := s.cur().kws.Keywords(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()))
 	return reply(&pb.UDNames{Names: textsToPB(kws)}, err)
 }
 
 func (s *userDBServer) ClaimRecent(ctx context.Context, m *pb.UDClaimRecent) (*pb.UDClaimed, error) {
-	if s.recent == nil {
+	if s.cur().recent == nil {
 		return nil, unimplemented("userdata.RecentClaimer")
 	}
 	ctx, _ = s.call(ctx)
-	from, to, err := s.recent.ClaimRecent(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()), userdata.UID(m.GetUpto()))
+	from, to, err := s.cur().recent.ClaimRecent(ctx, userdata.UserID(m.GetUser()), userdata.FolderID(m.GetFolder()), userdata.UID(m.GetUpto()))
 	return reply(&pb.UDClaimed{From: uint32(from), To: uint32(to)}, err)
 }

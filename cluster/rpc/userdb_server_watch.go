@@ -58,7 +58,7 @@ func (q *eventQueue) take() ([]userdata.FolderEvent, bool) {
 // stream's id once it is registered, then sends the folder's events in
 // commit order until the client ends the stream.
 func (s *userDBServer) Watch(m *pb.UDWatchRequest, stream grpc.ServerStreamingServer[pb.UDWatchMessage]) error {
-	if s.watcher == nil {
+	if s.cur().watcher == nil {
 		return unimplemented("userdata.Watcher")
 	}
 	ctx := stream.Context()
@@ -83,7 +83,7 @@ func (s *userDBServer) Watch(m *pb.UDWatchRequest, stream grpc.ServerStreamingSe
 		}
 		s.mu.Unlock()
 	}()
-	stop := s.watcher.Watch(user, folder, q.push)
+	stop := s.cur().watcher.Watch(user, folder, q.push)
 	defer stop()
 
 	if err := stream.Send(&pb.UDWatchMessage{StreamId: id}); err != nil {
