@@ -248,12 +248,16 @@ func (m *Memory) refBatch(after memRefPos, first bool) ([]memRefPos, []msstore.R
 			if !first && (memRefPos{uid, fid, 0}).compare(memRefPos{after.user, after.folder, 0}) < 0 {
 				continue
 			}
-			for _, msg := range u.folders[fid].msgs {
-				p := memRefPos{uid, fid, msg.UID}
-				if !first && p.compare(after) <= 0 {
-					continue
+			msgs := u.folders[fid].msgs
+			if !first && uid == after.user && fid == after.folder {
+				i, found := slices.BinarySearchFunc(msgs, after.uid, func(m *Message, v UID) int { return cmp.Compare(m.UID, v) })
+				if found {
+					i++
 				}
-				pos, refs = append(pos, p), append(refs, msg.Ref)
+				msgs = msgs[i:]
+			}
+			for _, msg := range msgs {
+				pos, refs = append(pos, memRefPos{uid, fid, msg.UID}), append(refs, msg.Ref)
 				if len(pos) == RefBatchSize {
 					return pos, refs
 				}
