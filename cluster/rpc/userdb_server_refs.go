@@ -16,11 +16,12 @@ import (
 // (an index out of the batch, a ref that does not decode) ends the walk
 // with ErrInvalid; so does a client that goes away, with its error.
 func (s *userDBServer) RewriteRefs(stream grpc.BidiStreamingServer[pb.UDRefAnswer, pb.UDRefBatch]) error {
-	if s.cur().refs == nil {
+	rw := s.cur().refs // one database for the whole walk, even if the slot changes
+	if rw == nil {
 		return unimplemented("userdata.RefRewriter")
 	}
 	ctx, _ := s.call(stream.Context())
-	n, err := s.cur().refs.RewriteRefs(ctx, func(refs []msstore.Ref) error {
+	n, err := rw.RewriteRefs(ctx, func(refs []msstore.Ref) error {
 		batch := &pb.UDRefBatch{Refs: make([][]byte, len(refs))}
 		for i, r := range refs {
 			batch.Refs[i] = refBytes(r)
