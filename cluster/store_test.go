@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -294,5 +295,39 @@ func TestRepairAddsCopies(t *testing.T) {
 	}
 	if _, err := s.Open(ctx, lone); !errors.Is(err, msstore.ErrNotFound) {
 		t.Fatalf("Open of a body lost with its node: %v, want ErrNotFound", err)
+	}
+}
+
+// corrupting is a node whose bodies fail their checksum when read, as
+// damaged records do.
+type corrupting struct{ msstore.Storage }
+
+func (c corrupting) Open(ctx context.Context, ref msstore.Ref) (msstore.Body, error) {
+	b, err := c.Storage.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return corruptBody{b}, nil
+}
+
+type corruptBody struct{ msstore.Body }
+
+func (corruptBody) ReadAt([]byte, int64) (int, error) {
+	return 0, fmt.Errorf("volume 1 offset 0: %w", msstore.ErrCorrupt)
+}
+
+// TestReplicasCorrupt: a copy whose record is damaged is read from the
+// other copy; with one copy the damage is reported.
+func TestReplicasCorrupt(t *testing.T) {
+	p := newLocalPeers()
+	p.addMS("ms1", 1, 10)
+	p.addMS("ms2", 2, 10)
+	s := replicatedWith(t, p, cluster.StorageConfig{})
+	data := []byte("a body damaged on one node")
+	ref := put(t, s, data, 1)
+	p.stores[ref.Node] = corrupting{p.stores[ref.Node]}
+	wantBody(t, s, ref, data, "first copy corrupt")
+	if _, err := readBody(t, s, ref.First()); !errors.Is(err, msstore.ErrCorrupt) {
+		t.Fatalf("the corrupt copy alone: %v, want ErrCorrupt", err)
 	}
 }
