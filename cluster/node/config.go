@@ -77,6 +77,22 @@ type Config struct {
 	UserDB userdata.Config
 	// Passwords bounds the UD role's password checks.
 	Passwords userdata.PasswordLimiterConfig
+	// Group, on a UD node, names its replication group (cluster.Group):
+	// the two UD nodes with the same Group keep one database, the primary
+	// serving it and sending every change to the other, a synchronous hot
+	// standby that takes over when the heartbeat declares the primary
+	// dead. The first of the two to start is the primary. Empty means no
+	// standby.
+	Group string
+	// Replication tunes a group's replication: how long the primary
+	// waits for the standby (Timeout) before going on without it, or
+	// whether it refuses writes instead (RequireStandby), and the log of
+	// recent batches kept for a standby briefly away (LogSize). Its
+	// Alone and InStep are the node's own.
+	Replication userdata.ReplicationConfig
+	// Replicas is how many copies of each new message body the front
+	// writes, on distinct MS nodes: 1 (the default) or 2.
+	Replicas int
 
 	// Front is the front role's System: its listeners, TLS, limits and
 	// outbound settings. Its Storage, UserDB and DataDir are the node's
@@ -142,6 +158,17 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("node: Postgres and HoldDirectory: one directory, not both"))
 	case c.Postgres == "" && !c.HoldDirectory && (c.DirectoryAddr == "" || c.DirectoryNode == ""):
 		errs = append(errs, errors.New("node: no directory: set Postgres, HoldDirectory, or DirectoryNode and DirectoryAddr"))
+	}
+	if c.Group != "" {
+		if c.Roles&cluster.RoleUD == 0 {
+			errs = append(errs, errors.New("node: Group is for UD nodes"))
+		}
+		if err := (cluster.Group{ID: c.Group, Primary: c.ID, Epoch: 1}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("node: Group: %w", err))
+		}
+	}
+	if c.Replicas < 0 || c.Replicas > cluster.MaxReplicas {
+		errs = append(errs, fmt.Errorf("node: Replicas %d, want 1 to %d", c.Replicas, cluster.MaxReplicas))
 	}
 	if c.CallTimeout < 0 {
 		errs = append(errs, errors.New("node: negative CallTimeout"))

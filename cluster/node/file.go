@@ -16,6 +16,7 @@ import (
 	"github.com/mailsys/mailsys"
 	"github.com/mailsys/mailsys/cluster"
 	"github.com/mailsys/mailsys/internal/selfsigned"
+	"github.com/mailsys/mailsys/userdata"
 )
 
 // File is a node's configuration file, in TOML:
@@ -35,6 +36,13 @@ import (
 //	key = "certs/ms1.key"
 //	ca = "certs/ca.pem"
 //	call_timeout = "5s"
+//	group = "g1"                    # a UD node's replication group (two nodes: primary and standby)
+//	replicas = 1                    # a front's copies of each new body, on distinct MS nodes (1 or 2)
+//
+//	[replication]                   # a UD group's replication
+//	timeout = "2s"                  # the primary's wait for the standby before going on without it
+//	require_standby = false         # refuse writes instead of going on without a standby
+//	log_size = 67108864             # recent changes kept for a standby briefly away (bytes)
 //
 //	[directory]                     # one of:
 //	postgres = "postgres://..."     #   the PostgreSQL directory
@@ -81,9 +89,19 @@ type File struct {
 	Key           string     `toml:"key"`
 	CA            string     `toml:"ca"`
 	CallTimeout   string     `toml:"call_timeout"`
+	Group         string     `toml:"group"`
+	Replicas      int        `toml:"replicas"`
+	Replication   FileRepl   `toml:"replication"`
 	Directory     FileDir    `toml:"directory"`
 	Front         FileFront  `toml:"front"`
 	Users         []FileUser `toml:"users"`
+}
+
+// FileRepl is the [replication] table of a File.
+type FileRepl struct {
+	Timeout        string `toml:"timeout"`
+	RequireStandby bool   `toml:"require_standby"`
+	LogSize        int    `toml:"log_size"`
 }
 
 // FileDir is the [directory] table of a File.
@@ -162,6 +180,15 @@ func (f *File) Config() (Config, error) {
 		Cert: f.Cert, Key: f.Key, CA: f.CA,
 		Postgres: f.Directory.Postgres, HoldDirectory: f.Directory.Hold,
 		DirectoryNode: f.Directory.Node, DirectoryAddr: f.Directory.Addr,
+		Group: f.Group, Replicas: f.Replicas,
+		Replication: userdata.ReplicationConfig{RequireStandby: f.Replication.RequireStandby, LogSize: f.Replication.LogSize},
+	}
+	if f.Replication.Timeout != "" {
+		d, err := time.ParseDuration(f.Replication.Timeout)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("node: replication.timeout %q: want a positive duration", f.Replication.Timeout))
+		}
+		c.Replication.Timeout = d
 	}
 	if f.GossipKeyFile != "" {
 		k, err := os.ReadFile(f.GossipKeyFile)

@@ -49,6 +49,7 @@ type Node struct {
 	sys    *mailsys.System
 	store  *cluster.Storage
 	users  *cluster.Users
+	group  *group // the UD replication group, if Config.Group
 
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
@@ -118,6 +119,9 @@ func (n *Node) start(ctx context.Context) error {
 			if g := n.peers.hb.Load(); g != nil {
 				g.SetVersion(r.Version)
 			}
+			if n.group != nil {
+				n.group.registry(r)
+			}
 			once.Do(func() { close(first) })
 		})
 		if err != nil && bgCtx.Err() == nil {
@@ -139,6 +143,18 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if err := n.joinGossip(bgCtx); err != nil {
 		return err
+	}
+	if n.group != nil {
+		stop := n.gossip.Watch(n.group.member)
+		n.closers = append(n.closers, func() error { stop(); return nil })
+		if err := n.group.start(ctx); err != nil {
+			return err
+		}
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.group.watch(bgCtx)
+		}()
 	}
 	if cfg.Roles&cluster.RoleFront != 0 {
 		return n.startFront(ctx)
@@ -211,7 +227,13 @@ func (n *Node) registerOnce(ctx context.Context) error {
 // the node holds it, on the gRPC listener.
 func (n *Node) serve(ctx context.Context, creds cluster.Credentials) error {
 	cfg := &n.cfg
-	n.srv = rpc.NewServer(creds)
+	var opts []grpc.ServerOption
+	var slot *rpc.UserDBSlot
+	if cfg.Roles&cluster.RoleUD != 0 && cfg.Group != "" {
+		slot = rpc.NewUserDBSlot()
+		opts = slot.ServerOptions()
+	}
+	n.srv = rpc.NewServer(creds, opts...)
 	if cfg.HoldDirectory {
 		rpc.RegisterDirectory(n.srv, n.dir)
 	}
@@ -232,19 +254,25 @@ func (n *Node) serve(ctx context.Context, creds cluster.Credentials) error {
 		rpc.RegisterStorage(n.srv, v)
 	}
 	if cfg.Roles&cluster.RoleUD != 0 {
-		uc := cfg.UserDB
-		if uc.Dir == "" {
-			uc.Dir = filepath.Join(cfg.DataDir, "ud")
+		// One of each for every database the node opens (a standby
+		// promoted opens another).
+		if cfg.UserDB.Bodies == nil {
+			cfg.UserDB.Bodies = cluster.NewStorage(n.peers, n.log)
 		}
-		uc.Node = cfg.ID
-		uc.Bodies = cluster.NewStorage(n.peers, n.log)
-		if uc.Logger == nil {
-			uc.Logger = n.log
+		if cfg.UserDB.PasswordLimiter == nil {
+			cfg.UserDB.PasswordLimiter = userdata.NewPasswordLimiter(cfg.Passwords)
 		}
-		if uc.PasswordLimiter == nil {
-			uc.PasswordLimiter = userdata.NewPasswordLimiter(cfg.Passwords)
-		}
-		db, err := userdata.Open(ctx, uc)
+	}
+	switch {
+	case slot != nil:
+		// The database opens once the node knows its place in the
+		// group (primary or standby), after it joined the heartbeat.
+		n.group = newGroup(n, slot)
+		n.closers = append(n.closers, n.group.close)
+		slot.Register(n.srv)
+		rpc.RegisterReplication(n.srv, n.group)
+	case cfg.Roles&cluster.RoleUD != 0:
+		db, err := userdata.Open(ctx, n.udConfig())
 		if err != nil {
 			return err
 		}
@@ -264,6 +292,23 @@ func (n *Node) serve(ctx context.Context, creds cluster.Credentials) error {
 		}
 	}()
 	return nil
+}
+
+// udConfig is the UD role's userdata.Config.
+func (n *Node) udConfig() userdata.Config {
+	cfg := &n.cfg
+	uc := cfg.UserDB
+	if uc.Dir == "" {
+		uc.Dir = filepath.Join(cfg.DataDir, "ud")
+	}
+	uc.Node = cfg.ID
+	if cfg.Group != "" {
+		uc.Node = cfg.Group // users live on the group, whichever node serves it
+	}
+	if uc.Logger == nil {
+		uc.Logger = n.log
+	}
+	return uc
 }
 
 // joinGossip starts the heartbeat and joins the seeds, retrying in the
@@ -321,7 +366,11 @@ func (n *Node) joinGossip(ctx context.Context) error {
 func (n *Node) startFront(ctx context.Context) error {
 	cfg := &n.cfg
 	n.waitPeers(ctx)
-	n.store = cluster.NewStorage(n.peers, n.log)
+	store, err := cluster.NewStorageWith(n.peers, cluster.StorageConfig{Replicas: cfg.Replicas, Logger: n.log})
+	if err != nil {
+		return err
+	}
+	n.store = store
 	n.users = cluster.NewUsers(n.dir, n.peers, n.log)
 	fc := cfg.Front
 	fc.DataDir = filepath.Join(cfg.DataDir, "front")

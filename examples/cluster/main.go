@@ -22,8 +22,16 @@
 // or updates users, spread over the UD nodes by weight; without any, a
 // demo user is made on first start and its password printed. -postgres
 // DSN uses a PostgreSQL directory instead of the embedded one. Nodes take
-// consecutive addresses from -ip (front, ud1, ud2, ms1, ms2), gRPC on
-// -rpc-port and the heartbeat on -gossip-port.
+// consecutive addresses from -ip (front, ud1, ud2, ms1, ms2, then ud1b
+// and ud2b with -standby), gRPC on -rpc-port and the heartbeat on
+// -gossip-port.
+//
+// -standby gives each UD node a synchronous hot standby in a replication
+// group named after it (ud1 with ud1b, ud2 with ud2b): every change is on
+// both before it is acknowledged, and when the heartbeat declares a
+// primary dead its standby takes over with the next epoch; the old
+// primary, back, follows the new one. -replicas 2 writes each new body to
+// both MS nodes.
 //
 // The nodes run under a cluster.Supervisor: one that exits or is killed is
 // started again (after a backoff, throttled if it keeps crashing), and
@@ -83,11 +91,11 @@ func main() {
 
 // options are the launcher's flags.
 type options struct {
-	data, hostname, postgres, ip                            string
-	smtp, submission, submissions, imap, imaps, pop3, pop3s string
-	insecureAuth, outbound, dkim, verify, supervise         bool
-	rpcPort, gossipPort                                     int
-	users                                                   []node.FileUser
+	data, hostname, postgres, ip                             string
+	smtp, submission, submissions, imap, imaps, pop3, pop3s  string
+	insecureAuth, outbound, dkim, verify, supervise, standby bool
+	rpcPort, gossipPort, replicas                            int
+	users                                                    []node.FileUser
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -107,6 +115,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.pop3, "pop3", "127.0.0.1:1110", "front: POP3 listener address (empty: off)")
 	fs.StringVar(&o.pop3s, "pop3s", "", "front: implicit-TLS POP3 listener address (empty: off)")
 	fs.BoolVar(&o.supervise, "supervise", true, "run the nodes under a supervisor that restarts one that exits or is killed (events in DATA/logs/supervisor.jsonl); false: report it and leave it down")
+	fs.BoolVar(&o.standby, "standby", false, "give each UD node a synchronous hot standby (ud1b, ud2b) that takes over when it dies")
+	fs.IntVar(&o.replicas, "replicas", 1, "copies of each new message body, on distinct MS nodes (1 or 2)")
 	fs.BoolVar(&o.insecureAuth, "insecure-auth", false, "let IMAP and POP3 clients log in with plain-text passwords before TLS (testing only)")
 	fs.BoolVar(&o.outbound, "outbound", true, "send the users' mail for other domains through the front's outbound queue")
 	fs.BoolVar(&o.dkim, "dkim", true, "sign outbound mail with DKIM")
@@ -128,20 +138,48 @@ func parseFlags(args []string) (*options, error) {
 	if _, err := netip.ParseAddr(o.ip); err != nil {
 		return nil, fmt.Errorf("-ip: %w", err)
 	}
+	if o.replicas < 1 || o.replicas > cluster.MaxReplicas {
+		return nil, fmt.Errorf("-replicas %d: want 1 to %d", o.replicas, cluster.MaxReplicas)
+	}
 	return o, nil
+}
+
+// layoutNode is one node the launcher runs.
+type layoutNode struct {
+	id    string
+	roles cluster.Role
+	group string // a UD node's replication group, with -standby
 }
 
 // layout is the cluster the launcher runs: five nodes, the front holding
 // the embedded directory.
-var layout = []struct {
-	id    string
-	roles cluster.Role
-}{
-	{"front", cluster.RoleFront},
-	{"ud1", cluster.RoleUD},
-	{"ud2", cluster.RoleUD},
-	{"ms1", cluster.RoleMS},
-	{"ms2", cluster.RoleMS},
+var layout = []layoutNode{
+	{"front", cluster.RoleFront, ""},
+	{"ud1", cluster.RoleUD, ""},
+	{"ud2", cluster.RoleUD, ""},
+	{"ms1", cluster.RoleMS, ""},
+	{"ms2", cluster.RoleMS, ""},
+}
+
+// standbys are the nodes -standby adds: a hot standby of each UD node, in
+// a replication group named after it.
+var standbys = []layoutNode{
+	{"ud1b", cluster.RoleUD, "ud1"},
+	{"ud2b", cluster.RoleUD, "ud2"},
+}
+
+// nodes returns the nodes to run, in the order they take addresses.
+func (o *options) nodes() []layoutNode {
+	if !o.standby {
+		return layout
+	}
+	all := append([]layoutNode(nil), layout...)
+	for i := range all {
+		if all[i].roles&cluster.RoleUD != 0 {
+			all[i].group = all[i].id
+		}
+	}
+	return append(all, standbys...)
 }
 
 // run writes the certificates and configurations, starts the nodes and
@@ -166,7 +204,7 @@ func run(ctx context.Context, o *options) error {
 	defer func() { stopAll(children) }()
 	ready, exits := make(chan *child, len(files)), make(chan *child, len(files))
 	for i, f := range files {
-		c, err := startChild(self, f, filepath.Join(data, "logs", layout[i].id+".log"), ready, exits)
+		c, err := startChild(self, f, filepath.Join(data, "logs", o.nodes()[i].id+".log"), ready, exits)
 		if err != nil {
 			return err
 		}
@@ -206,8 +244,9 @@ func prepare(data string, o *options) ([]string, error) {
 		}
 	}
 	first, _ := netip.ParseAddr(o.ip)
-	addrs := make([]netip.Addr, len(layout))
-	for i := range layout {
+	nodes := o.nodes()
+	addrs := make([]netip.Addr, len(nodes))
+	for i := range nodes {
 		addrs[i] = first
 		first = first.Next()
 	}
@@ -226,13 +265,13 @@ func prepare(data string, o *options) ([]string, error) {
 	}
 	rpcAddr := func(i int) string { return net.JoinHostPort(addrs[i].String(), strconv.Itoa(o.rpcPort)) }
 	var files []string
-	for i, l := range layout {
+	for i, l := range nodes {
 		if err := ca.IssueFiles(certs, l.id, []string{addrs[i].String()}, 10*365*24*time.Hour); err != nil {
 			return nil, err
 		}
 		f := node.File{
 			ID: l.id, Num: uint32(i + 1), Roles: l.roles.String(), DataDir: filepath.Join(data, l.id),
-			Listen: rpcAddr(i), Gossip: seeds[i], Seeds: others(seeds, i),
+			Listen: rpcAddr(i), Gossip: seeds[i], Seeds: others(seeds, i), Group: l.group,
 			Cert: filepath.Join(certs, l.id+".pem"), Key: filepath.Join(certs, l.id+".key"), CA: filepath.Join(certs, "ca.pem"),
 		}
 		switch {
@@ -241,7 +280,7 @@ func prepare(data string, o *options) ([]string, error) {
 		case i == 0:
 			f.Directory.Hold = true
 		default:
-			f.Directory.Node, f.Directory.Addr = layout[0].id, rpcAddr(0)
+			f.Directory.Node, f.Directory.Addr = nodes[0].id, rpcAddr(0)
 		}
 		if l.roles&cluster.RoleFront != 0 {
 			f.Front = node.FileFront{
@@ -249,8 +288,8 @@ func prepare(data string, o *options) ([]string, error) {
 				IMAP: o.imap, IMAPS: o.imaps, POP3: o.pop3, POP3S: o.pop3s, InsecureAuth: o.insecureAuth,
 				Outbound: &o.outbound, DKIM: &o.dkim, Verify: &o.verify,
 			}
-			f.Users = o.users
-			for _, p := range layout {
+			f.Users, f.Replicas = o.users, o.replicas
+			for _, p := range nodes {
 				if p.roles&(cluster.RoleUD|cluster.RoleMS) != 0 {
 					f.Peers = append(f.Peers, p.id)
 				}

@@ -43,7 +43,7 @@ func runSupervised(ctx context.Context, o *options, data, self string, files []s
 	addrs := map[string]string{}
 	roles := map[string]cluster.Role{}
 	for i, path := range files {
-		l := layout[i]
+		l := o.nodes()[i]
 		logf, err := os.OpenFile(filepath.Join(logs, l.id+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
