@@ -236,7 +236,8 @@ func (f *File) Config() (Config, error) {
 }
 
 // Run runs the node f describes until ctx ends: it starts it (within a
-// minute), creates or updates the file's users on a front, calls ready
+// minute), creates or updates the file's users on a front (retrying
+// for 30 seconds while their UD node is unavailable), calls ready
 // (which may be nil) and waits; then it shuts the node down, giving it 10
 // seconds to finish. logger may be nil.
 func Run(ctx context.Context, f *File, logger *slog.Logger, ready func(*Node) error) error {
@@ -258,8 +259,18 @@ func Run(ctx context.Context, f *File, logger *slog.Logger, ready func(*Node) er
 	}
 	if sys := n.System(); sys != nil {
 		for _, u := range f.Users {
-			if _, err := sys.EnsureUser(ctx, u.Address, u.Password); err != nil {
-				return errors.Join(fmt.Errorf("node: user %s: %w", u.Address, err), stop())
+			// A UD node answering its heartbeat may not serve yet (a
+			// group's primary opening its database): retry for a while.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, err := sys.EnsureUser(ctx, u.Address, u.Password)
+				if err == nil {
+					break
+				}
+				if !cluster.IsUnavailable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+					return errors.Join(fmt.Errorf("node: user %s: %w", u.Address, err), stop())
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}

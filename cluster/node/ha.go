@@ -300,6 +300,7 @@ func (g *group) fence(why error) {
 	g.db = nil
 	g.mu.Unlock()
 	db.Fence(why)
+	g.slot.Refuse(fmt.Errorf("%w: %w", userdata.ErrFenced, why))
 	g.log.Error("fenced: another node is the group's primary; this node becomes its standby", "err", why)
 	go func() {
 		if err := db.Close(); err != nil {

@@ -51,6 +51,10 @@ type Node struct {
 	users  *cluster.Users
 	group  *group // the UD replication group, if Config.Group
 
+	msSeen  map[uint32]string // MS nodes seen in the registry, by number (watchLost)
+	repairs sync.WaitGroup
+	frontUp chan struct{} // closed once store and users are set
+
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
 	closers []func() error // what Start opened; Shutdown closes them last first
@@ -74,7 +78,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Weight == 0 {
 		cfg.Weight = defaultWeight
 	}
-	n := &Node{cfg: cfg, log: cfg.logger()}
+	n := &Node{cfg: cfg, log: cfg.logger(), frontUp: make(chan struct{})}
 	if err := n.start(ctx); err != nil {
 		return nil, errors.Join(err, n.Shutdown(context.Background()))
 	}
@@ -122,6 +126,7 @@ func (n *Node) start(ctx context.Context) error {
 			if n.group != nil {
 				n.group.registry(r)
 			}
+			n.watchLost(bgCtx, r)
 			once.Do(func() { close(first) })
 		})
 		if err != nil && bgCtx.Err() == nil {
@@ -294,6 +299,61 @@ func (n *Node) serve(ctx context.Context, creds cluster.Credentials) error {
 	return nil
 }
 
+// watchLost starts the repair walk (cluster.Storage.Repair) when an MS
+// node leaves the registry: the operator removes a node lost for good, and
+// every body with a copy there gets a new one. With Replicas 2 only, and on
+// one front, the one with the lowest id, so that two walks do not copy the
+// same bodies. It is called from the registry watch, one call at a time.
+func (n *Node) watchLost(ctx context.Context, r cluster.Registry) {
+	if n.msSeen == nil {
+		n.msSeen = map[uint32]string{}
+	}
+	var gone []uint32
+	now := map[uint32]bool{}
+	for _, p := range r.Nodes {
+		if p.Roles&cluster.RoleMS != 0 {
+			now[p.Num] = true
+			n.msSeen[p.Num] = p.ID
+		}
+	}
+	for num := range n.msSeen {
+		if !now[num] {
+			gone = append(gone, num)
+		}
+	}
+	if n.cfg.Replicas < 2 || n.cfg.Roles&cluster.RoleFront == 0 {
+		return
+	}
+	for _, p := range r.Nodes {
+		if p.Roles&cluster.RoleFront != 0 && p.ID < n.cfg.ID {
+			return // that front repairs
+		}
+	}
+	for _, num := range gone {
+		id := n.msSeen[num]
+		delete(n.msSeen, num)
+		n.repairs.Add(1)
+		go func() {
+			defer n.repairs.Done()
+			n.repair(ctx, id, num)
+		}()
+	}
+}
+
+// repair runs the repair walk for MS node num, lost for good, once the
+// front is up.
+func (n *Node) repair(ctx context.Context, id string, num uint32) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-n.frontUp:
+	}
+	n.log.Warn("MS node removed from the registry: re-creating the copies it held", "ms", id, "num", num)
+	if _, err := n.store.Repair(ctx, n.users, num); err != nil {
+		n.log.Error("repair walk failed; it runs again when the node restarts or with Storage.Repair", "ms", id, "err", err)
+	}
+}
+
 // udConfig is the UD role's userdata.Config.
 func (n *Node) udConfig() userdata.Config {
 	cfg := &n.cfg
@@ -372,6 +432,7 @@ func (n *Node) startFront(ctx context.Context) error {
 	}
 	n.store = store
 	n.users = cluster.NewUsers(n.dir, n.peers, n.log)
+	close(n.frontUp)
 	fc := cfg.Front
 	fc.DataDir = filepath.Join(cfg.DataDir, "front")
 	fc.Storage, fc.UserDB = n.store, n.users
@@ -472,6 +533,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	n.repairs.Wait()
 	for i := len(n.closers) - 1; i >= 0; i-- {
 		if err := n.closers[i](); err != nil && !errors.Is(err, cluster.ErrClosed) && !errors.Is(err, userdata.ErrClosed) && !errors.Is(err, msstore.ErrClosed) {
 			errs = append(errs, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,5 +185,43 @@ func TestUserDBSlot(t *testing.T) {
 	}
 	if _, err := client.Domain(ctx, "one.test"); !errors.Is(err, userdata.ErrNotFound) {
 		t.Fatalf("the first database still served: %v", err)
+	}
+}
+
+// TestUserDBSlotRefuse: a slot refusing answers with the error it was
+// given, by name, until the next Set.
+func TestUserDBSlotRefuse(t *testing.T) {
+	ctx := t.Context()
+	slot := NewUserDBSlot()
+	srvCreds, cliCreds := testCreds(t, "peer")
+	srv := NewServer(srvCreds, slot.ServerOptions()...)
+	slot.Register(srv)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Stop()
+	conn, err := Dial(l.Addr().String(), "peer", cliCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := NewUserDB(conn, "peer")
+	defer client.Close()
+	db, err := userdata.Open(ctx, udConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	slot.Set(db)
+	slot.Refuse(fmt.Errorf("%w: ud1b is primary at epoch 2", userdata.ErrFenced))
+	_, err = client.Domain(ctx, "example.test")
+	if !errors.Is(err, userdata.ErrFenced) || !cluster.IsUnavailable(err) || !strings.Contains(err.Error(), "epoch 2") {
+		t.Fatalf("refused call: %v, want ErrFenced with the reason", err)
+	}
+	slot.Set(db)
+	if _, err := client.Domain(ctx, "example.test"); !errors.Is(err, userdata.ErrNotFound) {
+		t.Fatalf("after Set again: %v", err)
 	}
 }

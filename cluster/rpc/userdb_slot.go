@@ -21,8 +21,9 @@ import (
 // ServerOptions to NewServer, Register it, then Set it (again when the
 // node takes over another time).
 type UserDBSlot struct {
-	srv   *userDBServer
-	ready atomic.Bool
+	srv     *userDBServer
+	ready   atomic.Bool
+	refusal atomic.Pointer[error] // why calls are refused (Refuse), if set
 }
 
 // NewUserDBSlot returns an empty slot.
@@ -44,16 +45,29 @@ func (l *UserDBSlot) Register(s grpc.ServiceRegistrar) { pb.RegisterUserDBServer
 // finish with the database before.
 func (l *UserDBSlot) Set(db userdata.UserDB) {
 	l.srv.setDB(db)
+	l.refusal.Store(nil)
 	l.ready.Store(true)
+}
+
+// Refuse makes every call of the UserDB service fail with err (as
+// toStatus sends it: userdata.ErrFenced by name, say) until the next Set:
+// a primary fenced refuses its clients this way while it closes its
+// database and becomes a standby.
+func (l *UserDBSlot) Refuse(err error) {
+	l.refusal.Store(&err)
+	l.ready.Store(false)
 }
 
 var userDBPrefix = "/" + pb.UserDB_ServiceDesc.ServiceName + "/"
 
 func (l *UserDBSlot) check(method string) error {
-	if strings.HasPrefix(method, userDBPrefix) && !l.ready.Load() {
-		return status.Error(codes.Unavailable, "rpc: this UD node is a standby: it serves no UserDB calls")
+	if !strings.HasPrefix(method, userDBPrefix) || l.ready.Load() {
+		return nil
 	}
-	return nil
+	if err := l.refusal.Load(); err != nil {
+		return toStatus(*err)
+	}
+	return status.Error(codes.Unavailable, "rpc: this UD node is a standby: it serves no UserDB calls")
 }
 
 func (l *UserDBSlot) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

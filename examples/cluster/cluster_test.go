@@ -60,6 +60,7 @@ type harness struct {
 	t        *testing.T
 	data     string
 	ip       [5]string // front, ud1, ud2, ms1, ms2
+	addrs    map[string]string // each node's gRPC address, from its node line
 	launcher *exec.Cmd
 	pids     map[string]int
 	extra    []*exec.Cmd // nodes the test started again itself
@@ -83,7 +84,7 @@ var nodeLine = regexp.MustCompile(`^node role=(\S+) id=(\S+) pid=(\d+) addr=(\S+
 // start runs the launcher with users user0..user(n-1)@example.test and
 // waits for "cluster ready".
 func start(t *testing.T, nusers int, extra ...string) *harness {
-	h := &harness{t: t, data: t.TempDir(), pids: map[string]int{}}
+	h := &harness{t: t, data: t.TempDir(), pids: map[string]int{}, addrs: map[string]string{}}
 	// A /24 of loopback addresses of its own, so that tests running at
 	// once on this machine do not meet.
 	base := fmt.Sprintf("127.%d.%d.", 10+rand.IntN(240), 1+rand.IntN(250))
@@ -125,6 +126,7 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 			t.Log(l)
 			if m := nodeLine.FindStringSubmatch(l); m != nil {
 				h.pids[m[2]], _ = strconv.Atoi(m[3])
+				h.addrs[m[2]] = m[4]
 			}
 			ready = strings.HasPrefix(l, "cluster ready ")
 		case <-deadline:
@@ -140,8 +142,15 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 			}
 		}
 	}()
-	if len(h.pids) != 5 {
-		t.Fatalf("node lines for %v, want five nodes", h.pids)
+	want := 5
+	if slices.Contains(extra, "-standby") {
+		want += 2 // ud1b, ud2b
+	}
+	if i := slices.Index(extra, "-replicas"); i >= 0 && extra[i+1] == "2" {
+		want++ // ms3
+	}
+	if len(h.pids) != want {
+		t.Fatalf("node lines for %v, want %d nodes", h.pids, want)
 	}
 	h.creds = h.credentials()
 	if i := slices.Index(extra, "-postgres"); i >= 0 {
@@ -166,10 +175,8 @@ func (h *harness) stop() {
 	for _, c := range h.extra {
 		c.Process.Signal(syscall.SIGTERM)
 	}
-	for _, id := range []string{"ud1", "ud2"} {
-		if p, ok := h.pids[id]; ok {
-			syscall.Kill(p, syscall.SIGCONT) // a test may have left one stopped
-		}
+	for _, p := range h.pids {
+		syscall.Kill(p, syscall.SIGCONT) // a test may have left one stopped
 	}
 	h.launcher.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -186,6 +193,9 @@ func (h *harness) stop() {
 }
 
 func (h *harness) rpcAddr(id string) string {
+	if a, ok := h.addrs[id]; ok {
+		return a
+	}
 	return net.JoinHostPort(h.ip[nodeIndex[id]], strconv.Itoa(rpcPort))
 }
 

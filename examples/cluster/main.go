@@ -31,7 +31,9 @@
 // both before it is acknowledged, and when the heartbeat declares a
 // primary dead its standby takes over with the next epoch; the old
 // primary, back, follows the new one. -replicas 2 writes each new body to
-// both MS nodes.
+// two MS nodes, and runs a third (ms3), so that the bodies of one lost
+// for good (removed from the registry) get their second copy back: the
+// front walks the index and re-creates them.
 //
 // The nodes run under a cluster.Supervisor: one that exits or is killed is
 // started again (after a backoff, throttled if it keeps crashing), and
@@ -168,18 +170,25 @@ var standbys = []layoutNode{
 	{"ud2b", cluster.RoleUD, "ud2"},
 }
 
+// thirdMS is the node -replicas 2 adds, so that a body still has two
+// copies after one MS node is lost for good.
+var thirdMS = layoutNode{"ms3", cluster.RoleMS, ""}
+
 // nodes returns the nodes to run, in the order they take addresses.
 func (o *options) nodes() []layoutNode {
-	if !o.standby {
-		return layout
-	}
 	all := append([]layoutNode(nil), layout...)
-	for i := range all {
-		if all[i].roles&cluster.RoleUD != 0 {
-			all[i].group = all[i].id
+	if o.standby {
+		for i := range all {
+			if all[i].roles&cluster.RoleUD != 0 {
+				all[i].group = all[i].id
+			}
 		}
+		all = append(all, standbys...)
 	}
-	return append(all, standbys...)
+	if o.replicas > 1 {
+		all = append(all, thirdMS)
+	}
+	return all
 }
 
 // run writes the certificates and configurations, starts the nodes and
