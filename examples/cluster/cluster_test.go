@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 type harness struct {
 	t        *testing.T
 	data     string
-	ip       [5]string // front, ud1, ud2, ms1, ms2
+	ip       [5]string         // front, ud1, ud2, ms1, ms2
 	addrs    map[string]string // each node's gRPC address, from its node line
 	launcher *exec.Cmd
 	pids     map[string]int
