@@ -34,18 +34,20 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 
 // options are the program's flags.
 type options struct {
-	dir        string
-	keep       bool
-	clients    int
-	messages   int
-	size       int
-	sessions   int
-	calls      int
-	users      int
-	dirUsers   int
-	postgres   string
-	timeLimit  time.Duration
-	cpuprofile string
+	dir          string
+	keep         bool
+	clients      int
+	messages     int
+	size         int
+	sessions     int
+	calls        int
+	users        int
+	dirUsers     int
+	postgres     string
+	timeLimit    time.Duration
+	cpuprofile   string
+	haRuns       int
+	failoverRuns int
 }
 
 func run(args []string, w io.Writer) int {
@@ -62,8 +64,14 @@ func run(args []string, w io.Writer) int {
 	fs.IntVar(&o.dirUsers, "dir-users", 20000, "users placed for the size figures")
 	fs.StringVar(&o.postgres, "postgres", "", "DSN of a PostgreSQL database to measure the PostgreSQL directory's size per user in (its tables are created there)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the remote setup's SMTP and IMAP phases to this file")
+	fs.IntVar(&o.haRuns, "ha-runs", 3, "runs of the SMTP load without and with a standby, and with two replicas (the median is reported); 0 skips them")
+	fs.IntVar(&o.failoverRuns, "failover-runs", 5, "runs of the failover test (examples/cluster, UD primary killed); 0 skips it")
 	fs.DurationVar(&o.timeLimit, "time-limit", 10*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.haRuns < 0 || o.failoverRuns < 0 || o.failoverRuns > 0 && o.haRuns == 0 {
+		fmt.Fprintln(os.Stderr, "cluster: -ha-runs and -failover-runs must not be negative, and -failover-runs needs -ha-runs")
 		return 2
 	}
 	if o.clients < 1 || o.messages < 1 || o.sessions < 1 || o.calls < 1 || o.users < 1 || o.size < 256 || o.dirUsers < 1 {
@@ -104,7 +112,7 @@ func bench(ctx context.Context, w io.Writer, o *options) error {
 		return fmt.Errorf("local: %w", err)
 	}
 
-	remote, err := startRemote(ctx, filepath.Join(o.dir, "remote"))
+	remote, err := startRemote(ctx, filepath.Join(o.dir, "remote"), variant{name: "remote", replicas: 1})
 	if err != nil {
 		return fmt.Errorf("remote: %w", err)
 	}
@@ -147,6 +155,13 @@ func bench(ctx context.Context, w io.Writer, o *options) error {
 			(c.p99 - l.p99).Round(time.Microsecond), l.p99.Round(time.Microsecond))
 	}
 	sz.print(w)
+	if o.haRuns > 0 {
+		ha, err := measureHA(ctx, o)
+		if err != nil {
+			return fmt.Errorf("high availability: %w", err)
+		}
+		ha.print(w)
+	}
 	fmt.Fprintf(w, "ratio_remote_vs_local=%.2f smtp=%.2f imap=%.2f\n", min(smtpRatio, imapRatio), smtpRatio, imapRatio)
 	return nil
 }

@@ -67,10 +67,18 @@ func startLocal(ctx context.Context, dir string) (*setup, error) {
 	}, nil
 }
 
-// startRemote starts three nodes in this process: front (holding the
-// embedded directory), ud1 and ms1, each with its own gRPC listener and
-// heartbeat on loopback, mutual TLS from a CA made here.
-func startRemote(ctx context.Context, dir string) (*setup, error) {
+// variant is a cluster layout to measure.
+type variant struct {
+	name     string
+	standby  bool // ud1 gets a synchronous standby, ud1b
+	replicas int  // copies of each body (2: a second MS node, ms2)
+}
+
+// startRemote starts the nodes of v in this process: front (holding the
+// embedded directory), ud1 and ms1, with ud1b and ms2 as v asks, each with
+// its own gRPC listener and heartbeat on loopback, mutual TLS from a CA
+// made here.
+func startRemote(ctx context.Context, dir string, v variant) (*setup, error) {
 	certs := filepath.Join(dir, "certs")
 	ca, err := cluster.NewCA("bench", 24*time.Hour)
 	if err != nil {
@@ -81,7 +89,13 @@ func startRemote(ctx context.Context, dir string) (*setup, error) {
 	}
 	ids := []string{"front", "ud1", "ms1"}
 	roles := []cluster.Role{cluster.RoleFront, cluster.RoleUD, cluster.RoleMS}
-	rpcAddrs, gossipAddrs := make([]string, 3), make([]string, 3)
+	if v.standby {
+		ids, roles = append(ids, "ud1b"), append(roles, cluster.RoleUD)
+	}
+	if v.replicas > 1 {
+		ids, roles = append(ids, "ms2"), append(roles, cluster.RoleMS)
+	}
+	rpcAddrs, gossipAddrs := make([]string, len(ids)), make([]string, len(ids))
 	for i, id := range ids {
 		if err := ca.IssueFiles(certs, id, []string{"127.0.0.1"}, 24*time.Hour); err != nil {
 			return nil, err
@@ -93,7 +107,7 @@ func startRemote(ctx context.Context, dir string) (*setup, error) {
 			return nil, err
 		}
 	}
-	cfgs := make([]node.Config, 3)
+	cfgs := make([]node.Config, len(ids))
 	for i, id := range ids {
 		c := node.Config{
 			ID: id, Num: uint32(i + 1), Roles: roles[i], DataDir: filepath.Join(dir, id),
@@ -106,18 +120,28 @@ func startRemote(ctx context.Context, dir string) (*setup, error) {
 				c.Seeds = append(c.Seeds, gossipAddrs[j])
 			}
 		}
+		if roles[i] == cluster.RoleUD && v.standby {
+			c.Group = "ud1"
+		}
 		if i == 0 {
 			c.HoldDirectory = true
 			c.Front = frontConfig("")
+			c.Replicas = v.replicas
+			c.Peers = ids[1:]
 		} else {
 			c.DirectoryNode, c.DirectoryAddr = ids[0], rpcAddrs[0]
 		}
 		cfgs[i] = c
 	}
-	nodes := make([]*node.Node, 3)
-	errs := make([]error, 3)
+	nodes := make([]*node.Node, len(ids))
+	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
 	for i := range cfgs {
+		if i == 3 && v.standby {
+			// ud1 first, so that it creates its group and is the
+			// primary: the standby joins it.
+			wg.Wait()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -140,12 +164,36 @@ func startRemote(ctx context.Context, dir string) (*setup, error) {
 	}
 	sys := nodes[0].System()
 	a := sys.Addrs()
+	if v.standby {
+		if err := waitInStep(ctx, nodes[0].Directory()); err != nil {
+			stop()
+			return nil, err
+		}
+	}
 	return &setup{
-		name: "remote", sys: sys, smtp: a[0].String(), imap: a[1].String(),
+		name: v.name, sys: sys, smtp: a[0].String(), imap: a[1].String(),
 		users: sys.UserDB(), store: sys.Storage(),
 		udDir: filepath.Join(cfgs[1].DataDir, "ud"), msDir: filepath.Join(cfgs[2].DataDir, "ms"),
 		stop: stop,
 	}, nil
+}
+
+// waitInStep waits until ud1's standby is in step.
+func waitInStep(ctx context.Context, d cluster.Directory) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		reg, err := d.Registry(ctx)
+		if err != nil {
+			return err
+		}
+		if g, ok := reg.Group("ud1"); ok && g.Synced {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("ud1's standby not in step within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // freePort returns a loopback address with a port that was free, for TCP

@@ -102,6 +102,11 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.openDirectory(ctx, creds); err != nil {
 		return err
 	}
+	if cfg.Roles&cluster.RoleUD != 0 && cfg.Group != "" {
+		// Before serving and the registry watch, which use it.
+		n.group = newGroup(n, rpc.NewUserDBSlot())
+		n.closers = append(n.closers, n.group.close)
+	}
 	if cfg.HoldDirectory {
 		// The others reach the directory through this node's listener:
 		// serve it before registering, and before anything waits on
@@ -233,10 +238,8 @@ func (n *Node) registerOnce(ctx context.Context) error {
 func (n *Node) serve(ctx context.Context, creds cluster.Credentials) error {
 	cfg := &n.cfg
 	var opts []grpc.ServerOption
-	var slot *rpc.UserDBSlot
-	if cfg.Roles&cluster.RoleUD != 0 && cfg.Group != "" {
-		slot = rpc.NewUserDBSlot()
-		opts = slot.ServerOptions()
+	if n.group != nil {
+		opts = n.group.slot.ServerOptions()
 	}
 	n.srv = rpc.NewServer(creds, opts...)
 	if cfg.HoldDirectory {
@@ -269,12 +272,10 @@ func (n *Node) serve(ctx context.Context, creds cluster.Credentials) error {
 		}
 	}
 	switch {
-	case slot != nil:
+	case n.group != nil:
 		// The database opens once the node knows its place in the
 		// group (primary or standby), after it joined the heartbeat.
-		n.group = newGroup(n, slot)
-		n.closers = append(n.closers, n.group.close)
-		slot.Register(n.srv)
+		n.group.slot.Register(n.srv)
 		rpc.RegisterReplication(n.srv, n.group)
 	case cfg.Roles&cluster.RoleUD != 0:
 		db, err := userdata.Open(ctx, n.udConfig())

@@ -30,12 +30,17 @@ func (c *UserDB) RewriteRefs(ctx context.Context, fn func(refs []msstore.Ref) er
 		return 0, err
 	}
 	defer done()
-	cctx, cancel := context.WithCancel(cctx)
-	defer cancel()
+	cctx, cancel := context.WithCancelCause(cctx)
+	defer cancel(nil)
 	var idle *time.Timer
 	var timedOut atomic.Bool
 	if c.cfg.CallTimeout > 0 {
-		idle = time.AfterFunc(c.cfg.CallTimeout, func() { timedOut.Store(true); cancel() })
+		idle = time.AfterFunc(c.cfg.CallTimeout, func() {
+			timedOut.Store(true)
+			// A cause matching DeadlineExceeded: the breaker counts the
+			// peer's silence as a failure (see the Storage client's watchdog).
+			cancel(fmt.Errorf("rpc: no answer within %v: %w", c.cfg.CallTimeout, context.DeadlineExceeded))
+		})
 		defer idle.Stop()
 	}
 	fail := func(err error) error {
