@@ -153,6 +153,7 @@ func (g *group) becomeStandby() error {
 func (g *group) followLoop(ctx context.Context, r *userdata.Replica) {
 	defer g.follow.Done()
 	delay := 50 * time.Millisecond
+	quiet := false // said once until a follow lasts
 	for ctx.Err() == nil {
 		reg := g.n.peers.Registry()
 		cur, ok := reg.Group(g.id)
@@ -166,10 +167,15 @@ func (g *group) followLoop(ctx context.Context, r *userdata.Replica) {
 					return
 				}
 				if time.Since(start) > 5*time.Second {
-					delay = 50 * time.Millisecond
+					delay, quiet = 50*time.Millisecond, false
 				}
 			}
-			g.log.Warn("standby: following the primary stopped; again shortly", "primary", pn.ID, "position", r.Position(), "err", err)
+			log := g.log.Warn
+			if quiet {
+				log = g.log.Debug
+			}
+			log("standby: following the primary stopped; trying again (said once until it follows)", "primary", pn.ID, "position", r.Position(), "err", err)
+			quiet = true
 		}
 		select {
 		case <-ctx.Done():

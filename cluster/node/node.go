@@ -11,6 +11,13 @@
 // circuit breaker, tripped by the heartbeat when the peer is declared
 // dead and reset when it is alive again.
 //
+// A UD node with Config.Group is one of the two nodes of a replication
+// group: the primary sends every commit to the standby before it is
+// acknowledged, and the standby takes over, with the next epoch in the
+// Directory, when the heartbeat declares the primary dead (see ha.go). A
+// front with Config.Replicas 2 writes each body to two MS nodes and, when
+// an MS node leaves the registry, makes its copies again.
+//
 // examples/cluster starts a whole cluster on one machine with it;
 // examples/node is the program a deployment runs once per machine.
 package node
