@@ -134,15 +134,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	log = log.With("component", "userdata")
 	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
-	opts := func(fs vfs.FS) *pebble.Options {
-		return &pebble.Options{
-			FS:           fs,
-			Cache:        cache,
-			MemTableSize: cfg.MemTableSize,
-			Merger:       sumMerger,
-			Logger:       pebblelog.Logger{Log: log},
-		}
-	}
+	opts := func(fs vfs.FS) *pebble.Options { return pebbleOptions(&cfg, cache, fs, log) }
 	db, err := openKV(ctx, &cfg, log, opts)
 	if err != nil {
 		return nil, err
@@ -158,6 +150,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.rep.opened()
 	}
 	return d, nil
+}
+
+// pebbleOptions are the Pebble options of the databases of cfg (a DB's,
+// its mirror's, a Replica's): they must agree, the merger above all.
+func pebbleOptions(cfg *Config, cache *pebble.Cache, fs vfs.FS, log *slog.Logger) *pebble.Options {
+	return &pebble.Options{
+		FS:           fs,
+		Cache:        cache,
+		MemTableSize: cfg.MemTableSize,
+		Merger:       sumMerger,
+		Logger:       pebblelog.Logger{Log: log},
+	}
 }
 
 // Close closes the database once the calls in progress have returned.

@@ -12,7 +12,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/mailsys/mailsys/internal/fsutil"
-	"github.com/mailsys/mailsys/internal/pebblelog"
 	"github.com/mailsys/mailsys/internal/privatefs"
 )
 
@@ -56,13 +55,7 @@ func OpenReplica(cfg Config) (*Replica, error) {
 	}
 	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(cfg.Dir, &pebble.Options{
-		FS:           privatefs.New(vfs.Default),
-		Cache:        cache,
-		MemTableSize: cfg.MemTableSize,
-		Merger:       sumMerger,
-		Logger:       pebblelog.Logger{Log: log},
-	})
+	db, err := pebble.Open(cfg.Dir, pebbleOptions(&cfg, cache, privatefs.New(vfs.Default), log))
 	if err != nil {
 		return nil, fmt.Errorf("userdata: open replica %s: %w", cfg.Dir, err)
 	}

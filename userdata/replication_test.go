@@ -1,7 +1,6 @@
 package userdata
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -101,26 +100,9 @@ type replPair struct {
 	replica *Replica
 	pipe    *pipe
 	follow  chan error
-	logs    *syncBuffer
+	logs    *repairLog
 	alone   atomic.Int32
 	inStep  atomic.Int32
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func replConfig(t *testing.T, logs io.Writer) Config {
@@ -137,7 +119,7 @@ func replConfig(t *testing.T, logs io.Writer) Config {
 
 // newReplPair opens a primary with replication and an empty replica.
 func newReplPair(t *testing.T, rc ReplicationConfig) *replPair {
-	p := &replPair{t: t, logs: &syncBuffer{}}
+	p := &replPair{t: t, logs: &repairLog{}}
 	p.cfg = replConfig(t, p.logs)
 	if rc.Alone == nil {
 		rc.Alone = func(context.Context) error { p.alone.Add(1); return nil }

@@ -149,23 +149,7 @@ func TestReplicationFollowFenced(t *testing.T) {
 // database set, and the one set next.
 func TestUserDBSlot(t *testing.T) {
 	ctx := t.Context()
-	slot := NewUserDBSlot()
-	srvCreds, cliCreds := testCreds(t, "peer")
-	srv := NewServer(srvCreds, slot.ServerOptions()...)
-	slot.Register(srv)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Stop()
-	conn, err := Dial(l.Addr().String(), "peer", cliCreds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := NewUserDB(conn, "peer")
-	defer client.Close()
+	slot, client := serveSlot(t)
 	if _, err := client.Domain(ctx, "example.test"); !cluster.IsUnavailable(err) {
 		t.Fatalf("before Set: %v, want unavailable", err)
 	}
@@ -192,23 +176,7 @@ func TestUserDBSlot(t *testing.T) {
 // given, by name, until the next Set.
 func TestUserDBSlotRefuse(t *testing.T) {
 	ctx := t.Context()
-	slot := NewUserDBSlot()
-	srvCreds, cliCreds := testCreds(t, "peer")
-	srv := NewServer(srvCreds, slot.ServerOptions()...)
-	slot.Register(srv)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Stop()
-	conn, err := Dial(l.Addr().String(), "peer", cliCreds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := NewUserDB(conn, "peer")
-	defer client.Close()
+	slot, client := serveSlot(t)
 	db, err := userdata.Open(ctx, udConfig(t))
 	if err != nil {
 		t.Fatal(err)
@@ -224,4 +192,28 @@ func TestUserDBSlotRefuse(t *testing.T) {
 	if _, err := client.Domain(ctx, "example.test"); !errors.Is(err, userdata.ErrNotFound) {
 		t.Fatalf("after Set again: %v", err)
 	}
+}
+
+// serveSlot serves a UserDBSlot over loopback mutual TLS and returns it
+// with a client of it.
+func serveSlot(t *testing.T) (*UserDBSlot, *UserDB) {
+	t.Helper()
+	slot := NewUserDBSlot()
+	srvCreds, cliCreds := testCreds(t, "peer")
+	srv := NewServer(srvCreds, slot.ServerOptions()...)
+	slot.Register(srv)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(srv.Stop)
+	conn, err := Dial(l.Addr().String(), "peer", cliCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := NewUserDB(conn, "peer")
+	t.Cleanup(func() { client.Close() })
+	return slot, client
 }
