@@ -288,3 +288,75 @@ func TestLocalDirectoryGroupsReopen(t *testing.T) {
 		t.Fatalf("swap from a stale group after reopening: %v, want ErrConflict", err)
 	}
 }
+
+// TestUsersWatchFollowsGroup: a folder watched through Users gets the
+// events of the group's primary, and of the new primary after a failover.
+func TestUsersWatchFollowsGroup(t *testing.T) {
+	ctx := t.Context()
+	dir := openDir(t)
+	for i, id := range []string{"a", "b"} {
+		if err := dir.PutNode(ctx, cluster.Node{ID: id, Num: uint32(i + 1), Roles: cluster.RoleUD, Addr: "127.0.0.1:1", Weight: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := cluster.Group{ID: "g", Primary: "a", Standby: "b", Epoch: 1, Synced: true}
+	if err := dir.SwapGroup(ctx, cluster.Group{}, g); err != nil {
+		t.Fatal(err)
+	}
+	p := watchedPeers(t, dir)
+	mem := msstore.NewMemory(1)
+	dbs := map[string]cluster.UserDB{"a": addDB(t, p, "a", mem), "b": addDB(t, p, "b", mem)}
+	awaitRegistry(t, p, dir)
+	u := cluster.NewUsers(dir, p, nil)
+	defer u.Close()
+	if err := u.CreateDomain(ctx, userdata.Domain{Name: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	nu, err := u.CreateUser(ctx, userdata.NewUser{Address: "ann@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b holds the user as replication would.
+	if err := dbs["b"].CreateDomain(ctx, userdata.Domain{Name: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dbs["b"].CreateUser(ctx, userdata.NewUser{ID: nu.ID, Address: nu.Address, Node: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := u.Folder(ctx, nu.ID, userdata.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan userdata.FolderEvent, 16)
+	stop := u.Watch(nu.ID, inbox.ID, func(ev userdata.FolderEvent) { events <- ev })
+	defer stop()
+	appendOn := func(id string) {
+		t.Helper()
+		if _, err := dbs[id].Append(ctx, nu.ID, inbox.ID, userdata.NewMessage{Ref: msstore.Ref{Node: 1, ID: 1, Size: 1}, Size: 1, InternalDate: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(what string) {
+		t.Helper()
+		select {
+		case <-events:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("no event %s", what)
+		}
+	}
+	appendOn("a")
+	expect("from the primary a")
+	if err := dir.SwapGroup(ctx, g, cluster.Group{ID: "g", Primary: "b", Standby: "a", Epoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	awaitRegistry(t, p, dir)
+	time.Sleep(3 * 250 * time.Millisecond) // the watch moves within its check interval
+	appendOn("a")                          // the old primary: no longer watched
+	appendOn("b")
+	expect("from the new primary b")
+	select {
+	case ev := <-events:
+		t.Fatalf("a second event after the failover (the old primary still watched?): %+v", ev)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

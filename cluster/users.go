@@ -49,6 +49,8 @@ type Users struct {
 	mu     sync.RWMutex
 	nodeOf map[userdata.UserID]string // users' UD nodes, as the Directory said (placement never changes)
 	closed bool
+
+	watches watches // the Watch calls in progress (users_watch.go)
 }
 
 var _ UserDB = (*Users)(nil)
@@ -75,6 +77,7 @@ func (u *Users) Close() error {
 		return userdata.ErrClosed
 	}
 	u.closed = true
+	u.stopWatches()
 	return nil
 }
 

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -181,30 +179,3 @@ func (u *Users) ClaimRecent(ctx context.Context, user userdata.UserID, folder us
 	return db.ClaimRecent(ctx, user, folder, upto)
 }
 
-// watchLookup bounds the Directory lookup of a user Watch has not seen
-// yet (a session watches users that logged in, which are known).
-const watchLookup = 5 * time.Second
-
-// Watch watches the folder on the user's node, even while the node is
-// unhealthy: the node's client keeps its stream going across outages. A
-// user whose node the Directory cannot tell now is not watched (logged):
-// a session watches users that logged in, whose nodes are known.
-func (u *Users) Watch(user userdata.UserID, folder userdata.FolderID, fn func(userdata.FolderEvent)) (stop func()) {
-	ctx, cancel := context.WithTimeout(context.Background(), watchLookup)
-	defer cancel()
-	id, err := u.userNode(ctx, user)
-	var db UserDB
-	if err == nil {
-		n, ok := u.peers.Registry().Node(id)
-		if !ok {
-			err = &Unavailable{Peer: id, Err: errors.New("no such UD node in the registry")}
-		} else {
-			db, err = u.peers.UserDB(n)
-		}
-	}
-	if err != nil {
-		u.log.Warn("folder not watched: its UD node is unknown", "user", user, "folder", folder, "err", err)
-		return func() {}
-	}
-	return db.Watch(user, folder, fn)
-}
