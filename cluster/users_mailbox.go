@@ -178,4 +178,3 @@ func (u *Users) ClaimRecent(ctx context.Context, user userdata.UserID, folder us
 	}
 	return db.ClaimRecent(ctx, user, folder, upto)
 }
-
