@@ -23,7 +23,7 @@ import (
 // position is a prefix of the new primary's, and it catches up from there.
 //
 // A standby that disconnects or does not acknowledge within
-// ReplicationConfig.Timeout is dropped: the DB calls ReplicationConfig.Alone
+// ReplicationConfig.Timeout is out of step: the DB calls ReplicationConfig.Alone
 // (which records in the cluster that the standby is out of step, so that it
 // is not promoted) and goes on alone, or, with RequireStandby, refuses
 // writes until a standby is in step again. A standby that comes back asks
@@ -52,12 +52,12 @@ type ReplicationConfig struct {
 	// that reconnects, in bytes. Zero means 64 MiB.
 	LogSize int
 	// Timeout bounds the wait for the standby to acknowledge a batch;
-	// past it the standby is dropped. Zero means 2 seconds.
+	// past it the standby is out of step. Zero means 2 seconds.
 	Timeout time.Duration
 	// RequireStandby refuses writes (ErrNoStandby) while no standby is in
 	// step, instead of going on alone.
 	RequireStandby bool
-	// Alone is called when the standby is dropped, before any write it
+	// Alone is called when the standby falls out of step, before any write it
 	// lacks is acknowledged: it records that the standby is out of step
 	// and returns nil, or returns an error wrapping ErrFenced if this
 	// node is not the primary any more (the DB is then fenced), or
@@ -66,7 +66,11 @@ type ReplicationConfig struct {
 	// alone. It is not called with RequireStandby.
 	Alone func(ctx context.Context) error
 	// InStep, if set, is called (in a goroutine of its own) each time a
-	// standby has caught up and writes wait for it again.
+	// standby has caught up and writes wait for it again. It may race
+	// with a later loss of the standby: a caller that records the
+	// standby in step must check DB.Replication().InStep and record it
+	// under the same lock as Alone, which the DB calls only after
+	// DB.Replication() reports the standby out of step.
 	InStep func()
 
 	seed []replEntry // batches a promoted Replica received, to serve from
@@ -273,7 +277,7 @@ func (r *replicator) dropLocked(f *follower, err error) {
 	r.cond.Broadcast()
 }
 
-// waitAck waits until the standby holds batch seq, or it is dropped. It
+// waitAck waits until the standby holds batch seq, or it falls out of step. It
 // returns nil when the commit may be acknowledged, ErrFenced when the batch
 // must not be applied, or another error when it is applied but the commit
 // fails.
@@ -295,6 +299,8 @@ func (r *replicator) waitAck(seq uint64) error {
 			return ErrClosed
 		case r.f != nil && r.f.acked >= seq:
 			return nil
+		case r.losing:
+			r.cond.Wait()
 		case !r.inStep:
 			// Dropped meanwhile: Alone said the DB may go on, or the
 			// standby is required.
@@ -302,8 +308,6 @@ func (r *replicator) waitAck(seq uint64) error {
 				return ErrNoStandby
 			}
 			return nil
-		case r.losing:
-			r.cond.Wait()
 		case r.f == nil || time.Now().After(deadline):
 			if err := r.loseLocked(seq); err != nil {
 				return err
@@ -314,13 +318,15 @@ func (r *replicator) waitAck(seq uint64) error {
 	}
 }
 
-// loseLocked drops the standby, which did not acknowledge batch seq, and
-// decides whether writes go on without it.
+// loseLocked puts the standby, which did not acknowledge batch seq in
+// time, out of step, and decides whether writes go on without it.
 func (r *replicator) loseLocked(seq uint64) error {
+	// A standby still connected keeps its stream: slow, or receiving a
+	// full copy, it catches up and is in step again; one that hangs is
+	// dropped once the log it pins is full (begin).
 	why := "standby disconnected"
 	if r.f != nil {
 		why = fmt.Sprintf("standby did not acknowledge within %v", r.cfg.Timeout)
-		r.dropLocked(r.f, errors.New(why))
 	}
 	r.told = false
 	if r.cfg.RequireStandby {
@@ -335,7 +341,9 @@ func (r *replicator) loseLocked(seq uint64) error {
 		r.cond.Broadcast()
 		return nil
 	}
-	r.losing = true
+	// Out of step from now on, so that a ReplicationConfig.InStep call
+	// racing with Alone sees it (the waiters wait while losing).
+	r.losing, r.inStep = true, false
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err := r.cfg.Alone(ctx)
@@ -345,13 +353,15 @@ func (r *replicator) loseLocked(seq uint64) error {
 	defer r.cond.Broadcast()
 	switch {
 	case err == nil:
-		r.inStep = false
 		r.log.Error("replication: "+why+"; writes go on without a standby", "seq", seq)
 		return nil
 	case errors.Is(err, ErrFenced):
 		r.fenceLocked(err)
 		return r.fenced
 	}
+	// Not recorded: the cluster may still count on the standby, so the
+	// next writes wait for it (and call Alone again) rather than go on.
+	r.inStep = true
 	r.log.Error("replication: "+why+", and going on alone could not be recorded; writes fail meanwhile", "seq", seq, "err", err)
 	return fmt.Errorf("%w: %w", ErrNoStandby, err)
 }
@@ -534,9 +544,11 @@ func (d *DB) Follow(ctx context.Context, from uint64, s FollowStream) error {
 	r.follows.Add(1)
 	defer r.follows.Done()
 	if r.f != nil {
+		// Still in step if it was: the writes waiting wait for the new
+		// connection's acknowledgements, or time out and go through
+		// Alone, never on without the standby unrecorded.
 		r.log.Warn("replication: a new standby connection replaces the current one")
 		r.dropLocked(r.f, errors.New("replaced by a newer connection of the standby"))
-		r.inStep = false
 	}
 	_, held := r.batches.get(from + 1)
 	incremental := from <= r.applied && (from+1 == r.next || held)

@@ -340,7 +340,7 @@ func TestReplicationFullCopy(t *testing.T) {
 	sameKeys(t, p.cfg.Dir, p.rcfg.Dir)
 }
 
-// TestReplicationStall: a standby that stops acknowledging is dropped
+// TestReplicationStall: a standby that stops acknowledging falls out of step
 // after the timeout; the write waiting for it goes on once Alone said so.
 func TestReplicationStall(t *testing.T) {
 	p := newReplPair(t, ReplicationConfig{Timeout: 300 * time.Millisecond})
@@ -364,6 +364,19 @@ func TestReplicationStall(t *testing.T) {
 	}
 	if took := time.Since(start); took > 200*time.Millisecond {
 		t.Fatalf("a write alone took %v", took)
+	}
+	// The standby kept its stream: acknowledging again, it is in step.
+	p.pipe.stall.Store(false)
+	if _, err := p.db.CreateFolder(t.Context(), u, "Again", ""); err != nil {
+		t.Fatal(err)
+	}
+	p.waitInStep()
+	deadline := time.Now().Add(2 * time.Second)
+	for p.inStep.Load() != 2 { // InStep runs in a goroutine of its own
+		if time.Now().After(deadline) {
+			t.Fatalf("InStep called %d times, want 2 (at the start and after catching up)", p.inStep.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -46,6 +46,10 @@ type group struct {
 	closed   bool
 
 	conns map[string]replConn // replication connections, by node id
+	// syncMu orders alone and inStep: each reads the state and swaps the
+	// group under it, so that a standby lost just after it caught up is
+	// never left recorded in step.
+	syncMu sync.Mutex
 	kick  chan struct{}       // wakes the promotion check
 }
 
@@ -213,6 +217,8 @@ type replConn struct {
 // alone records, before the primary acknowledges writes its standby lacks,
 // that the standby is out of step (userdata.ReplicationConfig.Alone).
 func (g *group) alone(ctx context.Context) error {
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
 	for range 5 {
 		reg, err := g.n.dir.Registry(ctx)
 		if err != nil {
@@ -248,6 +254,7 @@ func (g *group) inStep() {
 	ctx, cancel := context.WithTimeout(context.Background(), readyWait)
 	defer cancel()
 	for ctx.Err() == nil {
+		g.syncMu.Lock()
 		reg, err := g.n.dir.Registry(ctx)
 		if err == nil {
 			cur, ok := reg.Group(g.id)
@@ -255,15 +262,18 @@ func (g *group) inStep() {
 			epoch, db := g.epoch, g.db
 			g.mu.Unlock()
 			if !ok || cur.Primary != g.n.cfg.ID || cur.Epoch != epoch || cur.Synced || db == nil || !db.Replication().InStep {
+				g.syncMu.Unlock()
 				return
 			}
 			next := cur
 			next.Synced = true
 			if err = g.n.dir.SwapGroup(ctx, cur, next); err == nil {
+				g.syncMu.Unlock()
 				g.log.Info("standby in step, recorded in the directory", "standby", cur.Standby, "epoch", epoch)
 				return
 			}
 		}
+		g.syncMu.Unlock()
 		if !errors.Is(err, cluster.ErrConflict) {
 			g.log.Warn("recording the standby in step failed; trying again", "err", err)
 			time.Sleep(250 * time.Millisecond)
