@@ -50,7 +50,7 @@ type group struct {
 	// group under it, so that a standby lost just after it caught up is
 	// never left recorded in step.
 	syncMu sync.Mutex
-	kick  chan struct{}       // wakes the promotion check
+	kick   chan struct{} // wakes the promotion check
 }
 
 func newGroup(n *Node, slot *rpc.UserDBSlot) *group {
