@@ -347,6 +347,9 @@ func (g *group) member(m cluster.Member) {
 	if m.Healthy && !m.Left {
 		g.alive[m.ID] = true
 		delete(g.dead, m.ID)
+		if c, ok := g.conns[m.ID]; ok {
+			c.conn.ResetConnectBackoff() // back: dial it again now
+		}
 	} else if g.alive[m.ID] {
 		if _, ok := g.dead[m.ID]; !ok {
 			g.dead[m.ID] = time.Now()

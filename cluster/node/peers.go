@@ -64,15 +64,23 @@ func (p *peers) setRegistry(r cluster.Registry) {
 
 // setHeartBeat makes the heartbeat's verdicts trip and reset the
 // breakers: traffic to a peer declared dead stops at once, and resumes
-// (through a half-open probe) when it is alive again.
+// (through a half-open probe) when it is alive again. A peer alive again
+// is also dialled again at once: gRPC's reconnect backoff, grown while the
+// peer was down, would otherwise keep the connection failing for seconds.
 func (p *peers) setHeartBeat(g *cluster.Gossip) {
 	p.hb.Store(g)
 	g.Watch(func(m cluster.Member) {
 		b := p.breaker(m.ID)
-		if m.Healthy {
-			b.Reset()
-		} else {
+		if !m.Healthy {
 			b.Trip()
+			return
+		}
+		b.Reset()
+		p.mu.Lock()
+		c := p.conns[m.ID]
+		p.mu.Unlock()
+		if c != nil {
+			c.conn.ResetConnectBackoff()
 		}
 	})
 }
