@@ -207,7 +207,12 @@ func newReplicator(cfg ReplicationConfig, pos uint64, log *slog.Logger) *replica
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultReplTimeout
 	}
-	r := &replicator{cfg: cfg, log: log, next: pos + 1, applied: pos, opening: true}
+	// In step until shown otherwise: the cluster may count on the
+	// standby (the last run's, say), so the first write without one waits
+	// for it and then goes through Alone, never on unrecorded. With
+	// RequireStandby, writes are refused until a standby is in step.
+	r := &replicator{cfg: cfg, log: log, next: pos + 1, applied: pos, opening: true,
+		inStep: !cfg.RequireStandby, stepAt: pos}
 	r.cond = sync.NewCond(&r.mu)
 	for _, e := range cfg.seed {
 		if e.seq <= pos && (len(r.batches.entries) == 0 || e.seq == r.batches.entries[len(r.batches.entries)-1].seq+1) {
@@ -260,7 +265,9 @@ func (r *replicator) begin(b *pebble.Batch) (uint64, bool, error) {
 	}
 	r.batches.trim(r.cfg.LogSize, keep)
 	r.cond.Broadcast()
-	return seq, r.inStep, nil
+	// Open's own writes (a schema upgrade, which a promoted standby does
+	// again at its Open) do not wait for a standby.
+	return seq, r.inStep && !r.opening, nil
 }
 
 // dropLocked ends follower f with err.

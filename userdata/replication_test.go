@@ -168,11 +168,11 @@ func (p *replPair) disconnect() {
 	<-p.pipe.ended
 }
 
-// waitInStep waits until writes wait for the standby.
+// waitInStep waits until a standby is connected and writes wait for it.
 func (p *replPair) waitInStep() {
 	p.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !p.db.Replication().InStep {
+	for st := p.db.Replication(); !st.InStep || !st.Standby; st = p.db.Replication() {
 		if time.Now().After(deadline) {
 			p.t.Fatalf("standby not in step: %+v", p.db.Replication())
 		}
@@ -526,5 +526,25 @@ func TestReplicaGap(t *testing.T) {
 	}
 	if err := r.Apply(Frame{Kind: 99}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unknown kind: %v", err)
+	}
+}
+
+// TestReplicationStartAlone: a DB opened without its standby does not take
+// the cluster's word that it is out of step: its first write goes through
+// Alone before it is acknowledged, the later ones go on alone.
+func TestReplicationStartAlone(t *testing.T) {
+	p := newReplPair(t, ReplicationConfig{})
+	if !p.db.Replication().InStep {
+		t.Fatal("a DB opened with replication starts out of step")
+	}
+	if p.alone.Load() != 0 {
+		t.Fatal("Alone called by Open")
+	}
+	setupUser(t, p.db)
+	if p.alone.Load() != 1 {
+		t.Fatalf("Alone called %d times before the first writes, want 1", p.alone.Load())
+	}
+	if p.db.Replication().InStep {
+		t.Fatal("in step after going alone")
 	}
 }

@@ -120,12 +120,15 @@ func (g *group) replication() *userdata.ReplicationConfig {
 func (g *group) becomePrimary(ctx context.Context, epoch uint64) error {
 	uc := g.n.udConfig()
 	uc.Replication = g.replication()
+	g.mu.Lock()
+	g.epoch = epoch // before Open, whose writes may call alone
+	g.mu.Unlock()
 	db, err := userdata.Open(ctx, uc)
 	if err != nil {
 		return err
 	}
 	g.mu.Lock()
-	g.db, g.epoch = db, epoch
+	g.db = db
 	g.mu.Unlock()
 	g.slot.Set(db)
 	return nil
