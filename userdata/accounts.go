@@ -240,6 +240,7 @@ func (d *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	rec := newUserRecord(UserID(id), addr, hash, d.cfg.Node, &nu)
 	b.Set(keyID(tagUser, id), encodeUser(&rec), nil)
 	b.Set(keyString(tagAddress, addr), encodeAddrEntry(rec.ID, addrPrimary), nil)
+	userCreated(b, &rec.User)
 	var mb mailboxRecord
 	putDefaultFolders(b, rec.ID, &mb)
 	b.Set(keyID(tagMailbox, id), encodeMailbox(&mb), nil)
@@ -296,10 +297,19 @@ func (d *DB) UpdateUser(ctx context.Context, id UserID, u UserUpdate) error {
 	if err != nil {
 		return err
 	}
+	old := rec.User
 	if err := applyUserUpdate(d, &rec.User, &u); err != nil {
 		return err
 	}
-	return d.putUser(&rec)
+	b := d.db.NewBatch()
+	defer b.Close()
+	b.Set(keyID(tagUser, uint64(id)), encodeUser(&rec), nil)
+	userUpdated(b, &old, &rec.User)
+	if err := d.commit(b); err != nil {
+		return err
+	}
+	d.logins.forgetUser(id)
+	return nil
 }
 
 // SetPassword replaces a user's password; see [Accounts]. An empty password
@@ -365,7 +375,11 @@ func (d *DB) AddAlias(ctx context.Context, address string, id UserID) error {
 	if err := d.addressFree(addr); err != nil {
 		return err
 	}
-	return d.setOne(keyString(tagAddress, addr), encodeAddrEntry(id, addrAlias))
+	b := d.db.NewBatch()
+	defer b.Close()
+	b.Set(keyString(tagAddress, addr), encodeAddrEntry(id, addrAlias), nil)
+	b.Set(keyUserAlias(id, addr), nil, nil)
+	return d.commit(b)
 }
 
 // RemoveAlias removes an alias; see [Accounts]. The address must be the
@@ -398,6 +412,7 @@ func (d *DB) RemoveAlias(ctx context.Context, address string) error {
 	b := d.db.NewBatch()
 	defer b.Close()
 	b.Delete(key, nil)
+	b.Delete(keyUserAlias(id, addr), nil)
 	if err := d.commit(b); err != nil {
 		return err
 	}

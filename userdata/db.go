@@ -120,7 +120,7 @@ var _ Remover = (*DB)(nil)
 
 // Open opens (or creates) the database in cfg.Dir, and brings a database
 // written by an older version to the current schema first (see
-// upgradeSubscriptions). It fails with an error wrapping ErrInvalid,
+// upgradeSubscriptions and upgradeLister). It fails with an error wrapping ErrInvalid,
 // touching nothing, when cfg.Validate does.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := cfg.Validate(); err != nil {
@@ -143,6 +143,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		passwords: newPasswords(cfg.Argon2, cfg.PasswordLimiter, cfg.LoginCache, cfg.LoginCacheTTL)}
 	d.gate.init()
 	if err := d.upgradeSubscriptions(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := d.upgradeLister(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -24,6 +24,11 @@
 //	o <unit:8>                       organisation unit: domain, parent, name, class, disabled
 //	u <user:8>                       user: address, name, unit, class, quota, disabled, node, created, argon2id hash
 //	a <address>                      user:8, kind (primary or alias)
+//	A <domain> 0x00 <address>        a user of the domain, by primary address: user id, unit, name
+//	                                 (what Lister.ListUsers filters on; schema version 2)
+//	l <user:8> <address>             empty: an alias of the user (for DeleteUser)
+//	S <domain> 0x00 <kind:1>         the domain's count of users (u), disabled users (x), messages (m)
+//	                                 (merge operator, as U)
 //	b <user:8>                       mailbox: next folder id, last UIDVALIDITY, usage (messages, bytes)
 //	f <user:8> <folder:4>            folder (record version 2): name, special use, a byte no longer
 //	                                 used (subscriptions were kept here), UIDVALIDITY, UIDNEXT,

@@ -718,6 +718,7 @@ func (d *DB) charge(b *pebble.Batch, user UserID, own indexOwner, n, bytes int64
 	if bytes != 0 {
 		addDomainUsage(b, own.domain, bytes)
 	}
+	addDomainStat(b, own.domain, statMessages, n)
 	return release, nil
 }
 

@@ -96,6 +96,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 			domains:       map[string]Domain{},
 			domainAliases: map[string]string{},
 			domainUsage:   map[string]int64{},
+			domainStats:   map[string]*DomainUsage{},
 			units:         map[UnitID]OrgUnit{},
 			classes:       map[string]ServiceClass{},
 			users:         map[UserID]*memUser{},
@@ -127,8 +128,9 @@ func (m *Memory) Watch(user UserID, folder FolderID, fn func(FolderEvent)) (stop
 // memState is what a Memory holds, guarded by Memory.mu.
 type memState struct {
 	domains       map[string]Domain
-	domainAliases map[string]string // alias → domain
-	domainUsage   map[string]int64  // bytes stored by the domain's users
+	domainAliases map[string]string       // alias → domain
+	domainUsage   map[string]int64        // bytes stored by the domain's users
+	domainStats   map[string]*DomainUsage // users, disabled users and messages of the domain (Bytes unused)
 	units         map[UnitID]OrgUnit
 	classes       map[string]ServiceClass
 	users         map[UserID]*memUser
@@ -264,4 +266,5 @@ func (s *memState) charge(u *memUser, n, bytes int64) {
 	u.mb.Messages += n
 	u.mb.Bytes += bytes
 	s.domainUsage[addressDomain(u.rec.Address)] += bytes
+	s.stats(u.rec.Address).Messages += n
 }

@@ -220,6 +220,7 @@ func (m *Memory) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	}
 	m.st.users[u.rec.ID] = u
 	m.st.addresses[addr] = memAddr{user: u.rec.ID}
+	m.st.stats(addr).Users++
 	return u.rec.User, nil
 }
 
@@ -278,6 +279,13 @@ func (m *Memory) UpdateUser(ctx context.Context, id UserID, uu UserUpdate) error
 	rec := u.rec.User
 	if err := applyUserUpdate(&m.st, &rec, &uu); err != nil {
 		return err
+	}
+	if rec.Disabled != u.rec.Disabled {
+		if rec.Disabled {
+			m.st.stats(rec.Address).Disabled++
+		} else {
+			m.st.stats(rec.Address).Disabled--
+		}
 	}
 	u.rec.User = rec
 	m.logins.forgetUser(id)

@@ -104,7 +104,7 @@ func (d *DB) moveSubscriptions(b *pebble.Batch, user UserID, from, to string) er
 
 // schemaKey holds the schema version of the database (uint64): 0 (no key)
 // for subscriptions kept in the folder records, 1 for the tagSubscribed
-// table.
+// table, 2 for the Lister's tables (see upgradeLister).
 var schemaKey = []byte{tagCounter, 's', 'c', 'h', 'e', 'm', 'a'}
 
 // schemaSubscriptions is the schema version from which subscriptions are a
@@ -129,10 +129,10 @@ func (d *DB) upgradeSubscriptions(ctx context.Context) error {
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
-	if version > schemaSubscriptions {
-		return fmt.Errorf("userdata: schema version %d is newer than this program's %d", version, schemaSubscriptions)
+	if version > schemaVersion {
+		return fmt.Errorf("userdata: schema version %d is newer than this program's %d", version, schemaVersion)
 	}
-	if version == schemaSubscriptions {
+	if version >= schemaSubscriptions {
 		return nil
 	}
 	b := d.db.NewBatch()

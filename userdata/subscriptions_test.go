@@ -107,7 +107,7 @@ func TestUpgradeSubscriptions(t *testing.T) {
 			t.Errorf("user %d after the upgrade: Subscriptions = %q, want %q", u, got, want)
 		}
 	}
-	if v, err := readKey(d.db, schemaKey); err != nil || binary.BigEndian.Uint64(v) != schemaSubscriptions {
+	if v, err := readKey(d.db, schemaKey); err != nil || binary.BigEndian.Uint64(v) != schemaVersion {
 		t.Errorf("schema version after the upgrade: %x, %v", v, err)
 	}
 	// The old records still read, with everything but the subscription.
@@ -143,7 +143,7 @@ func TestUpgradeRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := d.db.NewBatch()
-	b.Set(schemaKey, binary.BigEndian.AppendUint64(nil, schemaSubscriptions+1), nil)
+	b.Set(schemaKey, binary.BigEndian.AppendUint64(nil, schemaVersion+1), nil)
 	if err := d.commit(b); err != nil {
 		t.Fatal(err)
 	}

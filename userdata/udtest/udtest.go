@@ -24,7 +24,7 @@
 // Hold only when its events offer FolderEvent.Hold), Remove only when it
 // implements [userdata.Remover], Keywords only for [userdata.KeywordLister]
 // and Recent only for [userdata.RecentClaimer], RewriteRefs only for
-// [userdata.RefRewriter]. Ownership checks the
+// [userdata.RefRewriter], Lister only for [userdata.Lister]. Ownership checks the
 // general rules of [userdata.UserDB] on the values passed and returned.
 //
 // Run the suite with -race: the Concurrency and QuotaConcurrent subtests are
@@ -80,6 +80,7 @@ func Run(t *testing.T, newDB func(t *testing.T, bodies userdata.BodyRefs) userda
 		{"Recent", testRecent},
 		{"Hold", testHold},
 		{"RewriteRefs", testRewriteRefs},
+		{"Lister", testLister},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
