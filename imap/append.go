@@ -28,6 +28,7 @@ import (
 // append-data) and does not say which; either way the message is treated
 // alike.
 func (s *session) Append(mailbox string, r goimap.LiteralReader, options *goimap.AppendOptions) (*goimap.AppendData, error) {
+	defer s.took("APPEND", time.Now())
 	f, err := s.folder(mailbox)
 	if errors.Is(err, userdata.ErrNotFound) {
 		return nil, errTryCreate

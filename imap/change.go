@@ -3,6 +3,7 @@ package imap
 import (
 	"errors"
 	"slices"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -16,6 +17,7 @@ import (
 // messages the STORE left as they were are queued there too, so that the
 // client hears of every message it named.
 func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *goimap.StoreFlags, options *goimap.StoreOptions) error {
+	defer s.took("STORE", time.Now())
 	sel := s.sel
 	if sel.readOnly {
 		return errReadOnly
@@ -83,6 +85,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 // Copy implements imapserver.Session. The destination may be the selected
 // folder (RFC 3501 6.4.7).
 func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, error) {
+	defer s.took("COPY", time.Now())
 	sel := s.sel
 	to, err := s.folder(dest)
 	if errors.Is(err, userdata.ErrNotFound) {
@@ -113,6 +116,7 @@ func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, err
 // destination may be the selected folder (RFC 6851 3.3): the messages
 // then get new UIDs in it.
 func (s *session) Move(w *imapserver.MoveWriter, numSet goimap.NumSet, dest string) error {
+	defer s.took("MOVE", time.Now())
 	sel := s.sel
 	if sel.readOnly {
 		return errReadOnly

@@ -3,6 +3,7 @@ package imap
 import (
 	"errors"
 	"io"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -16,6 +17,7 @@ import (
 // sections asked for, and a whole body (BODY[], with or without a
 // partial range) streams from the store.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options *goimap.FetchOptions) error {
+	defer s.took("FETCH", time.Now())
 	sel := s.sel
 	if err := checkBinaryOptions(options); err != nil {
 		return err

@@ -3,6 +3,7 @@ package imap
 import (
 	"errors"
 	"strings"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 
@@ -12,6 +13,7 @@ import (
 // Namespace implements imapserver.SessionNamespace: one personal
 // namespace, "/" between levels.
 func (s *session) Namespace() (*goimap.NamespaceData, error) {
+	defer s.took("NAMESPACE", time.Now())
 	return &goimap.NamespaceData{Personal: []goimap.NamespaceDescriptor{{Prefix: "", Delim: userdata.Delimiter}}}, nil
 }
 
@@ -55,6 +57,7 @@ func (s *session) folder(name string) (userdata.Folder, error) {
 // Create implements imapserver.Session. Missing parents are created too,
 // in the same step (RFC 3501 6.3.3), unsubscribed as the new folder is.
 func (s *session) Create(name string, options *goimap.CreateOptions) error {
+	defer s.took("CREATE", time.Now())
 	name = folderName(name)
 	if name == userdata.Inbox {
 		return errExists
@@ -80,6 +83,7 @@ func (s *session) Create(name string, options *goimap.CreateOptions) error {
 // Delete implements imapserver.Session. The name stays subscribed if it
 // was (RFC 3501 6.3.6: a deleted mailbox is not unsubscribed).
 func (s *session) Delete(name string) error {
+	defer s.took("DELETE", time.Now())
 	name = folderName(name)
 	if name == userdata.Inbox {
 		return errInboxDelete
@@ -99,6 +103,7 @@ func (s *session) Delete(name string) error {
 // keeps seeing it under its new name. Renaming INBOX makes a new,
 // unsubscribed folder and leaves INBOX subscribed if it was.
 func (s *session) Rename(from, to string, options *goimap.RenameOptions) error {
+	defer s.took("RENAME", time.Now())
 	from, to = folderName(from), folderName(to)
 	if to == userdata.Inbox {
 		return errExists
@@ -116,6 +121,7 @@ func (s *session) Rename(from, to string, options *goimap.RenameOptions) error {
 // be subscribed (NO [NONEXISTENT] otherwise, as Dovecot answers; RFC 3501
 // 6.3.6 lets a server check).
 func (s *session) Subscribe(name string) error {
+	defer s.took("SUBSCRIBE", time.Now())
 	if err := s.srv.users.Subscribe(s.ctx(), s.user.ID, folderName(name), true); err != nil {
 		return s.nameFail("subscribe", err)
 	}
@@ -126,6 +132,7 @@ func (s *session) Subscribe(name string) error {
 // unsubscribed, that of a deleted mailbox too, and a name that is not
 // subscribed is no error.
 func (s *session) Unsubscribe(name string) error {
+	defer s.took("UNSUBSCRIBE", time.Now())
 	if err := s.srv.users.Subscribe(s.ctx(), s.user.ID, folderName(name), false); err != nil {
 		return s.nameFail("unsubscribe", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -18,6 +19,7 @@ import (
 // 6.3.6): LIST (SUBSCRIBED) shows a subscribed name without a folder with
 // \NonExistent (RFC 5258 3), LSUB with \Noselect.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *goimap.ListOptions) error {
+	defer s.took("LIST", time.Now())
 	if options == nil {
 		options = &goimap.ListOptions{}
 	}

@@ -30,6 +30,11 @@ var systemFlagList = []goimap.Flag{goimap.FlagSeen, goimap.FlagAnswered, goimap.
 // IMAP4rev1 client is told how many messages are \Recent, in this session
 // only, and the first unseen one.
 func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.SelectData, error) {
+	if options != nil && options.ReadOnly {
+		defer s.took("EXAMINE", time.Now())
+	} else {
+		defer s.took("SELECT", time.Now())
+	}
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil
@@ -172,6 +177,7 @@ var errStop = errors.New("imap: stop")
 
 // Unselect implements imapserver.Session.
 func (s *session) Unselect() error {
+	defer s.took("UNSELECT", time.Now())
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil
@@ -320,6 +326,7 @@ func imapUIDSet(uids []userdata.UID) goimap.UIDSet {
 // The EXPUNGE responses reach the client through its view, like those of
 // any other session's expunge.
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) error {
+	defer s.took("EXPUNGE", time.Now())
 	sel := s.sel
 	if sel.readOnly {
 		if *w == (imapserver.ExpungeWriter{}) {
@@ -351,6 +358,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) erro
 // maxSearchDepth levels is refused with BAD. If the client hangs up while
 // a search runs, the search stops and the connection is closed.
 func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteria, options *goimap.SearchOptions) (*goimap.SearchData, error) {
+	defer s.took("SEARCH", time.Now())
 	sel := s.sel
 	all, err := sel.resolve(goimap.SeqSet{{Start: 1, Stop: 0}})
 	if err != nil {

@@ -66,6 +66,9 @@ type Config struct {
 	IdleCommandTimeout time.Duration
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, is told of connections, commands and logins (see
+	// Metrics). Nil means none.
+	Metrics Metrics
 }
 
 // Defaults of Config's zero values.
@@ -140,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 	return c
 }
@@ -241,7 +247,11 @@ var refusal = []byte("* BYE [UNAVAILABLE] Too many connections, try again later\
 
 // gated wraps l so that the Guard admits each connection at accept.
 func (s *Server) gated(l net.Listener, name string, refusal []byte) net.Listener {
-	return &gate.Listener{Listener: l, Name: name, Admitter: s.cfg.Guard, Refusal: refusal, Logger: s.log}
+	g := &gate.Listener{Listener: l, Name: name, Admitter: s.cfg.Guard, Refusal: refusal, Logger: s.log}
+	if _, none := s.cfg.Metrics.(noMetrics); !none {
+		g.Admitter = countingGuard{s.cfg.Guard, s.cfg.Metrics}
+	}
+	return g
 }
 
 func (s *Server) serve(l net.Listener) error {
@@ -614,4 +624,10 @@ func limitConnOf(c net.Conn) *limitConn {
 			return nil
 		}
 	}
+}
+
+// took reports command name, begun at began, to the Metrics: deferred
+// by the session's methods.
+func (s *session) took(name string, began time.Time) {
+	s.srv.cfg.Metrics.Command(name, time.Since(began))
 }

@@ -131,6 +131,11 @@ func (s *session) Login(username, password string) error {
 // once when the server shuts down. Every attempt is logged once: user,
 // remote address, mechanism and result.
 func (s *session) login(username, password, mech string) error {
+	if mech == "LOGIN" {
+		defer s.took("LOGIN", time.Now())
+	} else {
+		defer s.took("AUTHENTICATE", time.Now())
+	}
 	logAttempt := func(result string, attrs ...any) {
 		s.srv.log.Info("login", append([]any{"user", logname.Cut(username), "remote", s.ip, "mechanism", mech, "result", result}, attrs...)...)
 	}
@@ -150,6 +155,7 @@ func (s *session) login(username, password, mech string) error {
 			delay = g.AuthFailed(s.ip, username)
 		}
 		logAttempt("failed", "delay", delay)
+		s.srv.cfg.Metrics.LoginFailed(mech)
 		s.srv.pause(delay)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, userdata.ErrDisabled) || errors.Is(err, userdata.ErrProtocol):
@@ -160,6 +166,7 @@ func (s *session) login(username, password, mech string) error {
 		return s.fail("login", err)
 	}
 	logAttempt("ok")
+	s.srv.cfg.Metrics.LoginSucceeded(mech)
 	if g != nil {
 		g.AuthSucceeded(s.ip, username)
 	}
@@ -203,6 +210,7 @@ func (s *session) AppendLimit() uint32 {
 
 // Status implements imapserver.Session.
 func (s *session) Status(name string, options *goimap.StatusOptions) (*goimap.StatusData, error) {
+	defer s.took("STATUS", time.Now())
 	f, err := s.folder(name)
 	if err != nil {
 		return nil, s.fail("status", err)

@@ -249,5 +249,8 @@ func (in *Inbound) gated(l net.Listener, implicitTLS bool) net.Listener {
 		g.Name += "s"
 		g.Refusal = nil
 	}
+	if _, none := in.cfg.Metrics.(noMetrics); !none {
+		g.Admitter = countingGuard{in.cfg.Guard, in.cfg.Metrics}
+	}
 	return watchedListener{g, in}
 }

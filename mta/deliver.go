@@ -85,6 +85,13 @@ type Deliverer struct {
 	// listener refuses them.
 	Relay  Relay
 	Logger *slog.Logger // nil means slog.Default()
+	// Metrics, if set, is told what becomes of the recipients (see
+	// DeliveryMetrics). Nil means none.
+	Metrics DeliveryMetrics
+	// Observer, if set, is told of each message delivered to a local
+	// user, and (through the submission listeners) of each one a user
+	// submits: see Observer for how often after a crash. Nil means none.
+	Observer Observer
 }
 
 // Relay takes messages for recipients of other domains; the outbound
@@ -139,6 +146,10 @@ type attempt struct {
 	// as the listener resolved them at RCPT: they are not looked up
 	// again. Recover, which starts from the log alone, looks them up.
 	rcpts []userdata.User
+	// observed holds the indexes (in tx.Envelope.To) of the recipients
+	// an earlier try reported to the Observer, so that a retry finding
+	// them indexed does not report them again. Nil until one is.
+	observed map[int]bool
 }
 
 // Recover delivers every transaction the log found unfinished at Open.
@@ -232,7 +243,7 @@ func (d *Deliverer) deliver(ctx context.Context, tx *txlog.Txn, a *attempt) erro
 		if _, ok := tx.Step(key); ok {
 			continue
 		}
-		if err := d.index(ctx, tx, t.user, nm, key, a.replay); err != nil {
+		if err := d.index(ctx, tx, t, nm, key, a); err != nil {
 			return err
 		}
 	}
@@ -268,6 +279,7 @@ func (d *Deliverer) targets(ctx context.Context, tx *txlog.Txn, a *attempt) ([]t
 			u, err = d.Users.LookupAddress(ctx, rcpt)
 			if errors.Is(err, userdata.ErrNotFound) {
 				d.log().Warn("recipient gone since it was accepted; not delivered", "txn", tx.ID, "rcpt", rcpt)
+				d.metrics().Delivery(Bounced, 1)
 				continue
 			}
 			if err != nil {
@@ -347,7 +359,8 @@ func mailboxOf(tx *txlog.Txn) string {
 // message is never indexed twice. A recipient that cannot take the
 // message any more is recorded, as step key, before its reference is given
 // back, so that a replay does not give it back twice.
-func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, nm userdata.NewMessage, key string, replay bool) error {
+func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, t target, nm userdata.NewMessage, key string, a *attempt) error {
+	u, replay := t.user, a.replay
 	ref := nm.Ref
 	inbox, err := d.Users.Folder(ctx, u.ID, mailboxOf(tx))
 	if errors.Is(err, userdata.ErrNotFound) && mailboxOf(tx) != userdata.Inbox {
@@ -372,6 +385,9 @@ func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, n
 			return fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
 		}
 		if found {
+			if !a.observed[t.index] {
+				d.observe(u, nm.Size, t.index, a)
+			}
 			return nil
 		}
 	}
@@ -386,12 +402,29 @@ func (d *Deliverer) index(ctx context.Context, tx *txlog.Txn, u userdata.User, n
 		if rerr := d.Store.Release(ctx, ref); rerr != nil {
 			return fmt.Errorf("mta: deliver %d: release: %w", tx.ID, rerr)
 		}
+		d.metrics().Delivery(Bounced, 1)
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("mta: deliver %d to %s: %w", tx.ID, u.Address, err)
 	}
+	d.metrics().Delivery(Delivered, 1)
+	d.observe(u, nm.Size, t.index, a)
 	return nil
+}
+
+// observe tells the Observer, if any, of a message of size bytes indexed
+// for u, recipient i of the attempt's transaction, and remembers it in
+// a so that a retry does not tell it again.
+func (d *Deliverer) observe(u userdata.User, size int64, i int, a *attempt) {
+	if d.Observer == nil {
+		return
+	}
+	d.Observer.Delivered(u, size)
+	if a.observed == nil {
+		a.observed = map[int]bool{}
+	}
+	a.observed[i] = true
 }
 
 // relayed reports whether recipient i of tx is for the outbound queue.
@@ -431,6 +464,7 @@ func (d *Deliverer) relay(ctx context.Context, tx *txlog.Txn, a *attempt) error 
 	if err := d.Relay.Enqueue(ctx, m, body); err != nil {
 		return fmt.Errorf("mta: deliver %d: queueing for other domains: %w", tx.ID, err)
 	}
+	d.metrics().Delivery(Relayed, len(m.Rcpts))
 	return nil
 }
 

@@ -90,6 +90,9 @@ type InboundConfig struct {
 	// nobody.
 	AnyFrom []string
 	Logger  *slog.Logger // nil means slog.Default()
+	// Metrics, if set, is told of connections, commands, logins and
+	// accepted transactions (see Metrics). Nil means none.
+	Metrics Metrics
 }
 
 // Defaults of InboundConfig.
@@ -283,6 +286,9 @@ func newInbound(cfg InboundConfig, users Recipients, d *Deliverer, name string) 
 	if cfg.Guard == nil {
 		cfg.Guard = NewGuard(GuardConfig{})
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	cfg.AnyFrom = slices.Clone(cfg.AnyFrom)
 	cfg.TLS = tlsconf.Harden(cfg.TLS)
 	log := cfg.Logger
@@ -469,6 +475,7 @@ func checkUTF8(address string, utf8 bool) error {
 // and decoded ENVID (printable ASCII, not empty); its length is checked
 // here.
 func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
+	defer s.took("MAIL", time.Now())
 	if opts == nil {
 		opts = &smtp.MailOptions{}
 	}
@@ -499,6 +506,7 @@ func (s *inboundSession) Mail(from string, opts *smtp.MailOptions) error {
 // inboundSession.relay): it is then taken, marked Relay. A session that
 // names too many unknown recipients is answered 421 and closed.
 func (s *inboundSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	defer s.took("RCPT", time.Now())
 	if err := checkUTF8(to, s.utf8); err != nil {
 		return err
 	}
@@ -603,6 +611,7 @@ func (s *inboundSession) closeAfterReply() {
 // Data implements smtp.Session. The message has DataTimeout to arrive
 // whole; one that does not is answered 451 and the connection closed.
 func (s *inboundSession) Data(r io.Reader) error {
+	defer s.took("DATA", time.Now())
 	if w := watchedOf(s.conn()); w != nil {
 		w.startData(s.in.cfg.DataTimeout)
 		defer w.endData()
@@ -664,6 +673,10 @@ func (s *inboundSession) data(r io.Reader) error {
 		return s.readError(err)
 	}
 	s.logAccepted(id, tx, counted.n)
+	s.in.cfg.Metrics.Accepted(s.in.name, len(env.To))
+	if s.user != nil && s.in.deliv.Observer != nil {
+		s.in.deliv.Observer.Submitted(*s.user, len(env.To))
+	}
 	// Durable now: 250 goes out as Data returns. Delivery goes on in the
 	// background, retried if it fails.
 	s.in.startDelivery(delivery{tx, &attempt{kept: k, rcpts: s.rcpts}})
@@ -817,6 +830,7 @@ func (in *Inbound) first(j delivery) {
 		in.wg.Done()
 		return
 	}
+	in.deliv.metrics().Delivery(Deferred, len(j.tx.Envelope.To))
 	go in.retry(j, err)
 }
 
@@ -851,6 +865,7 @@ func (in *Inbound) retry(j delivery, err error) {
 		if err == nil {
 			return
 		}
+		in.deliv.metrics().Delivery(Deferred, len(j.tx.Envelope.To))
 		delay = min(2*delay, retryMax)
 	}
 }
@@ -950,4 +965,10 @@ func (e errorLog) print(msg string) {
 	default:
 		e.log.Info(msg)
 	}
+}
+
+// took reports command name, begun at began, to the Metrics: deferred
+// by the session's methods.
+func (s *inboundSession) took(name string, began time.Time) {
+	s.in.cfg.Metrics.Command(name, time.Since(began))
 }

@@ -86,6 +86,7 @@ func (s *submissionSession) AuthMechanisms() []string { return []string{sasl.Pla
 // checked, is logged once (see logLogin).
 func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	check := func(username, password string) error {
+		defer s.took("AUTH", time.Now())
 		g := s.in.cfg.Guard
 		if !g.AuthAllowed(s.ip, username) {
 			s.logLogin(slog.LevelWarn, username, mech, "locked out", nil)
@@ -99,6 +100,7 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 		case errors.Is(err, userdata.ErrAuthFailed), errors.Is(err, userdata.ErrDisabled), errors.Is(err, userdata.ErrProtocol):
 			delay := g.AuthFailed(s.ip, username)
 			s.logLogin(slog.LevelInfo, username, mech, "failed", err)
+			s.in.cfg.Metrics.LoginFailed(mech)
 			s.wait(delay)
 			return errAuthFailed
 		case err != nil:
@@ -107,6 +109,7 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 		}
 		g.AuthSucceeded(s.ip, username)
 		s.logLogin(slog.LevelInfo, username, mech, "ok", nil)
+		s.in.cfg.Metrics.LoginSucceeded(mech)
 		s.user = &u
 		if w := watchedOf(s.conn()); w != nil {
 			w.loggedIn()

@@ -165,6 +165,7 @@ func (ss *session) login(mech, username, password string) error {
 		return errBusy
 	case errors.Is(err, userdata.ErrAuthFailed):
 		ss.logLogin(slog.LevelInfo, mech, username, "failed", err)
+		ss.srv.cfg.Metrics.LoginFailed(mech)
 		if g != nil {
 			if err := ss.pause(g.AuthFailed(ss.ip, username)); err != nil {
 				return err
@@ -178,6 +179,7 @@ func (ss *session) login(mech, username, password string) error {
 		ss.logLogin(slog.LevelError, mech, username, "error", err)
 		return errTemporary
 	}
+	ss.srv.cfg.Metrics.LoginSucceeded(mech)
 	if g != nil {
 		g.AuthSucceeded(ss.ip, username)
 	}

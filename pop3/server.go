@@ -116,6 +116,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, is told of connections, commands and logins (see
+	// Metrics). Nil means none.
+	Metrics Metrics
 }
 
 // Defaults of Config's zero values.
@@ -178,6 +181,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 	return c
 }
@@ -256,7 +262,11 @@ const refusal = "-ERR [SYS/TEMP] Too many connections, try again later\r\n"
 // accepted.
 func (s *Server) gated(l net.Listener, name string, refusal []byte) net.Listener {
 	// A nil Guard makes a nil Admitter, which admits everyone.
-	return &gate.Listener{Listener: l, Name: name, Admitter: s.cfg.Guard, Refusal: refusal, Logger: s.log}
+	g := &gate.Listener{Listener: l, Name: name, Admitter: s.cfg.Guard, Refusal: refusal, Logger: s.log}
+	if _, none := s.cfg.Metrics.(noMetrics); !none {
+		g.Admitter = countingGuard{s.cfg.Guard, s.cfg.Metrics}
+	}
+	return g
 }
 
 func (s *Server) serve(l net.Listener, implicitTLS bool) error {

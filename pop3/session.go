@@ -199,7 +199,9 @@ func (ss *session) serve() {
 			ss.send(&reply{text: "Bad command: " + err.Error()})
 			continue
 		}
+		began := time.Now()
 		quit, err := ss.exec(keyword, rest)
+		ss.srv.cfg.Metrics.Command(keyword, time.Since(began))
 		var r *reply
 		switch {
 		case errors.As(err, &r):

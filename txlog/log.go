@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mailsys/mailsys/internal/fsutil"
@@ -35,7 +36,25 @@ type Config struct {
 	MaxBodySize int64
 	// Logger receives the log's records. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, is told of every group commit. Nil means none.
+	Metrics Metrics
 }
+
+// Metrics receives the log's group commits, for a metrics system (the
+// metrics package implements it with Prometheus). GroupCommit is called by
+// the one goroutine committing a batch, after its sync and before any
+// caller of the batch is answered: it must be quick and must not block.
+type Metrics interface {
+	// GroupCommit reports a batch of records written and synced
+	// together, and how long the sync (fdatasync) took. A failed batch
+	// is not reported.
+	GroupCommit(records int, sync time.Duration)
+}
+
+// noMetrics is the Metrics of a Config without one.
+type noMetrics struct{}
+
+func (noMetrics) GroupCommit(int, time.Duration) {}
 
 // Defaults of Config.
 const (
@@ -157,6 +176,9 @@ type write struct {
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.SegmentSize == 0 {
 		cfg.SegmentSize = defaultSegmentSize
@@ -584,9 +606,11 @@ func (l *Log) writeBatch(batch []*write) error {
 	if err := flush(); err != nil {
 		return undo(err)
 	}
+	began := time.Now()
 	if err := fsutil.Fdatasync(seg.f); err != nil {
 		return fatalError{err}
 	}
+	l.cfg.Metrics.GroupCommit(len(batch), time.Since(began))
 	seg.synced = seg.size
 	return nil
 }

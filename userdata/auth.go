@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -180,8 +181,10 @@ func (pw *passwords) login(ctx context.Context, address, password string, p Prot
 	var gen uint64
 	if pw.logins != nil {
 		if u, l, ok := pw.logins.get(addr, password); ok {
+			pw.logins.hits.Add(1)
 			return u, false, checkLogin(u, l, p)
 		}
+		pw.logins.misses.Add(1)
 		gen = pw.logins.generation()
 	}
 	rec, err := find(addr)
@@ -234,6 +237,46 @@ type loginCache struct {
 	lru     *list.List
 	entries map[string]*list.Element
 	byUser  map[UserID][]string // addresses cached per user, for invalidation
+
+	hits, misses atomic.Uint64 // of login, for LoginCacheStats
+}
+
+// LoginCacheStats is a snapshot of the login cache's counters, for
+// monitoring: see LoginCacheStater.
+type LoginCacheStats struct {
+	// Enabled is false when the cache is turned off (Config.LoginCache
+	// negative); the other fields are then zero.
+	Enabled bool
+	// Hits counts the logins the cache answered without a password
+	// check, Misses those it could not (unknown address, another
+	// password, an entry expired or dropped), since the database opened.
+	Hits, Misses uint64
+	// Entries is the number of logins cached now.
+	Entries int
+}
+
+// LoginCacheStater is the optional capability of a UserDB that reports
+// its login cache; DB and Memory have it. LoginCacheStats is cheap (two
+// atomic loads and a short lock) and safe for concurrent use.
+type LoginCacheStater interface {
+	LoginCacheStats() LoginCacheStats
+}
+
+var (
+	_ LoginCacheStater = (*DB)(nil)
+	_ LoginCacheStater = (*Memory)(nil)
+)
+
+// LoginCacheStats returns the login cache's counters (see LoginCacheStater).
+func (pw *passwords) LoginCacheStats() LoginCacheStats {
+	c := pw.logins
+	if c == nil {
+		return LoginCacheStats{}
+	}
+	c.mu.Lock()
+	n := len(c.entries)
+	c.mu.Unlock()
+	return LoginCacheStats{Enabled: true, Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: n}
 }
 
 type loginEntry struct {
