@@ -18,7 +18,7 @@ import (
 
 // RegisterUserDB serves db on s as the UserDB service, for the clients
 // NewUserDB makes. db's optional capabilities (userdata.Watcher, Remover,
-// KeywordLister, RecentClaimer, RefRewriter) are found by type assertion
+// KeywordLister, RecentClaimer, RefRewriter, Lister) are found by type assertion
 // now; a call of one db lacks answers codes.Unimplemented. db stays its
 // owner's: the server neither closes it nor keeps it past s's end.
 //
@@ -62,6 +62,7 @@ type udBackend struct {
 	kws     userdata.KeywordLister // nil if db lacks it
 	recent  userdata.RecentClaimer // nil if db lacks it
 	refs    userdata.RefRewriter   // nil if db lacks it
+	lister  userdata.Lister        // nil if db lacks it
 }
 
 // setDB sets the database served: calls from now on go to db, those in
@@ -73,6 +74,7 @@ func (s *userDBServer) setDB(db userdata.UserDB) {
 	b.kws, _ = db.(userdata.KeywordLister)
 	b.recent, _ = db.(userdata.RecentClaimer)
 	b.refs, _ = db.(userdata.RefRewriter)
+	b.lister, _ = db.(userdata.Lister)
 	s.be.Store(b)
 }
 

@@ -51,6 +51,378 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type UDListDomains struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	After         []byte                 `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         int64                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDListDomains) Reset() {
+	*x = UDListDomains{}
+	mi := &file_userdb_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDListDomains) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDListDomains) ProtoMessage() {}
+
+func (x *UDListDomains) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDListDomains.ProtoReflect.Descriptor instead.
+func (*UDListDomains) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UDListDomains) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *UDListDomains) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type UDDomains struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domains       []*UDDomain            `protobuf:"bytes,1,rep,name=domains,proto3" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDDomains) Reset() {
+	*x = UDDomains{}
+	mi := &file_userdb_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDDomains) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDDomains) ProtoMessage() {}
+
+func (x *UDDomains) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDDomains.ProtoReflect.Descriptor instead.
+func (*UDDomains) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UDDomains) GetDomains() []*UDDomain {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+type UDUnits struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Units         []*UDUnit              `protobuf:"bytes,1,rep,name=units,proto3" json:"units,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDUnits) Reset() {
+	*x = UDUnits{}
+	mi := &file_userdb_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDUnits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDUnits) ProtoMessage() {}
+
+func (x *UDUnits) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDUnits.ProtoReflect.Descriptor instead.
+func (*UDUnits) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UDUnits) GetUnits() []*UDUnit {
+	if x != nil {
+		return x.Units
+	}
+	return nil
+}
+
+type UDClasses struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Classes       []*UDClass             `protobuf:"bytes,1,rep,name=classes,proto3" json:"classes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDClasses) Reset() {
+	*x = UDClasses{}
+	mi := &file_userdb_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDClasses) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDClasses) ProtoMessage() {}
+
+func (x *UDClasses) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDClasses.ProtoReflect.Descriptor instead.
+func (*UDClasses) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UDClasses) GetClasses() []*UDClass {
+	if x != nil {
+		return x.Classes
+	}
+	return nil
+}
+
+type UDUserQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domain        []byte                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Unit          uint64                 `protobuf:"varint,2,opt,name=unit,proto3" json:"unit,omitempty"`
+	Search        []byte                 `protobuf:"bytes,3,opt,name=search,proto3" json:"search,omitempty"`
+	After         []byte                 `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         int64                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDUserQuery) Reset() {
+	*x = UDUserQuery{}
+	mi := &file_userdb_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDUserQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDUserQuery) ProtoMessage() {}
+
+func (x *UDUserQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDUserQuery.ProtoReflect.Descriptor instead.
+func (*UDUserQuery) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *UDUserQuery) GetDomain() []byte {
+	if x != nil {
+		return x.Domain
+	}
+	return nil
+}
+
+func (x *UDUserQuery) GetUnit() uint64 {
+	if x != nil {
+		return x.Unit
+	}
+	return 0
+}
+
+func (x *UDUserQuery) GetSearch() []byte {
+	if x != nil {
+		return x.Search
+	}
+	return nil
+}
+
+func (x *UDUserQuery) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *UDUserQuery) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type UDUsers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*UDUser              `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDUsers) Reset() {
+	*x = UDUsers{}
+	mi := &file_userdb_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDUsers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDUsers) ProtoMessage() {}
+
+func (x *UDUsers) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDUsers.ProtoReflect.Descriptor instead.
+func (*UDUsers) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UDUsers) GetUsers() []*UDUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type UDDomainUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         int64                  `protobuf:"varint,1,opt,name=users,proto3" json:"users,omitempty"`
+	Disabled      int64                  `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	Messages      int64                  `protobuf:"varint,3,opt,name=messages,proto3" json:"messages,omitempty"`
+	Bytes         int64                  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDDomainUsage) Reset() {
+	*x = UDDomainUsage{}
+	mi := &file_userdb_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDDomainUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDDomainUsage) ProtoMessage() {}
+
+func (x *UDDomainUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_userdb_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDDomainUsage.ProtoReflect.Descriptor instead.
+func (*UDDomainUsage) Descriptor() ([]byte, []int) {
+	return file_userdb_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UDDomainUsage) GetUsers() int64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *UDDomainUsage) GetDisabled() int64 {
+	if x != nil {
+		return x.Disabled
+	}
+	return 0
+}
+
+func (x *UDDomainUsage) GetMessages() int64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *UDDomainUsage) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 type UDEmpty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -59,7 +431,7 @@ type UDEmpty struct {
 
 func (x *UDEmpty) Reset() {
 	*x = UDEmpty{}
-	mi := &file_userdb_proto_msgTypes[0]
+	mi := &file_userdb_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -71,7 +443,7 @@ func (x *UDEmpty) String() string {
 func (*UDEmpty) ProtoMessage() {}
 
 func (x *UDEmpty) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[0]
+	mi := &file_userdb_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -84,7 +456,7 @@ func (x *UDEmpty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDEmpty.ProtoReflect.Descriptor instead.
 func (*UDEmpty) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{0}
+	return file_userdb_proto_rawDescGZIP(), []int{7}
 }
 
 type UDName struct {
@@ -96,7 +468,7 @@ type UDName struct {
 
 func (x *UDName) Reset() {
 	*x = UDName{}
-	mi := &file_userdb_proto_msgTypes[1]
+	mi := &file_userdb_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -108,7 +480,7 @@ func (x *UDName) String() string {
 func (*UDName) ProtoMessage() {}
 
 func (x *UDName) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[1]
+	mi := &file_userdb_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -121,7 +493,7 @@ func (x *UDName) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDName.ProtoReflect.Descriptor instead.
 func (*UDName) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{1}
+	return file_userdb_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UDName) GetName() []byte {
@@ -140,7 +512,7 @@ type UDNames struct {
 
 func (x *UDNames) Reset() {
 	*x = UDNames{}
-	mi := &file_userdb_proto_msgTypes[2]
+	mi := &file_userdb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -152,7 +524,7 @@ func (x *UDNames) String() string {
 func (*UDNames) ProtoMessage() {}
 
 func (x *UDNames) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[2]
+	mi := &file_userdb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -165,7 +537,7 @@ func (x *UDNames) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDNames.ProtoReflect.Descriptor instead.
 func (*UDNames) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{2}
+	return file_userdb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UDNames) GetNames() [][]byte {
@@ -187,7 +559,7 @@ type UDDomain struct {
 
 func (x *UDDomain) Reset() {
 	*x = UDDomain{}
-	mi := &file_userdb_proto_msgTypes[3]
+	mi := &file_userdb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -199,7 +571,7 @@ func (x *UDDomain) String() string {
 func (*UDDomain) ProtoMessage() {}
 
 func (x *UDDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[3]
+	mi := &file_userdb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -212,7 +584,7 @@ func (x *UDDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDDomain.ProtoReflect.Descriptor instead.
 func (*UDDomain) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{3}
+	return file_userdb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UDDomain) GetName() []byte {
@@ -253,7 +625,7 @@ type UDDomainAlias struct {
 
 func (x *UDDomainAlias) Reset() {
 	*x = UDDomainAlias{}
-	mi := &file_userdb_proto_msgTypes[4]
+	mi := &file_userdb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +637,7 @@ func (x *UDDomainAlias) String() string {
 func (*UDDomainAlias) ProtoMessage() {}
 
 func (x *UDDomainAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[4]
+	mi := &file_userdb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +650,7 @@ func (x *UDDomainAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDDomainAlias.ProtoReflect.Descriptor instead.
 func (*UDDomainAlias) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{4}
+	return file_userdb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UDDomainAlias) GetAlias() []byte {
@@ -304,7 +676,7 @@ type UDUnitRef struct {
 
 func (x *UDUnitRef) Reset() {
 	*x = UDUnitRef{}
-	mi := &file_userdb_proto_msgTypes[5]
+	mi := &file_userdb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +688,7 @@ func (x *UDUnitRef) String() string {
 func (*UDUnitRef) ProtoMessage() {}
 
 func (x *UDUnitRef) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[5]
+	mi := &file_userdb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +701,7 @@ func (x *UDUnitRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUnitRef.ProtoReflect.Descriptor instead.
 func (*UDUnitRef) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{5}
+	return file_userdb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UDUnitRef) GetId() uint64 {
@@ -353,7 +725,7 @@ type UDUnit struct {
 
 func (x *UDUnit) Reset() {
 	*x = UDUnit{}
-	mi := &file_userdb_proto_msgTypes[6]
+	mi := &file_userdb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +737,7 @@ func (x *UDUnit) String() string {
 func (*UDUnit) ProtoMessage() {}
 
 func (x *UDUnit) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[6]
+	mi := &file_userdb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +750,7 @@ func (x *UDUnit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUnit.ProtoReflect.Descriptor instead.
 func (*UDUnit) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{6}
+	return file_userdb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UDUnit) GetId() uint64 {
@@ -435,7 +807,7 @@ type UDClass struct {
 
 func (x *UDClass) Reset() {
 	*x = UDClass{}
-	mi := &file_userdb_proto_msgTypes[7]
+	mi := &file_userdb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +819,7 @@ func (x *UDClass) String() string {
 func (*UDClass) ProtoMessage() {}
 
 func (x *UDClass) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[7]
+	mi := &file_userdb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +832,7 @@ func (x *UDClass) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDClass.ProtoReflect.Descriptor instead.
 func (*UDClass) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{7}
+	return file_userdb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UDClass) GetName() []byte {
@@ -504,7 +876,7 @@ type UDLimits struct {
 
 func (x *UDLimits) Reset() {
 	*x = UDLimits{}
-	mi := &file_userdb_proto_msgTypes[8]
+	mi := &file_userdb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +888,7 @@ func (x *UDLimits) String() string {
 func (*UDLimits) ProtoMessage() {}
 
 func (x *UDLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[8]
+	mi := &file_userdb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +901,7 @@ func (x *UDLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDLimits.ProtoReflect.Descriptor instead.
 func (*UDLimits) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{8}
+	return file_userdb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UDLimits) GetClass() []byte {
@@ -576,7 +948,7 @@ type UDUserRef struct {
 
 func (x *UDUserRef) Reset() {
 	*x = UDUserRef{}
-	mi := &file_userdb_proto_msgTypes[9]
+	mi := &file_userdb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +960,7 @@ func (x *UDUserRef) String() string {
 func (*UDUserRef) ProtoMessage() {}
 
 func (x *UDUserRef) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[9]
+	mi := &file_userdb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +973,7 @@ func (x *UDUserRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUserRef.ProtoReflect.Descriptor instead.
 func (*UDUserRef) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{9}
+	return file_userdb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UDUserRef) GetId() uint64 {
@@ -628,7 +1000,7 @@ type UDUser struct {
 
 func (x *UDUser) Reset() {
 	*x = UDUser{}
-	mi := &file_userdb_proto_msgTypes[10]
+	mi := &file_userdb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +1012,7 @@ func (x *UDUser) String() string {
 func (*UDUser) ProtoMessage() {}
 
 func (x *UDUser) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[10]
+	mi := &file_userdb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +1025,7 @@ func (x *UDUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUser.ProtoReflect.Descriptor instead.
 func (*UDUser) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{10}
+	return file_userdb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UDUser) GetId() uint64 {
@@ -735,7 +1107,7 @@ type UDNewUser struct {
 
 func (x *UDNewUser) Reset() {
 	*x = UDNewUser{}
-	mi := &file_userdb_proto_msgTypes[11]
+	mi := &file_userdb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +1119,7 @@ func (x *UDNewUser) String() string {
 func (*UDNewUser) ProtoMessage() {}
 
 func (x *UDNewUser) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[11]
+	mi := &file_userdb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +1132,7 @@ func (x *UDNewUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDNewUser.ProtoReflect.Descriptor instead.
 func (*UDNewUser) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{11}
+	return file_userdb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UDNewUser) GetId() uint64 {
@@ -834,7 +1206,7 @@ type UDUserUpdate struct {
 
 func (x *UDUserUpdate) Reset() {
 	*x = UDUserUpdate{}
-	mi := &file_userdb_proto_msgTypes[12]
+	mi := &file_userdb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1218,7 @@ func (x *UDUserUpdate) String() string {
 func (*UDUserUpdate) ProtoMessage() {}
 
 func (x *UDUserUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[12]
+	mi := &file_userdb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1231,7 @@ func (x *UDUserUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUserUpdate.ProtoReflect.Descriptor instead.
 func (*UDUserUpdate) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{12}
+	return file_userdb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UDUserUpdate) GetId() uint64 {
@@ -914,7 +1286,7 @@ type UDSetPassword struct {
 
 func (x *UDSetPassword) Reset() {
 	*x = UDSetPassword{}
-	mi := &file_userdb_proto_msgTypes[13]
+	mi := &file_userdb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1298,7 @@ func (x *UDSetPassword) String() string {
 func (*UDSetPassword) ProtoMessage() {}
 
 func (x *UDSetPassword) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[13]
+	mi := &file_userdb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1311,7 @@ func (x *UDSetPassword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDSetPassword.ProtoReflect.Descriptor instead.
 func (*UDSetPassword) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{13}
+	return file_userdb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UDSetPassword) GetId() uint64 {
@@ -966,7 +1338,7 @@ type UDAlias struct {
 
 func (x *UDAlias) Reset() {
 	*x = UDAlias{}
-	mi := &file_userdb_proto_msgTypes[14]
+	mi := &file_userdb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1350,7 @@ func (x *UDAlias) String() string {
 func (*UDAlias) ProtoMessage() {}
 
 func (x *UDAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[14]
+	mi := &file_userdb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1363,7 @@ func (x *UDAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDAlias.ProtoReflect.Descriptor instead.
 func (*UDAlias) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{14}
+	return file_userdb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UDAlias) GetAddress() []byte {
@@ -1018,7 +1390,7 @@ type UDUsage struct {
 
 func (x *UDUsage) Reset() {
 	*x = UDUsage{}
-	mi := &file_userdb_proto_msgTypes[15]
+	mi := &file_userdb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1402,7 @@ func (x *UDUsage) String() string {
 func (*UDUsage) ProtoMessage() {}
 
 func (x *UDUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[15]
+	mi := &file_userdb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1415,7 @@ func (x *UDUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUsage.ProtoReflect.Descriptor instead.
 func (*UDUsage) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{15}
+	return file_userdb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UDUsage) GetMessages() int64 {
@@ -1071,7 +1443,7 @@ type UDAuthRequest struct {
 
 func (x *UDAuthRequest) Reset() {
 	*x = UDAuthRequest{}
-	mi := &file_userdb_proto_msgTypes[16]
+	mi := &file_userdb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1455,7 @@ func (x *UDAuthRequest) String() string {
 func (*UDAuthRequest) ProtoMessage() {}
 
 func (x *UDAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[16]
+	mi := &file_userdb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1468,7 @@ func (x *UDAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDAuthRequest.ProtoReflect.Descriptor instead.
 func (*UDAuthRequest) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{16}
+	return file_userdb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UDAuthRequest) GetAddress() []byte {
@@ -1132,7 +1504,7 @@ type UDAuthReply struct {
 
 func (x *UDAuthReply) Reset() {
 	*x = UDAuthReply{}
-	mi := &file_userdb_proto_msgTypes[17]
+	mi := &file_userdb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1516,7 @@ func (x *UDAuthReply) String() string {
 func (*UDAuthReply) ProtoMessage() {}
 
 func (x *UDAuthReply) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[17]
+	mi := &file_userdb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1529,7 @@ func (x *UDAuthReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDAuthReply.ProtoReflect.Descriptor instead.
 func (*UDAuthReply) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{17}
+	return file_userdb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UDAuthReply) GetUser() *UDUser {
@@ -1192,7 +1564,7 @@ type UDFolder struct {
 
 func (x *UDFolder) Reset() {
 	*x = UDFolder{}
-	mi := &file_userdb_proto_msgTypes[18]
+	mi := &file_userdb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1576,7 @@ func (x *UDFolder) String() string {
 func (*UDFolder) ProtoMessage() {}
 
 func (x *UDFolder) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[18]
+	mi := &file_userdb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1589,7 @@ func (x *UDFolder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDFolder.ProtoReflect.Descriptor instead.
 func (*UDFolder) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{18}
+	return file_userdb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UDFolder) GetId() uint32 {
@@ -1299,7 +1671,7 @@ type UDFolders struct {
 
 func (x *UDFolders) Reset() {
 	*x = UDFolders{}
-	mi := &file_userdb_proto_msgTypes[19]
+	mi := &file_userdb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1683,7 @@ func (x *UDFolders) String() string {
 func (*UDFolders) ProtoMessage() {}
 
 func (x *UDFolders) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[19]
+	mi := &file_userdb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1696,7 @@ func (x *UDFolders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDFolders.ProtoReflect.Descriptor instead.
 func (*UDFolders) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{19}
+	return file_userdb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UDFolders) GetFolders() []*UDFolder {
@@ -1344,7 +1716,7 @@ type UDFolderName struct {
 
 func (x *UDFolderName) Reset() {
 	*x = UDFolderName{}
-	mi := &file_userdb_proto_msgTypes[20]
+	mi := &file_userdb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1728,7 @@ func (x *UDFolderName) String() string {
 func (*UDFolderName) ProtoMessage() {}
 
 func (x *UDFolderName) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[20]
+	mi := &file_userdb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1741,7 @@ func (x *UDFolderName) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDFolderName.ProtoReflect.Descriptor instead.
 func (*UDFolderName) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{20}
+	return file_userdb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UDFolderName) GetUser() uint64 {
@@ -1396,7 +1768,7 @@ type UDFolderRef struct {
 
 func (x *UDFolderRef) Reset() {
 	*x = UDFolderRef{}
-	mi := &file_userdb_proto_msgTypes[21]
+	mi := &file_userdb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1780,7 @@ func (x *UDFolderRef) String() string {
 func (*UDFolderRef) ProtoMessage() {}
 
 func (x *UDFolderRef) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[21]
+	mi := &file_userdb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1793,7 @@ func (x *UDFolderRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDFolderRef.ProtoReflect.Descriptor instead.
 func (*UDFolderRef) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{21}
+	return file_userdb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UDFolderRef) GetUser() uint64 {
@@ -1449,7 +1821,7 @@ type UDCreateFolder struct {
 
 func (x *UDCreateFolder) Reset() {
 	*x = UDCreateFolder{}
-	mi := &file_userdb_proto_msgTypes[22]
+	mi := &file_userdb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1833,7 @@ func (x *UDCreateFolder) String() string {
 func (*UDCreateFolder) ProtoMessage() {}
 
 func (x *UDCreateFolder) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[22]
+	mi := &file_userdb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1846,7 @@ func (x *UDCreateFolder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDCreateFolder.ProtoReflect.Descriptor instead.
 func (*UDCreateFolder) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{22}
+	return file_userdb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UDCreateFolder) GetUser() uint64 {
@@ -1509,7 +1881,7 @@ type UDRenameFolder struct {
 
 func (x *UDRenameFolder) Reset() {
 	*x = UDRenameFolder{}
-	mi := &file_userdb_proto_msgTypes[23]
+	mi := &file_userdb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1893,7 @@ func (x *UDRenameFolder) String() string {
 func (*UDRenameFolder) ProtoMessage() {}
 
 func (x *UDRenameFolder) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[23]
+	mi := &file_userdb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1906,7 @@ func (x *UDRenameFolder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDRenameFolder.ProtoReflect.Descriptor instead.
 func (*UDRenameFolder) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{23}
+	return file_userdb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UDRenameFolder) GetUser() uint64 {
@@ -1569,7 +1941,7 @@ type UDSubscribe struct {
 
 func (x *UDSubscribe) Reset() {
 	*x = UDSubscribe{}
-	mi := &file_userdb_proto_msgTypes[24]
+	mi := &file_userdb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1953,7 @@ func (x *UDSubscribe) String() string {
 func (*UDSubscribe) ProtoMessage() {}
 
 func (x *UDSubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[24]
+	mi := &file_userdb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1966,7 @@ func (x *UDSubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDSubscribe.ProtoReflect.Descriptor instead.
 func (*UDSubscribe) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{24}
+	return file_userdb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UDSubscribe) GetUser() uint64 {
@@ -1628,7 +2000,7 @@ type UDRange struct {
 
 func (x *UDRange) Reset() {
 	*x = UDRange{}
-	mi := &file_userdb_proto_msgTypes[25]
+	mi := &file_userdb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +2012,7 @@ func (x *UDRange) String() string {
 func (*UDRange) ProtoMessage() {}
 
 func (x *UDRange) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[25]
+	mi := &file_userdb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +2025,7 @@ func (x *UDRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDRange.ProtoReflect.Descriptor instead.
 func (*UDRange) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{25}
+	return file_userdb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UDRange) GetStart() uint32 {
@@ -1679,7 +2051,7 @@ type UDUIDSet struct {
 
 func (x *UDUIDSet) Reset() {
 	*x = UDUIDSet{}
-	mi := &file_userdb_proto_msgTypes[26]
+	mi := &file_userdb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +2063,7 @@ func (x *UDUIDSet) String() string {
 func (*UDUIDSet) ProtoMessage() {}
 
 func (x *UDUIDSet) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[26]
+	mi := &file_userdb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +2076,7 @@ func (x *UDUIDSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUIDSet.ProtoReflect.Descriptor instead.
 func (*UDUIDSet) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{26}
+	return file_userdb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UDUIDSet) GetRanges() []*UDRange {
@@ -1732,7 +2104,7 @@ type UDMessage struct {
 
 func (x *UDMessage) Reset() {
 	*x = UDMessage{}
-	mi := &file_userdb_proto_msgTypes[27]
+	mi := &file_userdb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +2116,7 @@ func (x *UDMessage) String() string {
 func (*UDMessage) ProtoMessage() {}
 
 func (x *UDMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[27]
+	mi := &file_userdb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +2129,7 @@ func (x *UDMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDMessage.ProtoReflect.Descriptor instead.
 func (*UDMessage) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{27}
+	return file_userdb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UDMessage) GetUid() uint32 {
@@ -1839,7 +2211,7 @@ type UDMessages struct {
 
 func (x *UDMessages) Reset() {
 	*x = UDMessages{}
-	mi := &file_userdb_proto_msgTypes[28]
+	mi := &file_userdb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2223,7 @@ func (x *UDMessages) String() string {
 func (*UDMessages) ProtoMessage() {}
 
 func (x *UDMessages) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[28]
+	mi := &file_userdb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2236,7 @@ func (x *UDMessages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDMessages.ProtoReflect.Descriptor instead.
 func (*UDMessages) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{28}
+	return file_userdb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UDMessages) GetMessages() []*UDMessage {
@@ -1885,7 +2257,7 @@ type UDAppend struct {
 
 func (x *UDAppend) Reset() {
 	*x = UDAppend{}
-	mi := &file_userdb_proto_msgTypes[29]
+	mi := &file_userdb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2269,7 @@ func (x *UDAppend) String() string {
 func (*UDAppend) ProtoMessage() {}
 
 func (x *UDAppend) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[29]
+	mi := &file_userdb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2282,7 @@ func (x *UDAppend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDAppend.ProtoReflect.Descriptor instead.
 func (*UDAppend) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{29}
+	return file_userdb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UDAppend) GetUser() uint64 {
@@ -1945,7 +2317,7 @@ type UDMessagesRequest struct {
 
 func (x *UDMessagesRequest) Reset() {
 	*x = UDMessagesRequest{}
-	mi := &file_userdb_proto_msgTypes[30]
+	mi := &file_userdb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2329,7 @@ func (x *UDMessagesRequest) String() string {
 func (*UDMessagesRequest) ProtoMessage() {}
 
 func (x *UDMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[30]
+	mi := &file_userdb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2342,7 @@ func (x *UDMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDMessagesRequest.ProtoReflect.Descriptor instead.
 func (*UDMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{30}
+	return file_userdb_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UDMessagesRequest) GetUser() uint64 {
@@ -2003,7 +2375,7 @@ type UDUIDList struct {
 
 func (x *UDUIDList) Reset() {
 	*x = UDUIDList{}
-	mi := &file_userdb_proto_msgTypes[31]
+	mi := &file_userdb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2387,7 @@ func (x *UDUIDList) String() string {
 func (*UDUIDList) ProtoMessage() {}
 
 func (x *UDUIDList) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[31]
+	mi := &file_userdb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2400,7 @@ func (x *UDUIDList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDUIDList.ProtoReflect.Descriptor instead.
 func (*UDUIDList) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{31}
+	return file_userdb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UDUIDList) GetUids() []uint32 {
@@ -2053,7 +2425,7 @@ type UDStoreFlags struct {
 
 func (x *UDStoreFlags) Reset() {
 	*x = UDStoreFlags{}
-	mi := &file_userdb_proto_msgTypes[32]
+	mi := &file_userdb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2437,7 @@ func (x *UDStoreFlags) String() string {
 func (*UDStoreFlags) ProtoMessage() {}
 
 func (x *UDStoreFlags) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[32]
+	mi := &file_userdb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2078,7 +2450,7 @@ func (x *UDStoreFlags) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDStoreFlags.ProtoReflect.Descriptor instead.
 func (*UDStoreFlags) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{32}
+	return file_userdb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UDStoreFlags) GetUser() uint64 {
@@ -2140,7 +2512,7 @@ type UDStoreResult struct {
 
 func (x *UDStoreResult) Reset() {
 	*x = UDStoreResult{}
-	mi := &file_userdb_proto_msgTypes[33]
+	mi := &file_userdb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2524,7 @@ func (x *UDStoreResult) String() string {
 func (*UDStoreResult) ProtoMessage() {}
 
 func (x *UDStoreResult) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[33]
+	mi := &file_userdb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2537,7 @@ func (x *UDStoreResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDStoreResult.ProtoReflect.Descriptor instead.
 func (*UDStoreResult) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{33}
+	return file_userdb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UDStoreResult) GetChanged() []*UDMessage {
@@ -2194,7 +2566,7 @@ type UDCopy struct {
 
 func (x *UDCopy) Reset() {
 	*x = UDCopy{}
-	mi := &file_userdb_proto_msgTypes[34]
+	mi := &file_userdb_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2578,7 @@ func (x *UDCopy) String() string {
 func (*UDCopy) ProtoMessage() {}
 
 func (x *UDCopy) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[34]
+	mi := &file_userdb_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2591,7 @@ func (x *UDCopy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDCopy.ProtoReflect.Descriptor instead.
 func (*UDCopy) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{34}
+	return file_userdb_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UDCopy) GetUser() uint64 {
@@ -2261,7 +2633,7 @@ type UDCopyResult struct {
 
 func (x *UDCopyResult) Reset() {
 	*x = UDCopyResult{}
-	mi := &file_userdb_proto_msgTypes[35]
+	mi := &file_userdb_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2645,7 @@ func (x *UDCopyResult) String() string {
 func (*UDCopyResult) ProtoMessage() {}
 
 func (x *UDCopyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[35]
+	mi := &file_userdb_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2658,7 @@ func (x *UDCopyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDCopyResult.ProtoReflect.Descriptor instead.
 func (*UDCopyResult) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{35}
+	return file_userdb_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UDCopyResult) GetUidValidity() uint32 {
@@ -2322,7 +2694,7 @@ type UDSetRequest struct {
 
 func (x *UDSetRequest) Reset() {
 	*x = UDSetRequest{}
-	mi := &file_userdb_proto_msgTypes[36]
+	mi := &file_userdb_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2706,7 @@ func (x *UDSetRequest) String() string {
 func (*UDSetRequest) ProtoMessage() {}
 
 func (x *UDSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[36]
+	mi := &file_userdb_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2719,7 @@ func (x *UDSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDSetRequest.ProtoReflect.Descriptor instead.
 func (*UDSetRequest) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{36}
+	return file_userdb_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UDSetRequest) GetUser() uint64 {
@@ -2382,7 +2754,7 @@ type UDChangesRequest struct {
 
 func (x *UDChangesRequest) Reset() {
 	*x = UDChangesRequest{}
-	mi := &file_userdb_proto_msgTypes[37]
+	mi := &file_userdb_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2766,7 @@ func (x *UDChangesRequest) String() string {
 func (*UDChangesRequest) ProtoMessage() {}
 
 func (x *UDChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[37]
+	mi := &file_userdb_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2779,7 @@ func (x *UDChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDChangesRequest.ProtoReflect.Descriptor instead.
 func (*UDChangesRequest) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{37}
+	return file_userdb_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UDChangesRequest) GetUser() uint64 {
@@ -2442,7 +2814,7 @@ type UDChange struct {
 
 func (x *UDChange) Reset() {
 	*x = UDChange{}
-	mi := &file_userdb_proto_msgTypes[38]
+	mi := &file_userdb_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2826,7 @@ func (x *UDChange) String() string {
 func (*UDChange) ProtoMessage() {}
 
 func (x *UDChange) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[38]
+	mi := &file_userdb_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2839,7 @@ func (x *UDChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDChange.ProtoReflect.Descriptor instead.
 func (*UDChange) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{38}
+	return file_userdb_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UDChange) GetUid() uint32 {
@@ -2500,7 +2872,7 @@ type UDChanges struct {
 
 func (x *UDChanges) Reset() {
 	*x = UDChanges{}
-	mi := &file_userdb_proto_msgTypes[39]
+	mi := &file_userdb_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2884,7 @@ func (x *UDChanges) String() string {
 func (*UDChanges) ProtoMessage() {}
 
 func (x *UDChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[39]
+	mi := &file_userdb_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2897,7 @@ func (x *UDChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDChanges.ProtoReflect.Descriptor instead.
 func (*UDChanges) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{39}
+	return file_userdb_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UDChanges) GetChanges() []*UDChange {
@@ -2546,7 +2918,7 @@ type UDClaimRecent struct {
 
 func (x *UDClaimRecent) Reset() {
 	*x = UDClaimRecent{}
-	mi := &file_userdb_proto_msgTypes[40]
+	mi := &file_userdb_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2930,7 @@ func (x *UDClaimRecent) String() string {
 func (*UDClaimRecent) ProtoMessage() {}
 
 func (x *UDClaimRecent) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[40]
+	mi := &file_userdb_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2943,7 @@ func (x *UDClaimRecent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDClaimRecent.ProtoReflect.Descriptor instead.
 func (*UDClaimRecent) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{40}
+	return file_userdb_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UDClaimRecent) GetUser() uint64 {
@@ -2605,7 +2977,7 @@ type UDClaimed struct {
 
 func (x *UDClaimed) Reset() {
 	*x = UDClaimed{}
-	mi := &file_userdb_proto_msgTypes[41]
+	mi := &file_userdb_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2989,7 @@ func (x *UDClaimed) String() string {
 func (*UDClaimed) ProtoMessage() {}
 
 func (x *UDClaimed) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[41]
+	mi := &file_userdb_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +3002,7 @@ func (x *UDClaimed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDClaimed.ProtoReflect.Descriptor instead.
 func (*UDClaimed) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{41}
+	return file_userdb_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UDClaimed) GetFrom() uint32 {
@@ -2657,7 +3029,7 @@ type UDWatchRequest struct {
 
 func (x *UDWatchRequest) Reset() {
 	*x = UDWatchRequest{}
-	mi := &file_userdb_proto_msgTypes[42]
+	mi := &file_userdb_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +3041,7 @@ func (x *UDWatchRequest) String() string {
 func (*UDWatchRequest) ProtoMessage() {}
 
 func (x *UDWatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[42]
+	mi := &file_userdb_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +3054,7 @@ func (x *UDWatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDWatchRequest.ProtoReflect.Descriptor instead.
 func (*UDWatchRequest) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{42}
+	return file_userdb_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UDWatchRequest) GetUser() uint64 {
@@ -2711,7 +3083,7 @@ type UDWatchMessage struct {
 
 func (x *UDWatchMessage) Reset() {
 	*x = UDWatchMessage{}
-	mi := &file_userdb_proto_msgTypes[43]
+	mi := &file_userdb_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +3095,7 @@ func (x *UDWatchMessage) String() string {
 func (*UDWatchMessage) ProtoMessage() {}
 
 func (x *UDWatchMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[43]
+	mi := &file_userdb_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +3108,7 @@ func (x *UDWatchMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDWatchMessage.ProtoReflect.Descriptor instead.
 func (*UDWatchMessage) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{43}
+	return file_userdb_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UDWatchMessage) GetStreamId() uint64 {
@@ -2770,7 +3142,7 @@ type UDFolderEvent struct {
 
 func (x *UDFolderEvent) Reset() {
 	*x = UDFolderEvent{}
-	mi := &file_userdb_proto_msgTypes[44]
+	mi := &file_userdb_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +3154,7 @@ func (x *UDFolderEvent) String() string {
 func (*UDFolderEvent) ProtoMessage() {}
 
 func (x *UDFolderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[44]
+	mi := &file_userdb_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +3167,7 @@ func (x *UDFolderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDFolderEvent.ProtoReflect.Descriptor instead.
 func (*UDFolderEvent) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{44}
+	return file_userdb_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *UDFolderEvent) GetAdded() []uint32 {
@@ -2860,7 +3232,7 @@ type UDRefBatch struct {
 
 func (x *UDRefBatch) Reset() {
 	*x = UDRefBatch{}
-	mi := &file_userdb_proto_msgTypes[45]
+	mi := &file_userdb_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3244,7 @@ func (x *UDRefBatch) String() string {
 func (*UDRefBatch) ProtoMessage() {}
 
 func (x *UDRefBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[45]
+	mi := &file_userdb_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3257,7 @@ func (x *UDRefBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDRefBatch.ProtoReflect.Descriptor instead.
 func (*UDRefBatch) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{45}
+	return file_userdb_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UDRefBatch) GetRefs() [][]byte {
@@ -2919,7 +3291,7 @@ type UDRefAnswer struct {
 
 func (x *UDRefAnswer) Reset() {
 	*x = UDRefAnswer{}
-	mi := &file_userdb_proto_msgTypes[46]
+	mi := &file_userdb_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3303,7 @@ func (x *UDRefAnswer) String() string {
 func (*UDRefAnswer) ProtoMessage() {}
 
 func (x *UDRefAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[46]
+	mi := &file_userdb_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3316,7 @@ func (x *UDRefAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDRefAnswer.ProtoReflect.Descriptor instead.
 func (*UDRefAnswer) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{46}
+	return file_userdb_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UDRefAnswer) GetChanges() []*UDRefChange {
@@ -2965,7 +3337,7 @@ type UDRefChange struct {
 
 func (x *UDRefChange) Reset() {
 	*x = UDRefChange{}
-	mi := &file_userdb_proto_msgTypes[47]
+	mi := &file_userdb_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3349,7 @@ func (x *UDRefChange) String() string {
 func (*UDRefChange) ProtoMessage() {}
 
 func (x *UDRefChange) ProtoReflect() protoreflect.Message {
-	mi := &file_userdb_proto_msgTypes[47]
+	mi := &file_userdb_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3362,7 @@ func (x *UDRefChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UDRefChange.ProtoReflect.Descriptor instead.
 func (*UDRefChange) Descriptor() ([]byte, []int) {
-	return file_userdb_proto_rawDescGZIP(), []int{47}
+	return file_userdb_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UDRefChange) GetIndex() uint32 {
@@ -3011,7 +3383,29 @@ var File_userdb_proto protoreflect.FileDescriptor
 
 const file_userdb_proto_rawDesc = "" +
 	"\n" +
-	"\fuserdb.proto\x12\x12mailsys.cluster.v1\"\t\n" +
+	"\fuserdb.proto\x12\x12mailsys.cluster.v1\";\n" +
+	"\rUDListDomains\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\fR\x05after\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\"C\n" +
+	"\tUDDomains\x126\n" +
+	"\adomains\x18\x01 \x03(\v2\x1c.mailsys.cluster.v1.UDDomainR\adomains\";\n" +
+	"\aUDUnits\x120\n" +
+	"\x05units\x18\x01 \x03(\v2\x1a.mailsys.cluster.v1.UDUnitR\x05units\"B\n" +
+	"\tUDClasses\x125\n" +
+	"\aclasses\x18\x01 \x03(\v2\x1b.mailsys.cluster.v1.UDClassR\aclasses\"}\n" +
+	"\vUDUserQuery\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\fR\x06domain\x12\x12\n" +
+	"\x04unit\x18\x02 \x01(\x04R\x04unit\x12\x16\n" +
+	"\x06search\x18\x03 \x01(\fR\x06search\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\fR\x05after\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x03R\x05limit\";\n" +
+	"\aUDUsers\x120\n" +
+	"\x05users\x18\x01 \x03(\v2\x1a.mailsys.cluster.v1.UDUserR\x05users\"s\n" +
+	"\rUDDomainUsage\x12\x14\n" +
+	"\x05users\x18\x01 \x01(\x03R\x05users\x12\x1a\n" +
+	"\bdisabled\x18\x02 \x01(\x03R\bdisabled\x12\x1a\n" +
+	"\bmessages\x18\x03 \x01(\x03R\bmessages\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\"\t\n" +
 	"\aUDEmpty\"\x1c\n" +
 	"\x06UDName\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\"\x1f\n" +
@@ -3225,7 +3619,7 @@ const file_userdb_proto_rawDesc = "" +
 	"\achanges\x18\x01 \x03(\v2\x1f.mailsys.cluster.v1.UDRefChangeR\achanges\"5\n" +
 	"\vUDRefChange\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x10\n" +
-	"\x03ref\x18\x02 \x01(\fR\x03ref2\x8e\x17\n" +
+	"\x03ref\x18\x02 \x01(\fR\x03ref2\xd3\x1a\n" +
 	"\x06UserDB\x12I\n" +
 	"\fCreateDomain\x12\x1c.mailsys.cluster.v1.UDDomain\x1a\x1b.mailsys.cluster.v1.UDEmpty\x12B\n" +
 	"\x06Domain\x12\x1a.mailsys.cluster.v1.UDName\x1a\x1c.mailsys.cluster.v1.UDDomain\x12I\n" +
@@ -3271,7 +3665,14 @@ const file_userdb_proto_rawDesc = "" +
 	"\bKeywords\x12\x1f.mailsys.cluster.v1.UDFolderRef\x1a\x1b.mailsys.cluster.v1.UDNames\x12O\n" +
 	"\vClaimRecent\x12!.mailsys.cluster.v1.UDClaimRecent\x1a\x1d.mailsys.cluster.v1.UDClaimed\x12Q\n" +
 	"\x05Watch\x12\".mailsys.cluster.v1.UDWatchRequest\x1a\".mailsys.cluster.v1.UDWatchMessage0\x01\x12R\n" +
-	"\vRewriteRefs\x12\x1f.mailsys.cluster.v1.UDRefAnswer\x1a\x1e.mailsys.cluster.v1.UDRefBatch(\x010\x01B+Z)github.com/mailsys/mailsys/cluster/rpc/pbb\x06proto3"
+	"\vRewriteRefs\x12\x1f.mailsys.cluster.v1.UDRefAnswer\x1a\x1e.mailsys.cluster.v1.UDRefBatch(\x010\x01\x12O\n" +
+	"\vListDomains\x12!.mailsys.cluster.v1.UDListDomains\x1a\x1d.mailsys.cluster.v1.UDDomains\x12D\n" +
+	"\tListUnits\x12\x1a.mailsys.cluster.v1.UDName\x1a\x1b.mailsys.cluster.v1.UDUnits\x12I\n" +
+	"\vListClasses\x12\x1b.mailsys.cluster.v1.UDEmpty\x1a\x1d.mailsys.cluster.v1.UDClasses\x12I\n" +
+	"\tListUsers\x12\x1f.mailsys.cluster.v1.UDUserQuery\x1a\x1b.mailsys.cluster.v1.UDUsers\x12L\n" +
+	"\vDomainUsage\x12\x1a.mailsys.cluster.v1.UDName\x1a!.mailsys.cluster.v1.UDDomainUsage\x12H\n" +
+	"\n" +
+	"DeleteUser\x12\x1d.mailsys.cluster.v1.UDUserRef\x1a\x1b.mailsys.cluster.v1.UDEmptyB+Z)github.com/mailsys/mailsys/cluster/rpc/pbb\x06proto3"
 
 var (
 	file_userdb_proto_rawDescOnce sync.Once
@@ -3285,155 +3686,178 @@ func file_userdb_proto_rawDescGZIP() []byte {
 	return file_userdb_proto_rawDescData
 }
 
-var file_userdb_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_userdb_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_userdb_proto_goTypes = []any{
-	(*UDEmpty)(nil),           // 0: mailsys.cluster.v1.UDEmpty
-	(*UDName)(nil),            // 1: mailsys.cluster.v1.UDName
-	(*UDNames)(nil),           // 2: mailsys.cluster.v1.UDNames
-	(*UDDomain)(nil),          // 3: mailsys.cluster.v1.UDDomain
-	(*UDDomainAlias)(nil),     // 4: mailsys.cluster.v1.UDDomainAlias
-	(*UDUnitRef)(nil),         // 5: mailsys.cluster.v1.UDUnitRef
-	(*UDUnit)(nil),            // 6: mailsys.cluster.v1.UDUnit
-	(*UDClass)(nil),           // 7: mailsys.cluster.v1.UDClass
-	(*UDLimits)(nil),          // 8: mailsys.cluster.v1.UDLimits
-	(*UDUserRef)(nil),         // 9: mailsys.cluster.v1.UDUserRef
-	(*UDUser)(nil),            // 10: mailsys.cluster.v1.UDUser
-	(*UDNewUser)(nil),         // 11: mailsys.cluster.v1.UDNewUser
-	(*UDUserUpdate)(nil),      // 12: mailsys.cluster.v1.UDUserUpdate
-	(*UDSetPassword)(nil),     // 13: mailsys.cluster.v1.UDSetPassword
-	(*UDAlias)(nil),           // 14: mailsys.cluster.v1.UDAlias
-	(*UDUsage)(nil),           // 15: mailsys.cluster.v1.UDUsage
-	(*UDAuthRequest)(nil),     // 16: mailsys.cluster.v1.UDAuthRequest
-	(*UDAuthReply)(nil),       // 17: mailsys.cluster.v1.UDAuthReply
-	(*UDFolder)(nil),          // 18: mailsys.cluster.v1.UDFolder
-	(*UDFolders)(nil),         // 19: mailsys.cluster.v1.UDFolders
-	(*UDFolderName)(nil),      // 20: mailsys.cluster.v1.UDFolderName
-	(*UDFolderRef)(nil),       // 21: mailsys.cluster.v1.UDFolderRef
-	(*UDCreateFolder)(nil),    // 22: mailsys.cluster.v1.UDCreateFolder
-	(*UDRenameFolder)(nil),    // 23: mailsys.cluster.v1.UDRenameFolder
-	(*UDSubscribe)(nil),       // 24: mailsys.cluster.v1.UDSubscribe
-	(*UDRange)(nil),           // 25: mailsys.cluster.v1.UDRange
-	(*UDUIDSet)(nil),          // 26: mailsys.cluster.v1.UDUIDSet
-	(*UDMessage)(nil),         // 27: mailsys.cluster.v1.UDMessage
-	(*UDMessages)(nil),        // 28: mailsys.cluster.v1.UDMessages
-	(*UDAppend)(nil),          // 29: mailsys.cluster.v1.UDAppend
-	(*UDMessagesRequest)(nil), // 30: mailsys.cluster.v1.UDMessagesRequest
-	(*UDUIDList)(nil),         // 31: mailsys.cluster.v1.UDUIDList
-	(*UDStoreFlags)(nil),      // 32: mailsys.cluster.v1.UDStoreFlags
-	(*UDStoreResult)(nil),     // 33: mailsys.cluster.v1.UDStoreResult
-	(*UDCopy)(nil),            // 34: mailsys.cluster.v1.UDCopy
-	(*UDCopyResult)(nil),      // 35: mailsys.cluster.v1.UDCopyResult
-	(*UDSetRequest)(nil),      // 36: mailsys.cluster.v1.UDSetRequest
-	(*UDChangesRequest)(nil),  // 37: mailsys.cluster.v1.UDChangesRequest
-	(*UDChange)(nil),          // 38: mailsys.cluster.v1.UDChange
-	(*UDChanges)(nil),         // 39: mailsys.cluster.v1.UDChanges
-	(*UDClaimRecent)(nil),     // 40: mailsys.cluster.v1.UDClaimRecent
-	(*UDClaimed)(nil),         // 41: mailsys.cluster.v1.UDClaimed
-	(*UDWatchRequest)(nil),    // 42: mailsys.cluster.v1.UDWatchRequest
-	(*UDWatchMessage)(nil),    // 43: mailsys.cluster.v1.UDWatchMessage
-	(*UDFolderEvent)(nil),     // 44: mailsys.cluster.v1.UDFolderEvent
-	(*UDRefBatch)(nil),        // 45: mailsys.cluster.v1.UDRefBatch
-	(*UDRefAnswer)(nil),       // 46: mailsys.cluster.v1.UDRefAnswer
-	(*UDRefChange)(nil),       // 47: mailsys.cluster.v1.UDRefChange
+	(*UDListDomains)(nil),     // 0: mailsys.cluster.v1.UDListDomains
+	(*UDDomains)(nil),         // 1: mailsys.cluster.v1.UDDomains
+	(*UDUnits)(nil),           // 2: mailsys.cluster.v1.UDUnits
+	(*UDClasses)(nil),         // 3: mailsys.cluster.v1.UDClasses
+	(*UDUserQuery)(nil),       // 4: mailsys.cluster.v1.UDUserQuery
+	(*UDUsers)(nil),           // 5: mailsys.cluster.v1.UDUsers
+	(*UDDomainUsage)(nil),     // 6: mailsys.cluster.v1.UDDomainUsage
+	(*UDEmpty)(nil),           // 7: mailsys.cluster.v1.UDEmpty
+	(*UDName)(nil),            // 8: mailsys.cluster.v1.UDName
+	(*UDNames)(nil),           // 9: mailsys.cluster.v1.UDNames
+	(*UDDomain)(nil),          // 10: mailsys.cluster.v1.UDDomain
+	(*UDDomainAlias)(nil),     // 11: mailsys.cluster.v1.UDDomainAlias
+	(*UDUnitRef)(nil),         // 12: mailsys.cluster.v1.UDUnitRef
+	(*UDUnit)(nil),            // 13: mailsys.cluster.v1.UDUnit
+	(*UDClass)(nil),           // 14: mailsys.cluster.v1.UDClass
+	(*UDLimits)(nil),          // 15: mailsys.cluster.v1.UDLimits
+	(*UDUserRef)(nil),         // 16: mailsys.cluster.v1.UDUserRef
+	(*UDUser)(nil),            // 17: mailsys.cluster.v1.UDUser
+	(*UDNewUser)(nil),         // 18: mailsys.cluster.v1.UDNewUser
+	(*UDUserUpdate)(nil),      // 19: mailsys.cluster.v1.UDUserUpdate
+	(*UDSetPassword)(nil),     // 20: mailsys.cluster.v1.UDSetPassword
+	(*UDAlias)(nil),           // 21: mailsys.cluster.v1.UDAlias
+	(*UDUsage)(nil),           // 22: mailsys.cluster.v1.UDUsage
+	(*UDAuthRequest)(nil),     // 23: mailsys.cluster.v1.UDAuthRequest
+	(*UDAuthReply)(nil),       // 24: mailsys.cluster.v1.UDAuthReply
+	(*UDFolder)(nil),          // 25: mailsys.cluster.v1.UDFolder
+	(*UDFolders)(nil),         // 26: mailsys.cluster.v1.UDFolders
+	(*UDFolderName)(nil),      // 27: mailsys.cluster.v1.UDFolderName
+	(*UDFolderRef)(nil),       // 28: mailsys.cluster.v1.UDFolderRef
+	(*UDCreateFolder)(nil),    // 29: mailsys.cluster.v1.UDCreateFolder
+	(*UDRenameFolder)(nil),    // 30: mailsys.cluster.v1.UDRenameFolder
+	(*UDSubscribe)(nil),       // 31: mailsys.cluster.v1.UDSubscribe
+	(*UDRange)(nil),           // 32: mailsys.cluster.v1.UDRange
+	(*UDUIDSet)(nil),          // 33: mailsys.cluster.v1.UDUIDSet
+	(*UDMessage)(nil),         // 34: mailsys.cluster.v1.UDMessage
+	(*UDMessages)(nil),        // 35: mailsys.cluster.v1.UDMessages
+	(*UDAppend)(nil),          // 36: mailsys.cluster.v1.UDAppend
+	(*UDMessagesRequest)(nil), // 37: mailsys.cluster.v1.UDMessagesRequest
+	(*UDUIDList)(nil),         // 38: mailsys.cluster.v1.UDUIDList
+	(*UDStoreFlags)(nil),      // 39: mailsys.cluster.v1.UDStoreFlags
+	(*UDStoreResult)(nil),     // 40: mailsys.cluster.v1.UDStoreResult
+	(*UDCopy)(nil),            // 41: mailsys.cluster.v1.UDCopy
+	(*UDCopyResult)(nil),      // 42: mailsys.cluster.v1.UDCopyResult
+	(*UDSetRequest)(nil),      // 43: mailsys.cluster.v1.UDSetRequest
+	(*UDChangesRequest)(nil),  // 44: mailsys.cluster.v1.UDChangesRequest
+	(*UDChange)(nil),          // 45: mailsys.cluster.v1.UDChange
+	(*UDChanges)(nil),         // 46: mailsys.cluster.v1.UDChanges
+	(*UDClaimRecent)(nil),     // 47: mailsys.cluster.v1.UDClaimRecent
+	(*UDClaimed)(nil),         // 48: mailsys.cluster.v1.UDClaimed
+	(*UDWatchRequest)(nil),    // 49: mailsys.cluster.v1.UDWatchRequest
+	(*UDWatchMessage)(nil),    // 50: mailsys.cluster.v1.UDWatchMessage
+	(*UDFolderEvent)(nil),     // 51: mailsys.cluster.v1.UDFolderEvent
+	(*UDRefBatch)(nil),        // 52: mailsys.cluster.v1.UDRefBatch
+	(*UDRefAnswer)(nil),       // 53: mailsys.cluster.v1.UDRefAnswer
+	(*UDRefChange)(nil),       // 54: mailsys.cluster.v1.UDRefChange
 }
 var file_userdb_proto_depIdxs = []int32{
-	10, // 0: mailsys.cluster.v1.UDAuthReply.user:type_name -> mailsys.cluster.v1.UDUser
-	18, // 1: mailsys.cluster.v1.UDFolders.folders:type_name -> mailsys.cluster.v1.UDFolder
-	25, // 2: mailsys.cluster.v1.UDUIDSet.ranges:type_name -> mailsys.cluster.v1.UDRange
-	27, // 3: mailsys.cluster.v1.UDMessages.messages:type_name -> mailsys.cluster.v1.UDMessage
-	27, // 4: mailsys.cluster.v1.UDAppend.message:type_name -> mailsys.cluster.v1.UDMessage
-	26, // 5: mailsys.cluster.v1.UDMessagesRequest.set:type_name -> mailsys.cluster.v1.UDUIDSet
-	26, // 6: mailsys.cluster.v1.UDStoreFlags.set:type_name -> mailsys.cluster.v1.UDUIDSet
-	27, // 7: mailsys.cluster.v1.UDStoreResult.changed:type_name -> mailsys.cluster.v1.UDMessage
-	26, // 8: mailsys.cluster.v1.UDCopy.set:type_name -> mailsys.cluster.v1.UDUIDSet
-	26, // 9: mailsys.cluster.v1.UDSetRequest.set:type_name -> mailsys.cluster.v1.UDUIDSet
-	38, // 10: mailsys.cluster.v1.UDChanges.changes:type_name -> mailsys.cluster.v1.UDChange
-	44, // 11: mailsys.cluster.v1.UDWatchMessage.event:type_name -> mailsys.cluster.v1.UDFolderEvent
-	27, // 12: mailsys.cluster.v1.UDFolderEvent.changed:type_name -> mailsys.cluster.v1.UDMessage
-	47, // 13: mailsys.cluster.v1.UDRefAnswer.changes:type_name -> mailsys.cluster.v1.UDRefChange
-	3,  // 14: mailsys.cluster.v1.UserDB.CreateDomain:input_type -> mailsys.cluster.v1.UDDomain
-	1,  // 15: mailsys.cluster.v1.UserDB.Domain:input_type -> mailsys.cluster.v1.UDName
-	3,  // 16: mailsys.cluster.v1.UserDB.UpdateDomain:input_type -> mailsys.cluster.v1.UDDomain
-	4,  // 17: mailsys.cluster.v1.UserDB.AddDomainAlias:input_type -> mailsys.cluster.v1.UDDomainAlias
-	6,  // 18: mailsys.cluster.v1.UserDB.CreateUnit:input_type -> mailsys.cluster.v1.UDUnit
-	5,  // 19: mailsys.cluster.v1.UserDB.Unit:input_type -> mailsys.cluster.v1.UDUnitRef
-	6,  // 20: mailsys.cluster.v1.UserDB.UpdateUnit:input_type -> mailsys.cluster.v1.UDUnit
-	7,  // 21: mailsys.cluster.v1.UserDB.DefineClass:input_type -> mailsys.cluster.v1.UDClass
-	11, // 22: mailsys.cluster.v1.UserDB.CreateUser:input_type -> mailsys.cluster.v1.UDNewUser
-	9,  // 23: mailsys.cluster.v1.UserDB.User:input_type -> mailsys.cluster.v1.UDUserRef
-	1,  // 24: mailsys.cluster.v1.UserDB.LookupAddress:input_type -> mailsys.cluster.v1.UDName
-	12, // 25: mailsys.cluster.v1.UserDB.UpdateUser:input_type -> mailsys.cluster.v1.UDUserUpdate
-	13, // 26: mailsys.cluster.v1.UserDB.SetPassword:input_type -> mailsys.cluster.v1.UDSetPassword
-	14, // 27: mailsys.cluster.v1.UserDB.AddAlias:input_type -> mailsys.cluster.v1.UDAlias
-	1,  // 28: mailsys.cluster.v1.UserDB.RemoveAlias:input_type -> mailsys.cluster.v1.UDName
-	9,  // 29: mailsys.cluster.v1.UserDB.Limits:input_type -> mailsys.cluster.v1.UDUserRef
-	9,  // 30: mailsys.cluster.v1.UserDB.Usage:input_type -> mailsys.cluster.v1.UDUserRef
-	16, // 31: mailsys.cluster.v1.UserDB.Authenticate:input_type -> mailsys.cluster.v1.UDAuthRequest
-	9,  // 32: mailsys.cluster.v1.UserDB.ListFolders:input_type -> mailsys.cluster.v1.UDUserRef
-	20, // 33: mailsys.cluster.v1.UserDB.Folder:input_type -> mailsys.cluster.v1.UDFolderName
-	21, // 34: mailsys.cluster.v1.UserDB.FolderByID:input_type -> mailsys.cluster.v1.UDFolderRef
-	22, // 35: mailsys.cluster.v1.UserDB.CreateFolder:input_type -> mailsys.cluster.v1.UDCreateFolder
-	23, // 36: mailsys.cluster.v1.UserDB.RenameFolder:input_type -> mailsys.cluster.v1.UDRenameFolder
-	20, // 37: mailsys.cluster.v1.UserDB.DeleteFolder:input_type -> mailsys.cluster.v1.UDFolderName
-	24, // 38: mailsys.cluster.v1.UserDB.Subscribe:input_type -> mailsys.cluster.v1.UDSubscribe
-	9,  // 39: mailsys.cluster.v1.UserDB.Subscriptions:input_type -> mailsys.cluster.v1.UDUserRef
-	29, // 40: mailsys.cluster.v1.UserDB.Append:input_type -> mailsys.cluster.v1.UDAppend
-	30, // 41: mailsys.cluster.v1.UserDB.Messages:input_type -> mailsys.cluster.v1.UDMessagesRequest
-	21, // 42: mailsys.cluster.v1.UserDB.UIDs:input_type -> mailsys.cluster.v1.UDFolderRef
-	32, // 43: mailsys.cluster.v1.UserDB.StoreFlags:input_type -> mailsys.cluster.v1.UDStoreFlags
-	34, // 44: mailsys.cluster.v1.UserDB.Copy:input_type -> mailsys.cluster.v1.UDCopy
-	34, // 45: mailsys.cluster.v1.UserDB.Move:input_type -> mailsys.cluster.v1.UDCopy
-	36, // 46: mailsys.cluster.v1.UserDB.Expunge:input_type -> mailsys.cluster.v1.UDSetRequest
-	37, // 47: mailsys.cluster.v1.UserDB.Changes:input_type -> mailsys.cluster.v1.UDChangesRequest
-	36, // 48: mailsys.cluster.v1.UserDB.Remove:input_type -> mailsys.cluster.v1.UDSetRequest
-	21, // 49: mailsys.cluster.v1.UserDB.Keywords:input_type -> mailsys.cluster.v1.UDFolderRef
-	40, // 50: mailsys.cluster.v1.UserDB.ClaimRecent:input_type -> mailsys.cluster.v1.UDClaimRecent
-	42, // 51: mailsys.cluster.v1.UserDB.Watch:input_type -> mailsys.cluster.v1.UDWatchRequest
-	46, // 52: mailsys.cluster.v1.UserDB.RewriteRefs:input_type -> mailsys.cluster.v1.UDRefAnswer
-	0,  // 53: mailsys.cluster.v1.UserDB.CreateDomain:output_type -> mailsys.cluster.v1.UDEmpty
-	3,  // 54: mailsys.cluster.v1.UserDB.Domain:output_type -> mailsys.cluster.v1.UDDomain
-	0,  // 55: mailsys.cluster.v1.UserDB.UpdateDomain:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 56: mailsys.cluster.v1.UserDB.AddDomainAlias:output_type -> mailsys.cluster.v1.UDEmpty
-	6,  // 57: mailsys.cluster.v1.UserDB.CreateUnit:output_type -> mailsys.cluster.v1.UDUnit
-	6,  // 58: mailsys.cluster.v1.UserDB.Unit:output_type -> mailsys.cluster.v1.UDUnit
-	0,  // 59: mailsys.cluster.v1.UserDB.UpdateUnit:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 60: mailsys.cluster.v1.UserDB.DefineClass:output_type -> mailsys.cluster.v1.UDEmpty
-	10, // 61: mailsys.cluster.v1.UserDB.CreateUser:output_type -> mailsys.cluster.v1.UDUser
-	10, // 62: mailsys.cluster.v1.UserDB.User:output_type -> mailsys.cluster.v1.UDUser
-	10, // 63: mailsys.cluster.v1.UserDB.LookupAddress:output_type -> mailsys.cluster.v1.UDUser
-	0,  // 64: mailsys.cluster.v1.UserDB.UpdateUser:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 65: mailsys.cluster.v1.UserDB.SetPassword:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 66: mailsys.cluster.v1.UserDB.AddAlias:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 67: mailsys.cluster.v1.UserDB.RemoveAlias:output_type -> mailsys.cluster.v1.UDEmpty
-	8,  // 68: mailsys.cluster.v1.UserDB.Limits:output_type -> mailsys.cluster.v1.UDLimits
-	15, // 69: mailsys.cluster.v1.UserDB.Usage:output_type -> mailsys.cluster.v1.UDUsage
-	17, // 70: mailsys.cluster.v1.UserDB.Authenticate:output_type -> mailsys.cluster.v1.UDAuthReply
-	19, // 71: mailsys.cluster.v1.UserDB.ListFolders:output_type -> mailsys.cluster.v1.UDFolders
-	18, // 72: mailsys.cluster.v1.UserDB.Folder:output_type -> mailsys.cluster.v1.UDFolder
-	18, // 73: mailsys.cluster.v1.UserDB.FolderByID:output_type -> mailsys.cluster.v1.UDFolder
-	18, // 74: mailsys.cluster.v1.UserDB.CreateFolder:output_type -> mailsys.cluster.v1.UDFolder
-	0,  // 75: mailsys.cluster.v1.UserDB.RenameFolder:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 76: mailsys.cluster.v1.UserDB.DeleteFolder:output_type -> mailsys.cluster.v1.UDEmpty
-	0,  // 77: mailsys.cluster.v1.UserDB.Subscribe:output_type -> mailsys.cluster.v1.UDEmpty
-	2,  // 78: mailsys.cluster.v1.UserDB.Subscriptions:output_type -> mailsys.cluster.v1.UDNames
-	27, // 79: mailsys.cluster.v1.UserDB.Append:output_type -> mailsys.cluster.v1.UDMessage
-	28, // 80: mailsys.cluster.v1.UserDB.Messages:output_type -> mailsys.cluster.v1.UDMessages
-	31, // 81: mailsys.cluster.v1.UserDB.UIDs:output_type -> mailsys.cluster.v1.UDUIDList
-	33, // 82: mailsys.cluster.v1.UserDB.StoreFlags:output_type -> mailsys.cluster.v1.UDStoreResult
-	35, // 83: mailsys.cluster.v1.UserDB.Copy:output_type -> mailsys.cluster.v1.UDCopyResult
-	35, // 84: mailsys.cluster.v1.UserDB.Move:output_type -> mailsys.cluster.v1.UDCopyResult
-	31, // 85: mailsys.cluster.v1.UserDB.Expunge:output_type -> mailsys.cluster.v1.UDUIDList
-	39, // 86: mailsys.cluster.v1.UserDB.Changes:output_type -> mailsys.cluster.v1.UDChanges
-	31, // 87: mailsys.cluster.v1.UserDB.Remove:output_type -> mailsys.cluster.v1.UDUIDList
-	2,  // 88: mailsys.cluster.v1.UserDB.Keywords:output_type -> mailsys.cluster.v1.UDNames
-	41, // 89: mailsys.cluster.v1.UserDB.ClaimRecent:output_type -> mailsys.cluster.v1.UDClaimed
-	43, // 90: mailsys.cluster.v1.UserDB.Watch:output_type -> mailsys.cluster.v1.UDWatchMessage
-	45, // 91: mailsys.cluster.v1.UserDB.RewriteRefs:output_type -> mailsys.cluster.v1.UDRefBatch
-	53, // [53:92] is the sub-list for method output_type
-	14, // [14:53] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	10, // 0: mailsys.cluster.v1.UDDomains.domains:type_name -> mailsys.cluster.v1.UDDomain
+	13, // 1: mailsys.cluster.v1.UDUnits.units:type_name -> mailsys.cluster.v1.UDUnit
+	14, // 2: mailsys.cluster.v1.UDClasses.classes:type_name -> mailsys.cluster.v1.UDClass
+	17, // 3: mailsys.cluster.v1.UDUsers.users:type_name -> mailsys.cluster.v1.UDUser
+	17, // 4: mailsys.cluster.v1.UDAuthReply.user:type_name -> mailsys.cluster.v1.UDUser
+	25, // 5: mailsys.cluster.v1.UDFolders.folders:type_name -> mailsys.cluster.v1.UDFolder
+	32, // 6: mailsys.cluster.v1.UDUIDSet.ranges:type_name -> mailsys.cluster.v1.UDRange
+	34, // 7: mailsys.cluster.v1.UDMessages.messages:type_name -> mailsys.cluster.v1.UDMessage
+	34, // 8: mailsys.cluster.v1.UDAppend.message:type_name -> mailsys.cluster.v1.UDMessage
+	33, // 9: mailsys.cluster.v1.UDMessagesRequest.set:type_name -> mailsys.cluster.v1.UDUIDSet
+	33, // 10: mailsys.cluster.v1.UDStoreFlags.set:type_name -> mailsys.cluster.v1.UDUIDSet
+	34, // 11: mailsys.cluster.v1.UDStoreResult.changed:type_name -> mailsys.cluster.v1.UDMessage
+	33, // 12: mailsys.cluster.v1.UDCopy.set:type_name -> mailsys.cluster.v1.UDUIDSet
+	33, // 13: mailsys.cluster.v1.UDSetRequest.set:type_name -> mailsys.cluster.v1.UDUIDSet
+	45, // 14: mailsys.cluster.v1.UDChanges.changes:type_name -> mailsys.cluster.v1.UDChange
+	51, // 15: mailsys.cluster.v1.UDWatchMessage.event:type_name -> mailsys.cluster.v1.UDFolderEvent
+	34, // 16: mailsys.cluster.v1.UDFolderEvent.changed:type_name -> mailsys.cluster.v1.UDMessage
+	54, // 17: mailsys.cluster.v1.UDRefAnswer.changes:type_name -> mailsys.cluster.v1.UDRefChange
+	10, // 18: mailsys.cluster.v1.UserDB.CreateDomain:input_type -> mailsys.cluster.v1.UDDomain
+	8,  // 19: mailsys.cluster.v1.UserDB.Domain:input_type -> mailsys.cluster.v1.UDName
+	10, // 20: mailsys.cluster.v1.UserDB.UpdateDomain:input_type -> mailsys.cluster.v1.UDDomain
+	11, // 21: mailsys.cluster.v1.UserDB.AddDomainAlias:input_type -> mailsys.cluster.v1.UDDomainAlias
+	13, // 22: mailsys.cluster.v1.UserDB.CreateUnit:input_type -> mailsys.cluster.v1.UDUnit
+	12, // 23: mailsys.cluster.v1.UserDB.Unit:input_type -> mailsys.cluster.v1.UDUnitRef
+	13, // 24: mailsys.cluster.v1.UserDB.UpdateUnit:input_type -> mailsys.cluster.v1.UDUnit
+	14, // 25: mailsys.cluster.v1.UserDB.DefineClass:input_type -> mailsys.cluster.v1.UDClass
+	18, // 26: mailsys.cluster.v1.UserDB.CreateUser:input_type -> mailsys.cluster.v1.UDNewUser
+	16, // 27: mailsys.cluster.v1.UserDB.User:input_type -> mailsys.cluster.v1.UDUserRef
+	8,  // 28: mailsys.cluster.v1.UserDB.LookupAddress:input_type -> mailsys.cluster.v1.UDName
+	19, // 29: mailsys.cluster.v1.UserDB.UpdateUser:input_type -> mailsys.cluster.v1.UDUserUpdate
+	20, // 30: mailsys.cluster.v1.UserDB.SetPassword:input_type -> mailsys.cluster.v1.UDSetPassword
+	21, // 31: mailsys.cluster.v1.UserDB.AddAlias:input_type -> mailsys.cluster.v1.UDAlias
+	8,  // 32: mailsys.cluster.v1.UserDB.RemoveAlias:input_type -> mailsys.cluster.v1.UDName
+	16, // 33: mailsys.cluster.v1.UserDB.Limits:input_type -> mailsys.cluster.v1.UDUserRef
+	16, // 34: mailsys.cluster.v1.UserDB.Usage:input_type -> mailsys.cluster.v1.UDUserRef
+	23, // 35: mailsys.cluster.v1.UserDB.Authenticate:input_type -> mailsys.cluster.v1.UDAuthRequest
+	16, // 36: mailsys.cluster.v1.UserDB.ListFolders:input_type -> mailsys.cluster.v1.UDUserRef
+	27, // 37: mailsys.cluster.v1.UserDB.Folder:input_type -> mailsys.cluster.v1.UDFolderName
+	28, // 38: mailsys.cluster.v1.UserDB.FolderByID:input_type -> mailsys.cluster.v1.UDFolderRef
+	29, // 39: mailsys.cluster.v1.UserDB.CreateFolder:input_type -> mailsys.cluster.v1.UDCreateFolder
+	30, // 40: mailsys.cluster.v1.UserDB.RenameFolder:input_type -> mailsys.cluster.v1.UDRenameFolder
+	27, // 41: mailsys.cluster.v1.UserDB.DeleteFolder:input_type -> mailsys.cluster.v1.UDFolderName
+	31, // 42: mailsys.cluster.v1.UserDB.Subscribe:input_type -> mailsys.cluster.v1.UDSubscribe
+	16, // 43: mailsys.cluster.v1.UserDB.Subscriptions:input_type -> mailsys.cluster.v1.UDUserRef
+	36, // 44: mailsys.cluster.v1.UserDB.Append:input_type -> mailsys.cluster.v1.UDAppend
+	37, // 45: mailsys.cluster.v1.UserDB.Messages:input_type -> mailsys.cluster.v1.UDMessagesRequest
+	28, // 46: mailsys.cluster.v1.UserDB.UIDs:input_type -> mailsys.cluster.v1.UDFolderRef
+	39, // 47: mailsys.cluster.v1.UserDB.StoreFlags:input_type -> mailsys.cluster.v1.UDStoreFlags
+	41, // 48: mailsys.cluster.v1.UserDB.Copy:input_type -> mailsys.cluster.v1.UDCopy
+	41, // 49: mailsys.cluster.v1.UserDB.Move:input_type -> mailsys.cluster.v1.UDCopy
+	43, // 50: mailsys.cluster.v1.UserDB.Expunge:input_type -> mailsys.cluster.v1.UDSetRequest
+	44, // 51: mailsys.cluster.v1.UserDB.Changes:input_type -> mailsys.cluster.v1.UDChangesRequest
+	43, // 52: mailsys.cluster.v1.UserDB.Remove:input_type -> mailsys.cluster.v1.UDSetRequest
+	28, // 53: mailsys.cluster.v1.UserDB.Keywords:input_type -> mailsys.cluster.v1.UDFolderRef
+	47, // 54: mailsys.cluster.v1.UserDB.ClaimRecent:input_type -> mailsys.cluster.v1.UDClaimRecent
+	49, // 55: mailsys.cluster.v1.UserDB.Watch:input_type -> mailsys.cluster.v1.UDWatchRequest
+	53, // 56: mailsys.cluster.v1.UserDB.RewriteRefs:input_type -> mailsys.cluster.v1.UDRefAnswer
+	0,  // 57: mailsys.cluster.v1.UserDB.ListDomains:input_type -> mailsys.cluster.v1.UDListDomains
+	8,  // 58: mailsys.cluster.v1.UserDB.ListUnits:input_type -> mailsys.cluster.v1.UDName
+	7,  // 59: mailsys.cluster.v1.UserDB.ListClasses:input_type -> mailsys.cluster.v1.UDEmpty
+	4,  // 60: mailsys.cluster.v1.UserDB.ListUsers:input_type -> mailsys.cluster.v1.UDUserQuery
+	8,  // 61: mailsys.cluster.v1.UserDB.DomainUsage:input_type -> mailsys.cluster.v1.UDName
+	16, // 62: mailsys.cluster.v1.UserDB.DeleteUser:input_type -> mailsys.cluster.v1.UDUserRef
+	7,  // 63: mailsys.cluster.v1.UserDB.CreateDomain:output_type -> mailsys.cluster.v1.UDEmpty
+	10, // 64: mailsys.cluster.v1.UserDB.Domain:output_type -> mailsys.cluster.v1.UDDomain
+	7,  // 65: mailsys.cluster.v1.UserDB.UpdateDomain:output_type -> mailsys.cluster.v1.UDEmpty
+	7,  // 66: mailsys.cluster.v1.UserDB.AddDomainAlias:output_type -> mailsys.cluster.v1.UDEmpty
+	13, // 67: mailsys.cluster.v1.UserDB.CreateUnit:output_type -> mailsys.cluster.v1.UDUnit
+	13, // 68: mailsys.cluster.v1.UserDB.Unit:output_type -> mailsys.cluster.v1.UDUnit
+	7,  // 69: mailsys.cluster.v1.UserDB.UpdateUnit:output_type -> mailsys.cluster.v1.UDEmpty
+	7,  // 70: mailsys.cluster.v1.UserDB.DefineClass:output_type -> mailsys.cluster.v1.UDEmpty
+	17, // 71: mailsys.cluster.v1.UserDB.CreateUser:output_type -> mailsys.cluster.v1.UDUser
+	17, // 72: mailsys.cluster.v1.UserDB.User:output_type -> mailsys.cluster.v1.UDUser
+	17, // 73: mailsys.cluster.v1.UserDB.LookupAddress:output_type -> mailsys.cluster.v1.UDUser
+	7,  // 74: mailsys.cluster.v1.UserDB.UpdateUser:output_type -> mailsys.cluster.v1.UDEmpty
+	7,  // 75: mailsys.cluster.v1.UserDB.SetPassword:output_type -> mailsys.cluster.v1.UDEmpty
+	7,  // 76: mailsys.cluster.v1.UserDB.AddAlias:output_type -> mailsys.cluster.v1.UDEmpty
+	7,  // 77: mailsys.cluster.v1.UserDB.RemoveAlias:output_type -> mailsys.cluster.v1.UDEmpty
+	15, // 78: mailsys.cluster.v1.UserDB.Limits:output_type -> mailsys.cluster.v1.UDLimits
+	22, // 79: mailsys.cluster.v1.UserDB.Usage:output_type -> mailsys.cluster.v1.UDUsage
+	24, // 80: mailsys.cluster.v1.UserDB.Authenticate:output_type -> mailsys.cluster.v1.UDAuthReply
+	26, // 81: mailsys.cluster.v1.UserDB.ListFolders:output_type -> mailsys.cluster.v1.UDFolders
+	25, // 82: mailsys.cluster.v1.UserDB.Folder:output_type -> mailsys.cluster.v1.UDFolder
+	25, // 83: mailsys.cluster.v1.UserDB.FolderByID:output_type -> mailsys.cluster.v1.UDFolder
+	25, // 84: mailsys.cluster.v1.UserDB.CreateFolder:output_type -> mailsys.cluster.v1.UDFolder
+	7,  // 85: mailsys.cluster.v1.UserDB.RenameFolder:output_type -> mailsys.cluster.v1.UDEmpty
+	7,  // 86: mailsys.cluster.v1.UserDB.DeleteFolder:output_type -> mailsys.cluster.v1.UDEmpty
+	7,  // 87: mailsys.cluster.v1.UserDB.Subscribe:output_type -> mailsys.cluster.v1.UDEmpty
+	9,  // 88: mailsys.cluster.v1.UserDB.Subscriptions:output_type -> mailsys.cluster.v1.UDNames
+	34, // 89: mailsys.cluster.v1.UserDB.Append:output_type -> mailsys.cluster.v1.UDMessage
+	35, // 90: mailsys.cluster.v1.UserDB.Messages:output_type -> mailsys.cluster.v1.UDMessages
+	38, // 91: mailsys.cluster.v1.UserDB.UIDs:output_type -> mailsys.cluster.v1.UDUIDList
+	40, // 92: mailsys.cluster.v1.UserDB.StoreFlags:output_type -> mailsys.cluster.v1.UDStoreResult
+	42, // 93: mailsys.cluster.v1.UserDB.Copy:output_type -> mailsys.cluster.v1.UDCopyResult
+	42, // 94: mailsys.cluster.v1.UserDB.Move:output_type -> mailsys.cluster.v1.UDCopyResult
+	38, // 95: mailsys.cluster.v1.UserDB.Expunge:output_type -> mailsys.cluster.v1.UDUIDList
+	46, // 96: mailsys.cluster.v1.UserDB.Changes:output_type -> mailsys.cluster.v1.UDChanges
+	38, // 97: mailsys.cluster.v1.UserDB.Remove:output_type -> mailsys.cluster.v1.UDUIDList
+	9,  // 98: mailsys.cluster.v1.UserDB.Keywords:output_type -> mailsys.cluster.v1.UDNames
+	48, // 99: mailsys.cluster.v1.UserDB.ClaimRecent:output_type -> mailsys.cluster.v1.UDClaimed
+	50, // 100: mailsys.cluster.v1.UserDB.Watch:output_type -> mailsys.cluster.v1.UDWatchMessage
+	52, // 101: mailsys.cluster.v1.UserDB.RewriteRefs:output_type -> mailsys.cluster.v1.UDRefBatch
+	1,  // 102: mailsys.cluster.v1.UserDB.ListDomains:output_type -> mailsys.cluster.v1.UDDomains
+	2,  // 103: mailsys.cluster.v1.UserDB.ListUnits:output_type -> mailsys.cluster.v1.UDUnits
+	3,  // 104: mailsys.cluster.v1.UserDB.ListClasses:output_type -> mailsys.cluster.v1.UDClasses
+	5,  // 105: mailsys.cluster.v1.UserDB.ListUsers:output_type -> mailsys.cluster.v1.UDUsers
+	6,  // 106: mailsys.cluster.v1.UserDB.DomainUsage:output_type -> mailsys.cluster.v1.UDDomainUsage
+	7,  // 107: mailsys.cluster.v1.UserDB.DeleteUser:output_type -> mailsys.cluster.v1.UDEmpty
+	63, // [63:108] is the sub-list for method output_type
+	18, // [18:63] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_userdb_proto_init() }
@@ -3441,14 +3865,14 @@ func file_userdb_proto_init() {
 	if File_userdb_proto != nil {
 		return
 	}
-	file_userdb_proto_msgTypes[12].OneofWrappers = []any{}
+	file_userdb_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_userdb_proto_rawDesc), len(file_userdb_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

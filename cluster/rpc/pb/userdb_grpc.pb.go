@@ -88,6 +88,12 @@ const (
 	UserDB_ClaimRecent_FullMethodName    = "/mailsys.cluster.v1.UserDB/ClaimRecent"
 	UserDB_Watch_FullMethodName          = "/mailsys.cluster.v1.UserDB/Watch"
 	UserDB_RewriteRefs_FullMethodName    = "/mailsys.cluster.v1.UserDB/RewriteRefs"
+	UserDB_ListDomains_FullMethodName    = "/mailsys.cluster.v1.UserDB/ListDomains"
+	UserDB_ListUnits_FullMethodName      = "/mailsys.cluster.v1.UserDB/ListUnits"
+	UserDB_ListClasses_FullMethodName    = "/mailsys.cluster.v1.UserDB/ListClasses"
+	UserDB_ListUsers_FullMethodName      = "/mailsys.cluster.v1.UserDB/ListUsers"
+	UserDB_DomainUsage_FullMethodName    = "/mailsys.cluster.v1.UserDB/DomainUsage"
+	UserDB_DeleteUser_FullMethodName     = "/mailsys.cluster.v1.UserDB/DeleteUser"
 )
 
 // UserDBClient is the client API for UserDB service.
@@ -147,6 +153,13 @@ type UserDBClient interface {
 	// the changes its fn made, then writes them; its last message (done)
 	// says how many entries were rewritten, before the call's status.
 	RewriteRefs(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UDRefAnswer, UDRefBatch], error)
+	// userdata.Lister: pages of at most userdata.MaxList, so unary.
+	ListDomains(ctx context.Context, in *UDListDomains, opts ...grpc.CallOption) (*UDDomains, error)
+	ListUnits(ctx context.Context, in *UDName, opts ...grpc.CallOption) (*UDUnits, error)
+	ListClasses(ctx context.Context, in *UDEmpty, opts ...grpc.CallOption) (*UDClasses, error)
+	ListUsers(ctx context.Context, in *UDUserQuery, opts ...grpc.CallOption) (*UDUsers, error)
+	DomainUsage(ctx context.Context, in *UDName, opts ...grpc.CallOption) (*UDDomainUsage, error)
+	DeleteUser(ctx context.Context, in *UDUserRef, opts ...grpc.CallOption) (*UDEmpty, error)
 }
 
 type userDBClient struct {
@@ -604,6 +617,66 @@ func (c *userDBClient) RewriteRefs(ctx context.Context, opts ...grpc.CallOption)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type UserDB_RewriteRefsClient = grpc.BidiStreamingClient[UDRefAnswer, UDRefBatch]
 
+func (c *userDBClient) ListDomains(ctx context.Context, in *UDListDomains, opts ...grpc.CallOption) (*UDDomains, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UDDomains)
+	err := c.cc.Invoke(ctx, UserDB_ListDomains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userDBClient) ListUnits(ctx context.Context, in *UDName, opts ...grpc.CallOption) (*UDUnits, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UDUnits)
+	err := c.cc.Invoke(ctx, UserDB_ListUnits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userDBClient) ListClasses(ctx context.Context, in *UDEmpty, opts ...grpc.CallOption) (*UDClasses, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UDClasses)
+	err := c.cc.Invoke(ctx, UserDB_ListClasses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userDBClient) ListUsers(ctx context.Context, in *UDUserQuery, opts ...grpc.CallOption) (*UDUsers, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UDUsers)
+	err := c.cc.Invoke(ctx, UserDB_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userDBClient) DomainUsage(ctx context.Context, in *UDName, opts ...grpc.CallOption) (*UDDomainUsage, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UDDomainUsage)
+	err := c.cc.Invoke(ctx, UserDB_DomainUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userDBClient) DeleteUser(ctx context.Context, in *UDUserRef, opts ...grpc.CallOption) (*UDEmpty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UDEmpty)
+	err := c.cc.Invoke(ctx, UserDB_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserDBServer is the server API for UserDB service.
 // All implementations must embed UnimplementedUserDBServer
 // for forward compatibility.
@@ -661,6 +734,13 @@ type UserDBServer interface {
 	// the changes its fn made, then writes them; its last message (done)
 	// says how many entries were rewritten, before the call's status.
 	RewriteRefs(grpc.BidiStreamingServer[UDRefAnswer, UDRefBatch]) error
+	// userdata.Lister: pages of at most userdata.MaxList, so unary.
+	ListDomains(context.Context, *UDListDomains) (*UDDomains, error)
+	ListUnits(context.Context, *UDName) (*UDUnits, error)
+	ListClasses(context.Context, *UDEmpty) (*UDClasses, error)
+	ListUsers(context.Context, *UDUserQuery) (*UDUsers, error)
+	DomainUsage(context.Context, *UDName) (*UDDomainUsage, error)
+	DeleteUser(context.Context, *UDUserRef) (*UDEmpty, error)
 	mustEmbedUnimplementedUserDBServer()
 }
 
@@ -787,6 +867,24 @@ func (UnimplementedUserDBServer) Watch(*UDWatchRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedUserDBServer) RewriteRefs(grpc.BidiStreamingServer[UDRefAnswer, UDRefBatch]) error {
 	return status.Error(codes.Unimplemented, "method RewriteRefs not implemented")
+}
+func (UnimplementedUserDBServer) ListDomains(context.Context, *UDListDomains) (*UDDomains, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDomains not implemented")
+}
+func (UnimplementedUserDBServer) ListUnits(context.Context, *UDName) (*UDUnits, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUnits not implemented")
+}
+func (UnimplementedUserDBServer) ListClasses(context.Context, *UDEmpty) (*UDClasses, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClasses not implemented")
+}
+func (UnimplementedUserDBServer) ListUsers(context.Context, *UDUserQuery) (*UDUsers, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedUserDBServer) DomainUsage(context.Context, *UDName) (*UDDomainUsage, error) {
+	return nil, status.Error(codes.Unimplemented, "method DomainUsage not implemented")
+}
+func (UnimplementedUserDBServer) DeleteUser(context.Context, *UDUserRef) (*UDEmpty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
 }
 func (UnimplementedUserDBServer) mustEmbedUnimplementedUserDBServer() {}
 func (UnimplementedUserDBServer) testEmbeddedByValue()                {}
@@ -1458,6 +1556,114 @@ func _UserDB_RewriteRefs_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type UserDB_RewriteRefsServer = grpc.BidiStreamingServer[UDRefAnswer, UDRefBatch]
 
+func _UserDB_ListDomains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UDListDomains)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserDBServer).ListDomains(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserDB_ListDomains_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserDBServer).ListDomains(ctx, req.(*UDListDomains))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserDB_ListUnits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UDName)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserDBServer).ListUnits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserDB_ListUnits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserDBServer).ListUnits(ctx, req.(*UDName))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserDB_ListClasses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UDEmpty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserDBServer).ListClasses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserDB_ListClasses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserDBServer).ListClasses(ctx, req.(*UDEmpty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserDB_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UDUserQuery)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserDBServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserDB_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserDBServer).ListUsers(ctx, req.(*UDUserQuery))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserDB_DomainUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UDName)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserDBServer).DomainUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserDB_DomainUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserDBServer).DomainUsage(ctx, req.(*UDName))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserDB_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UDUserRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserDBServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserDB_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserDBServer).DeleteUser(ctx, req.(*UDUserRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserDB_ServiceDesc is the grpc.ServiceDesc for UserDB service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1592,6 +1798,30 @@ var UserDB_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ClaimRecent",
 			Handler:    _UserDB_ClaimRecent_Handler,
+		},
+		{
+			MethodName: "ListDomains",
+			Handler:    _UserDB_ListDomains_Handler,
+		},
+		{
+			MethodName: "ListUnits",
+			Handler:    _UserDB_ListUnits_Handler,
+		},
+		{
+			MethodName: "ListClasses",
+			Handler:    _UserDB_ListClasses_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _UserDB_ListUsers_Handler,
+		},
+		{
+			MethodName: "DomainUsage",
+			Handler:    _UserDB_DomainUsage_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _UserDB_DeleteUser_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
