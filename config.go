@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mailsys/mailsys/imap"
+	"github.com/mailsys/mailsys/metrics"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
 	"github.com/mailsys/mailsys/mta/mailauth"
@@ -171,6 +172,17 @@ type Config struct {
 	Filter mta.Filter
 	// Logger receives every component's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, receives every component's events and collects
+	// the backends' figures at scrape time: the System passes its
+	// implementations into the components' configs (where they have none
+	// of their own) and points it at its queue, store and login cache.
+	// Serve its Handler (System.Metrics) on the admin listener. Nil
+	// turns metrics off.
+	Metrics *metrics.Metrics
+	// Observer, if set, is told of every message delivered to a local
+	// user and every message a user submits (see mta.Observer), for
+	// statistics per domain and unit.
+	Observer mta.Observer
 }
 
 // DefaultConfig returns the configuration of an all-in-one System keeping
@@ -361,24 +373,36 @@ func (c *Config) txLogConfig() txlog.Config {
 	if tc.Logger == nil {
 		tc.Logger = c.logger()
 	}
+	if tc.Metrics == nil && c.Metrics != nil {
+		tc.Metrics = c.Metrics.TxLog()
+	}
 	return tc
 }
 
 func (c *Config) inboundConfig(tlsConfig *tls.Config, guard *mta.Guard) mta.InboundConfig {
 	ic := c.SMTP
 	ic.Hostname, ic.TLS, ic.Guard, ic.Filter, ic.Logger = c.hostname(), tlsConfig, guard, c.Filter, c.logger()
+	if ic.Metrics == nil && c.Metrics != nil {
+		ic.Metrics = c.Metrics.SMTP()
+	}
 	return ic
 }
 
 func (c *Config) imapConfig(tlsConfig *tls.Config, guard *mta.Guard) imap.Config {
 	ic := c.IMAP
 	ic.TLS, ic.InsecureAuth, ic.Guard, ic.Logger = tlsConfig, c.InsecureAuth, guard, c.logger()
+	if ic.Metrics == nil && c.Metrics != nil {
+		ic.Metrics = c.Metrics.IMAP()
+	}
 	return ic
 }
 
 func (c *Config) pop3Config(tlsConfig *tls.Config, guard *mta.Guard) pop3.Config {
 	pc := c.POP3
 	pc.Hostname, pc.TLS, pc.InsecureAuth, pc.Guard, pc.Logger = c.hostname(), tlsConfig, c.InsecureAuth, guard, c.logger()
+	if pc.Metrics == nil && c.Metrics != nil {
+		pc.Metrics = c.Metrics.POP3()
+	}
 	return pc
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/internal/fsutil"
 	"github.com/mailsys/mailsys/internal/tlsconf"
+	"github.com/mailsys/mailsys/metrics"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/mta"
 	"github.com/mailsys/mailsys/mta/mailauth"
@@ -138,11 +139,35 @@ func (s *System) open(ctx context.Context) error {
 		}
 		s.txlog, s.closers = l, append(s.closers, l.Close)
 	}
-	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Hostname: cfg.Hostname, Logger: s.log}
+	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Hostname: cfg.Hostname, Logger: s.log,
+		Observer: cfg.Observer}
+	if cfg.Metrics != nil {
+		s.deliverer.Metrics = cfg.Metrics.Deliveries()
+	}
 	if err := s.openOutbound(ctx); err != nil {
 		return err
 	}
+	s.watch()
 	return s.deliverer.Recover(ctx)
+}
+
+// watch points Config.Metrics, if any, at what it collects at scrape
+// time: the queue, the store's and the login cache's figures, where the
+// backends have them.
+func (s *System) watch() {
+	m := s.cfg.Metrics
+	if m == nil {
+		return
+	}
+	if st, ok := s.store.(metrics.StoreStater); ok {
+		m.WatchStore(st)
+	}
+	if lc, ok := s.users.(userdata.LoginCacheStater); ok {
+		m.WatchLoginCache(lc)
+	}
+	if s.queue != nil {
+		m.WatchQueue(s.queue)
+	}
 }
 
 // openOutbound opens what sending and checking mail need: the resolver,
@@ -187,6 +212,10 @@ func (s *System) openOutbound(ctx context.Context) error {
 	s.deliverer.Relay = q
 	return nil
 }
+
+// Metrics returns Config.Metrics (nil when metrics are off), whose
+// Handler serves /metrics.
+func (s *System) Metrics() *metrics.Metrics { return s.cfg.Metrics }
 
 // Queue returns the outbound queue (to list, retry, hold, release or
 // delete what it holds), or nil when there is none (Config.Outbound).

@@ -19,6 +19,10 @@ import (
 // at recovery). A volume with damaged records is left alone and logged.
 func (s *Volumes) Compact(ctx context.Context) (CompactStats, error) {
 	var st CompactStats
+	defer func() { // counted for Stats, a compaction cut short too
+		s.compacted.Add(int64(st.Volumes))
+		s.reclaimed.Add(st.BytesReclaimed)
+	}()
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	if err := s.writable(); err != nil {

@@ -39,7 +39,9 @@ type Volumes struct {
 	closed bool
 	broken error // set when a sync (or the undoing of a failed write) failed; writes then fail
 
-	compactMu sync.Mutex // one Compact or Checkpoint at a time
+	compactMu sync.Mutex   // one Compact or Checkpoint at a time
+	compacted atomic.Int64 // volumes rewritten by Compact since Open, for Stats
+	reclaimed atomic.Int64 // bytes Compact freed since Open, for Stats
 
 	commits committer
 	storeID string // from the manifests
@@ -117,13 +119,15 @@ type Stats struct {
 	LiveBytes int64 // bytes of the records of live bodies
 	DeadBytes int64 // bytes compaction can reclaim
 	DiskBytes int64 // total size of the volume files
+	Compacted int64 // volumes rewritten by Compact since the store opened
+	Reclaimed int64 // bytes Compact freed since the store opened
 }
 
 // Stats returns the store's current figures.
 func (s *Volumes) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st := Stats{Volumes: len(s.vols)}
+	st := Stats{Volumes: len(s.vols), Compacted: s.compacted.Load(), Reclaimed: s.reclaimed.Load()}
 	for _, e := range s.index {
 		if e.refs > 0 {
 			st.Bodies++
