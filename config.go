@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,6 +95,16 @@ type Config struct {
 	// POP3TLSAddr is the implicit-TLS POP3 listener's address (usually port
 	// 995); it needs TLS. Empty turns it off.
 	POP3TLSAddr string
+	// AdminAddr is the administration API's listener (package admin:
+	// JSON under /api/v1/, /metrics, /debug/pprof/), such as
+	// "127.0.0.1:8080": plain HTTP on a loopback address, HTTPS with TLS
+	// on any other (which then needs TLS). Empty turns it off. The API
+	// keeps its own database in DataDir/admin, counts the deliveries and
+	// submissions of each domain and unit (it is the Observer when
+	// Observer is nil), and serves Metrics, made when Metrics is nil. It
+	// needs a UserDB that can list (userdata.Lister), as the embedded one
+	// and cluster.Users can.
+	AdminAddr string
 	// TLS, if set, enables STARTTLS (STLS in POP3) and the implicit-TLS
 	// listeners, for every listener. The System hardens a copy of it
 	// (TLS 1.2 or later, AEAD suites only).
@@ -277,6 +288,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: an implicit-TLS listener needs TLS", l.field))
 		}
 	}
+	if c.AdminAddr != "" && !loopback(c.AdminAddr) && c.TLS == nil {
+		errs = append(errs, errors.New("AdminAddr: not a loopback address: the API needs TLS there"))
+	}
+	if c.AdminAddr != "" && c.DataDir == "" {
+		errs = append(errs, errors.New("AdminAddr: the API keeps its database in DataDir, which is empty"))
+	}
 	if c.SubmissionAddr != "" && c.TLS == nil {
 		errs = append(errs, errors.New("SubmissionAddr: without TLS nobody could log in (AUTH is offered only over TLS)"))
 	}
@@ -294,6 +311,7 @@ const (
 	kindSubmission
 	kindIMAP
 	kindPOP3
+	kindAdmin
 )
 
 // listenerAddr is one of Config's listener fields.
@@ -314,7 +332,22 @@ func (c *Config) listenerAddrs() []listenerAddr {
 		{"IMAPTLSAddr", c.IMAPTLSAddr, true, kindIMAP},
 		{"POP3Addr", c.POP3Addr, false, kindPOP3},
 		{"POP3TLSAddr", c.POP3TLSAddr, true, kindPOP3},
+		{"AdminAddr", c.AdminAddr, false, kindAdmin},
 	}
+}
+
+// loopback reports whether addr (host:port) is on a loopback address,
+// "localhost" included.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // serves reports whether a listener of kind k is configured.

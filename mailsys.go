@@ -27,10 +27,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/mailsys/mailsys/admin"
 	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/internal/fsutil"
 	"github.com/mailsys/mailsys/internal/tlsconf"
@@ -73,6 +75,7 @@ type System struct {
 	verifier  *mailauth.Verifier // the MX listener's checks, nil when off
 	queue     *queue.Queue
 	dkim      *mailauth.Signer
+	admin     *admin.Server  // the administration API, nil when off
 	closers   []func() error // what Open opened, to close in reverse
 
 	mu        sync.Mutex
@@ -139,6 +142,11 @@ func (s *System) open(ctx context.Context) error {
 		}
 		s.txlog, s.closers = l, append(s.closers, l.Close)
 	}
+	if cfg.AdminAddr != "" {
+		if err := s.openAdmin(); err != nil {
+			return err
+		}
+	}
 	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Hostname: cfg.Hostname, Logger: s.log,
 		Observer: cfg.Observer}
 	if cfg.Metrics != nil {
@@ -150,6 +158,44 @@ func (s *System) open(ctx context.Context) error {
 	s.watch()
 	return s.deliverer.Recover(ctx)
 }
+
+// openAdmin opens the administration API over the UserDB, with the
+// System's metrics and as its Observer unless Config gives others.
+func (s *System) openAdmin() error {
+	cfg := &s.cfg
+	users, ok := s.users.(admin.UserDB)
+	if !ok {
+		return fmt.Errorf("mailsys: AdminAddr: the UserDB (%T) cannot list (userdata.Lister)", s.users)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
+	ac := admin.DefaultConfig(filepath.Join(cfg.DataDir, "admin"), users)
+	ac.Metrics = cfg.Metrics.Handler()
+	ac.Logger = s.log
+	if !loopback(cfg.AdminAddr) {
+		ac.TLS = tlsconf.Harden(cfg.TLS)
+	}
+	a, err := admin.New(ac)
+	if err != nil {
+		return err
+	}
+	s.admin, s.closers = a, append(s.closers, a.Close)
+	if cfg.Observer == nil {
+		cfg.Observer = a
+	}
+	return nil
+}
+
+// Admin returns the administration API, or nil when Config.AdminAddr is
+// empty.
+func (s *System) Admin() *admin.Server { return s.admin }
+
+// adminServer is the API as one of the System's servers: it speaks TLS
+// itself when it has a certificate (admin.Config.TLS).
+type adminServer struct{ *admin.Server }
+
+func (a adminServer) ServeTLS(l net.Listener) error { return a.Serve(l) }
 
 // watch points Config.Metrics, if any, at what it collects at scrape
 // time: the queue, the store's and the login cache's figures, where the
@@ -322,6 +368,7 @@ func (s *System) bind() (_ []boundListener, err error) {
 		kindSubmission: func() (server, error) { return mta.NewSubmission(icfg, s.users, s.users, s.deliverer) },
 		kindIMAP:       func() (server, error) { return imap.NewServer(cfg.imapConfig(tlsConfig, guard), s.users, s.store) },
 		kindPOP3:       func() (server, error) { return pop3.NewServer(cfg.pop3Config(tlsConfig, guard), s.users, s.store) },
+		kindAdmin:      func() (server, error) { return adminServer{s.admin}, nil },
 	}
 	var servers [len(makers)]server
 	for _, l := range cfg.listenerAddrs() {

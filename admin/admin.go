@@ -171,23 +171,29 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Shutdown stops serving, letting requests in progress finish until ctx
-// ends, and closes the API's database.
+// ends. The API's database stays open: Serve may be called again.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Shutdown(ctx)
+}
+
+// Close stops serving at once and closes the API's database.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
 	s.mu.Unlock()
 	var err error
 	if srv != nil {
-		err = srv.Shutdown(ctx)
+		err = srv.Close()
 	}
 	return errors.Join(err, s.st.close())
-}
-
-// Close stops at once and closes the API's database.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return s.Shutdown(ctx)
 }
 
 // routes registers every endpoint; openapi.json documents each (checked by

@@ -20,7 +20,7 @@ const (
 	statsDays  = 30 // the days a stats answer covers
 )
 
-var domainName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+var domainName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 func checkDomain(field, d string) error {
 	if len(d) > 253 || !domainName.MatchString(d) {

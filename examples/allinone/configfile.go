@@ -44,6 +44,7 @@ type listenKeys struct {
 	IMAPS       str `toml:"imaps"`
 	POP3        str `toml:"pop3"`
 	POP3S       str `toml:"pop3s"`
+	Admin       str `toml:"admin"`
 }
 
 type tlsKeys struct {
@@ -204,6 +205,7 @@ func (o *options) keys() *fileKeys {
 			IMAPS:       str{&c.IMAPTLSAddr},
 			POP3:        str{&c.POP3Addr},
 			POP3S:       str{&c.POP3TLSAddr},
+			Admin:       str{&c.AdminAddr},
 		},
 		TLS: tlsKeys{Cert: str{&o.certFile}, Key: str{&o.keyFile}},
 		Store: storeKeys{

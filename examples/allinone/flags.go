@@ -130,9 +130,10 @@ publish are printed at start): to the domain's MX hosts, or to the host
 	fs.StringVar(&c.IMAPTLSAddr, "imaps", "127.0.0.1:1993", "implicit-TLS IMAP listener address (empty: off)")
 	fs.StringVar(&c.POP3Addr, "pop3", "127.0.0.1:1110", "POP3 listener address, STLS (empty: off)")
 	fs.StringVar(&c.POP3TLSAddr, "pop3s", "127.0.0.1:1995", "implicit-TLS POP3 listener address (empty: off)")
+	fs.StringVar(&c.AdminAddr, "admin", "", "administration API listener address, e.g. 127.0.0.1:8080 (HTTPS off loopback; empty: off)")
 	// In the order mailsys.System binds them, which is that of its Addrs.
 	o.listeners = []listenerFlag{{"smtp", &c.SMTPAddr}, {"submission", &c.SubmissionAddr}, {"submissions", &c.SubmissionTLSAddr},
-		{"imap", &c.IMAPAddr}, {"imaps", &c.IMAPTLSAddr}, {"pop3", &c.POP3Addr}, {"pop3s", &c.POP3TLSAddr}}
+		{"imap", &c.IMAPAddr}, {"imaps", &c.IMAPTLSAddr}, {"pop3", &c.POP3Addr}, {"pop3s", &c.POP3TLSAddr}, {"admin", &c.AdminAddr}}
 	fs.BoolVar(&c.InsecureAuth, "insecure-auth", false, "let IMAP and POP3 clients log in with plain-text passwords before TLS (testing only)")
 	fs.StringVar(&o.certFile, "tls-cert", "", "TLS certificate (PEM); without it a self-signed one is made in the data directory, as "+certFileName)
 	fs.StringVar(&o.keyFile, "tls-key", "", "TLS key (PEM)")

@@ -14,6 +14,10 @@
 // "ready", naming each listener's address, once it accepts connections,
 // and shuts down cleanly on SIGINT or SIGTERM.
 //
+// With -admin ADDR it also serves the administration API (package
+// admin) there: on its first start it makes a system administrator,
+// postmaster@HOSTNAME, and prints its password.
+//
 // # Outbound mail
 //
 // The mail its users submit for other domains goes to the outbound queue
@@ -44,7 +48,7 @@
 // Its layout:
 //
 //	data_dir, hostname, insecure_auth, run_as, allow_root
-//	[listen]          smtp, submission, submissions, imap, imaps, pop3, pop3s
+//	[listen]          smtp, submission, submissions, imap, imaps, pop3, pop3s, admin
 //	[tls]             cert, key
 //	[store]           volume_size, max_body_size, spool_memory, no_sync, compact_ratio, node
 //	[[store.dirs]]    path, weight, masked
@@ -110,6 +114,7 @@ import (
 	"time"
 
 	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/admin"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -165,6 +170,10 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	domains, err := ensureAccounts(ctx, sys, o, log)
 	if err != nil {
+		shutdown()
+		return err
+	}
+	if err := ensureAdmin(ctx, sys, o.cfg.Hostname, log); err != nil {
 		shutdown()
 		return err
 	}
@@ -283,6 +292,31 @@ func ensureDemoUser(ctx context.Context, sys *mailsys.System, hostname string, l
 		return true, nil
 	}
 	return false, nil
+}
+
+// ensureAdmin makes postmaster@hostname a system administrator of the
+// admin API, with a random password it prints, when the API is on and has
+// none yet (its first start).
+func ensureAdmin(ctx context.Context, sys *mailsys.System, hostname string, log *slog.Logger) error {
+	a := sys.Admin()
+	if a == nil {
+		return nil
+	}
+	has, err := a.HasSystemAdmin()
+	if err != nil || has {
+		return err
+	}
+	addr := "postmaster@" + hostname
+	pw := randomPassword()
+	if _, err := sys.EnsureUser(ctx, addr, pw); err != nil {
+		return fmt.Errorf("system administrator: %w", err)
+	}
+	if err := a.SetGrant(ctx, admin.Grant{User: addr, Role: admin.RoleSystem}); err != nil {
+		return err
+	}
+	fmt.Printf("system administrator: %s password: %s\n", addr, pw)
+	log.Info("administration API: log in as the system administrator printed above", "address", addr)
+	return nil
 }
 
 func randomPassword() string {
