@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mailsys/mailsys/admin"
 	"github.com/mailsys/mailsys/imap"
 	"github.com/mailsys/mailsys/metrics"
 	"github.com/mailsys/mailsys/msstore"
@@ -105,6 +106,12 @@ type Config struct {
 	// needs a UserDB that can list (userdata.Lister), as the embedded one
 	// and cluster.Users can.
 	AdminAddr string
+	// Admin configures the API beyond its listener. The System fills
+	// what is zero: DataDir (DataDir/admin), Users, TLS (Config.TLS,
+	// hardened, off loopback), Metrics, Queue (the outbound queue), DKIM
+	// (the signer) and Logger. Cluster and Events are the host's: a
+	// cluster's front node sets them.
+	Admin admin.Config
 	// TLS, if set, enables STARTTLS (STLS in POP3) and the implicit-TLS
 	// listeners, for every listener. The System hardens a copy of it
 	// (TLS 1.2 or later, AEAD suites only).
@@ -291,7 +298,7 @@ func (c Config) Validate() error {
 	if c.AdminAddr != "" && !loopback(c.AdminAddr) && c.TLS == nil {
 		errs = append(errs, errors.New("AdminAddr: not a loopback address: the API needs TLS there"))
 	}
-	if c.AdminAddr != "" && c.DataDir == "" {
+	if c.AdminAddr != "" && c.DataDir == "" && c.Admin.DataDir == "" {
 		errs = append(errs, errors.New("AdminAddr: the API keeps its database in DataDir, which is empty"))
 	}
 	if c.SubmissionAddr != "" && c.TLS == nil {

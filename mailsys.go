@@ -142,38 +142,55 @@ func (s *System) open(ctx context.Context) error {
 		}
 		s.txlog, s.closers = l, append(s.closers, l.Close)
 	}
-	if cfg.AdminAddr != "" {
-		if err := s.openAdmin(); err != nil {
-			return err
-		}
-	}
 	s.deliverer = &mta.Deliverer{Log: s.txlog, Store: s.store, Users: s.users, Summarize: imap.Summarize, Hostname: cfg.Hostname, Logger: s.log,
 		Observer: cfg.Observer}
+	if cfg.Metrics == nil && cfg.AdminAddr != "" {
+		cfg.Metrics = metrics.New() // for the admin listener's /metrics
+	}
 	if cfg.Metrics != nil {
 		s.deliverer.Metrics = cfg.Metrics.Deliveries()
 	}
 	if err := s.openOutbound(ctx); err != nil {
 		return err
 	}
+	if cfg.AdminAddr != "" {
+		if err := s.openAdmin(); err != nil {
+			return err
+		}
+	}
 	s.watch()
 	return s.deliverer.Recover(ctx)
 }
 
 // openAdmin opens the administration API over the UserDB, with the
-// System's metrics and as its Observer unless Config gives others.
+// System's metrics, queue and DKIM signer, and makes it the deliveries'
+// Observer unless Config gives one.
 func (s *System) openAdmin() error {
 	cfg := &s.cfg
-	users, ok := s.users.(admin.UserDB)
-	if !ok {
-		return fmt.Errorf("mailsys: AdminAddr: the UserDB (%T) cannot list (userdata.Lister)", s.users)
+	ac := cfg.Admin
+	if ac.Users == nil {
+		users, ok := s.users.(admin.UserDB)
+		if !ok {
+			return fmt.Errorf("mailsys: AdminAddr: the UserDB (%T) cannot list (userdata.Lister)", s.users)
+		}
+		ac.Users = users
 	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.New()
+	if ac.DataDir == "" {
+		ac.DataDir = filepath.Join(cfg.DataDir, "admin")
 	}
-	ac := admin.DefaultConfig(filepath.Join(cfg.DataDir, "admin"), users)
-	ac.Metrics = cfg.Metrics.Handler()
-	ac.Logger = s.log
-	if !loopback(cfg.AdminAddr) {
+	if ac.Metrics == nil {
+		ac.Metrics = cfg.Metrics.Handler()
+	}
+	if ac.Queue == nil && s.queue != nil {
+		ac.Queue = s.queue
+	}
+	if ac.DKIM == nil && s.dkim != nil {
+		ac.DKIM = s.dkim
+	}
+	if ac.Logger == nil {
+		ac.Logger = s.log
+	}
+	if ac.TLS == nil && !loopback(cfg.AdminAddr) {
 		ac.TLS = tlsconf.Harden(cfg.TLS)
 	}
 	a, err := admin.New(ac)
@@ -183,6 +200,7 @@ func (s *System) openAdmin() error {
 	s.admin, s.closers = a, append(s.closers, a.Close)
 	if cfg.Observer == nil {
 		cfg.Observer = a
+		s.deliverer.Observer = a
 	}
 	return nil
 }
@@ -424,7 +442,7 @@ func (s *System) Addrs() []net.Addr {
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, mta.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, mta.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed) || errors.Is(err, admin.ErrServerClosed)
 }
 
 // Shutdown stops accepting, lets sessions and deliveries finish until ctx

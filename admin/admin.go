@@ -53,6 +53,16 @@ type Config struct {
 	// Metrics, if set, is served at /metrics to system administrators
 	// (an API token in Prometheus's authorization).
 	Metrics http.Handler
+	// Queue, if set, is the outbound queue served under /api/v1/queue.
+	Queue Queue
+	// DKIM, if set, is the signer whose DNS records and keys are served
+	// under /api/v1/domains/{domain}/dkim.
+	DKIM DKIM
+	// Cluster, if set, is the cluster whose nodes are served under
+	// /api/v1/nodes.
+	Cluster Cluster
+	// Events, if set, is the supervisor's log served at /api/v1/events.
+	Events Events
 	// Logger receives the API's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -250,6 +260,20 @@ func (s *Server) routes() {
 	h("DELETE /api/v1/admins/{address}", anyAdmin, s.revokeAdmin)
 
 	h("GET /api/v1/audit", anyAdmin, s.auditLog)
+
+	h("GET /api/v1/queue", systemOnly, s.listQueue)
+	h("POST /api/v1/queue/{id}/retry", systemOnly, s.queueAction(Queue.Retry))
+	h("POST /api/v1/queue/{id}/hold", systemOnly, s.queueAction(Queue.Hold))
+	h("POST /api/v1/queue/{id}/release", systemOnly, s.queueAction(Queue.Release))
+	h("DELETE /api/v1/queue/{id}", systemOnly, s.deleteQueued)
+
+	h("GET /api/v1/domains/{domain}/dkim", anyAdmin, s.getDKIM)
+	h("POST /api/v1/domains/{domain}/dkim/rotate", anyAdmin, s.rotateDKIM)
+	h("DELETE /api/v1/domains/{domain}/dkim/{selector}", anyAdmin, s.retireDKIM)
+
+	h("GET /api/v1/nodes", systemOnly, s.listNodes)
+	h("PATCH /api/v1/nodes/{id}", systemOnly, s.updateNode)
+	h("GET /api/v1/events", systemOnly, s.listEvents)
 
 	if s.cfg.Metrics != nil {
 		h("GET /metrics", systemOnly, func(w http.ResponseWriter, r *http.Request, _ *principal) error {

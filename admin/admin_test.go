@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailsys/mailsys/mta/mailauth"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -30,7 +32,10 @@ type fixture struct {
 	tok   map[string]string // bearer token by role: system, domain, unit, user
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture serves an API over a Memory UserDB with domains a.test and
+// b.test, units E (with D1 below) and F in a.test, a logged-in user per
+// role, and a DKIM signer for both domains; opts change the Config.
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	mem, err := userdata.NewMemory(userdata.MemoryConfig{Argon2: userdata.Argon2Params{Time: 1, Memory: 64, Threads: 1}})
@@ -56,6 +61,15 @@ func newFixture(t *testing.T) *fixture {
 	mk("F", 0)
 	cfg := DefaultConfig(t.TempDir(), mem)
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	signer, err := mailauth.NewSigner(mailauth.SignerConfig{Dir: t.TempDir(), Logger: cfg.Logger,
+		Domains: func(ctx context.Context, d string) (bool, error) { return d == "a.test" || d == "b.test", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DKIM = signer
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +257,17 @@ func TestRoles(t *testing.T) {
 			{"DELETE", "/api/v1/admins/sys@a.test", nil},
 			{"POST", "/api/v1/domains", map[string]any{"name": "new.test"}},
 			{"PUT", "/api/v1/classes/gold", map[string]any{"quota": 1}},
+			{"GET", "/api/v1/domains/" + domain + "/dkim", nil},
+			{"POST", "/api/v1/domains/" + domain + "/dkim/rotate", nil},
+			{"DELETE", "/api/v1/domains/" + domain + "/dkim/ms20260101e", nil},
+			{"GET", "/api/v1/queue", nil},
+			{"POST", "/api/v1/queue/q1/retry", nil},
+			{"POST", "/api/v1/queue/q1/hold", nil},
+			{"POST", "/api/v1/queue/q1/release", nil},
+			{"DELETE", "/api/v1/queue/q1", nil},
+			{"GET", "/api/v1/nodes", nil},
+			{"PATCH", "/api/v1/nodes/ms1", map[string]any{"weight": 1}},
+			{"GET", "/api/v1/events", nil},
 			{"GET", "/metrics", nil},
 			{"GET", "/debug/pprof/", nil},
 		}
@@ -277,7 +302,7 @@ func TestRoles(t *testing.T) {
 		if path == "/api/v1/login" || path == "/api/v1/openapi.json" {
 			continue
 		}
-		path = strings.NewReplacer("{domain}", "a.test", "{id}", "1", "{name}", "gold", "{address}", "ann@a.test", "{alias}", "x@a.test").Replace(path)
+		path = strings.NewReplacer("{domain}", "a.test", "{id}", "1", "{name}", "gold", "{address}", "ann@a.test", "{alias}", "x@a.test", "{selector}", "ms20260101e").Replace(path)
 		if got := f.do("", method, path, nil, nil); got != 401 {
 			t.Errorf("anonymous %s %s: %d, want 401", method, path, got)
 		}
@@ -302,6 +327,16 @@ func TestRoles(t *testing.T) {
 	f.must(f.do(f.tok["domain"], "PATCH", "/api/v1/users/fay@a.test", map[string]any{"name": "Fay"}, nil), 200)
 	f.must(f.do(f.tok["domain"], "POST", "/api/v1/admins", map[string]any{"user": "fay@a.test", "role": "domain", "domain": "a.test"}, nil), 201)
 	f.must(f.do(f.tok["domain"], "POST", "/api/v1/admins", map[string]any{"user": "fay@a.test", "role": "system"}, nil), 403)
+	// The domain administrator publishes its domain's DKIM keys.
+	var dk dkimJSON
+	f.must(f.do(f.tok["domain"], "GET", "/api/v1/domains/a.test/dkim", nil, &dk), 200)
+	if len(dk.Records) != 2 || !strings.HasSuffix(dk.Records[0].Name, "._domainkey.a.test") {
+		t.Errorf("a.test's DKIM records: %+v", dk)
+	}
+	// Without a queue, a cluster or a supervisor: 404, not configured.
+	for _, path := range []string{"/api/v1/queue", "/api/v1/nodes", "/api/v1/events"} {
+		f.must(f.do(f.tok["system"], "GET", path, nil, nil), 404)
+	}
 	// A user: its own password only.
 	f.must(f.do(f.tok["user"], "POST", "/api/v1/me/password", map[string]any{"old": "wrong", "password": "a new password"}, nil), 400)
 	f.must(f.do(f.tok["user"], "POST", "/api/v1/me/password", map[string]any{"old": "pw-ann@a.test", "password": "a new password"}, nil), 204)
@@ -523,7 +558,7 @@ func TestOpenAPI(t *testing.T) {
 		"POST /api/v1/domains": domainJSON{}, "PATCH /api/v1/domains/{domain}": domainUpdate{}, "POST /api/v1/domains/{domain}/aliases": aliasRequest{},
 		"POST /api/v1/units": unitJSON{}, "PATCH /api/v1/units/{id}": unitUpdate{}, "PUT /api/v1/classes/{name}": classJSON{},
 		"POST /api/v1/users": newUserJSON{}, "PATCH /api/v1/users/{address}": userUpdateJSON{}, "POST /api/v1/users/{address}/password": passwordRequest{},
-		"POST /api/v1/users/{address}/aliases": aliasRequest{}, "POST /api/v1/admins": Grant{},
+		"POST /api/v1/users/{address}/aliases": aliasRequest{}, "POST /api/v1/admins": Grant{}, "PATCH /api/v1/nodes/{id}": nodeUpdate{},
 	}
 	for path, ops := range doc.Paths {
 		for method, op := range ops {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mailsys/mailsys/mta/mailauth"
+	"github.com/mailsys/mailsys/mta/queue"
 	"github.com/mailsys/mailsys/userdata"
 )
 
@@ -16,7 +18,7 @@ import (
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p *principal) error
 
 // errNotFound is the store's "no such record".
-var errNotFound = errors.New("admin: not found")
+var errNotFound = errors.New("admin: no such record")
 
 // httpError is an answer other than success.
 type httpError struct {
@@ -112,7 +114,13 @@ func (s *Server) fail(w *statusWriter, r *http.Request, err error) {
 		status, body.Error = http.StatusBadRequest, err.Error()
 	case errors.Is(err, userdata.ErrNotEmpty):
 		status, body.Error = http.StatusConflict, err.Error()
-	case errors.Is(err, userdata.ErrUnavailable), errors.Is(err, userdata.ErrBusy):
+	case errors.Is(err, ErrNotFound), errors.Is(err, queue.ErrNotFound), errors.Is(err, mailauth.ErrUnknownDomain), errors.Is(err, mailauth.ErrUnknownSelector):
+		status, body.Error = http.StatusNotFound, err.Error()
+	case errors.Is(err, ErrInvalid):
+		status, body.Error = http.StatusBadRequest, err.Error()
+	case errors.Is(err, mailauth.ErrSigningSelector):
+		status, body.Error = http.StatusConflict, err.Error()
+	case errors.Is(err, userdata.ErrUnavailable), errors.Is(err, userdata.ErrBusy), errors.Is(err, queue.ErrClosed):
 		status, body.Error = http.StatusServiceUnavailable, "temporarily unavailable; try again"
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -140,7 +148,7 @@ func (s *Server) record(r *http.Request, p *principal, status int, pattern strin
 // objectOf names what a request changes: its path values.
 func objectOf(r *http.Request) string {
 	var parts []string
-	for _, name := range []string{"domain", "id", "name", "address", "alias"} {
+	for _, name := range []string{"domain", "id", "name", "address", "alias", "selector"} {
 		if v := r.PathValue(name); v != "" {
 			parts = append(parts, name+"="+v)
 		}
