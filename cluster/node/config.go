@@ -98,6 +98,11 @@ type Config struct {
 	// outbound settings. Its Storage, UserDB and DataDir are the node's
 	// (the cluster's routers, and DataDir/front).
 	Front mailsys.Config
+	// EventLog is the supervisor's event log (cluster.SupervisorConfig's
+	// EventLog) that a front's administration API serves at
+	// /api/v1/events; empty serves none. The front's API (Front.AdminAddr)
+	// also serves the cluster's nodes, from the directory.
+	EventLog string
 
 	// CallTimeout bounds each call to a peer that sets no earlier
 	// deadline; a peer that does not answer in time counts as failing.

@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mailsys/mailsys"
+	"github.com/mailsys/mailsys/admin"
 	"github.com/mailsys/mailsys/cluster"
 	"github.com/mailsys/mailsys/internal/selfsigned"
 	"github.com/mailsys/mailsys/userdata"
@@ -67,10 +68,13 @@ import (
 //	verify = true                   # SPF, DKIM, DMARC checks on the smtp listener
 //	run_as = ""                     # "user" or "user:group" to serve as, once bound, when started as root
 //	allow_root = false              # serve as root on non-loopback addresses without run_as
+//	admin = "127.0.0.1:8080"        # the administration API and web admin (HTTPS off loopback)
+//	events = ""                     # the supervisor's event log the API serves
 //
 //	[[users]]                       # accounts a front creates at start
 //	address = "ann@example.org"
 //	password = "..."
+//	admin = false                   # a system administrator of the API
 //
 // Relative paths are taken from the file's directory.
 type File struct {
@@ -133,6 +137,10 @@ type FileFront struct {
 	// loopback ones unless it drops to RunAs or AllowRoot is set.
 	RunAs     string `toml:"run_as"`
 	AllowRoot bool   `toml:"allow_root"`
+	// Admin is the administration API's listener (mailsys.Config's
+	// AdminAddr), Events the supervisor's event log it serves.
+	Admin  string `toml:"admin"`
+	Events string `toml:"events"`
 }
 
 func off(b *bool) bool { return b != nil && !*b }
@@ -141,6 +149,8 @@ func off(b *bool) bool { return b != nil && !*b }
 type FileUser struct {
 	Address  string `toml:"address"`
 	Password string `toml:"password"`
+	// Admin makes the user a system administrator of the front's API.
+	Admin bool `toml:"admin"`
 }
 
 // LoadFile reads a node's configuration file. Unknown keys are an error.
@@ -158,7 +168,7 @@ func LoadFile(path string) (*File, error) {
 		return nil, fmt.Errorf("node: %s: unknown keys: %s", path, strings.Join(keys, ", "))
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&f.DataDir, &f.GossipKeyFile, &f.Cert, &f.Key, &f.CA, &f.Front.TLSCert, &f.Front.TLSKey} {
+	for _, p := range []*string{&f.DataDir, &f.GossipKeyFile, &f.Cert, &f.Key, &f.CA, &f.Front.TLSCert, &f.Front.TLSKey, &f.Front.Events} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -210,8 +220,9 @@ func (f *File) Config() (Config, error) {
 			Hostname: fr.Hostname, SMTPAddr: fr.SMTP, SubmissionAddr: fr.Submission, SubmissionTLSAddr: fr.Submissions,
 			IMAPAddr: fr.IMAP, IMAPTLSAddr: fr.IMAPS, POP3Addr: fr.POP3, POP3TLSAddr: fr.POP3S, InsecureAuth: fr.InsecureAuth,
 			DisableOutbound: off(fr.Outbound), DisableDKIM: off(fr.DKIM), DisableVerify: off(fr.Verify),
-			RunAs: fr.RunAs, AllowRoot: fr.AllowRoot,
+			RunAs: fr.RunAs, AllowRoot: fr.AllowRoot, AdminAddr: fr.Admin,
 		}
+		c.EventLog = fr.Events
 		var cert tls.Certificate
 		var err error
 		if fr.TLSCert != "" || fr.TLSKey != "" {
@@ -264,6 +275,9 @@ func Run(ctx context.Context, f *File, logger *slog.Logger, ready func(*Node) er
 			deadline := time.Now().Add(30 * time.Second)
 			for {
 				_, err := sys.EnsureUser(ctx, u.Address, u.Password)
+				if err == nil && u.Admin && sys.Admin() != nil {
+					err = sys.Admin().SetGrant(ctx, admin.Grant{User: u.Address, Role: admin.RoleSystem})
+				}
 				if err == nil {
 					break
 				}

@@ -447,6 +447,14 @@ func (n *Node) startFront(ctx context.Context) error {
 	if fc.Logger == nil {
 		fc.Logger = n.log
 	}
+	if fc.AdminAddr != "" {
+		if fc.Admin.Cluster == nil {
+			fc.Admin.Cluster = clusterAdmin{n}
+		}
+		if fc.Admin.Events == nil && cfg.EventLog != "" {
+			fc.Admin.Events = eventLog(cfg.EventLog)
+		}
+	}
 	sys, err := mailsys.Open(ctx, fc)
 	if err != nil {
 		return err

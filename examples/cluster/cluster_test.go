@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,18 +71,23 @@ type harness struct {
 	dir      cluster.Directory
 	users    []string
 	later    chan string // the launcher's lines after "cluster ready"
+	admin    [2]string   // the system administrator printed with -admin: address, password
 }
 
 const (
 	smtpPort = "2525"
 	imapPort = "1143"
 	pop3Port = "1110"
+	apiPort  = "8080"
 	rpcPort  = 7001
 )
 
 var nodeIndex = map[string]int{"front": 0, "ud1": 1, "ud2": 2, "ms1": 3, "ms2": 4}
 
-var nodeLine = regexp.MustCompile(`^node role=(\S+) id=(\S+) pid=(\d+) addr=(\S+)$`)
+var (
+	nodeLine  = regexp.MustCompile(`^node role=(\S+) id=(\S+) pid=(\d+) addr=(\S+)$`)
+	adminLine = regexp.MustCompile(`^system administrator: (\S+) password: (\S+)$`)
+)
 
 // start runs the launcher with users user0..user(n-1)@example.test and
 // waits for "cluster ready".
@@ -97,6 +105,10 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 		u := fmt.Sprintf("user%d@example.test", i)
 		h.users = append(h.users, u)
 		args = append(args, "-user", u+":pw-"+u)
+	}
+	extra = slices.Clone(extra)
+	if i := slices.Index(extra, "-admin"); i >= 0 && extra[i+1] == "" {
+		extra[i+1] = h.ip[0] + ":" + apiPort // the front's
 	}
 	h.launcher = exec.Command(binary, append(args, extra...)...)
 	h.launcher.Stderr = os.Stderr
@@ -127,6 +139,9 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 			if m := nodeLine.FindStringSubmatch(l); m != nil {
 				h.pids[m[2]], _ = strconv.Atoi(m[3])
 				h.addrs[m[2]] = m[4]
+			}
+			if m := adminLine.FindStringSubmatch(l); m != nil {
+				h.admin = [2]string{m[1], m[2]}
 			}
 			ready = strings.HasPrefix(l, "cluster ready ")
 		case <-deadline:
@@ -536,7 +551,7 @@ func TestSupervised(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process cluster test")
 	}
-	h := start(t, 4)
+	h := start(t, 4, "-admin", "")
 	for _, id := range []string{"ms1", "ud1", "front"} {
 		killed := time.Now()
 		if err := syscall.Kill(h.pids[id], syscall.SIGKILL); err != nil {
@@ -566,6 +581,110 @@ func TestSupervised(t *testing.T) {
 		// Service resumes: the heartbeat has seen the node again.
 		time.Sleep(3 * time.Second)
 		h.checkDelivered(h.load("after-"+id, 2, 20, nil))
+	}
+	h.checkAdmin()
+}
+
+// checkAdmin reads the supervisor's events and the nodes through the
+// front's administration API after TestSupervised's kills, and changes a
+// weight and a mask there.
+func (h *harness) checkAdmin() {
+	t := h.t
+	api := "http://" + h.ip[0] + ":" + apiPort
+	if h.admin[0] == "" {
+		t.Fatal("no system administrator printed with -admin")
+	}
+	call := func(method, path, token string, body, out any) int {
+		t.Helper()
+		var rd io.Reader
+		switch b := body.(type) {
+		case nil:
+		case string:
+			rd = strings.NewReader(b)
+		default:
+			j, _ := json.Marshal(b)
+			rd = bytes.NewReader(j)
+		}
+		req, _ := http.NewRequest(method, api+path, rd)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if out != nil && resp.StatusCode < 300 {
+			if err := json.Unmarshal(data, out); err != nil {
+				t.Fatalf("%s %s: %s: %v", method, path, data, err)
+			}
+		}
+		return resp.StatusCode
+	}
+	var login struct{ Token string }
+	if got := call("POST", "/api/v1/login", "", map[string]string{"user": h.admin[0], "password": h.admin[1]}, &login); got != 200 {
+		t.Fatalf("login of %s: %d", h.admin[0], got)
+	}
+	var evs struct {
+		Events []struct{ Module, Kind, Signal string }
+	}
+	if got := call("GET", "/api/v1/events?limit=1000", login.Token, nil, &evs); got != 200 {
+		t.Fatalf("events: %d", got)
+	}
+	for _, id := range []string{"ms1", "ud1", "front"} {
+		killed, started := false, false
+		for _, e := range evs.Events {
+			killed = killed || e.Module == id && e.Kind == "exited" && e.Signal == "killed"
+			started = started || killed && e.Module == id && e.Kind == "started"
+		}
+		if !killed || !started {
+			t.Errorf("events: %s's kill and restart missing from %+v", id, evs.Events)
+		}
+	}
+	type nodeJSON struct {
+		ID, Roles       string
+		Weight          int
+		Masked, Healthy bool
+	}
+	var nodes struct{ Nodes []nodeJSON }
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if got := call("GET", "/api/v1/nodes", login.Token, nil, &nodes); got != 200 {
+			t.Fatalf("nodes: %d", got)
+		}
+		healthy := 0
+		for _, n := range nodes.Nodes {
+			if n.Healthy {
+				healthy++
+			}
+		}
+		if len(nodes.Nodes) == 5 && healthy == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes after the restarts: %+v, want 5 healthy", nodes.Nodes)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var ms2 nodeJSON
+	if got := call("PATCH", "/api/v1/nodes/ms2", login.Token, map[string]any{"weight": 7, "masked": true}, &ms2); got != 200 || ms2.Weight != 7 || !ms2.Masked {
+		t.Fatalf("PATCH ms2: %d %+v", got, ms2)
+	}
+	reg, err := h.dir.Registry(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := reg.Node("ms2"); n.Weight != 7 || !n.Masked {
+		t.Fatalf("the registry's ms2 after PATCH: %+v", n)
+	}
+	for body, want := range map[string]int{`{"weight": 10001}`: 400, `{}`: 400, `{"wieght": 1}`: 400} {
+		if got := call("PATCH", "/api/v1/nodes/ms2", login.Token, body, nil); got != want {
+			t.Errorf("PATCH ms2 %s: %d, want %d", body, got, want)
+		}
+	}
+	if got := call("PATCH", "/api/v1/nodes/nosuch", login.Token, map[string]any{"weight": 1}, nil); got != 404 {
+		t.Errorf("PATCH an unknown node: %d, want 404", got)
 	}
 }
 

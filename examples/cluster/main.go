@@ -18,9 +18,13 @@
 //
 // The front's listeners take allinone's flags (-smtp, -submission,
 // -submissions, -imap, -imaps, -pop3, -pop3s, -hostname, -insecure-auth,
-// -outbound, -dkim, -verify); -user EMAIL:PASSWORD (repeatable) creates
-// or updates users, spread over the UD nodes by weight; without any, a
-// demo user is made on first start and its password printed. -postgres
+// -outbound, -dkim, -verify, -admin); -user EMAIL:PASSWORD (repeatable)
+// creates or updates users, spread over the UD nodes by weight; without
+// any, a demo user is made on first start and its password printed. With
+// -admin ADDR the front serves the administration API and web admin
+// there, with the cluster's nodes and the supervisor's events, and makes
+// postmaster@HOSTNAME its system administrator on first start, printing
+// the password. -postgres
 // DSN uses a PostgreSQL directory instead of the embedded one. Nodes take
 // consecutive addresses from -ip (front, ud1, ud2, ms1, ms2, then ud1b
 // and ud2b with -standby), gRPC on -rpc-port and the heartbeat on
@@ -66,6 +70,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/mailsys/mailsys/admin"
 	"github.com/mailsys/mailsys/cluster"
 	"github.com/mailsys/mailsys/cluster/node"
 )
@@ -95,6 +100,7 @@ func main() {
 type options struct {
 	data, hostname, postgres, ip                             string
 	smtp, submission, submissions, imap, imaps, pop3, pop3s  string
+	admin                                                    string
 	insecureAuth, outbound, dkim, verify, supervise, standby bool
 	rpcPort, gossipPort, replicas                            int
 	users                                                    []node.FileUser
@@ -116,6 +122,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.imaps, "imaps", "", "front: implicit-TLS IMAP listener address (empty: off)")
 	fs.StringVar(&o.pop3, "pop3", "127.0.0.1:1110", "front: POP3 listener address (empty: off)")
 	fs.StringVar(&o.pop3s, "pop3s", "", "front: implicit-TLS POP3 listener address (empty: off)")
+	fs.StringVar(&o.admin, "admin", "", "front: administration API and web admin listener, such as 127.0.0.1:8080 (empty: off)")
 	fs.BoolVar(&o.supervise, "supervise", true, "run the nodes under a supervisor that restarts one that exits or is killed (events in DATA/logs/supervisor.jsonl); false: report it and leave it down")
 	fs.BoolVar(&o.standby, "standby", false, "give each UD node a synchronous hot standby (ud1b, ud2b) that takes over when it dies")
 	fs.IntVar(&o.replicas, "replicas", 1, "copies of each new message body, on distinct MS nodes (1 or 2)")
@@ -295,7 +302,10 @@ func prepare(data string, o *options) ([]string, error) {
 			f.Front = node.FileFront{
 				Hostname: o.hostname, SMTP: o.smtp, Submission: o.submission, Submissions: o.submissions,
 				IMAP: o.imap, IMAPS: o.imaps, POP3: o.pop3, POP3S: o.pop3s, InsecureAuth: o.insecureAuth,
-				Outbound: &o.outbound, DKIM: &o.dkim, Verify: &o.verify,
+				Outbound: &o.outbound, DKIM: &o.dkim, Verify: &o.verify, Admin: o.admin,
+			}
+			if o.supervise && o.admin != "" {
+				f.Front.Events = filepath.Join(data, "logs", "supervisor.jsonl")
 			}
 			f.Users, f.Replicas = o.users, o.replicas
 			for _, p := range nodes {
@@ -422,9 +432,43 @@ func runNode(path string) error {
 				return err
 			}
 		}
+		if n.System() != nil {
+			if err := ensureAdmin(ctx, n, f.Front.Hostname); err != nil {
+				return err
+			}
+		}
 		fmt.Println(readyLine)
 		return nil
 	})
+}
+
+// ensureAdmin makes postmaster@hostname a system administrator of the
+// front's administration API, with a random password it prints, when the
+// API is on and has none yet (its first start).
+func ensureAdmin(ctx context.Context, n *node.Node, host string) error {
+	a := n.System().Admin()
+	if a == nil {
+		return nil
+	}
+	has, err := a.HasSystemAdmin()
+	if err != nil || has {
+		return err
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	addr := "postmaster@" + host
+	b := make([]byte, 9)
+	rand.Read(b)
+	pw := hex.EncodeToString(b)
+	if _, err := n.System().EnsureUser(ctx, addr, pw); err != nil {
+		return fmt.Errorf("system administrator: %w", err)
+	}
+	if err := a.SetGrant(ctx, admin.Grant{User: addr, Role: admin.RoleSystem}); err != nil {
+		return err
+	}
+	fmt.Printf("system administrator: %s password: %s\n", addr, pw)
+	return nil
 }
 
 // ensureDemoUser makes demo@hostname with a random password, and prints
