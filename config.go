@@ -97,12 +97,13 @@ type Config struct {
 	// 995); it needs TLS. Empty turns it off.
 	POP3TLSAddr string
 	// AdminAddr is the administration API's listener (package admin:
-	// JSON under /api/v1/, /metrics, /debug/pprof/), such as
-	// "127.0.0.1:8080": plain HTTP on a loopback address, HTTPS with TLS
-	// on any other (which then needs TLS). Empty turns it off. The API
-	// keeps its own database in DataDir/admin, counts the deliveries and
-	// submissions of each domain and unit (it is the Observer when
-	// Observer is nil), and serves Metrics, made when Metrics is nil. It
+	// JSON under /api/v1/, the web admin under /admin/, /metrics,
+	// /debug/pprof/), such as "127.0.0.1:8080": plain HTTP on a loopback
+	// address, HTTPS with TLS on any other (which then needs TLS). Empty
+	// turns it off. The API keeps its own database in DataDir/admin,
+	// counts the deliveries, submissions and active users of each domain
+	// and unit (it is the Observer and Logins when they are nil), and
+	// serves Metrics, made when Metrics is nil. It
 	// needs a UserDB that can list (userdata.Lister), as the embedded one
 	// and cluster.Users can.
 	AdminAddr string
@@ -201,6 +202,10 @@ type Config struct {
 	// user and every message a user submits (see mta.Observer), for
 	// statistics per domain and unit.
 	Observer mta.Observer
+	// Logins, if set, is told of every login on the IMAP, POP3 and
+	// submission listeners (where their configs have none of their
+	// own), for statistics of active users.
+	Logins userdata.LoginObserver
 }
 
 // DefaultConfig returns the configuration of an all-in-one System keeping
@@ -425,6 +430,9 @@ func (c *Config) inboundConfig(tlsConfig *tls.Config, guard *mta.Guard) mta.Inbo
 	if ic.Metrics == nil && c.Metrics != nil {
 		ic.Metrics = c.Metrics.SMTP()
 	}
+	if ic.Logins == nil {
+		ic.Logins = c.Logins
+	}
 	return ic
 }
 
@@ -434,6 +442,9 @@ func (c *Config) imapConfig(tlsConfig *tls.Config, guard *mta.Guard) imap.Config
 	if ic.Metrics == nil && c.Metrics != nil {
 		ic.Metrics = c.Metrics.IMAP()
 	}
+	if ic.Logins == nil {
+		ic.Logins = c.Logins
+	}
 	return ic
 }
 
@@ -442,6 +453,9 @@ func (c *Config) pop3Config(tlsConfig *tls.Config, guard *mta.Guard) pop3.Config
 	pc.Hostname, pc.TLS, pc.InsecureAuth, pc.Guard, pc.Logger = c.hostname(), tlsConfig, c.InsecureAuth, guard, c.logger()
 	if pc.Metrics == nil && c.Metrics != nil {
 		pc.Metrics = c.Metrics.POP3()
+	}
+	if pc.Logins == nil {
+		pc.Logins = c.Logins
 	}
 	return pc
 }

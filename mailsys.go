@@ -164,7 +164,7 @@ func (s *System) open(ctx context.Context) error {
 
 // openAdmin opens the administration API over the UserDB, with the
 // System's metrics, queue and DKIM signer, and makes it the deliveries'
-// Observer unless Config gives one.
+// Observer and the listeners' Logins unless Config gives them.
 func (s *System) openAdmin() error {
 	cfg := &s.cfg
 	ac := cfg.Admin
@@ -201,6 +201,9 @@ func (s *System) openAdmin() error {
 	if cfg.Observer == nil {
 		cfg.Observer = a
 		s.deliverer.Observer = a
+	}
+	if cfg.Logins == nil {
+		cfg.Logins = a
 	}
 	return nil
 }

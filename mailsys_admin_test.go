@@ -93,8 +93,8 @@ func TestAdminSystem(t *testing.T) {
 	}
 	sc.Quit()
 	var stats struct {
-		Users, Bytes, Quota, Messages int64
-		Days                          []struct{ Received int64 }
+		Users, Active, Bytes, Quota, Messages int64
+		Days                                  []struct{ Received int64 }
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -109,8 +109,8 @@ func TestAdminSystem(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if stats.Users != 1 || stats.Bytes == 0 {
-		t.Fatalf("stats %+v, want 1 user holding bytes", stats)
+	if stats.Users != 1 || stats.Active != 1 || stats.Bytes == 0 {
+		t.Fatalf("stats %+v, want 1 user, active (logged in over IMAP), holding bytes", stats)
 	}
 	sel, err := ic.Select("INBOX", nil).Wait()
 	if err != nil || sel.NumMessages != 1 {

@@ -123,6 +123,9 @@ type Server struct {
 	mu       sync.Mutex
 	failures map[string][]time.Time // failed logins by client address
 	srv      *http.Server
+
+	seenMu sync.Mutex
+	seen   map[userdata.UserID]uint32 // the day each user's login was last recorded
 }
 
 // openAPI is the API's description, served at /api/v1/openapi.json.
@@ -147,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, users: cfg.Users, st: st, now: time.Now, failures: map[string][]time.Time{}}
+	s := &Server{cfg: cfg, log: log, users: cfg.Users, st: st, now: time.Now, failures: map[string][]time.Time{}, seen: map[userdata.UserID]uint32{}}
 	s.routes()
 	return s, nil
 }

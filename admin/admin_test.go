@@ -190,18 +190,31 @@ func TestProvision(t *testing.T) {
 	if err != nil || got.Unit != userdata.UnitID(unit.ID) {
 		t.Fatalf("the new user logs in: %+v, %v", got, err)
 	}
-	// Counted deliveries show in the day's statistics.
+	if st.Active != 0 {
+		t.Fatalf("active users before any login: %d", st.Active)
+	}
+	// Counted deliveries and logins show in the statistics.
 	f.srv.Delivered(got, 100)
 	f.srv.Submitted(got, 2)
+	f.srv.LoggedIn(got, userdata.ProtoIMAP)
+	f.srv.LoggedIn(got, userdata.ProtoPOP3)
 	f.must(f.do(sys, "GET", "/api/v1/domains/example.org/stats", nil, &st), 200)
 	today := st.Days[len(st.Days)-1]
-	if today.Received != 1 || today.Sent != 1 {
-		t.Fatalf("today %+v, want 1 received and 1 sent", today)
+	if today.Received != 1 || today.Sent != 1 || st.Active != 1 {
+		t.Fatalf("stats %+v, today %+v: want 1 received, 1 sent, 1 active", st, today)
 	}
 	var ust statsJSON
 	f.must(f.do(sys, "GET", fmt.Sprintf("/api/v1/units/%d/stats", unit.ID), nil, &ust), 200)
-	if ust.Users != 1 || ust.Days[len(ust.Days)-1].Received != 1 {
+	if ust.Users != 1 || ust.Days[len(ust.Days)-1].Received != 1 || ust.Active != 1 {
 		t.Fatalf("unit stats %+v", ust)
+	}
+	// A last login 30 days ago is not active.
+	if err := f.srv.st.markSeen("example.org", uint64(got.ID), uint64(got.Unit), day(time.Now())-statsDays); err != nil {
+		t.Fatal(err)
+	}
+	f.must(f.do(sys, "GET", "/api/v1/domains/example.org/stats", nil, &st), 200)
+	if st.Active != 0 {
+		t.Fatalf("last login 30 days ago: %d active, want 0", st.Active)
 	}
 	// Moved, disabled, deleted.
 	var moved userJSON
@@ -211,6 +224,10 @@ func TestProvision(t *testing.T) {
 	}
 	f.must(f.do(sys, "DELETE", "/api/v1/users/ann@example.org", nil, nil), 204)
 	f.must(f.do(sys, "GET", "/api/v1/users/ann@example.org", nil, nil), 404)
+	f.must(f.do(sys, "GET", "/api/v1/domains/example.org/stats", nil, &st), 200)
+	if st.Active != 0 || st.Users != 0 {
+		t.Fatalf("after deleting the only user: %+v", st)
+	}
 }
 
 // TestRoles tries every endpoint with every role on an object outside

@@ -214,6 +214,7 @@ func (s *Server) addDomainAlias(w http.ResponseWriter, r *http.Request, p *princ
 // statsJSON is a domain's or a unit's statistics.
 type statsJSON struct {
 	Users    int64     `json:"users"`
+	Active   int64     `json:"active"` // users who logged in in the last 30 days
 	Disabled int64     `json:"disabled"`
 	Messages int64     `json:"messages"` // held in the mailboxes
 	Bytes    int64     `json:"bytes"`    // storage used
@@ -258,7 +259,11 @@ func (s *Server) domainStats(w http.ResponseWriter, r *http.Request, p *principa
 	if err != nil {
 		return err
 	}
-	return reply(w, http.StatusOK, statsJSON{Users: u.Users, Disabled: u.Disabled, Messages: u.Messages, Bytes: u.Bytes, Quota: d.Quota, Days: days})
+	active, err := s.st.countSeen(name, 0, day(s.now())-statsDays+1)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, statsJSON{Users: u.Users, Active: active, Disabled: u.Disabled, Messages: u.Messages, Bytes: u.Bytes, Quota: d.Quota, Days: days})
 }
 
 // Units.
@@ -445,6 +450,9 @@ func (s *Server) unitStats(w http.ResponseWriter, r *http.Request, p *principal)
 		q.After = us[len(us)-1].Address
 	}
 	if st.Days, err = s.daysJSON(func(d uint32) []byte { return unitStatsKey(uint64(u.ID), d) }); err != nil {
+		return err
+	}
+	if st.Active, err = s.st.countSeen(u.Domain, uint64(u.ID), day(s.now())-statsDays+1); err != nil {
 		return err
 	}
 	return reply(w, http.StatusOK, st)
@@ -772,6 +780,9 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, p *principal
 		return err
 	}
 	if err := s.st.deleteGrant(u.Address); err != nil {
+		return err
+	}
+	if err := s.st.forgetSeen(domainOf(u.Address), uint64(u.ID)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -58,3 +58,27 @@ func (s *Server) countFor(u userdata.User, c Counts) {
 		s.log.Warn("statistics: count lost", "user", u.Address, "err", err)
 	}
 }
+
+// maxSeenCache bounds the users LoggedIn remembers having recorded today.
+const maxSeenCache = 1 << 20
+
+// LoggedIn records that u logged in today, for the active users of its
+// domain's and unit's statistics (userdata.LoginObserver). Only a user's
+// first login of a day writes; the record, like the daily counts, may
+// lose the last writes in a crash.
+func (s *Server) LoggedIn(u userdata.User, _ userdata.Protocol) {
+	today := day(s.now())
+	s.seenMu.Lock()
+	if s.seen[u.ID] == today {
+		s.seenMu.Unlock()
+		return
+	}
+	if len(s.seen) >= maxSeenCache {
+		clear(s.seen)
+	}
+	s.seen[u.ID] = today
+	s.seenMu.Unlock()
+	if err := s.st.markSeen(domainOf(u.Address), uint64(u.ID), uint64(u.Unit), today); err != nil {
+		s.log.Warn("statistics: login not recorded", "user", u.Address, "err", err)
+	}
+}

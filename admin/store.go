@@ -28,6 +28,7 @@ import (
 //	a time(8) seq(8)          -> audit entry (JSON)
 //	s d domain 0 day(4)       -> daily counts of a domain (merged sums)
 //	s u unit(8) day(4)        -> daily counts of a unit (merged sums)
+//	v domain 0 user(8)        -> the day(4) the user last logged in, its unit(8)
 type store struct {
 	db  *pebble.DB
 	log *slog.Logger
@@ -39,6 +40,7 @@ const (
 	tagToken = 't'
 	tagAudit = 'a'
 	tagStats = 's'
+	tagSeen  = 'v'
 )
 
 func openStore(dir string, log *slog.Logger) (*store, error) {
@@ -327,3 +329,43 @@ func (v *countsValue) MergeNewer(value []byte) error {
 func (v *countsValue) MergeOlder(value []byte) error { return v.MergeNewer(value) }
 
 func (v *countsValue) Finish(bool) ([]byte, io.Closer, error) { return encodeCounts(v.c), nil, nil }
+
+func seenKey(domain string, user uint64) []byte {
+	k := append([]byte{tagSeen}, domain...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, user)
+}
+
+// markSeen records that user, of domain and unit, logged in on day d.
+func (s *store) markSeen(domain string, user, unit uint64, d uint32) error {
+	v := binary.BigEndian.AppendUint32(nil, d)
+	v = binary.BigEndian.AppendUint64(v, unit)
+	return s.db.Set(seenKey(domain, user), v, pebble.NoSync) // statistics, as count
+}
+
+// forgetSeen drops a deleted user's record.
+func (s *store) forgetSeen(domain string, user uint64) error {
+	return s.db.Delete(seenKey(domain, user), pebble.NoSync)
+}
+
+// countSeen counts the users of domain (of unit only, if not 0) who
+// logged in on day since or later: one pass over the domain's records.
+func (s *store) countSeen(domain string, unit uint64, since uint32) (int64, error) {
+	prefix := append(append([]byte{tagSeen}, domain...), 0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		v := it.Value()
+		if len(v) != 12 {
+			continue
+		}
+		if binary.BigEndian.Uint32(v) >= since && (unit == 0 || binary.BigEndian.Uint64(v[4:]) == unit) {
+			n++
+		}
+	}
+	return n, it.Error()
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailsys/mailsys/internal/gate"
+	"github.com/mailsys/mailsys/userdata"
 )
 
 // Guard is the access policy the server shares with the other listeners:
@@ -69,6 +70,8 @@ type Config struct {
 	// Metrics, if set, is told of connections, commands and logins (see
 	// Metrics). Nil means none.
 	Metrics Metrics
+	// Logins, if set, is told of every user who logs in.
+	Logins userdata.LoginObserver
 }
 
 // Defaults of Config's zero values.

@@ -167,6 +167,9 @@ func (s *session) login(username, password, mech string) error {
 	}
 	logAttempt("ok")
 	s.srv.cfg.Metrics.LoginSucceeded(mech)
+	if l := s.srv.cfg.Logins; l != nil {
+		l.LoggedIn(u, userdata.ProtoIMAP)
+	}
 	if g != nil {
 		g.AuthSucceeded(s.ip, username)
 	}

@@ -93,6 +93,9 @@ type InboundConfig struct {
 	// Metrics, if set, is told of connections, commands, logins and
 	// accepted transactions (see Metrics). Nil means none.
 	Metrics Metrics
+	// Logins, if set, is told of every user who logs in (AUTH on a
+	// submission listener).
+	Logins userdata.LoginObserver
 }
 
 // Defaults of InboundConfig.

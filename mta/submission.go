@@ -110,6 +110,9 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 		g.AuthSucceeded(s.ip, username)
 		s.logLogin(slog.LevelInfo, username, mech, "ok", nil)
 		s.in.cfg.Metrics.LoginSucceeded(mech)
+		if l := s.in.cfg.Logins; l != nil {
+			l.LoggedIn(u, userdata.ProtoSubmission)
+		}
 		s.user = &u
 		if w := watchedOf(s.conn()); w != nil {
 			w.loggedIn()

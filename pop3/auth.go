@@ -180,6 +180,9 @@ func (ss *session) login(mech, username, password string) error {
 		return errTemporary
 	}
 	ss.srv.cfg.Metrics.LoginSucceeded(mech)
+	if l := ss.srv.cfg.Logins; l != nil {
+		l.LoggedIn(u, userdata.ProtoPOP3)
+	}
 	if g != nil {
 		g.AuthSucceeded(ss.ip, username)
 	}

@@ -119,6 +119,8 @@ type Config struct {
 	// Metrics, if set, is told of connections, commands and logins (see
 	// Metrics). Nil means none.
 	Metrics Metrics
+	// Logins, if set, is told of every user who logs in.
+	Logins userdata.LoginObserver
 }
 
 // Defaults of Config's zero values.

@@ -66,6 +66,15 @@ const (
 	AllProtocols = ProtoSMTP | ProtoSubmission | ProtoIMAP | ProtoPOP3
 )
 
+// LoginObserver is told of every successful login to a protocol server
+// (imap, pop3 and mta's submission take one in their configs), for
+// statistics of active users. LoggedIn is called on the session's
+// goroutine before the session goes on, so it must be quick and safe for
+// concurrent use.
+type LoginObserver interface {
+	LoggedIn(u User, p Protocol)
+}
+
 // Domain is a mail domain served by the system.
 type Domain struct {
 	Name     string // lower case, e.g. "example.com"
