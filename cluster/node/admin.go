@@ -7,6 +7,7 @@ import (
 
 	"github.com/mailsys/mailsys/admin"
 	"github.com/mailsys/mailsys/cluster"
+	"github.com/mailsys/mailsys/metrics"
 )
 
 // clusterAdmin is the cluster as a front's administration API sees it
@@ -54,6 +55,19 @@ func adminErr(err error) error {
 		return fmt.Errorf("%w: %w", admin.ErrInvalid, err)
 	}
 	return err
+}
+
+// peerStates is the health of the UD and MS nodes the front sends to, for
+// the metrics (mailsys_cluster_peer_up and _breaker_state).
+func (n *Node) peerStates() []metrics.PeerState {
+	var out []metrics.PeerState
+	for _, nd := range n.peers.Registry().Nodes {
+		if nd.ID == n.cfg.ID || nd.Roles&(cluster.RoleUD|cluster.RoleMS) == 0 {
+			continue
+		}
+		out = append(out, metrics.PeerState{Peer: nd.ID, Healthy: n.peers.Healthy(nd.ID), Breaker: n.peers.breaker(nd.ID).State().String()})
+	}
+	return out
 }
 
 // eventLog is a supervisor's event log file as the admin API serves it

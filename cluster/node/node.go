@@ -40,6 +40,7 @@ import (
 	"github.com/mailsys/mailsys/cluster"
 	"github.com/mailsys/mailsys/cluster/pgdir"
 	"github.com/mailsys/mailsys/cluster/rpc"
+	"github.com/mailsys/mailsys/metrics"
 	"github.com/mailsys/mailsys/msstore"
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -446,6 +447,12 @@ func (n *Node) startFront(ctx context.Context) error {
 	fc.Storage, fc.UserDB = n.store, n.users
 	if fc.Logger == nil {
 		fc.Logger = n.log
+	}
+	if fc.Metrics == nil && fc.AdminAddr != "" {
+		fc.Metrics = metrics.New()
+	}
+	if fc.Metrics != nil {
+		fc.Metrics.WatchPeers(n.peerStates)
 	}
 	if fc.AdminAddr != "" {
 		if fc.Admin.Cluster == nil {

@@ -686,6 +686,21 @@ func (h *harness) checkAdmin() {
 	if got := call("PATCH", "/api/v1/nodes/nosuch", login.Token, map[string]any{"weight": 1}, nil); got != 404 {
 		t.Errorf("PATCH an unknown node: %d, want 404", got)
 	}
+	// The front's metrics report its peers' health.
+	req, _ := http.NewRequest("GET", api+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+login.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mailsys_cluster_peer_up{peer="ms1"} 1`, `mailsys_cluster_peer_up{peer="ud2"} 1`,
+		`mailsys_cluster_peer_breaker_state{peer="ud1",state="closed"} 1`, `mailsys_connections_total{`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics: no %s in\n%.3000s", want, body)
+		}
+	}
 }
 
 // supervisorEvent returns the first event of the supervisor's log for
