@@ -300,4 +300,5 @@ func (s *Server) routes() {
 		return nil
 	}
 	h("GET /debug/pprof/", systemOnly, pp)
+	s.webRoutes(m)
 }

@@ -1,0 +1,435 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailsys/mailsys/userdata"
+)
+
+// webClient is a browser without JavaScript: a cookie jar, redirects not
+// followed (each is checked), the last page's CSRF token sent with forms.
+type webClient struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
+
+func (f *fixture) web() *webClient {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &webClient{t: f.t, base: f.url, c: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// webLogin logs in through the login form and checks the redirect to the
+// start page.
+func (f *fixture) webLogin(addr, password string) *webClient {
+	f.t.Helper()
+	c := f.web()
+	c.get("/admin/login", 200)
+	resp, _ := c.postRaw("/admin/login", url.Values{"user": {addr}, "password": {password}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		f.t.Fatalf("login as %s: %d to %q", addr, resp.StatusCode, resp.Header.Get("Location"))
+	}
+	c.get("/admin/", 200)
+	return c
+}
+
+func (c *webClient) do(req *http.Request) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body := string(b)
+	if m := csrfField.FindStringSubmatch(body); m != nil {
+		c.csrf = m[1]
+	}
+	return resp, body
+}
+
+// get fetches path and checks its status (0: any).
+func (c *webClient) get(path string, want int) (*http.Response, string) {
+	c.t.Helper()
+	req, err := http.NewRequest("GET", c.base+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, body := c.do(req)
+	if want != 0 && resp.StatusCode != want {
+		c.t.Fatalf("GET %s: %d, want %d: %s", path, resp.StatusCode, want, excerpt(body))
+	}
+	return resp, body
+}
+
+// postRaw posts form as it is; post adds the CSRF token of the last page.
+func (c *webClient) postRaw(path string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	if form.Get("csrf") == "" && c.csrf != "" && !form.Has("csrf") {
+		form.Set("csrf", c.csrf)
+	}
+	req, err := http.NewRequest("POST", c.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(req)
+}
+
+func (c *webClient) post(path string, form url.Values, want int) (*http.Response, string) {
+	c.t.Helper()
+	resp, body := c.postRaw(path, form)
+	if want != 0 && resp.StatusCode != want {
+		c.t.Fatalf("POST %s: %d, want %d: %s", path, resp.StatusCode, want, excerpt(body))
+	}
+	return resp, body
+}
+
+// excerpt is a page's main part, for failure messages.
+func excerpt(body string) string {
+	if i := strings.Index(body, "<main>"); i >= 0 {
+		body = body[i:]
+	}
+	if len(body) > 1500 {
+		body = body[:1500]
+	}
+	return body
+}
+
+func mustContain(t *testing.T, body string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Fatalf("page lacks %q: %s", w, excerpt(body))
+		}
+	}
+}
+
+// TestWebLogin: the pages need a login; the login form sets the session
+// cookie; a wrong password is said; the pages carry the security headers;
+// logout ends the session.
+func TestWebLogin(t *testing.T) {
+	f := newFixture(t)
+	c := f.web()
+	resp, _ := c.get("/admin/", http.StatusSeeOther)
+	if resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("not logged in: redirected to %q", resp.Header.Get("Location"))
+	}
+	resp, body := c.get("/admin/login", 200)
+	if got := resp.Header.Get("Content-Security-Policy"); got != contentSecurityPolicy {
+		t.Fatalf("CSP %q", got)
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	if strings.Contains(body, "<script") {
+		t.Fatal("a page with a script")
+	}
+	// A login form posted without its token (from another site) is
+	// refused.
+	_, body = c.post("/admin/login", url.Values{"user": {"sys@a.test"}, "password": {"pw-sys@a.test"}, "csrf": {""}}, http.StatusForbidden)
+	mustContain(t, body, "the login form expired")
+	_, body = c.post("/admin/login", url.Values{"user": {"sys@a.test"}, "password": {"wrong"}}, http.StatusUnauthorized)
+	mustContain(t, body, "wrong user or password", `value="sys@a.test"`)
+	if strings.Contains(body, `value="wrong"`) {
+		t.Fatal("the password echoed")
+	}
+
+	c = f.webLogin("sys@a.test", "pw-sys@a.test")
+	_, body = c.get("/admin/", 200)
+	mustContain(t, body, "sys@a.test", "system administrator", `href="/admin/queue"`)
+	resp, _ = c.get("/admin/static/admin.css", 200)
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
+		t.Fatalf("CSS served as %q", resp.Header.Get("Content-Type"))
+	}
+	u, _ := url.Parse(f.url)
+	var secret string
+	for _, ck := range c.c.Jar.Cookies(u) {
+		if ck.Name == sessionCookie {
+			secret = ck.Value
+		}
+	}
+	if secret == "" {
+		t.Fatal("no session cookie after login")
+	}
+	f.must(f.do(secret, "GET", "/api/v1/me", nil, nil), 200)
+
+	resp, _ = c.post("/admin/logout", url.Values{}, http.StatusSeeOther)
+	if resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("logout redirects to %q", resp.Header.Get("Location"))
+	}
+	c.get("/admin/", http.StatusSeeOther)
+	f.must(f.do(secret, "GET", "/api/v1/me", nil, nil), 401)
+
+	// The roles as the nav bar names them.
+	for addr, role := range map[string]string{"dom@a.test": "administrator of a.test", "boss@a.test": "administrator of unit E (a.test)", "ann@a.test": "Your limits"} {
+		_, body := f.webLogin(addr, "pw-"+addr).get("/admin/", 200)
+		mustContain(t, body, role)
+	}
+}
+
+// TestWebCSRF: a change without the session's CSRF token, or with a wrong
+// one, is refused and changes nothing; with it, the change is made and
+// audited once.
+func TestWebCSRF(t *testing.T) {
+	f := newFixture(t)
+	c := f.webLogin("sys@a.test", "pw-sys@a.test")
+	c.get("/admin/domains", 200)
+	for _, tok := range []string{"", "0123456789abcdef", c.csrf + "x"} {
+		_, body := c.post("/admin/domains", url.Values{"name": {"forged.test"}, "csrf": {tok}}, http.StatusForbidden)
+		mustContain(t, body, "CSRF")
+	}
+	if _, err := f.users.Domain(t.Context(), "forged.test"); !errors.Is(err, userdata.ErrNotFound) {
+		t.Fatalf("a forged form made a domain: %v", err)
+	}
+	resp, _ := c.post("/admin/domains", url.Values{"name": {"made.test"}, "quota": {"5"}, "quota_unit": {"GiB"}}, http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/admin/domains/made.test?done=created" {
+		t.Fatalf("created, redirected to %q", loc)
+	}
+	d, err := f.users.Domain(t.Context(), "made.test")
+	if err != nil || d.Quota != 5<<30 {
+		t.Fatalf("domain made: %+v, %v", d, err)
+	}
+	_, body := c.get("/admin/domains/made.test?done=created", 200)
+	mustContain(t, body, "Created.", "5 GiB", "<svg")
+	var log []AuditEntry
+	f.must(f.do(f.tok["system"], "GET", "/api/v1/audit?limit=1000", nil, &log), 200)
+	n := 0
+	for _, e := range log {
+		if strings.HasPrefix(e.Action, "POST /admin") {
+			t.Fatalf("a page audited: %+v", e)
+		}
+		if e.Action == "POST /api/v1/domains" {
+			n++
+			if e.User != "sys@a.test" || e.Status != 201 {
+				t.Fatalf("audit entry %+v", e)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the domain's creation audited %d times", n)
+	}
+}
+
+// TestWebScope: the pages show what the API lets the caller see; outside
+// it, the 403 page; a feature not configured says so.
+func TestWebScope(t *testing.T) {
+	f := newFixture(t)
+	unit := f.webLogin("boss@a.test", "pw-boss@a.test")
+	_, body := unit.get(fmt.Sprintf("/admin/units/%d", f.units["F"]), http.StatusForbidden)
+	mustContain(t, body, "Outside your administration")
+	_, body = unit.get(fmt.Sprintf("/admin/units/%d", f.units["D1"]), 200)
+	mustContain(t, body, "Unit D1", "ann@a.test")
+	unit.get("/admin/domains/a.test", http.StatusForbidden)
+	unit.get("/admin/domains/a.test/units", 200)
+	unit.get("/admin/queue", http.StatusForbidden)
+	unit.get("/admin/users/sys@a.test", http.StatusForbidden)
+	// A unit administrator's users page lists its unit, not the domain.
+	_, body = unit.get("/admin/users", 200)
+	if strings.Contains(body, "sys@a.test") {
+		t.Fatal("a unit administrator sees a user outside the unit")
+	}
+	_, body = unit.get("/admin/users?domain=a.test&unit="+fmt.Sprint(f.units["D1"]), 200)
+	mustContain(t, body, "ann@a.test")
+	unit.get("/admin/users?domain=a.test&unit="+fmt.Sprint(f.units["F"]), http.StatusForbidden)
+	// Making a user in a unit outside its own: the API's 403.
+	unit.get("/admin/users", 200)
+	unit.post("/admin/users", url.Values{"address": {"x@a.test"}, "password": {"long enough"}, "unit": {fmt.Sprint(f.units["F"])}}, http.StatusForbidden)
+	if _, err := f.users.LookupAddress(t.Context(), "x@a.test"); !errors.Is(err, userdata.ErrNotFound) {
+		t.Fatalf("user made outside the unit: %v", err)
+	}
+
+	dom := f.webLogin("dom@a.test", "pw-dom@a.test")
+	dom.get("/admin/domains/b.test", http.StatusForbidden)
+	_, body = dom.get("/admin/domains/a.test", 200)
+	mustContain(t, body, "The domain's settings are the system administrators'.", "_domainkey.a.test")
+	dom.get("/admin/nodes", http.StatusForbidden)
+
+	user := f.webLogin("ann@a.test", "pw-ann@a.test")
+	_, body = user.get("/admin/", 200)
+	mustContain(t, body, `href="/admin/password"`)
+	if strings.Contains(body, `href="/admin/users"`) || strings.Contains(body, `href="/admin/domains"`) {
+		t.Fatal("a plain user is shown administration links")
+	}
+	user.get("/admin/domains", http.StatusForbidden)
+	user.get("/admin/audit", http.StatusForbidden)
+
+	sys := f.webLogin("sys@a.test", "pw-sys@a.test")
+	for _, p := range []string{"/admin/queue", "/admin/nodes", "/admin/events"} {
+		_, body := sys.get(p, http.StatusNotFound)
+		mustContain(t, body, "Not configured on this server")
+	}
+	_, body = sys.get("/admin/no-such-page", http.StatusNotFound)
+	mustContain(t, body, "no such page")
+	sys.get("/admin/users/nobody@a.test", http.StatusNotFound)
+}
+
+// TestWebUsers: users are made through the form (errors shown next to it
+// with the input kept), searched, paged by address 100 at a time; user
+// data is escaped; an over-long search shows the API's 400.
+func TestWebUsers(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	for i := range 250 {
+		if _, err := f.users.CreateUser(ctx, userdata.NewUser{Address: fmt.Sprintf("p%03d@a.test", i), Name: fmt.Sprint("Person ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := f.webLogin("sys@a.test", "pw-sys@a.test")
+	// Paging: 100, 100, then the rest (the fixture's four users sort
+	// after p…), each user once and in order.
+	var seen []string
+	addr := regexp.MustCompile(`<td><a href="/admin/users/[^"]+">([^<]+)</a>`)
+	next := "/admin/users?domain=a.test"
+	for pages := 0; next != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("more pages than users")
+		}
+		_, body := c.get(next, 200)
+		ms := addr.FindAllStringSubmatch(body, -1)
+		if len(ms) > 100 {
+			t.Fatalf("a page of %d users", len(ms))
+		}
+		for _, m := range ms {
+			seen = append(seen, m[1])
+		}
+		next = ""
+		if m := regexp.MustCompile(`id="next-page" href="([^"]+)"`).FindStringSubmatch(body); m != nil {
+			next = strings.ReplaceAll(m[1], "&amp;", "&")
+			if want := url.QueryEscape(ms[len(ms)-1][1]); !strings.Contains(next, "after="+want) {
+				t.Fatalf("next page %q not after %s", next, want)
+			}
+		}
+	}
+	if len(seen) != 254 {
+		t.Fatalf("paged through %d users, want 254", len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i-1] >= seen[i] {
+			t.Fatalf("out of order: %s then %s", seen[i-1], seen[i])
+		}
+	}
+	_, body := c.get("/admin/users?domain=a.test&search=person+17", 200)
+	mustContain(t, body, "p017@a.test", "p170@a.test")
+	if strings.Contains(body, "p018@a.test") {
+		t.Fatal("search shows a user it does not match")
+	}
+	_, body = c.get("/admin/users?domain=a.test&search="+strings.Repeat("x", 300), http.StatusBadRequest)
+	mustContain(t, body, "search: too long")
+
+	// A refused form: the API's message by the form, the input kept,
+	// never the password.
+	_, body = c.post("/admin/users", url.Values{"form": {"user"}, "address": {"new@a.test"}, "password": {"short"}, "name": {"Kept Name"}, "quota": {"100"}, "quota_unit": {"MiB"}}, http.StatusBadRequest)
+	mustContain(t, body, "password: at least 8 characters", `value="new@a.test"`, `value="Kept Name"`, `value="100"`)
+	if strings.Contains(body, `value="short"`) {
+		t.Fatal("the password echoed")
+	}
+	_, body = c.post("/admin/users", url.Values{"form": {"user"}, "address": {"new@a.test"}, "password": {"long enough"}, "quota": {"-1"}}, http.StatusBadRequest)
+	mustContain(t, body, "quota: a whole number of MiB")
+
+	// A name with markup is shown as text.
+	evil := `<script>alert("x")</script>`
+	resp, _ := c.post("/admin/users", url.Values{"form": {"user"}, "address": {"new@a.test"}, "password": {"long enough"}, "name": {evil}, "unit": {fmt.Sprint(f.units["E"])}, "quota": {"100"}, "quota_unit": {"MiB"}}, http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/admin/users/new@a.test?done=created" {
+		t.Fatalf("created, redirected to %q", loc)
+	}
+	u, err := f.users.LookupAddress(ctx, "new@a.test")
+	if err != nil || u.Quota != 100<<20 || u.Unit != f.units["E"] || u.Name != evil {
+		t.Fatalf("user made: %+v, %v", u, err)
+	}
+	_, body = c.get("/admin/users/new@a.test", 200)
+	if strings.Contains(body, "<script") {
+		t.Fatal("user data not escaped")
+	}
+	mustContain(t, body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "100 MiB (104857600 bytes)")
+
+	// Change the quota and disable; only what changed is sent.
+	c.post("/admin/users/new@a.test", url.Values{"form": {"settings"}, "name": {evil}, "quota": {"2"}, "quota_unit": {"GiB"}, "unit": {fmt.Sprint(f.units["E"])}, "disabled": {"on"}}, http.StatusSeeOther)
+	u, _ = f.users.LookupAddress(ctx, "new@a.test")
+	if u.Quota != 2<<30 || !u.Disabled || u.Name != evil {
+		t.Fatalf("user changed: %+v", u)
+	}
+	// Deletion needs the box ticked.
+	c.get("/admin/users/new@a.test", 200)
+	_, body = c.post("/admin/users/new@a.test/delete", url.Values{"form": {"delete"}}, http.StatusBadRequest)
+	mustContain(t, body, "tick the box")
+	c.post("/admin/users/new@a.test/delete", url.Values{"form": {"delete"}, "confirm": {"on"}}, http.StatusSeeOther)
+	if _, err := f.users.LookupAddress(ctx, "new@a.test"); !errors.Is(err, userdata.ErrNotFound) {
+		t.Fatalf("deleted user still there: %v", err)
+	}
+}
+
+// TestWebPassword: a user changes their own password (the old one checked)
+// and logs in with the new one.
+func TestWebPassword(t *testing.T) {
+	f := newFixture(t)
+	c := f.webLogin("ann@a.test", "pw-ann@a.test")
+	c.get("/admin/password", 200)
+	_, body := c.post("/admin/password", url.Values{"form": {"password"}, "old": {"not it"}, "password": {"a new password"}, "password2": {"a new password"}}, http.StatusBadRequest)
+	mustContain(t, body, "not the current password")
+	_, body = c.post("/admin/password", url.Values{"form": {"password"}, "old": {"pw-ann@a.test"}, "password": {"a new password"}, "password2": {"another"}}, http.StatusBadRequest)
+	mustContain(t, body, "differ")
+	resp, _ := c.post("/admin/password", url.Values{"form": {"password"}, "old": {"pw-ann@a.test"}, "password": {"a new password"}, "password2": {"a new password"}}, http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/admin/password?done=password" {
+		t.Fatalf("redirected to %q", loc)
+	}
+	f.webLogin("ann@a.test", "a new password")
+}
+
+// TestWebStats: the chart shows each day's counts, a bar and a title per
+// day and series.
+func TestWebStats(t *testing.T) {
+	f := newFixture(t)
+	ann, err := f.users.LookupAddress(t.Context(), "ann@a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		f.srv.Delivered(ann, 10)
+	}
+	f.srv.Submitted(ann, 1)
+	today := time.Now().UTC().Format(time.DateOnly)
+	c := f.webLogin("sys@a.test", "pw-sys@a.test")
+	for _, p := range []string{"/admin/domains/a.test", fmt.Sprintf("/admin/units/%d", f.units["D1"])} {
+		_, body := c.get(p, 200)
+		if n := strings.Count(body, "<rect class="); n != 2*statsDays {
+			t.Fatalf("%s: %d bars, want %d", p, n, 2*statsDays)
+		}
+		mustContain(t, body, "<title>"+today+": 3 received</title>", "<title>"+today+": 1 sent</title>", "received (3)")
+	}
+}
+
+func TestMakeChart(t *testing.T) {
+	c := makeChart(nil)
+	if len(c.Bars) != 0 || c.W <= 0 {
+		t.Fatalf("empty chart %+v", c)
+	}
+	c = makeChart([]dayJSON{{Day: "2025-01-01", Received: 1 << 40}, {Day: "2025-01-02", Received: 1, Sent: 0}})
+	for _, b := range c.Bars {
+		if b.H < 0 || b.Y < 0 || b.H > c.Base {
+			t.Fatalf("bar out of the plot: %+v", b)
+		}
+	}
+	if c.Bars[2].H != 1 {
+		t.Fatalf("a day with 1 of 2^40 has no visible bar: %+v", c.Bars[2])
+	}
+}
