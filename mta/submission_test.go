@@ -3,9 +3,11 @@ package mta_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailsys/mailsys/mta"
+	"github.com/mailsys/mailsys/userdata"
 )
 
 func selfSigned(t *testing.T) *tls.Config {
@@ -145,5 +148,40 @@ func TestSubmissionLockout(t *testing.T) {
 	}
 	if err := try("pw0"); smtpCode(err) != 454 {
 		t.Fatalf("right password during the lockout: %v; want 454", err)
+	}
+}
+
+// loginLog records the logins a listener reports.
+type loginLog struct {
+	mu     sync.Mutex
+	logins []string
+}
+
+func (l *loginLog) LoggedIn(u userdata.User, p userdata.Protocol) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.logins = append(l.logins, fmt.Sprintf("%s %d", u.Address, p))
+}
+
+// TestSubmissionLoginObserver: InboundConfig.Logins hears of each AUTH
+// that succeeds, as a submission, and of no failed one.
+func TestSubmissionLoginObserver(t *testing.T) {
+	var l loginLog
+	_, addr := startSubmissionWith(t, func(c *mta.InboundConfig) { c.Logins = &l }, nil)
+	for _, pw := range []string{"wrong", "pw0"} {
+		c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Auth(sasl.NewPlainClient("", "u0@example.test", pw))
+		if (err == nil) != (pw == "pw0") {
+			t.Fatalf("AUTH with %q: %v", pw, err)
+		}
+		c.Close()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if want := fmt.Sprintf("u0@example.test %d", userdata.ProtoSubmission); len(l.logins) != 1 || l.logins[0] != want {
+		t.Fatalf("logins reported: %q, want [%q]", l.logins, want)
 	}
 }

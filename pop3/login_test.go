@@ -2,6 +2,7 @@ package pop3_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -191,5 +192,36 @@ func TestLoginLogsCutNames(t *testing.T) {
 	}
 	if n < 2 {
 		t.Errorf("%d log records name the user, want the failure and the lockout", n)
+	}
+}
+
+// loginLog records the logins a server reports.
+type loginLog struct {
+	mu     sync.Mutex
+	logins []string
+}
+
+func (l *loginLog) LoggedIn(u userdata.User, p userdata.Protocol) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.logins = append(l.logins, fmt.Sprintf("%s %d", u.Address, p))
+}
+
+// TestLoginObserver: Config.Logins hears of each successful login, with
+// the POP3 protocol, and of no failed one.
+func TestLoginObserver(t *testing.T) {
+	var l loginLog
+	e := newEnv(t, pop3.Config{Logins: &l})
+	c := dial(t, e.addr)
+	c.ok("USER " + testUser)
+	if r := c.cmd("PASS wrong"); !strings.HasPrefix(r, "-ERR") {
+		t.Fatalf("wrong password: %q", r)
+	}
+	c.login()
+	c.ok("QUIT")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if want := fmt.Sprintf("%s %d", e.user.Address, userdata.ProtoPOP3); len(l.logins) != 1 || l.logins[0] != want {
+		t.Fatalf("logins reported: %q, want [%q]", l.logins, want)
 	}
 }
