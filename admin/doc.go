@@ -8,9 +8,25 @@
 // change, move between units, disable, delete, set a password, aliases),
 // keeps statistics per domain and per unit (users and storage from the
 // UserDB's counters; messages received and sent per day, counted as they
-// happen through Server.Delivered and Server.Submitted, never by scanning
-// mailboxes), and writes every change to an audit log (who, what, when,
-// from where, with the answer's status).
+// happen through Server.Delivered and Server.Submitted, and active users,
+// recorded at a user's first login of each day through Server.LoggedIn;
+// never by scanning mailboxes), and writes every change to an audit log
+// (who, what, when, from where, with the answer's status).
+//
+// Given the parts in Config, it also serves the outbound queue (each
+// recipient's state; retry, hold, release, delete), the DKIM records of
+// each domain with key rotation, a cluster's nodes (weights, masks,
+// replication groups, health) and a supervisor's event log, each over a
+// small interface of this package's own (Queue, DKIM, Cluster, Events);
+// what is not configured answers 404 "not configured". /metrics serves
+// Config.Metrics and /debug/pprof/ the runtime's profiles, to system
+// administrators only.
+//
+// The web administration under /admin/ is server-rendered
+// (html/template, no JavaScript) and is a client of the same API in
+// process: each page reads and changes through the API's handlers with
+// the browser's session, so it sees and does exactly what the API lets
+// its user see and do.
 //
 // Authentication: POST /api/v1/login with a user's address and password
 // (a mailbox login: the UserDB's argon2id check and limits) returns a
