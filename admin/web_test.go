@@ -1,16 +1,27 @@
 package admin
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
 
 	"github.com/mailsys/mailsys/userdata"
 )
@@ -432,4 +443,282 @@ func TestMakeChart(t *testing.T) {
 	if c.Bars[2].H != 1 {
 		t.Fatalf("a day with 1 of 2^40 has no visible bar: %+v", c.Bars[2])
 	}
+}
+
+// findChromium returns the path of a Chromium or Chrome.
+func findChromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browserSession is one role's browser context: its own cookies, the
+// problems its pages showed, its screenshots.
+type browserSession struct {
+	t    *testing.T
+	ctx  context.Context
+	name string
+	base string
+	dir  string
+	mu   sync.Mutex
+	bad  []string // console errors, exceptions, CSP violations, 5xx answers
+	n    *int
+}
+
+func (b *browserSession) event(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *cdpruntime.EventConsoleAPICalled:
+		if ev.Type == cdpruntime.ConsoleAPICalledTypeError {
+			msg = "console error"
+			for _, a := range ev.Args {
+				msg += " " + string(a.Value)
+			}
+		}
+	case *cdpruntime.EventExceptionThrown:
+		msg = "exception: " + ev.ExceptionDetails.Text
+	case *cdplog.EventEntryAdded:
+		// Network entries are the 403 and 404 pages the test asks
+		// for; anything else at error level (a CSP violation, a
+		// script's error) is a fault of the pages.
+		if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
+			msg = fmt.Sprintf("log %s: %s", ev.Entry.Source, ev.Entry.Text)
+		}
+	case *network.EventResponseReceived:
+		if ev.Response.Status >= 500 {
+			msg = fmt.Sprintf("HTTP %d for %s", ev.Response.Status, ev.Response.URL)
+		}
+	}
+	if msg != "" {
+		b.mu.Lock()
+		b.bad = append(b.bad, b.name+": "+msg)
+		b.mu.Unlock()
+	}
+}
+
+func (b *browserSession) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %s: %v", b.name, what, err)
+	}
+	b.check()
+}
+
+func (b *browserSession) check() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.bad) > 0 {
+		b.t.Fatalf("the browser saw: %s", strings.Join(b.bad, "; "))
+	}
+}
+
+// open navigates to path, checks the page's text has each of want, and
+// screenshots it.
+func (b *browserSession) open(path, shot string, want ...string) string {
+	b.t.Helper()
+	b.run("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS("main")))
+	return b.expect(shot, want...)
+}
+
+// expect checks the current page's text, and screenshots it.
+func (b *browserSession) expect(shot string, want ...string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body.innerText"))
+	if err != nil {
+		b.t.Fatalf("%s: page text: %v", b.name, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			b.t.Fatalf("%s: %s lacks %q:\n%s", b.name, loc, w, text)
+		}
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("%s: screenshot %s: %v", b.name, shot, err)
+	}
+	if len(png) < 1000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		b.t.Fatalf("%s: screenshot %s: %d bytes, not a PNG", b.name, shot, len(png))
+	}
+	*b.n++
+	file := filepath.Join(b.dir, fmt.Sprintf("%02d-%s-%s.png", *b.n, b.name, shot))
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.check()
+	return text
+}
+
+// location is the page's URL.
+func (b *browserSession) location() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return loc
+}
+
+// login types the address and password into the login form.
+func (b *browserSession) login(addr, password string, want ...string) {
+	b.t.Helper()
+	b.open("/admin/login", "login", "Log in")
+	b.run("log in as "+addr,
+		chromedp.SendKeys(chromedp.ID("login-user"), addr),
+		chromedp.SendKeys(chromedp.ID("login-password"), password),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("limits")))
+	b.expect("dashboard", append([]string{addr}, want...)...)
+}
+
+// TestBrowser drives the pages in headless Chromium: a system
+// administrator makes a domain, a unit and a user with a quota through
+// the forms and finds the user; a domain and a unit administrator see
+// their scope and the 403 page outside it; a user changes their own
+// password. Every page is screenshotted (into $MAILSYS_SCREENSHOTS if
+// set); a console error, an exception, a CSP violation or a 5xx fails.
+func TestBrowser(t *testing.T) {
+	chromium := findChromium()
+	if chromium == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no chromium, chromium-browser or google-chrome on PATH (CI installs Debian's chromium)")
+		}
+		t.Skip("no chromium, chromium-browser or google-chrome on PATH")
+	}
+	dir := os.Getenv("MAILSYS_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Headless, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	shots := 0
+	session := func(name string) *browserSession {
+		b := &browserSession{t: t, name: name, base: f.url, dir: dir, n: &shots}
+		c, cancel := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.event))
+		t.Cleanup(cancel)
+		// The tab lives as long as the context of its first Run: run
+		// once without a timeout of its own.
+		if err := chromedp.Do(c); err != nil {
+			t.Fatalf("%s: new browser context: %v", name, err)
+		}
+		b.ctx = c
+		return b
+	}
+
+	// The system administrator.
+	sys := session("system")
+	sys.login("sys@a.test", "pw-sys@a.test", "system administrator", "You administer everything")
+	sys.open("/admin/domains", "domains", "a.test", "New domain")
+	sys.run("create a domain",
+		chromedp.SendKeys(chromedp.ID("domain-name"), "example.org"),
+		chromedp.SendKeys(chromedp.ID("domain-quota"), "10"),
+		chromedp.SetValue(chromedp.CSS(`select[name="quota_unit"]`), "GiB"),
+		chromedp.Click(chromedp.ID("domain-submit")),
+		chromedp.WaitVisible(chromedp.CSS(".done")))
+	sys.expect("domain", "Created.", "example.org", "per day (UTC)", "10 GiB")
+	sys.run("open the units", chromedp.Click(chromedp.CSS(`main a[href="/admin/domains/example.org/units"]`)), chromedp.WaitVisible(chromedp.ID("unit-create")))
+	sys.run("create a unit",
+		chromedp.SendKeys(chromedp.ID("unit-name"), "Sales"),
+		chromedp.Click(chromedp.ID("unit-submit")),
+		chromedp.WaitVisible(chromedp.CSS(".done")))
+	sys.expect("unit", "Unit Sales", "Created.")
+	m := regexp.MustCompile(`/admin/units/(\d+)`).FindStringSubmatch(sys.location())
+	if m == nil {
+		t.Fatalf("after creating a unit: at %s", sys.location())
+	}
+	sales := m[1]
+	sys.run("create a user with a quota",
+		chromedp.SendKeys(chromedp.ID("user-address"), "carol@example.org"),
+		chromedp.SendKeys(chromedp.ID("user-password"), "carol's first password"),
+		chromedp.SendKeys(chromedp.ID("user-name"), "Carol <Sales>"),
+		chromedp.SendKeys(chromedp.ID("user-quota"), "250"),
+		chromedp.Click(chromedp.ID("user-submit")),
+		chromedp.WaitVisible(chromedp.ID("user-facts")))
+	sys.expect("user", "carol@example.org", "Carol <Sales>", "250 MiB (262144000 bytes)")
+	u, err := f.users.LookupAddress(ctx, "carol@example.org")
+	if err != nil || u.Quota != 250<<20 || fmt.Sprint(u.Unit) != sales {
+		t.Fatalf("the user made through the form: %+v, %v", u, err)
+	}
+	sys.open("/admin/domains/example.org/units", "units", "Sales")
+	sys.open("/admin/users?domain=example.org", "users-all", "carol@example.org")
+	sys.run("search for the user",
+		chromedp.SetValue(chromedp.ID("search-domain"), "example.org"),
+		chromedp.SendKeys(chromedp.ID("search-text"), "carol"),
+		chromedp.Click(chromedp.ID("search-submit")),
+		chromedp.WaitVisible(chromedp.CSS("table.users")))
+	sys.expect("search", "carol@example.org")
+	if loc := sys.location(); !strings.Contains(loc, "search=carol") {
+		t.Fatalf("search went to %s", loc)
+	}
+	sys.run("open the user", chromedp.Click(chromedp.CSS(`a[href="/admin/users/carol@example.org"]`)), chromedp.WaitVisible(chromedp.ID("user-facts")))
+	sys.expect("user-found", "carol@example.org", "250 MiB")
+	sys.open("/admin/classes", "classes", "Define a class")
+	sys.open("/admin/queue", "queue", "Not configured on this server")
+	sys.open("/admin/nodes", "nodes", "Not configured on this server")
+	sys.open("/admin/events", "events", "Not configured on this server")
+	sys.open("/admin/audit", "audit", "POST /api/v1/domains", "POST /api/v1/units", "POST /api/v1/users")
+
+	// A domain and a unit administrator of example.org.
+	for _, a := range []string{"dave@example.org", "erin@example.org"} {
+		if _, err := f.users.CreateUser(ctx, userdata.NewUser{Address: a, Password: "pw-" + a, Unit: u.Unit}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.srv.SetGrant(ctx, Grant{User: "dave@example.org", Role: RoleDomain, Domain: "example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.SetGrant(ctx, Grant{User: "erin@example.org", Role: RoleUnit, Domain: "example.org", Unit: uint64(u.Unit)}); err != nil {
+		t.Fatal(err)
+	}
+	dom := session("domain")
+	dom.login("dave@example.org", "pw-dave@example.org", "administrator of example.org", "are the system administrators'")
+	dom.open("/admin/domains/example.org", "domain", "The domain's settings are the system administrators'.", "per day (UTC)")
+	dom.open("/admin/users", "users", "carol@example.org", "dave@example.org")
+	dom.open("/admin/domains/a.test", "other-domain", "Outside your administration")
+	dom.open("/admin/queue", "queue", "Outside your administration")
+
+	unit := session("unit")
+	unit.login("erin@example.org", "pw-erin@example.org", "administrator of unit Sales (example.org)", "outside your administration")
+	unit.open("/admin/units/"+sales, "unit", "Unit Sales", "carol@example.org")
+	unit.open("/admin/users", "users", "carol@example.org")
+	unit.open(fmt.Sprintf("/admin/units/%d", f.units["E"]), "other-unit", "Outside your administration")
+	unit.open("/admin/domains/example.org", "domain", "Outside your administration")
+
+	// The user changes their own password, and logs in with it.
+	user := session("user")
+	user.login("carol@example.org", "carol's first password", "You are no administrator")
+	user.run("change the password",
+		chromedp.Click(chromedp.CSS(`main a[href="/admin/password"]`)),
+		chromedp.WaitVisible(chromedp.ID("password-form")),
+		chromedp.SendKeys(chromedp.ID("pw-old"), "carol's first password"),
+		chromedp.SendKeys(chromedp.ID("pw-new"), "carol's new password"),
+		chromedp.SendKeys(chromedp.ID("pw-new2"), "carol's new password"),
+		chromedp.Click(chromedp.ID("password-submit")),
+		chromedp.WaitVisible(chromedp.CSS(".done")))
+	user.expect("password-changed", "Password changed.")
+	user.run("log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login-form")))
+	user.open("/admin/domains", "logged-out", "Log in")
+	user.login("carol@example.org", "carol's new password", "You are no administrator")
+	user.open("/admin/users", "users", "Outside your administration")
+	t.Logf("%d screenshots in %s", shots, dir)
 }
