@@ -80,6 +80,17 @@ func (g *group) start(ctx context.Context) error {
 					g.log.Info("group created; serving as its primary", "epoch", 1)
 					return g.becomePrimary(ctx, 1)
 				}
+				if errors.Is(err, cluster.ErrInvalid) {
+					// The node the group is named after may have
+					// registered between the read and the swap, which
+					// then refuses a create naming another primary:
+					// wait for it as above.
+					if reg, rerr := g.n.dir.Registry(ctx); rerr == nil {
+						if other, named := reg.Node(g.id); named && other.ID != self {
+							err = &cluster.Unavailable{Peer: g.id, Err: errors.New("waiting for the node the group is named after to create it")}
+						}
+					}
+				}
 			case cur.Primary == self:
 				g.log.Info("serving as the group's primary", "epoch", cur.Epoch, "standby", cur.Standby)
 				return g.becomePrimary(ctx, cur.Epoch)

@@ -133,6 +133,7 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 		select {
 		case l, ok := <-lines:
 			if !ok {
+				h.logTails()
 				t.Fatalf("the launcher ended before the cluster was ready; logs in %s", h.data)
 			}
 			t.Log(l)
@@ -184,6 +185,20 @@ func start(t *testing.T, nusers int, extra ...string) *harness {
 	t.Cleanup(func() { conn.Close() })
 	h.dir = rpc.NewDirectory(conn, "front")
 	return h
+}
+
+// logTails logs the last lines of every node's log, for a start that
+// failed: the temporary directory holding them is gone after the test.
+func (h *harness) logTails() {
+	files, _ := filepath.Glob(filepath.Join(h.data, "logs", "*.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		h.t.Logf("%s, last lines:\n%s", filepath.Base(f), strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
 }
 
 func (h *harness) stop() {
