@@ -93,10 +93,11 @@ const (
 var errTooDeep = errors.New("parts nested too deeply")
 
 // appendEnvelopeSummary appends an envelope summary of env (nil is the
-// zero envelope) to b.
-func appendEnvelopeSummary(b []byte, env *goimap.Envelope) []byte {
+// zero envelope) and the message ids of the References field to b.
+func appendEnvelopeSummary(b []byte, env *goimap.Envelope, references []string) []byte {
 	b = append(b, summaryVersion)
-	return appendEnvelope(b, env)
+	b = appendEnvelope(b, env)
+	return appendStrings(b, references)
 }
 
 // appendStructureSummary appends a structure summary of bs to b.
@@ -324,6 +325,7 @@ func appendMap(b []byte, m map[string]string) []byte {
 // summary, copied once.
 type decoder struct {
 	varint.Decoder[string]
+	version byte
 }
 
 func newDecoder(b []byte) (*decoder, error) {
@@ -333,8 +335,8 @@ func newDecoder(b []byte) (*decoder, error) {
 	if b[0] < oldestSummaryVersion || b[0] > summaryVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSummary, b[0])
 	}
-	d := &decoder{varint.New(string(b))}
-	d.Byte() // the version
+	d := &decoder{Decoder: varint.New(string(b))}
+	d.version = d.Byte()
 	return d, nil
 }
 

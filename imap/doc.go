@@ -66,8 +66,10 @@
 // address fields are parsed here (RFC 5322 with its obsolete syntax:
 // groups, with RFC 3501's group markers, comments, routes, which are
 // dropped), and the subject, display names, message-id and in-reply-to
-// are the header's own text, encoded words as sent. DecodeEnvelope and
-// DecodeStructure turn the cached bytes back into go-imap values, so FETCH
+// are the header's own text, encoded words as sent; the References
+// field's message ids are kept beside the envelope for threading
+// (DecodeThreading). DecodeEnvelope and DecodeStructure turn the cached
+// bytes back into go-imap values, so FETCH
 // ENVELOPE and FETCH BODYSTRUCTURE never re-parse a body (a message
 // without a summary is parsed instead; OutdatedSummary finds the summaries
 // made by older versions). BODY[] and its partial ranges stream from the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -23,7 +24,7 @@ import (
 // its ENVELOPE and its BODYSTRUCTURE, as go-imap values encoded compactly.
 // There are hundreds of millions of index entries, so every byte counts.
 //
-// # Encoding, version 2
+// # Encoding, version 3
 //
 // Numbers are varints as encoding/binary writes them: "uvarint" unsigned,
 // "varint" zig-zag signed. A "str" is a uvarint k followed, when k is even,
@@ -44,6 +45,11 @@ import (
 //	         then count × (name str, mailbox str, host str)
 //	[irt]    uvarint count, then count × str
 //	msgid    str
+//
+// and, after the envelope, the References field for threading (RFC 5256):
+//
+//	refs     uvarint count, then count × str: the message ids, without
+//	         their angle brackets, at most maxReferences of them
 //
 // A structure summary is the version byte (2), then a part:
 //
@@ -81,23 +87,34 @@ import (
 // that go-imap writes (a time.FixedZone without a name replaces the parsed
 // location). go-imap has no field for a part's MD5: it always writes NIL.
 //
-// # Version 1
+// # Versions 1 and 2
 //
-// Version 1 has the same layout, but its envelopes are go-imap's
+// Version 2 has the layout of version 3 without the References after the
+// envelope (structure summaries are the same in both).
+//
+//
+// Version 1 has the layout of version 2, but its envelopes are go-imap's
 // ExtractEnvelope's: the subject and display names MIME-decoded to UTF-8
 // (which go-imap's writer then encodes again, as =?utf-8?q? words), groups
 // flattened or lost, and a field with a route, a comment in an address or
 // anything else net/mail refuses left out entirely. Index entries made
-// before version 2 still hold such summaries; they decode as they were
-// made (OutdatedSummary tells them), and Summarize on the message makes a
-// version 2 summary of it.
+// before version 3 still hold such summaries; they decode as they were
+// made, with no References (OutdatedSummary tells them), and Summarize on
+// the message makes a version 3 summary of it.
 
 // summaryVersion is the first byte of every summary Summarize makes;
 // oldestSummaryVersion is the first the decoder reads.
 const (
-	summaryVersion       = 2
+	summaryVersion       = 3
 	oldestSummaryVersion = 1
 )
+
+// maxReferences bounds the message ids kept of a References field: the
+// first (the thread's root) and the last ones (the closest ancestors), as
+// RFC 5322 section 3.6.4 suggests trimming a long field. The REFERENCES
+// thread algorithm links a message to its ancestors through them, and
+// copes with a trimmed field.
+const maxReferences = 20
 
 // maxDepth bounds the nesting of multiparts and message/rfc822 parts, in
 // Summarize and in DecodeStructure. The top part is at depth 1.
@@ -136,7 +153,7 @@ func Summarize(r io.Reader) (envelope, structure []byte, err error) {
 	if src.err != nil {
 		return nil, nil, fmt.Errorf("imap: summarize: %w", src.err)
 	}
-	envelope = appendEnvelopeSummary(nil, env)
+	envelope = appendEnvelopeSummary(nil, env, references(header))
 	structure, err = appendStructureSummary(nil, bs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("imap: summarize: %w", err)
@@ -152,15 +169,30 @@ var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 // version or an older one (see OutdatedSummary). The strings of the
 // result share one copy of b's bytes.
 func DecodeEnvelope(b []byte) (*goimap.Envelope, error) {
+	env, _, err := DecodeThreading(b)
+	return env, err
+}
+
+// DecodeThreading decodes an envelope summary as DecodeEnvelope does, and
+// returns the message ids of the message's References field with it, at
+// most the first and the last 19 of them, without angle brackets, in the
+// field's order. Summaries older than version 3 have none (nil).
+func DecodeThreading(b []byte) (env *goimap.Envelope, references []string, err error) {
 	d, err := newDecoder(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	env := d.envelope()
+	env = d.envelope()
+	if d.version >= 3 {
+		references = d.strs()
+		if len(references) == 0 {
+			references = nil
+		}
+	}
 	if err := d.finish(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return env, nil
+	return env, references, nil
 }
 
 // DecodeStructure decodes a body structure summary made by Summarize. The
@@ -187,7 +219,8 @@ func DecodeStructure(b []byte) (goimap.BodyStructure, error) {
 // that decodes, was made by an older version of Summarize than this one,
 // so that summarizing the message again would give a better one (for
 // envelopes made before version 2: groups, routes, comments, raw
-// subjects). A migration can use it to find the index entries to redo.
+// subjects; before version 3: the References field). A migration can use
+// it to find the index entries to redo.
 func OutdatedSummary(b []byte) bool {
 	return len(b) > 0 && b[0] < summaryVersion
 }
@@ -277,6 +310,40 @@ func inReplyTo(mh mail.Header) []string {
 	}
 	l, _ := mh.MsgIDList("In-Reply-To")
 	return l
+}
+
+// references returns the message ids of h's References field (RFC 5322
+// section 3.6.4) without their angle brackets: each "<...>" in the field
+// that holds no white space and no other bracket, so that one malformed
+// id costs only itself. Past maxReferences ids it keeps the first and the
+// last maxReferences-1.
+func references(h textproto.Header) []string {
+	v := rawValue(h, "References")
+	var ids []string
+	for {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			break
+		}
+		v = v[i+1:]
+		j := strings.IndexAny(v, "<> \t")
+		if j < 0 {
+			break
+		}
+		if v[j] == '>' && j > 0 {
+			ids = append(ids, v[:j])
+			if len(ids) > 2*maxReferences {
+				// Keep the first and a window of the last ones, so
+				// that a huge field takes bounded memory.
+				ids = append(ids[:1], ids[len(ids)-(maxReferences-1):]...)
+			}
+		}
+		v = v[j:]
+	}
+	if len(ids) > maxReferences {
+		ids = append(ids[:1], ids[len(ids)-(maxReferences-1):]...)
+	}
+	return ids
 }
 
 // bracketed reports whether v is in angle brackets as a whole: it starts

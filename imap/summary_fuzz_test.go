@@ -20,19 +20,19 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		f.Add(env)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		env, err := DecodeEnvelope(b)
+		env, refs, err := DecodeThreading(b)
 		if err != nil {
 			return
 		}
-		b2 := appendEnvelopeSummary(nil, env)
-		env2, err := DecodeEnvelope(b2)
+		b2 := appendEnvelopeSummary(nil, env, refs)
+		env2, refs2, err := DecodeThreading(b2)
 		if err != nil {
 			t.Fatalf("re-encoded envelope does not decode: %v", err)
 		}
-		if !reflect.DeepEqual(env, env2) {
-			t.Fatalf("round trip:\n got %#v\nwant %#v", env2, env)
+		if !reflect.DeepEqual(env, env2) || !reflect.DeepEqual(refs, refs2) {
+			t.Fatalf("round trip:\n got %#v %q\nwant %#v %q", env2, refs2, env, refs)
 		}
-		if b3 := appendEnvelopeSummary(nil, env2); !bytes.Equal(b2, b3) {
+		if b3 := appendEnvelopeSummary(nil, env2, refs2); !bytes.Equal(b2, b3) {
 			t.Fatalf("encoding is not stable:\n%q\n%q", b2, b3)
 		}
 	})

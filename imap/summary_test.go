@@ -434,14 +434,15 @@ func TestRoundTrip(t *testing.T) {
 		{InReplyTo: []string{"a@b", "", "text"}, Cc: []goimap.Address{}, Bcc: []goimap.Address{{Host: "only"}}},
 		{Date: time.Date(1, 1, 1, 0, 0, 1, 0, time.FixedZone("", 0)), Subject: strings.Repeat("長", 5000)},
 	}
+	refs := [][]string{nil, {"root@x"}, {"a@b", "c@d"}, nil}
 	for i, env := range envs {
-		b := appendEnvelopeSummary(nil, env)
-		got, err := DecodeEnvelope(b)
+		b := appendEnvelopeSummary(nil, env, refs[i])
+		got, gotRefs, err := DecodeThreading(b)
 		if err != nil {
 			t.Fatalf("envelope %d: %v", i, err)
 		}
-		if !reflect.DeepEqual(got, env) {
-			t.Errorf("envelope %d:\n got %#v\nwant %#v", i, got, env)
+		if !reflect.DeepEqual(got, env) || !reflect.DeepEqual(gotRefs, refs[i]) {
+			t.Errorf("envelope %d:\n got %#v %q\nwant %#v %q", i, got, gotRefs, env, refs[i])
 		}
 	}
 
@@ -576,9 +577,10 @@ func TestSummarySizes(t *testing.T) {
 		name         string
 		maxEnv, maxS int
 	}{
-		{"plain-4k.eml", 154, 16},
-		{"alternative-attachment.eml", 122, 144},
-		{"mixed-attachments.eml", 112, 198},
+		// The envelopes have no References field: one byte says so.
+		{"plain-4k.eml", 155, 16},
+		{"alternative-attachment.eml", 123, 144},
+		{"mixed-attachments.eml", 113, 198},
 	} {
 		env, bs, err := Summarize(bytes.NewReader(msgs[c.name]))
 		if err != nil {
@@ -640,5 +642,58 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 		if _, err := DecodeEnvelope(envb); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReferences: the References field's message ids are kept for
+// threading, malformed ones left out, a long field trimmed to its first
+// and last ids; version 2 summaries have none.
+func TestReferences(t *testing.T) {
+	var long strings.Builder
+	long.WriteString("References:")
+	for i := range 5000 {
+		fmt.Fprintf(&long, " <id%d@x>", i)
+	}
+	for _, tc := range []struct {
+		field string
+		want  []string
+	}{
+		{"", nil},
+		{"References: <a@x>\r\n", []string{"a@x"}},
+		{"References: <a@x>\r\n <b@y>\t<c@z>\r\n", []string{"a@x", "b@y", "c@z"}},
+		{"References: <a@x> (a comment) <b @y> <> <c<d@z> junk <e@w\r\n", []string{"a@x", "d@z"}},
+		{long.String() + "\r\n", append([]string{"id0@x"}, func() []string {
+			var l []string
+			for i := 5000 - maxReferences + 1; i < 5000; i++ {
+				l = append(l, fmt.Sprintf("id%d@x", i))
+			}
+			return l
+		}()...)},
+	} {
+		envb, _, err := Summarize(strings.NewReader(tc.field + "Subject: s\r\nMessage-Id: <m@x>\r\n\r\nbody\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, refs, err := DecodeThreading(envb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(refs, tc.want) || env.MessageID != "m@x" {
+			t.Errorf("%.60q: references %q, message id %q; want %q", tc.field, refs, env.MessageID, tc.want)
+		}
+	}
+	// A version 2 summary: the same bytes without the references.
+	envb, _, err := Summarize(strings.NewReader("References: <a@x>\r\nSubject: s\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := bytes.Clone(envb[:len(envb)-len("\x01\x06a@x")])
+	v2[0] = 2
+	env, refs, err := DecodeThreading(v2)
+	if err != nil || refs != nil || env.Subject != "s" {
+		t.Fatalf("version 2: %+v %q %v", env, refs, err)
+	}
+	if !OutdatedSummary(v2) {
+		t.Error("a version 2 envelope summary is not outdated")
 	}
 }
