@@ -123,7 +123,7 @@ func binarySection(body *lazyBody, part []int) (io.Reader, error) {
 		}
 		return io.MultiReader(io.LimitReader(whole, headerLen), decoded), nil
 	}
-	h, r := findPart(h, br, part)
+	_, h, r := findPart(h, br, part)
 	if r == nil {
 		return strings.NewReader(""), nil
 	}
@@ -151,62 +151,6 @@ func decodeTransfer(h gomessage.Header, r io.Reader) (io.Reader, error) {
 		return quotedprintable.NewReader(r), nil
 	}
 	return nil, errUnknownCTE
-}
-
-// findPart is go-imap's findMessagePart (imapserver/message.go,
-// v2.0.0-beta.8): it finds the part at path in a message whose header is
-// h and body r, and returns its header and content, or a nil reader if
-// there is no such part. Part 1 of a message that is not a multipart is
-// the message's body; a message/rfc822 part's parts are its message's.
-func findPart(h textproto.Header, r io.Reader, path []int) (textproto.Header, io.Reader) {
-	if mediaType, _, _ := mediaTypeOf(h); !strings.HasPrefix(mediaType, "multipart/") && path[0] == 1 {
-		path = path[1:]
-	}
-	parentType := ""
-	for _, num := range path {
-		h, r = openEmbedded(h, r, parentType)
-		mediaType, params, _ := mediaTypeOf(h)
-		if !strings.HasPrefix(mediaType, "multipart/") {
-			if num != 1 {
-				return h, nil
-			}
-			continue
-		}
-		mr := textproto.NewMultipartReader(r, params["boundary"])
-		for j := 1; ; j++ {
-			p, err := mr.NextPart()
-			if err != nil {
-				return h, nil
-			}
-			if j == num {
-				parentType, h, r = mediaType, p.Header, p
-				break
-			}
-		}
-	}
-	return h, r
-}
-
-func mediaTypeOf(h textproto.Header) (string, map[string]string, error) {
-	mh := gomessage.Header{Header: h}
-	return mh.ContentType()
-}
-
-// openEmbedded is go-imap's openMessagePart: the header and body of the
-// message a message/rfc822 part (or a part of a multipart/digest without
-// a Content-Type) holds, or h and r as they are for any other part.
-func openEmbedded(h textproto.Header, r io.Reader, parentType string) (textproto.Header, io.Reader) {
-	mh := gomessage.Header{Header: h}
-	mediaType, _, _ := mh.ContentType()
-	if !mh.Has("Content-Type") && parentType == "multipart/digest" {
-		mediaType = "message/rfc822"
-	}
-	if mediaType == "message/rfc822" || mediaType == "message/global" {
-		br := bufio.NewReader(r)
-		inner, _ := textproto.ReadHeader(br)
-		return inner, br
-	}
-	return h, r
 }
 
 // base64Reader decodes base64 leniently, as mail needs: characters

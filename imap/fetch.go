@@ -148,7 +148,10 @@ func fillMultiparts(bs goimap.BodyStructure) goimap.BodyStructure {
 }
 
 // writeSection writes one BODY[...] item. The whole message, or a range
-// of it, streams from the store; other sections are cut out by go-imap.
+// of it, streams from the store. A header section is cut out of the
+// message (see openSection); a part or a TEXT streams from it twice, once
+// to count its bytes for the literal's size, once to write them, so that
+// memory does not grow with the part.
 func writeSection(w *imapserver.FetchResponseWriter, body *lazyBody, section *goimap.FetchItemBodySection) error {
 	whole := section.Specifier == goimap.PartSpecifierNone && len(section.Part) == 0
 	if whole {
@@ -156,11 +159,7 @@ func writeSection(w *imapserver.FetchResponseWriter, body *lazyBody, section *go
 		if err != nil {
 			return err
 		}
-		off, n := int64(0), b.Size()
-		if p := section.Partial; p != nil {
-			off = min(p.Offset, n)
-			n = min(p.Size, n-off)
-		}
+		off, n := partialRange(section.Partial, b.Size())
 		wc := w.WriteBodySection(section, n)
 		if _, err := io.Copy(wc, io.NewSectionReader(b, off, n)); err != nil {
 			wc.Close()
@@ -168,14 +167,60 @@ func writeSection(w *imapserver.FetchResponseWriter, body *lazyBody, section *go
 		}
 		return wc.Close()
 	}
+	// A message cut short or malformed ends its part where it breaks, as
+	// in its BODYSTRUCTURE; only a read error from the store fails.
 	r, err := body.reader()
 	if err != nil {
 		return err
 	}
-	data := imapserver.ExtractBodySection(r, section)
-	wc := w.WriteBodySection(section, int64(len(data)))
-	wc.Write(data)
-	return wc.Close()
+	src := &sourceReader{r: r}
+	data, content, isHeader := openSection(src, section)
+	if isHeader {
+		if src.err != nil {
+			return body.s.fail("fetch", src.err)
+		}
+		off, n := partialRange(section.Partial, int64(len(data)))
+		wc := w.WriteBodySection(section, n)
+		wc.Write(data[off : off+n])
+		return wc.Close()
+	}
+	total, _ := io.Copy(io.Discard, content)
+	if src.err != nil {
+		return body.s.fail("fetch", src.err)
+	}
+	if r, err = body.reader(); err != nil {
+		return err
+	}
+	src = &sourceReader{r: r}
+	_, content, _ = openSection(src, section)
+	off, n := partialRange(section.Partial, total)
+	io.CopyN(io.Discard, content, off)
+	wc := w.WriteBodySection(section, n)
+	// The second reading gives what the first counted; should it not,
+	// the literal is padded or cut to its size all the same.
+	m, err := io.Copy(wc, io.LimitReader(endAtError{content}, n))
+	if err == nil && m < n {
+		_, err = io.CopyN(wc, zeros{}, n-m)
+	}
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && src.err != nil {
+		err = body.s.fail("fetch", src.err)
+	}
+	return err
+}
+
+// endAtError reads r until its first error, which it turns into io.EOF:
+// a section ends where its message breaks.
+type endAtError struct{ r io.Reader }
+
+func (e endAtError) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // lazyBody opens a message body from the store the first time it is
