@@ -266,13 +266,9 @@ func (l *lazyBody) reader() (io.Reader, error) {
 // summary works out the ENVELOPE and BODYSTRUCTURE of a message the
 // index has no summary for, as Summarize does at delivery.
 func (l *lazyBody) summary() (*goimap.Envelope, goimap.BodyStructure, error) {
-	r, err := l.reader()
+	envb, bsb, err := l.summaryBytes()
 	if err != nil {
 		return nil, nil, err
-	}
-	envb, bsb, err := Summarize(r)
-	if err != nil {
-		return nil, nil, l.s.fail("fetch", err)
 	}
 	env, err := DecodeEnvelope(envb)
 	if err != nil {
@@ -283,6 +279,18 @@ func (l *lazyBody) summary() (*goimap.Envelope, goimap.BodyStructure, error) {
 		return nil, nil, l.s.fail("fetch", err)
 	}
 	return env, bs, nil
+}
+
+// summaryBytes is Summarize of the message.
+func (l *lazyBody) summaryBytes() (envelope, structure []byte, err error) {
+	r, err := l.reader()
+	if err != nil {
+		return nil, nil, err
+	}
+	if envelope, structure, err = Summarize(r); err != nil {
+		return nil, nil, l.s.fail("fetch", err)
+	}
+	return envelope, structure, nil
 }
 
 func (l *lazyBody) close() {

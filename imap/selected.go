@@ -351,12 +351,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) erro
 	return nil
 }
 
-// Search implements imapserver.Session. The criteria are compiled once
-// (compileSearch); flags, dates, sizes and numbers are matched from the
-// index, and a body is read only for a criterion on the header or text,
-// one message at a time. A search of more than maxSearchKeys keys or
-// maxSearchDepth levels is refused with BAD. If the client hangs up while
-// a search runs, the search stops and the connection is closed.
+// Search implements imapserver.Session, with searchMessages.
 func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteria, options *goimap.SearchOptions) (*goimap.SearchData, error) {
 	defer s.took("SEARCH", time.Now())
 	sel := s.sel
@@ -364,19 +359,62 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	if err != nil {
 		return nil, err
 	}
+	var found []seqUID
+	err = s.searchMessages(all, criteria, func(m seqUID, _ *userdata.Message) error {
+		found = append(found, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &goimap.SearchData{}
+	var seqs goimap.SeqSet
+	var uids goimap.UIDSet
+	for _, m := range found {
+		seqs.AddNum(m.seq)
+		uids.AddNum(goimap.UID(m.uid))
+	}
+	if kind == imapserver.NumKindUID {
+		d.All = uids
+	} else {
+		d.All = seqs
+	}
+	if len(found) > 0 {
+		d.Count = uint32(len(found))
+		if kind == imapserver.NumKindUID {
+			d.Min, d.Max = uint32(found[0].uid), uint32(found[len(found)-1].uid)
+		} else {
+			d.Min, d.Max = found[0].seq, found[len(found)-1].seq
+		}
+	}
+	if options != nil && options.ReturnSave {
+		sel.saved = uids
+	}
+	return d, nil
+}
+
+// searchMessages calls fn, in UID order, for each of the messages all
+// (the client's, from resolve) that criteria match, with its index entry,
+// valid during the call. The criteria are compiled once (compileSearch);
+// flags, dates, sizes and numbers are matched from the index, and a body
+// is read only for a criterion on the header or text, one message at a
+// time. A search of more than maxSearchKeys keys or maxSearchDepth levels
+// is refused with BAD. If the client hangs up meanwhile, the search stops
+// and the connection is closed.
+func (s *session) searchMessages(all []seqUID, criteria *goimap.SearchCriteria, fn func(seqUID, *userdata.Message) error) error {
+	sel := s.sel
 	nums := &searchNumbers{Saved: sel.saved}
 	if n := len(all); n > 0 {
 		nums.MaxSeq, nums.MaxUID = all[n-1].seq, uint32(all[n-1].uid)
 	}
 	sc, err := compileSearch(criteria, nums)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sel.mb.mu.Lock()
 	recent := slices.Clone(sel.view.recent)
 	sel.mb.mu.Unlock()
 	watch := peerWatch{conn: s.conn.NetConn()}
-	var found []seqUID
 	i := 0
 	err = s.srv.users.Messages(s.ctx(), s.user.ID, sel.folder.ID, uidSet(all), func(m *userdata.Message) error {
 		if watch.gone() {
@@ -403,44 +441,18 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 			}
 		}
 		ok, err := sc.match(&sm)
-		if err != nil {
+		if err != nil || !ok {
 			return err
 		}
-		if ok {
-			found = append(found, all[i])
-		}
-		return nil
+		return fn(all[i], m)
 	})
 	if errors.Is(err, errPeerGone) {
-		return nil, s.hangUp("search")
+		return s.hangUp("search")
 	}
 	if err != nil {
-		return nil, s.fail("search", err)
+		return s.fail("search", err)
 	}
-	d := &goimap.SearchData{}
-	var seqs goimap.SeqSet
-	var uids goimap.UIDSet
-	for _, m := range found {
-		seqs.AddNum(m.seq)
-		uids.AddNum(goimap.UID(m.uid))
-	}
-	if kind == imapserver.NumKindUID {
-		d.All = uids
-	} else {
-		d.All = seqs
-	}
-	if len(found) > 0 {
-		d.Count = uint32(len(found))
-		if kind == imapserver.NumKindUID {
-			d.Min, d.Max = uint32(found[0].uid), uint32(found[len(found)-1].uid)
-		} else {
-			d.Min, d.Max = found[0].seq, found[len(found)-1].seq
-		}
-	}
-	if options != nil && options.ReturnSave {
-		sel.saved = uids
-	}
-	return d, nil
+	return nil
 }
 
 // readCloser reads from one thing and closes another.

@@ -313,12 +313,16 @@ func inReplyTo(mh mail.Header) []string {
 }
 
 // references returns the message ids of h's References field (RFC 5322
-// section 3.6.4) without their angle brackets: each "<...>" in the field
-// that holds no white space and no other bracket, so that one malformed
-// id costs only itself. Past maxReferences ids it keeps the first and the
-// last maxReferences-1.
+// section 3.6.4), as msgIDs finds them.
 func references(h textproto.Header) []string {
-	v := rawValue(h, "References")
+	return msgIDs(rawValue(h, "References"))
+}
+
+// msgIDs returns the message ids of a field's value without their angle
+// brackets: each "<...>" that holds no white space and no other bracket,
+// so that one malformed id costs only itself. Past maxReferences ids it
+// keeps the first and the last maxReferences-1, in bounded memory.
+func msgIDs(v string) []string {
 	var ids []string
 	for {
 		i := strings.IndexByte(v, '<')
@@ -333,8 +337,6 @@ func references(h textproto.Header) []string {
 		if v[j] == '>' && j > 0 {
 			ids = append(ids, v[:j])
 			if len(ids) > 2*maxReferences {
-				// Keep the first and a window of the last ones, so
-				// that a huge field takes bounded memory.
 				ids = append(ids[:1], ids[len(ids)-(maxReferences-1):]...)
 			}
 		}
