@@ -1,0 +1,253 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+)
+
+// AppendMessage is one message of an APPEND (with MULTIAPPEND, RFC 3502,
+// one of several). Body reads exactly its literal's Size bytes from the
+// connection; what the server leaves unread is dropped by the Reader's
+// next call.
+type AppendMessage struct {
+	Flags []goimap.Flag // nil if not given
+	Date  time.Time     // zero if not given
+	Size  int64
+	// Binary is set for a literal8 (~{n}, RFC 3516), which may hold NUL
+	// bytes, and UTF8 for the UTF8 (~{n}) form of RFC 6855.
+	Binary, UTF8 bool
+	Body         io.Reader
+}
+
+// ErrNUL is returned by an AppendMessage's Body (wrapped in an *Error,
+// a BAD) at a NUL byte in a literal that is not a literal8.
+var ErrNUL = errors.New("wire: NUL byte in a literal")
+
+// appendBody is the Body of an AppendMessage.
+type appendBody struct {
+	r      *Reader
+	left   int64
+	binary bool
+	err    error
+}
+
+func (b *appendBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.br.Read(p)
+	b.left -= int64(n)
+	if !b.binary {
+		if i := bytes.IndexByte(p[:n], 0); i >= 0 {
+			b.err = &Error{Tag: b.r.tag, Type: "BAD", Text: "NUL byte in a literal (use literal8)"}
+			return i, b.err
+		}
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// drain reads what is left of the body.
+func (b *appendBody) drain() error {
+	if b.left == 0 {
+		return nil
+	}
+	n, err := b.r.br.Discard(int(b.left))
+	b.left -= int64(n)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
+// NextAppend returns the next message of the APPEND that ReadCommand
+// returned, or nil at the command's end (then the next ReadCommand reads
+// the next command). A message whose literal is over limit is refused
+// with an *Error, NO [TOOBIG] (a synchronizing literal is then never
+// sent; a non-synchronizing one is read and dropped, within MaxDiscard),
+// and so is a syntax error, BAD: either way the command is over. A server
+// that refuses the command before its messages (no such mailbox) just
+// answers: the next ReadCommand drops them, never asking for one.
+//
+// A synchronizing literal is announced to the Continuer (the "+") only
+// once it is known to be within limit.
+func (r *Reader) NextAppend(limit int64) (*AppendMessage, error) {
+	if !r.inAppend {
+		return nil, errors.New("wire: NextAppend outside an APPEND")
+	}
+	if b := r.body; b != nil {
+		r.body = nil
+		err := b.drain()
+		if err != nil {
+			r.inAppend = false
+			return nil, err
+		}
+		var e *Error
+		if errors.As(b.err, &e) {
+			// A NUL refused the message: the rest of the command goes.
+			r.inAppend = false
+			if err := r.skipCommand(); err != nil {
+				return nil, err
+			}
+			return nil, e
+		}
+	}
+	var m *AppendMessage
+	err := r.run(func() {
+		if r.appendParen {
+			r.appendParen = false
+			r.expect(')', `")" after UTF8 (~{n})`)
+		}
+		if r.appended && r.atCRLF() {
+			r.crlf()
+			r.inAppend = false
+			return
+		}
+		r.sp()
+		m = &AppendMessage{}
+		if r.peek() == '(' {
+			m.Flags = r.flagList()
+			r.sp()
+		}
+		if r.peek() == '"' {
+			m.Date = r.dateTime()
+			r.sp()
+		}
+		if b, err := r.br.Peek(5); err == nil && strings.EqualFold(string(b), "UTF8 ") {
+			r.atom("UTF8")
+			r.sp()
+			r.expect('(', `"(" after UTF8`)
+			m.UTF8 = true
+		}
+		if r.maybe('~') {
+			m.Binary = true
+		} else if m.UTF8 {
+			r.fail(`Expected "~{" in UTF8 (...)`)
+		}
+		r.expect('{', `"{" of the message literal`)
+		n, sync := r.literalHeader()
+		if n > limit {
+			r.refuseLiteral(n, sync, "NO", "TOOBIG", fmt.Sprintf("Message of %d bytes over the limit of %d", n, limit))
+		}
+		if sync {
+			if err := r.cont.Continue("Ready for literal data"); err != nil {
+				r.fatal(err)
+			}
+		}
+		m.Size = n
+		r.body = &appendBody{r: r, left: n, binary: m.Binary}
+		m.Body = r.body
+		r.appended = true
+		r.appendParen = m.UTF8
+	})
+	if err != nil || m == nil {
+		r.appended, r.appendParen, r.body = false, false, nil
+		return nil, err
+	}
+	return m, nil
+}
+
+// finishAppend drops what is left of an APPEND the server did not read
+// to its end.
+func (r *Reader) finishAppend() error {
+	for r.inAppend {
+		if _, err := r.NextAppend(-1); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadAuthLine reads a line of an AUTHENTICATE exchange (RFC 9051
+// section 6.2.2): base64, decoded, within MaxLine. A line "*" cancels:
+// it returns ErrAuthCancelled.
+func (r *Reader) ReadAuthLine() ([]byte, error) {
+	line, err := r.readLine()
+	if err != nil {
+		return nil, err
+	}
+	if line == "*" {
+		return nil, ErrAuthCancelled
+	}
+	if line == "" || line == "=" {
+		return []byte{}, nil
+	}
+	dec, derr := base64.StdEncoding.DecodeString(line)
+	if derr != nil {
+		return nil, &Error{Tag: r.tag, Type: "BAD", Text: "Invalid base64 in the SASL response"}
+	}
+	return dec, nil
+}
+
+// ErrAuthCancelled is ReadAuthLine's error for a client's "*".
+var ErrAuthCancelled = errors.New("wire: authentication cancelled")
+
+// ReadIdleDone reads the line that ends an IDLE (RFC 2177): "DONE" in any
+// case. Another line is an *Error (BAD) after which the IDLE is over too.
+func (r *Reader) ReadIdleDone() error {
+	line, err := r.readLine()
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(line, "DONE") {
+		return &Error{Tag: r.tag, Type: "BAD", Text: "Expected DONE to end IDLE"}
+	}
+	return nil
+}
+
+// readLine reads a line without its CRLF, within MaxLine; an overlong one
+// is an *Error once dropped, within MaxDiscard.
+func (r *Reader) readLine() (string, error) {
+	var b []byte
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		if len(b)+len(chunk) > r.lim.MaxLine {
+			r.atEnd = false
+			if errors.Is(err, bufio.ErrBufferFull) || err == nil && !bytes.HasSuffix(chunk, []byte("\n")) {
+				r.line = 0
+				if serr := r.skipCommand(); serr != nil {
+					return "", serr
+				}
+			}
+			return "", &Error{Tag: r.tag, Type: "BAD", Code: "LIMIT", Text: fmt.Sprintf("Line longer than %d bytes", r.lim.MaxLine)}
+		}
+		b = append(b, chunk...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		return s, nil
+	}
+}
