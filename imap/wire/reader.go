@@ -116,11 +116,11 @@ type Reader struct {
 	utf8 bool
 
 	// Per command.
-	tag      string
-	line     int   // bytes read outside literals
-	literals int64 // bytes of literals held in memory
-	depth    int
-	atEnd    bool // the command's bytes are all read: no skipping on an error
+	tag         string
+	line        int   // bytes read outside literals
+	literals    int64 // bytes of literals held in memory
+	depth       int
+	atEnd       bool        // the command's bytes are all read: no skipping on an error
 	inAppend    bool        // NextAppend may be called
 	body        *appendBody // the APPEND message being read
 	appended    bool        // a message of the APPEND was returned

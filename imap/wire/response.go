@@ -229,7 +229,7 @@ type ESearch struct {
 	All   goimap.NumSet // nil or empty: not written
 	// ModSeq is the highest MODSEQ of the messages found, 0 for none
 	// (RFC 7162 section 3.1.5).
-	ModSeq                    uint64
+	ModSeq                   uint64
 	HasMin, HasMax, HasCount bool
 }
 
