@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"reflect"
@@ -12,11 +13,26 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 )
 
-// continuer counts the continuation requests a Reader asks for.
-type continuer struct{ n int }
+// continuer counts the continuation requests a Reader asks for and
+// keeps the refusals it is told to answer.
+type continuer struct {
+	n       int
+	refused []*Error
+}
 
-func (c *continuer) Continue(string) error {
+func (c *continuer) Continue(text string) error {
+	if text != "Ready" {
+		return errors.New("continuation text " + text)
+	}
 	c.n++
+	return nil
+}
+
+func (c *continuer) Refuse(tag string, err *Error) error {
+	if err.Tag != tag {
+		return errors.New("refusal of " + err.Tag + " for tag " + tag)
+	}
+	c.refused = append(c.refused, err)
 	return nil
 }
 
@@ -35,181 +51,106 @@ func readOne(t *testing.T, s string) *Command {
 	return cmd
 }
 
-func TestReadCommands(t *testing.T) {
-	date := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		name string
-		uid  bool
-		args any
-	}{
-		{"a1 CAPABILITY\r\n", "CAPABILITY", false, nil},
-		{"a1 noop\n", "NOOP", false, nil},
-		{"a LOGIN alice \"pass word\"\r\n", "LOGIN", false, &LoginArgs{User: "alice", Password: "pass word"}},
-		{"a LOGIN {5}\r\nal\"ce {3+}\r\np\\w\r\n", "LOGIN", false, &LoginArgs{User: `al"ce`, Password: `p\w`}},
-		{"a AUTHENTICATE PLAIN AGFsaWNlAHB3\r\n", "AUTHENTICATE", false, &AuthenticateArgs{Mechanism: "PLAIN", InitialResponse: []byte("\x00alice\x00pw"), HasInitial: true}},
-		{"a AUTHENTICATE plain =\r\n", "AUTHENTICATE", false, &AuthenticateArgs{Mechanism: "PLAIN", HasInitial: true}},
-		{"a AUTHENTICATE PLAIN\r\n", "AUTHENTICATE", false, &AuthenticateArgs{Mechanism: "PLAIN"}},
-		{"a ENABLE CONDSTORE qresync\r\n", "ENABLE", false, &EnableArgs{Caps: []string{"CONDSTORE", "QRESYNC"}}},
-		{"2 ID (\"name\" \"Thunderbird\" \"version\" \"128.0\" \"os\" NIL)\r\n", "ID", false, &IDArgs{Fields: map[string]string{"name": "Thunderbird", "version": "128.0", "os": ""}}},
-		{"a ID NIL\r\n", "ID", false, &IDArgs{}},
-		{"3 select \"INBOX\" (CONDSTORE)\r\n", "SELECT", false, &SelectArgs{Mailbox: "INBOX", CondStore: true}},
-		{"a EXAMINE inbox\r\n", "EXAMINE", false, &SelectArgs{Mailbox: "INBOX", ReadOnly: true}},
-		{"5 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n", "SELECT", false, &SelectArgs{Mailbox: "INBOX",
-			QResync: &QResync{UIDValidity: 67890007, ModSeq: 20050715194045000, KnownUIDs: goimap.UIDSet{{Start: 41, Stop: 41}, {Start: 43, Stop: 211}, {Start: 214, Stop: 541}}}}},
-		{"A03 SELECT INBOX (QRESYNC (67890007 90060115194045000 41:211,214:541 (1:10 41:50)))\r\n", "SELECT", false, &SelectArgs{Mailbox: "INBOX",
-			QResync: &QResync{UIDValidity: 67890007, ModSeq: 90060115194045000, KnownUIDs: goimap.UIDSet{{Start: 41, Stop: 211}, {Start: 214, Stop: 541}},
-				SeqMatch: goimap.SeqSet{{Start: 1, Stop: 10}}, UIDMatch: goimap.UIDSet{{Start: 41, Stop: 50}}}}},
-		{"a SELECT x (QRESYNC (1 2))\r\n", "SELECT", false, &SelectArgs{Mailbox: "x", QResync: &QResync{UIDValidity: 1, ModSeq: 2}}},
-		{"a SELECT &ZeVnLIqe-\r\n", "SELECT", false, &SelectArgs{Mailbox: "日本語"}},
-		{"a CREATE Archive (USE (\\Archive))\r\n", "CREATE", false, &CreateArgs{Mailbox: "Archive", SpecialUse: []goimap.MailboxAttr{`\Archive`}}},
-		{"a DELETE \"a&-b\"\r\n", "DELETE", false, &MailboxArgs{Mailbox: "a&b"}},
-		{"a RENAME old new\r\n", "RENAME", false, &RenameArgs{From: "old", To: "new"}},
-		{"a LIST \"\" *\r\n", "LIST", false, &ListArgs{Patterns: []string{"*"}}},
-		{"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"%\" \"Work/*\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n", "LIST", false, &ListArgs{
-			Reference: "", Patterns: []string{"%", "Work/*"}, Extended: true,
-			Options: goimap.ListOptions{SelectSubscribed: true, SelectRecursiveMatch: true, ReturnChildren: true, ReturnStatus: &goimap.StatusOptions{NumMessages: true, NumUnseen: true}}}},
-		{"a LSUB \"\" %\r\n", "LSUB", false, &ListArgs{LSUB: true, Patterns: []string{"%"}}},
-		{"a STATUS Sent (MESSAGES UIDNEXT HIGHESTMODSEQ SIZE)\r\n", "STATUS", false, &StatusArgs{Mailbox: "Sent", Options: goimap.StatusOptions{NumMessages: true, UIDNext: true, HighestModSeq: true, Size: true}}},
-		{"a UID EXPUNGE 3:5,9\r\n", "EXPUNGE", true, &ExpungeArgs{UIDs: goimap.UIDSet{{Start: 3, Stop: 5}, {Start: 9, Stop: 9}}}},
-		{"a EXPUNGE\r\n", "EXPUNGE", false, nil},
-		{"a SEARCH UNSEEN SINCE 1-Dec-2026\r\n", "SEARCH", false, &SearchArgs{Criteria: &goimap.SearchCriteria{NotFlag: []goimap.Flag{goimap.FlagSeen}, Since: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}}},
-		{"a UID SEARCH RETURN (MIN COUNT) CHARSET utf-8 OR FROM ann NOT HEADER X-Spam yes\r\n", "SEARCH", true, &SearchArgs{Charset: "UTF-8",
-			Return: &goimap.SearchOptions{ReturnMin: true, ReturnCount: true},
-			Criteria: &goimap.SearchCriteria{Or: [][2]goimap.SearchCriteria{{
-				{Header: []goimap.SearchCriteriaHeaderField{{Key: "From", Value: "ann"}}},
-				{Not: []goimap.SearchCriteria{{Header: []goimap.SearchCriteriaHeaderField{{Key: "X-Spam", Value: "yes"}}}}},
-			}}}}},
-		{"a SEARCH RETURN () 1:* (DELETED ON 3-Dec-2026) MODSEQ 620162338\r\n", "SEARCH", false, &SearchArgs{Return: &goimap.SearchOptions{ReturnAll: true},
-			Criteria: &goimap.SearchCriteria{SeqNum: []goimap.SeqSet{{{Start: 1, Stop: 0}}}, Flag: []goimap.Flag{goimap.FlagDeleted},
-				Since: date, Before: date.AddDate(0, 0, 1), ModSeq: &goimap.SearchCriteriaModSeq{ModSeq: 620162338}}}},
-		{"a SEARCH $ KEYWORD $Junk UID 5:*\r\n", "SEARCH", false, &SearchArgs{Criteria: &goimap.SearchCriteria{UID: []goimap.UIDSet{goimap.SearchRes(), {{Start: 5, Stop: 0}}}, Flag: []goimap.Flag{"$Junk"}}}},
-		{"a FETCH 1:* (FLAGS)\r\n", "FETCH", false, &FetchArgs{Set: goimap.SeqSet{{Start: 1, Stop: 0}}, Options: &goimap.FetchOptions{Flags: true}}},
-		{"4 UID fetch 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n", "FETCH", true, &FetchArgs{Set: goimap.UIDSet{{Start: 1, Stop: 0}},
-			Options: &goimap.FetchOptions{Flags: true, ModSeq: true, ChangedSince: 12345}, Vanished: true}},
-		{"6 UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])\r\n", "FETCH", true, &FetchArgs{Set: goimap.UIDSet{{Start: 1, Stop: 0}},
-			Options: &goimap.FetchOptions{UID: true, Flags: true, BodySection: []*goimap.FetchItemBodySection{{Specifier: goimap.PartSpecifierHeader, HeaderFields: []string{"MESSAGE-ID"}, Peek: true}}}}},
-		{"a FETCH 2 (BODY[1.2.MIME] BODY[3.HEADER.FIELDS.NOT (A B)]<0.100> BINARY.PEEK[1]<5.10> BINARY.SIZE[] BODY BODYSTRUCTURE)\r\n", "FETCH", false, &FetchArgs{Set: goimap.SeqSet{{Start: 2, Stop: 2}},
-			Options: &goimap.FetchOptions{BodyStructure: &goimap.FetchItemBodyStructure{Extended: true},
-				BodySection: []*goimap.FetchItemBodySection{
-					{Part: []int{1, 2}, Specifier: goimap.PartSpecifierMIME},
-					{Part: []int{3}, Specifier: goimap.PartSpecifierHeader, HeaderFieldsNot: []string{"A", "B"}, Partial: &goimap.SectionPartial{Offset: 0, Size: 100}},
-				},
-				BinarySection:     []*goimap.FetchItemBinarySection{{Part: []int{1}, Peek: true, Partial: &goimap.SectionPartial{Offset: 5, Size: 10}}},
-				BinarySectionSize: []*goimap.FetchItemBinarySectionSize{{Part: nil}},
-			}}},
-		{"a FETCH 1 FAST\r\n", "FETCH", false, &FetchArgs{Set: goimap.SeqSet{{Start: 1, Stop: 1}}, Macro: "FAST", Options: &goimap.FetchOptions{Flags: true, InternalDate: true, RFC822Size: true}}},
-		{"a STORE 1:3 +FLAGS.SILENT (\\Seen $Label)\r\n", "STORE", false, &StoreArgs{Set: goimap.SeqSet{{Start: 1, Stop: 3}}, Flags: goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Silent: true, Flags: []goimap.Flag{goimap.FlagSeen, "$Label"}}}},
-		{"a UID STORE 7 (UNCHANGEDSINCE 320162338) -FLAGS \\Deleted\r\n", "STORE", true, &StoreArgs{Set: goimap.UIDSet{{Start: 7, Stop: 7}}, UnchangedSince: 320162338, HasUnchanged: true,
-			Flags: goimap.StoreFlags{Op: goimap.StoreFlagsDel, Flags: []goimap.Flag{goimap.FlagDeleted}}}},
-		{"a UID MOVE 4:2 Trash\r\n", "MOVE", true, &CopyArgs{Set: goimap.UIDSet{{Start: 2, Stop: 4}}, Mailbox: "Trash"}},
-		{"a COPY *:3 Archive\r\n", "COPY", false, &CopyArgs{Set: goimap.SeqSet{{Start: 3, Stop: 0}}, Mailbox: "Archive"}},
-		{"a UID SORT (REVERSE DATE subject) UTF-8 ALL\r\n", "SORT", true, &SortArgs{Keys: []SortKey{{Key: "DATE", Reverse: true}, {Key: "SUBJECT"}}, Charset: "UTF-8", Criteria: &goimap.SearchCriteria{}}},
-		{"a SORT RETURN (COUNT) (ARRIVAL) US-ASCII SEEN\r\n", "SORT", false, &SortArgs{Return: &goimap.SearchOptions{ReturnCount: true}, Keys: []SortKey{{Key: "ARRIVAL"}}, Charset: "US-ASCII",
-			Criteria: &goimap.SearchCriteria{Flag: []goimap.Flag{goimap.FlagSeen}}}},
-		{"a THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n", "THREAD", false, &ThreadArgs{Algorithm: "REFERENCES", Charset: "UTF-8", Criteria: &goimap.SearchCriteria{Since: time.Date(2000, 3, 5, 0, 0, 0, 0, time.UTC)}}},
-		{"a GETQUOTAROOT INBOX\r\n", "GETQUOTAROOT", false, &MailboxArgs{Mailbox: "INBOX"}},
-		{"a GETQUOTA \"\"\r\n", "GETQUOTA", false, &QuotaArgs{Root: ""}},
-		{"a SETQUOTA \"\" (STORAGE 512)\r\n", "SETQUOTA", false, &SetQuotaArgs{Root: "", Limits: map[string]uint64{"STORAGE": 512}}},
-		{"a COMPRESS DEFLATE\r\n", "COMPRESS", false, &CompressArgs{Mechanism: "DEFLATE"}},
-		{"a IDLE\r\n", "IDLE", false, nil},
-		{"a APPEND Drafts (\\Draft) {5}\r\nhello\r\n", "APPEND", false, &MailboxArgs{Mailbox: "Drafts"}},
-	} {
-		cmd := readOne(t, tc.in)
-		if cmd.Name != tc.name || cmd.UID != tc.uid || !reflect.DeepEqual(cmd.Args, tc.args) {
-			t.Errorf("%q:\n got %s uid=%v %#v\nwant %s uid=%v %#v", tc.in, cmd.Name, cmd.UID, cmd.Args, tc.name, tc.uid, tc.args)
-		}
+func TestLimitsValidate(t *testing.T) {
+	if err := DefaultLimits().Validate(); err != nil {
+		t.Fatal(err)
 	}
-}
-
-// TestReadErrors: each bad command is a BAD (or NO) naming the problem,
-// and the command after it reads.
-func TestReadErrors(t *testing.T) {
-	for _, tc := range []struct {
-		in, text string
-	}{
-		{"\r\n", "Empty command line"},
-		{"a\r\n", "Expected SP"},
-		{"a FOO\r\n", "Unknown command FOO"},
-		{"a UID NOOP\r\n", "Unknown command UID NOOP"},
-		{"a SELECT\r\n", "Expected SP"},
-		{"a LOGIN \"a\rb\" c\r\n", "CR or LF in a quoted string"},
-		{"a LOGIN \"a\\qb\" c\r\n", `Invalid escape "\q"`},
-		{"a LOGIN \"é\" c\r\n", "8-bit characters in a quoted string"},
-		{"a SELECT &Jjo\r\n", `"&" not closed by "-"`},
-		{"a SELECT &AGE-\r\n", "printable US-ASCII"},
-		{"a SELECT a\x01b\r\n", "Expected CRLF"},
-		{"a FETCH 0 FLAGS\r\n", "Sequence number 0"},
-		{"a FETCH 1 (FLAGS\r\n", "Expected SP"},
-		{"a FETCH 1 BODY[4.NOPE]\r\n", "Unknown section NOPE"},
-		{"a FETCH 1 (FLAGS) (VANISHED)\r\n", "VANISHED without UID FETCH"},
-		{"a UID FETCH 1 (FLAGS) (VANISHED)\r\n", "VANISHED without CHANGEDSINCE"},
-		{"a SEARCH FOO\r\n", "Unknown search key FOO"},
-		{"a SEARCH SINCE 31-Feb-2026\r\n", "Invalid date"},
-		{"a STORE 1 FLAGS.LOUD (\\Seen)\r\n", "Unknown store item FLAGS.LOUD"},
-		{"a SORT (NAME) UTF-8 ALL\r\n", "Unknown sort key NAME"},
-		{"a ID (\"k\" \"" + strings.Repeat("v", 1025) + "\")\r\n", "ID value longer than 1024 bytes"},
-		{"a LIST (RECURSIVEMATCH) \"\" *\r\n", "RECURSIVEMATCH without SUBSCRIBED"},
-		{"a SEARCH " + strings.Repeat("(", 101) + "ALL" + strings.Repeat(")", 101) + "\r\n", "Nested more than 100"},
-		{"a SEARCH " + strings.Repeat("NOT ", 200) + "ALL\r\n", "Nested more than 100"},
-		{"a LOGIN {3+}\r\na\x00b c\r\n", "NUL in a literal"},
-	} {
-		r, _ := newReader(tc.in + "b NOOP\r\n")
-		_, err := r.ReadCommand()
-		var e *Error
-		if !errors.As(err, &e) || !strings.Contains(e.Text, tc.text) {
-			t.Errorf("%.60q: %v, want a BAD with %q", tc.in, err, tc.text)
-			continue
-		}
-		cmd, err := r.ReadCommand()
-		if err != nil || cmd.Tag != "b" || cmd.Name != "NOOP" {
-			t.Errorf("%.60q: the next command: %v, %v", tc.in, cmd, err)
-		}
+	if err := (Limits{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := Limits{MaxLine: -1, MaxSetRanges: -2}.Validate()
+	if !errors.Is(err, ErrInvalidLimits) || !strings.Contains(err.Error(), "MaxLine") || !strings.Contains(err.Error(), "MaxSetRanges") {
+		t.Fatalf("both negative limits: %v", err)
+	}
+	r := NewReader(bufio.NewReader(strings.NewReader("")), Limits{}, &continuer{})
+	if r.lim != DefaultLimits() {
+		t.Fatalf("zero limits: %+v", r.lim)
 	}
 }
 
 // TestLimits: an overlong line, a set of too many ranges, literals over
 // their limits, each refused and the stream kept in step.
 func TestLimits(t *testing.T) {
-	lim := Limits{MaxLine: 100, MaxLiteral: 10, MaxSetRanges: 3, MaxDiscard: 1000}
+	lim := Limits{MaxLine: 100, MaxLiteral: 10, MaxSetRanges: 3, MaxNesting: 5}
 	for _, tc := range []struct {
-		in, code string
-		conts    int // continuation requests
+		in, typ, code, text string
 	}{
-		{"a LOGIN " + strings.Repeat("x", 200) + " y\r\n", "LIMIT", 0},
-		{"a FETCH 1,2,3,4 FLAGS\r\n", "LIMIT", 0},
-		// A synchronizing literal over the limit is refused unsent.
-		{"a LOGIN {11}\r\n", "TOOBIG", 0},
-		// A non-synchronizing one is read and dropped, with the rest.
-		{"a LOGIN {11+}\r\nhello world {3+}\r\nabc\r\n", "TOOBIG", 0},
-		{"a LOGIN {4097-}\r\n" + strings.Repeat("x", 4097) + "\r\n", "", 0},
+		{"a LOGIN " + strings.Repeat("x", 200) + " y\r\n", "BAD", "LIMIT", "Command longer than 100 bytes"},
+		{"a SELECT " + strings.Repeat("x", 100_000) + "\r\n", "BAD", "LIMIT", "Command longer than 100 bytes"},
+		{"a FETCH 1,2,3,4 FLAGS\r\n", "BAD", "LIMIT", "More than 3 ranges in a sequence set"},
+		{"a UID SEARCH UID 1:2,4,6,8\r\n", "BAD", "LIMIT", "More than 3 ranges in a sequence set"},
+		{"a SEARCH ((((((ALL))))))\r\n", "BAD", "LIMIT", "Nested more than 5 levels deep"},
+		{"a SEARCH NOT NOT NOT NOT NOT NOT ALL\r\n", "BAD", "LIMIT", "Nested more than 5 levels deep"},
+		{"a FETCH 1 BODY[1.2.3.4.5.6]\r\n", "BAD", "LIMIT", "Part path deeper than 5"},
+		// A non-synchronizing literal over the limit is read and
+		// dropped, with the rest of the command.
+		{"a LOGIN {11+}\r\nhello world {3+}\r\nabc\r\n", "NO", "TOOBIG", "Literal of 11 bytes over the limit of 10"},
+		{"a LOGIN x {5000+}\r\n" + strings.Repeat("y", 5000) + "\r\n", "NO", "TOOBIG", "Literal of 5000 bytes over the limit of 10"},
+		// LITERAL- allows no more than 4096 bytes.
+		{"a LOGIN {4097-}\r\n" + strings.Repeat("x", 4097) + "\r\n", "BAD", "", "A non-synchronizing literal over 4096 bytes (LITERAL-)"},
 	} {
 		c := &continuer{}
 		r := NewReader(bufio.NewReader(strings.NewReader(tc.in+"b NOOP\r\n")), lim, c)
-		if tc.code == "" {
-			r.lim.MaxDiscard = 10000
-		}
 		_, err := r.ReadCommand()
 		var e *Error
-		if !errors.As(err, &e) || e.Code != tc.code {
-			t.Errorf("%.40q: %v, want code %q", tc.in, err, tc.code)
+		if !errors.As(err, &e) || e.Tag != "a" || e.Type != tc.typ || e.Code != tc.code || e.Text != tc.text {
+			t.Errorf("%.40q: %v, want %s [%s] %s", tc.in, err, tc.typ, tc.code, tc.text)
 			continue
 		}
-		if c.n != tc.conts {
-			t.Errorf("%.40q: %d continuations", tc.in, c.n)
+		if c.n != 0 || len(c.refused) != 0 {
+			t.Errorf("%.40q: %d continuations, %d refusals", tc.in, c.n, len(c.refused))
 		}
-		if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
+		if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" || cmd.Name != "NOOP" {
 			t.Errorf("%.40q: the next command: %v, %v", tc.in, cmd, err)
 		}
 	}
-	// Past MaxDiscard the connection must end.
-	r := NewReader(bufio.NewReader(strings.NewReader("a LOGIN {5000+}\r\n"+strings.Repeat("x", 5000))), lim, &continuer{})
-	if _, err := r.ReadCommand(); !errors.Is(err, ErrTooMuch) {
-		t.Errorf("a literal+ past MaxDiscard: %v", err)
+}
+
+// TestDiscardLimit: past DiscardLimit bytes to drop, a refused command
+// is fatal.
+func TestDiscardLimit(t *testing.T) {
+	lim := Limits{MaxLine: 100, MaxLiteral: 10}
+	for name, in := range map[string]string{
+		"literal+":         "a LOGIN {2000000+}\r\n" + strings.Repeat("x", 2000000),
+		"line":             "a NOOP " + strings.Repeat("x", 2000000) + "\r\n",
+		"several literal+": "a LOGIN {600000+}\r\n" + strings.Repeat("x", 600000) + " {600000+}\r\n" + strings.Repeat("x", 600000) + "\r\n",
+		"skipped literals": "a FOO {600000+}\r\n" + strings.Repeat("x", 600000) + " {600000+}\r\n" + strings.Repeat("x", 600000) + "\r\n",
+	} {
+		r := NewReader(bufio.NewReader(strings.NewReader(in+"b NOOP\r\n")), lim, &continuer{})
+		if _, err := r.ReadCommand(); !errors.Is(err, ErrTooBig) {
+			t.Errorf("%s past DiscardLimit: %v", name, err)
+		}
 	}
-	r = NewReader(bufio.NewReader(strings.NewReader("a NOOP "+strings.Repeat("x", 5000)+"\r\n")), lim, &continuer{})
-	if _, err := r.ReadCommand(); !errors.Is(err, ErrTooMuch) {
-		t.Errorf("a line past MaxDiscard: %v", err)
+	// Within it, all is dropped and the next command reads.
+	r := NewReader(bufio.NewReader(strings.NewReader("a FOO {900000+}\r\n"+strings.Repeat("x", 900000)+"\r\nb NOOP\r\n")), lim, &continuer{})
+	var e *Error
+	if _, err := r.ReadCommand(); !errors.As(err, &e) || e.Text != "Unknown command FOO" {
+		t.Fatalf("unknown command with a literal: %v", err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
+		t.Fatalf("the next command: %v, %v", cmd, err)
+	}
+}
+
+// TestLiteralsTotal: many literals each within MaxLiteral, together past
+// the command's bound, are refused.
+func TestLiteralsTotal(t *testing.T) {
+	lim := Limits{MaxLiteral: 64 << 10}
+	var b strings.Builder
+	b.WriteString("a SEARCH")
+	lit := strings.Repeat("z", 64<<10)
+	for range 20 {
+		b.WriteString(" TEXT {65536+}\r\n" + lit)
+	}
+	b.WriteString("\r\nb NOOP\r\n")
+	r := NewReader(bufio.NewReader(strings.NewReader(b.String())), lim, &continuer{})
+	_, err := r.ReadCommand()
+	var e *Error
+	if !errors.As(err, &e) && !errors.Is(err, ErrTooBig) {
+		t.Fatalf("20 literals of 64 KiB: %v", err)
+	}
+	if e != nil && (e.Code != "TOOBIG" || !strings.Contains(e.Text, "literals over")) {
+		t.Fatalf("20 literals of 64 KiB: %v", e)
 	}
 }
 
@@ -223,37 +164,103 @@ func TestSyncLiteral(t *testing.T) {
 	}
 }
 
+// TestSyncLiteralRefused: a synchronizing literal over its limit is
+// refused through the Continuer, never asked for; the client abandons
+// the command and its next one reads.
+func TestSyncLiteralRefused(t *testing.T) {
+	for _, in := range []string{
+		"a LOGIN {11}\r\n",
+		"a LOGIN alice {11}\r\n",
+		"a SEARCH CHARSET UTF-8 TEXT {100000}\r\n",
+		"a LOGIN {5}\r\nalice {11}\r\n", // the second literal is the one refused
+	} {
+		c := &continuer{}
+		r := NewReader(bufio.NewReader(strings.NewReader(in+"b NOOP\r\n")), Limits{MaxLiteral: 10}, c)
+		cmd, err := r.ReadCommand()
+		if err != nil || cmd.Tag != "b" || cmd.Name != "NOOP" {
+			t.Errorf("%q: the next command: %v, %v", in, cmd, err)
+			continue
+		}
+		if len(c.refused) != 1 {
+			t.Errorf("%q: %d refusals", in, len(c.refused))
+			continue
+		}
+		if e := c.refused[0]; e.Tag != "a" || e.Type != "NO" || e.Code != "TOOBIG" || !strings.Contains(e.Text, "over the limit of 10") {
+			t.Errorf("%q: refused with %v", in, e)
+		}
+	}
+	// A Continuer's error is fatal.
+	r := NewReader(bufio.NewReader(strings.NewReader("a LOGIN {3}\r\nabc x\r\n")), Limits{}, failingContinuer{})
+	if _, err := r.ReadCommand(); !errors.Is(err, errConn) {
+		t.Fatalf("failing Continue: %v", err)
+	}
+	r = NewReader(bufio.NewReader(strings.NewReader("a LOGIN {300000}\r\n")), Limits{}, failingContinuer{})
+	if _, err := r.ReadCommand(); !errors.Is(err, errConn) {
+		t.Fatalf("failing Refuse: %v", err)
+	}
+}
+
+var errConn = errors.New("connection broken")
+
+type failingContinuer struct{}
+
+func (failingContinuer) Continue(string) error       { return errConn }
+func (failingContinuer) Refuse(string, *Error) error { return errConn }
+
+// TestEOF: the client closing between commands is io.EOF, in the middle
+// of one io.ErrUnexpectedEOF.
+func TestEOF(t *testing.T) {
+	r, _ := newReader("a NOOP\r\n")
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadCommand(); err != io.EOF {
+		t.Fatalf("between commands: %v", err)
+	}
+	for _, in := range []string{"a NO", "a LOGIN {5}\r\nab", "a LOGIN \"x", "a FOO bar"} {
+		r, _ := newReader(in)
+		if _, err := r.ReadCommand(); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
 // TestAppend reads MULTIAPPEND messages, streaming each literal.
 func TestAppend(t *testing.T) {
 	big := strings.Repeat("x", 1<<20)
-	in := "a APPEND INBOX (\\Seen) \" 3-Dec-2026 10:00:00 +0200\" {5}\r\nhello {" + "1048576+}\r\n" + big + " UTF8 (~{3}\r\na\x00b)\r\nb NOOP\r\n"
+	in := "a APPEND INBOX (\\Seen) \" 3-Dec-2026 10:00:00 +0200\" {5}\r\nhello {" + "1048576+}\r\n" + big + " UTF8 (~{3}\r\na\x00b) ~{2}\r\n\x00\x00\r\nb NOOP\r\n"
 	r, c := newReader(in)
+	r.AppendLimit = 2 << 20
 	cmd, err := r.ReadCommand()
 	if err != nil || cmd.Name != "APPEND" || cmd.Args.(*MailboxArgs).Mailbox != "INBOX" {
 		t.Fatalf("%v %v", cmd, err)
 	}
-	m, err := r.NextAppend(2 << 20)
+	m, err := r.NextAppend()
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(m.Body)
 	want := time.Date(2026, 12, 3, 10, 0, 0, 0, time.FixedZone("", 7200))
-	if string(body) != "hello" || !m.Date.Equal(want) || !reflect.DeepEqual(m.Flags, []goimap.Flag{goimap.FlagSeen}) || c.n != 1 {
+	if string(body) != "hello" || !m.Date.Equal(want) || !reflect.DeepEqual(m.Flags, []goimap.Flag{goimap.FlagSeen}) || c.n != 1 || m.Binary || m.UTF8 {
 		t.Fatalf("first message %q %v %v, %d continuations", body, m.Date, m.Flags, c.n)
 	}
-	m, err = r.NextAppend(2 << 20)
-	if err != nil || m.Size != 1<<20 {
+	m, err = r.NextAppend()
+	if err != nil || m.Size != 1<<20 || m.Flags != nil || !m.Date.IsZero() {
 		t.Fatalf("second: %+v %v", m, err)
 	}
 	// Left unread: the Reader drops it.
-	m, err = r.NextAppend(2 << 20)
-	if err != nil || !m.UTF8 || !m.Binary {
+	m, err = r.NextAppend()
+	if err != nil || !m.UTF8 || !m.Binary || c.n != 2 {
 		t.Fatalf("third: %+v %v", m, err)
 	}
 	if body, _ := io.ReadAll(m.Body); string(body) != "a\x00b" {
 		t.Fatalf("literal8 %q", body)
 	}
-	if m, err := r.NextAppend(2 << 20); m != nil || err != nil {
+	m, err = r.NextAppend()
+	if err != nil || m.UTF8 || !m.Binary || m.Size != 2 {
+		t.Fatalf("fourth: %+v %v", m, err)
+	}
+	if m, err := r.NextAppend(); m != nil || err != nil {
 		t.Fatalf("end: %v %v", m, err)
 	}
 	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
@@ -261,63 +268,178 @@ func TestAppend(t *testing.T) {
 	}
 }
 
+// TestAppendStreams: a 10 MiB message streams through the bufio.Reader's
+// buffer: reading it allocates a small constant, not its size.
+func TestAppendStreams(t *testing.T) {
+	const size = 10 << 20
+	in := io.MultiReader(strings.NewReader("a APPEND INBOX {10485760}\r\n"), io.LimitReader(zeros{}, size), strings.NewReader("\r\nb NOOP\r\n"))
+	br := bufio.NewReaderSize(in, 4096)
+	r := NewReader(br, Limits{}, &continuer{})
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.NextAppend()
+	if err != nil || m.Size != size {
+		t.Fatal(m, err)
+	}
+	// AllocsPerRun runs the function twice: each reads half the body.
+	var n int64
+	allocs := testing.AllocsPerRun(1, func() {
+		buf := make([]byte, 512) // stays on the stack
+		for half := n + size/2; n < half; {
+			k, err := m.Body.Read(buf)
+			n += int64(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if _, err := m.Body.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("past the end: %v", err)
+	}
+	if n != size {
+		t.Fatalf("read %d bytes", n)
+	}
+	if allocs > 10 {
+		t.Fatalf("%v allocations reading a 10 MiB message", allocs)
+	}
+	if br.Size() != 4096 {
+		t.Fatalf("buffer grew to %d", br.Size())
+	}
+	if m, err := r.NextAppend(); m != nil || err != nil {
+		t.Fatalf("end: %v %v", m, err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
+		t.Fatalf("next: %v %v", cmd, err)
+	}
+}
+
+// zeros is an endless stream of "0".
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = '0'
+	}
+	return len(p), nil
+}
+
 // TestAppendRefused: over the limit, a synchronizing literal is refused
-// unasked; a command the server refuses before reading its message is
-// dropped by the next ReadCommand; a NUL in a literal is BAD.
+// through the Continuer and a non-synchronizing one dropped; a command
+// the server refuses before reading its message is dropped by the next
+// ReadCommand; a NUL in a literal is BAD.
 func TestAppendRefused(t *testing.T) {
 	r, c := newReader("a APPEND INBOX {50}\r\nb NOOP\r\n")
+	r.AppendLimit = 10
 	r.ReadCommand()
-	_, err := r.NextAppend(10)
-	var e *Error
-	if !errors.As(err, &e) || e.Type != "NO" || e.Code != "TOOBIG" || c.n != 0 {
-		t.Fatalf("over the limit: %v, %d continuations", err, c.n)
+	if _, err := r.NextAppend(); !errors.Is(err, ErrRefused) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if c.n != 0 || len(c.refused) != 1 || c.refused[0].Type != "NO" || c.refused[0].Code != "TOOBIG" || c.refused[0].Text != "Message of 50 bytes over the limit of 10" {
+		t.Fatalf("over the limit: %d continuations, refused %v", c.n, c.refused)
 	}
 	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
 		t.Fatalf("next: %v %v", cmd, err)
 	}
 
-	r, c = newReader("a APPEND Nowhere {5}\r\nb NOOP\r\n")
+	// MULTIAPPEND, the second message over the limit, non-synchronizing.
+	r, c = newReader("a APPEND INBOX {3+}\r\nabc {50+}\r\n" + strings.Repeat("z", 50) + " {3+}\r\nxyz\r\nb NOOP\r\n")
+	r.AppendLimit = 10
 	r.ReadCommand()
-	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" || c.n != 0 {
-		t.Fatalf("unread APPEND: %v %v, %d continuations", cmd, err, c.n)
+	if m, err := r.NextAppend(); err != nil || m.Size != 3 {
+		t.Fatalf("first: %v %v", m, err)
+	}
+	var e *Error
+	if _, err := r.NextAppend(); !errors.As(err, &e) || e.Type != "NO" || e.Code != "TOOBIG" {
+		t.Fatalf("second over the limit: %v", err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" || len(c.refused) != 0 {
+		t.Fatalf("next: %v %v", cmd, err)
+	}
+
+	for _, in := range []string{
+		"a APPEND Nowhere {5}\r\n",
+		"a APPEND Nowhere (\\Seen) {5+}\r\nhello {3}\r\n",
+		"a APPEND Nowhere ~{5+}\r\nhello UTF8 (~{3+}\r\nabc)\r\n",
+	} {
+		r, c = newReader(in + "b NOOP\r\n")
+		r.ReadCommand()
+		if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" || c.n != 0 || len(c.refused) != 0 {
+			t.Fatalf("%q unread: %v %v, %d continuations, %d refusals", in, cmd, err, c.n, len(c.refused))
+		}
 	}
 
 	r, _ = newReader("a APPEND INBOX {5+}\r\nab\x00cd {3+}\r\nxyz\r\nb NOOP\r\n")
 	r.ReadCommand()
-	m, err := r.NextAppend(100)
+	m, err := r.NextAppend()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadAll(m.Body); !errors.As(err, &e) {
 		t.Fatalf("NUL: %v", err)
 	}
-	if _, err := r.NextAppend(100); !errors.As(err, &e) {
+	if _, err := r.NextAppend(); !errors.As(err, &e) {
 		t.Fatalf("after the NUL: %v", err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
+		t.Fatalf("next: %v %v", cmd, err)
+	}
+
+	for in, text := range map[string]string{
+		"a APPEND INBOX\r\n":                          "Expected SP after the mailbox name, got the end of the line",
+		"a APPEND INBOX (\\Seen)\r\n":                 "Expected SP after the flags, got the end of the line",
+		"a APPEND INBOX \"1-Jan-2026\" {1+}\r\nx\r\n": `Invalid date-time "1-Jan-2026" (want "dd-Mon-yyyy hh:mm:ss +zzzz")`,
+		"a APPEND INBOX UTF8 ({1+}\r\nx)\r\n":         `Expected "~{" in UTF8 (...)`,
+		"a APPEND INBOX {1+}\r\nx{1+}\r\ny\r\n":       "Expected SP or CRLF after the message, got \"{\"",
+	} {
+		r, _ = newReader(in + "b NOOP\r\n")
+		r.ReadCommand()
+		var err error
+		for range 3 {
+			if _, err = r.NextAppend(); err != nil {
+				break
+			}
+		}
+		if !errors.As(err, &e) || e.Text != text {
+			t.Errorf("%q: %v, want %q", in, err, text)
+		}
+		if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
+			t.Errorf("%q: next: %v %v", in, cmd, err)
+		}
+	}
+}
+
+func TestIdleAndAuthLines(t *testing.T) {
+	r, _ := newReader("done\r\nDONE?\r\nAGE=\r\n=\r\n*\r\n!!\r\n" + strings.Repeat("A", 70000) + "\r\nb NOOP\r\n")
+	if err := r.ReadIdleDone(); err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if err := r.ReadIdleDone(); !errors.As(err, &e) || e.Text != "Expected DONE to end IDLE" {
+		t.Fatalf("not DONE: %v", err)
+	}
+	if s, err := r.ReadAuthLine(); err != nil || s != "\x00a" {
+		t.Fatalf("auth line %q %v", s, err)
+	}
+	if s, err := r.ReadAuthLine(); err != nil || s != "" {
+		t.Fatalf("empty auth line %q %v", s, err)
+	}
+	if _, err := r.ReadAuthLine(); !errors.Is(err, ErrAuthCancelled) {
+		t.Fatalf("cancel: %v", err)
+	}
+	if _, err := r.ReadAuthLine(); !errors.As(err, &e) || e.Text != "Invalid base64 in the SASL response" {
+		t.Fatalf("bad base64: %v", err)
+	}
+	if _, err := r.ReadAuthLine(); !errors.As(err, &e) || e.Code != "LIMIT" {
+		t.Fatalf("overlong: %v", err)
 	}
 	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
 		t.Fatalf("next: %v %v", cmd, err)
 	}
 }
 
-func TestIdleAndAuthLines(t *testing.T) {
-	r, _ := newReader("done\r\nDONE?\r\nAGE=\r\n*\r\n")
-	if err := r.ReadIdleDone(); err != nil {
-		t.Fatal(err)
-	}
-	var e *Error
-	if err := r.ReadIdleDone(); !errors.As(err, &e) {
-		t.Fatalf("not DONE: %v", err)
-	}
-	if b, err := r.ReadAuthLine(); err != nil || string(b) != "\x00a" {
-		t.Fatalf("auth line %q %v", b, err)
-	}
-	if _, err := r.ReadAuthLine(); !errors.Is(err, ErrAuthCancelled) {
-		t.Fatalf("cancel: %v", err)
-	}
-}
-
 func TestUTF8Mode(t *testing.T) {
-	r, _ := newReader("a SELECT \"Entwürfe\"\r\nb SELECT \"\xff\"\r\n")
+	r, _ := newReader("a SELECT \"Entwürfe\"\r\nb SELECT \"\xff\"\r\nc SELECT Entw&APw-rfe\r\nd LOGIN \"Grüße\" x\r\n")
 	r.SetUTF8(true)
 	cmd, err := r.ReadCommand()
 	if err != nil || cmd.Args.(*SelectArgs).Mailbox != "Entwürfe" {
@@ -326,4 +448,63 @@ func TestUTF8Mode(t *testing.T) {
 	if _, err := r.ReadCommand(); err == nil {
 		t.Fatal("invalid UTF-8 accepted")
 	}
+	// Modified UTF-7 is not decoded in UTF-8 mode.
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Args.(*SelectArgs).Mailbox != "Entw&APw-rfe" {
+		t.Fatalf("%v %v", cmd, err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Args.(*LoginArgs).User != "Grüße" {
+		t.Fatalf("%v %v", cmd, err)
+	}
+}
+
+// fetchCommand is a Thunderbird-like UID FETCH of the headers it lists.
+const fetchCommand = "a UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO CC BCC SUBJECT DATE MESSAGE-ID PRIORITY X-PRIORITY REFERENCES NEWSGROUPS IN-REPLY-TO CONTENT-TYPE REPLY-TO)])\r\n"
+
+// BenchmarkReadFetch parses fetchCommand with ReadCommand against the
+// baseline of bufio.Reader.ReadSlice of the same line, and reports the
+// ratio.
+func BenchmarkReadFetch(b *testing.B) {
+	const batch = 1000
+	stream := []byte(strings.Repeat(fetchCommand, batch))
+	src := bytes.NewReader(stream)
+	measure := func(b *testing.B, one func(br *bufio.Reader) error) float64 {
+		br := bufio.NewReader(src)
+		b.SetBytes(int64(len(fetchCommand)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if i%batch == 0 {
+				src.Reset(stream)
+				br.Reset(src)
+			}
+			if err := one(br); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	}
+	var base, parse float64
+	b.Run("ReadSlice", func(b *testing.B) {
+		base = measure(b, func(br *bufio.Reader) error {
+			_, err := br.ReadSlice('\n')
+			return err
+		})
+	})
+	b.Run("ReadCommand", func(b *testing.B) {
+		var r *Reader
+		var last *bufio.Reader
+		parse = measure(b, func(br *bufio.Reader) error {
+			if br != last {
+				r, last = NewReader(br, Limits{}, &continuer{}), br
+			}
+			cmd, err := r.ReadCommand()
+			if err == nil && cmd.Name != "FETCH" {
+				err = errors.New("not a FETCH")
+			}
+			return err
+		})
+		if base > 0 {
+			b.ReportMetric(parse/base, "ratio_to_readslice")
+		}
+	})
 }

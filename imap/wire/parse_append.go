@@ -83,24 +83,37 @@ func (b *appendBody) drain() error {
 }
 
 // NextAppend returns the next message of the APPEND that ReadCommand
-// returned, or nil at the command's end (then the next ReadCommand reads
-// the next command). A message whose literal is over limit is refused
-// with an *Error, NO [TOOBIG] (a synchronizing literal is then never
-// sent; a non-synchronizing one is read and dropped, within MaxDiscard),
-// and so is a syntax error, BAD: either way the command is over. A server
-// that refuses the command before its messages (no such mailbox) just
-// answers: the next ReadCommand drops them, never asking for one.
+// returned, or (nil, nil) at the command's end (its CRLF; the next
+// ReadCommand reads the next command). A Body left unread is drained by
+// the next call.
 //
-// A synchronizing literal is announced to the Continuer (the "+") only
-// once it is known to be within limit.
-func (r *Reader) NextAppend(limit int64) (*AppendMessage, error) {
+// A message over AppendLimit is refused with NO [TOOBIG]: a
+// synchronizing literal through Continuer.Refuse, after which NextAppend
+// returns ErrRefused (the command is answered); a non-synchronizing one
+// is read and dropped within DiscardLimit and NextAppend returns the
+// *Error for the server to answer. A syntax error is a BAD *Error. After
+// any of them the command is over: the server appends none of its
+// messages (MULTIAPPEND is all or nothing, RFC 3502). A synchronizing
+// literal within the limit is announced with Continue("Ready") before
+// Body reads it.
+//
+// A server that refuses the command before its messages (no such
+// mailbox) just answers it and calls ReadCommand: the messages are
+// dropped without a continuation request (the client, waiting for one,
+// sees the answer and abandons the command).
+func (r *Reader) NextAppend() (*AppendMessage, error) {
+	return r.nextAppend(false)
+}
+
+// nextAppend is NextAppend; draining drops the messages of a command the
+// server has already answered.
+func (r *Reader) nextAppend(draining bool) (*AppendMessage, error) {
 	if !r.inAppend {
 		return nil, errors.New("wire: NextAppend outside an APPEND")
 	}
 	if b := r.body; b != nil {
 		r.body = nil
-		err := b.drain()
-		if err != nil {
+		if err := b.drain(); err != nil {
 			r.inAppend = false
 			return nil, err
 		}
@@ -125,15 +138,19 @@ func (r *Reader) NextAppend(limit int64) (*AppendMessage, error) {
 			r.inAppend = false
 			return
 		}
-		r.sp()
+		if r.appended {
+			r.expect(' ', "SP or CRLF after the message")
+		} else {
+			r.expect(' ', "SP after the mailbox name")
+		}
 		m = &AppendMessage{}
 		if r.peek() == '(' {
 			m.Flags = r.flagList()
-			r.sp()
+			r.expect(' ', "SP after the flags")
 		}
 		if r.peek() == '"' {
 			m.Date = r.dateTime()
-			r.sp()
+			r.expect(' ', "SP after the date-time")
 		}
 		if b, err := r.br.Peek(5); err == nil && strings.EqualFold(string(b), "UTF8 ") {
 			r.atom("UTF8")
@@ -148,11 +165,17 @@ func (r *Reader) NextAppend(limit int64) (*AppendMessage, error) {
 		}
 		r.expect('{', `"{" of the message literal`)
 		n, sync := r.literalHeader()
-		if n > limit {
-			r.refuseLiteral(n, sync, "NO", "TOOBIG", fmt.Sprintf("Message of %d bytes over the limit of %d", n, limit))
+		switch {
+		case draining && sync:
+			r.atEnd = true
+			r.fatal(errSkipped)
+		case draining:
+			r.refuseLiteral(n, false, "NO", "", "Command already answered")
+		case r.AppendLimit > 0 && n > r.AppendLimit:
+			r.refuseLiteral(n, sync, "NO", "TOOBIG", fmt.Sprintf("Message of %d bytes over the limit of %d", n, r.AppendLimit))
 		}
 		if sync {
-			if err := r.cont.Continue("Ready for literal data"); err != nil {
+			if err := r.cont.Continue("Ready"); err != nil {
 				r.fatal(err)
 			}
 		}
@@ -163,7 +186,12 @@ func (r *Reader) NextAppend(limit int64) (*AppendMessage, error) {
 		r.appendParen = m.UTF8
 	})
 	if err != nil || m == nil {
+		r.inAppend = r.inAppend && err == nil
 		r.appended, r.appendParen, r.body = false, false, nil
+		if errors.Is(err, errSkipped) {
+			r.inAppend = false
+			return nil, ErrRefused
+		}
 		return nil, err
 	}
 	return m, nil
@@ -173,43 +201,50 @@ func (r *Reader) NextAppend(limit int64) (*AppendMessage, error) {
 // to its end.
 func (r *Reader) finishAppend() error {
 	for r.inAppend {
-		if _, err := r.NextAppend(-1); err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				return nil
-			}
-			return err
+		m, err := r.nextAppend(true)
+		if m != nil {
+			continue // its body is drained by the next call
 		}
+		var e *Error
+		if err == nil || errors.Is(err, ErrRefused) || errors.As(err, &e) {
+			continue
+		}
+		return err
 	}
 	return nil
 }
 
-// ReadAuthLine reads a line of an AUTHENTICATE exchange (RFC 9051
-// section 6.2.2): base64, decoded, within MaxLine. A line "*" cancels:
-// it returns ErrAuthCancelled.
-func (r *Reader) ReadAuthLine() ([]byte, error) {
+// ReadAuthLine reads a client's line of an AUTHENTICATE exchange (RFC
+// 9051 section 6.2.2) and returns it decoded from base64 ("" for an
+// empty line or "="), within MaxLine. A line "*" cancels the exchange:
+// ErrAuthCancelled. Invalid base64 or an overlong line is an *Error
+// (BAD) for the command's tag, after which the stream is at the next
+// command; other errors are fatal.
+func (r *Reader) ReadAuthLine() (string, error) {
 	line, err := r.readLine()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if line == "*" {
-		return nil, ErrAuthCancelled
+		return "", ErrAuthCancelled
 	}
 	if line == "" || line == "=" {
-		return []byte{}, nil
+		return "", nil
 	}
 	dec, derr := base64.StdEncoding.DecodeString(line)
 	if derr != nil {
-		return nil, &Error{Tag: r.tag, Type: "BAD", Text: "Invalid base64 in the SASL response"}
+		return "", &Error{Tag: r.tag, Type: "BAD", Text: "Invalid base64 in the SASL response"}
 	}
-	return dec, nil
+	return string(dec), nil
 }
 
 // ErrAuthCancelled is ReadAuthLine's error for a client's "*".
 var ErrAuthCancelled = errors.New("wire: authentication cancelled")
 
 // ReadIdleDone reads the line that ends an IDLE (RFC 2177): "DONE" in any
-// case. Another line is an *Error (BAD) after which the IDLE is over too.
+// case, within MaxLine. Another line is an *Error (BAD) after which the
+// IDLE is over too and the stream at the next command; other errors are
+// fatal.
 func (r *Reader) ReadIdleDone() error {
 	line, err := r.readLine()
 	if err != nil {
@@ -224,6 +259,7 @@ func (r *Reader) ReadIdleDone() error {
 // readLine reads a line without its CRLF, within MaxLine; an overlong one
 // is an *Error once dropped, within MaxDiscard.
 func (r *Reader) readLine() (string, error) {
+	r.discarded = 0
 	var b []byte
 	for {
 		chunk, err := r.br.ReadSlice('\n')
