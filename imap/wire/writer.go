@@ -131,6 +131,16 @@ func (w *Writer) room(n int) {
 // writeString, writeByte and writeUint write bytes without touching the
 // spacing.
 func (w *Writer) writeString(s string) {
+	if n := len(w.buf); len(s) <= cap(w.buf)-n {
+		w.buf = w.buf[:n+len(s)]
+		copy(w.buf[n:], s)
+		return
+	}
+	w.writeLong(s)
+}
+
+// writeLong writes s through as many buffers as it takes.
+func (w *Writer) writeLong(s string) {
 	for w.err == nil {
 		n := copy(w.buf[len(w.buf):cap(w.buf)], s)
 		w.buf = w.buf[:len(w.buf)+n]
@@ -143,13 +153,12 @@ func (w *Writer) writeString(s string) {
 }
 
 func (w *Writer) writeByte(c byte) {
-	if w.err != nil {
-		return
-	}
 	if len(w.buf) == cap(w.buf) {
 		w.flush()
 	}
-	w.buf = append(w.buf, c)
+	if w.err == nil {
+		w.buf = append(w.buf, c)
+	}
 }
 
 func (w *Writer) writeUint(n uint64) {
@@ -204,9 +213,13 @@ func (w *Writer) CRLF() {
 // elem writes the SP an element needs before it, if any.
 func (w *Writer) elem() {
 	if w.sp {
-		w.writeByte(' ')
-		w.sp = false
+		w.space()
 	}
+}
+
+func (w *Writer) space() {
+	w.writeByte(' ')
+	w.sp = false
 }
 
 // BeginList writes "(" as the next element: the first element inside it
