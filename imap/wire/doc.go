@@ -34,4 +34,14 @@
 // responses cost a few writes. Strings are written quoted or as literals
 // as their bytes require, literals stream from an io.Reader, and FETCH
 // responses are built item by item.
+//
+// The Writer spaces a response's elements itself (one SP between two,
+// none after "(" or at the start of a line), so callers write elements in
+// order and cannot double or drop a space. In UTF-8 mode (SetUTF8, after
+// ENABLE UTF8=ACCEPT or with IMAP4rev2) valid UTF-8 may be quoted and
+// mailbox names go out as UTF-8, else as modified UTF-7 (EncodeMailbox).
+// A literal whose source fails or ends early is padded to its announced
+// size, so that the stream stays in step, and reported: the client got
+// wrong bytes and the server should say BYE. The underlying writer's
+// first error is kept and stops all writing after it.
 package wire
