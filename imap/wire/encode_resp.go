@@ -94,3 +94,57 @@ func (w *Writer) Namespace(d *goimap.NamespaceData) {
 	}
 	w.CRLF()
 }
+
+// ESearchData writes the ESEARCH response (RFC 4731, RFC 9051 section
+// 7.3.4) to the command tagged tag for go-imap's search result: MIN and
+// MAX when asked for and something was found, COUNT when asked for
+// (even 0), ALL when asked for and not empty, MODSEQ when not 0 (RFC
+// 7162). ret is what the command's RETURN asked for; nil or nothing
+// asked for means ALL (RFC 4731 section 3.1).
+func (w *Writer) ESearchData(tag string, uid bool, ret *goimap.SearchOptions, data *goimap.SearchData) {
+	var opts goimap.SearchOptions
+	if ret != nil {
+		opts = *ret
+	}
+	if !opts.ReturnMin && !opts.ReturnMax && !opts.ReturnCount && !opts.ReturnAll && !opts.ReturnSave {
+		opts.ReturnAll = true
+	}
+	if data == nil {
+		data = &goimap.SearchData{}
+	}
+	e := ESearch{Tag: tag, UID: uid, ModSeq: data.ModSeq,
+		HasMin: opts.ReturnMin && data.Min != 0, Min: data.Min,
+		HasMax: opts.ReturnMax && data.Max != 0, Max: data.Max,
+		HasCount: opts.ReturnCount, Count: data.Count,
+	}
+	if opts.ReturnAll && data.All != nil && data.All.String() != "" {
+		e.All = data.All
+	}
+	w.ESearch(&e)
+}
+
+// IDData writes "* ID (...)" for go-imap's ID fields (RFC 2971) in the
+// RFC's order (name, version, os, os-version, vendor, support-url,
+// address, date, command, arguments, environment), leaving out the empty
+// ones; nil is "* ID NIL".
+func (w *Writer) IDData(d *goimap.IDData) {
+	w.Raw("* ID")
+	if d == nil {
+		w.NIL()
+		w.CRLF()
+		return
+	}
+	w.BeginList()
+	for _, f := range [...]struct{ k, v string }{
+		{"name", d.Name}, {"version", d.Version}, {"os", d.OS}, {"os-version", d.OSVersion},
+		{"vendor", d.Vendor}, {"support-url", d.SupportURL}, {"address", d.Address}, {"date", d.Date},
+		{"command", d.Command}, {"arguments", d.Arguments}, {"environment", d.Environment},
+	} {
+		if f.v != "" {
+			w.String(f.k)
+			w.String(f.v)
+		}
+	}
+	w.EndList()
+	w.CRLF()
+}

@@ -202,6 +202,25 @@ func TestEncodeResponses(t *testing.T) {
 		{"ID NIL", func(w *Writer) { w.ID(nil) }, "* ID NIL\r\n"},
 		{"ID", func(w *Writer) { w.ID(map[string]string{"name": "mailsys"}) }, "* ID (\"name\" \"mailsys\")\r\n"},
 		{"continue", func(w *Writer) { w.Continue("Ready for literal data") }, "+ Ready for literal data\r\n"},
+		{"ID RFC 2971", func(w *Writer) {
+			w.IDData(&goimap.IDData{Name: "Cyrus", Version: "1.5", OS: "sunos", OSVersion: "5.5", SupportURL: "mailto:cyrus-bugs+@andrew.cmu.edu"})
+		}, "* ID (\"name\" \"Cyrus\" \"version\" \"1.5\" \"os\" \"sunos\" \"os-version\" \"5.5\" \"support-url\" \"mailto:cyrus-bugs+@andrew.cmu.edu\")\r\n"},
+		{"ID data nil", func(w *Writer) { w.IDData(nil) }, "* ID NIL\r\n"},
+		{"ESearchData MIN COUNT", func(w *Writer) {
+			w.ESearchData("A282", false, &goimap.SearchOptions{ReturnMin: true, ReturnCount: true}, &goimap.SearchData{Min: 2, Max: 9, Count: 3})
+		}, "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\r\n"},
+		{"ESearchData RETURN ()", func(w *Writer) {
+			w.ESearchData("A283", false, &goimap.SearchOptions{}, &goimap.SearchData{All: goimap.SeqSet{{Start: 2, Stop: 2}, {Start: 10, Stop: 11}}, Min: 2, Max: 11, Count: 3})
+		}, "* ESEARCH (TAG \"A283\") ALL 2,10:11\r\n"},
+		{"ESearchData none found", func(w *Writer) {
+			w.ESearchData("A284", true, &goimap.SearchOptions{ReturnMin: true, ReturnMax: true, ReturnCount: true, ReturnAll: true}, &goimap.SearchData{})
+		}, "* ESEARCH (TAG \"A284\") UID COUNT 0\r\n"},
+		{"ESearchData UID", func(w *Writer) {
+			w.ESearchData("A285", true, &goimap.SearchOptions{ReturnMin: true, ReturnMax: true}, &goimap.SearchData{Min: 7, Max: 3800, Count: 150})
+		}, "* ESEARCH (TAG \"A285\") UID MIN 7 MAX 3800\r\n"},
+		{"ESearchData COUNT", func(w *Writer) {
+			w.ESearchData("A286", false, &goimap.SearchOptions{ReturnCount: true}, &goimap.SearchData{Count: 15, ModSeq: 90060115205545359})
+		}, "* ESEARCH (TAG \"A286\") COUNT 15 MODSEQ 90060115205545359\r\n"},
 	})
 }
 
