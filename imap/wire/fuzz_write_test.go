@@ -2,9 +2,14 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	goimap "github.com/emersion/go-imap/v2"
 )
 
 // encContinuer lets a Reader read synchronizing literals and refuses
@@ -146,4 +151,182 @@ func FuzzWriteStatus(f *testing.F) {
 			t.Fatalf("Continue(%q) = %q", text, cout)
 		}
 	})
+}
+
+// frameCheck checks that b is one FETCH-like response line: "* " then
+// elements spaced by exactly one SP (none after "(" or before ")"),
+// atoms, quoted strings and literals valid by the grammar, a section's
+// "[...]" with its own elements, parentheses balanced, and CRLF only at
+// the very end.
+func frameCheck(b []byte, utf8Mode bool) error {
+	rest, ok := bytes.CutPrefix(b, []byte("* "))
+	if !ok {
+		return errors.New(`no "* "`)
+	}
+	rest, err := frameElems(rest, utf8Mode, 0, inResponse, 0)
+	if err != nil {
+		return err
+	}
+	if string(rest) != "\r\n" {
+		return fmt.Errorf("%.30q after the response", rest)
+	}
+	return nil
+}
+
+// Where frameElems is: in the response, at a section's top ("BODY[" to
+// "]"), or in a list in a section (a header list, whose astrings may hold
+// "[" and "]").
+const (
+	inResponse = iota
+	inSectionSpec
+	inSectionList
+)
+
+// frameElems reads SP-separated elements until close (')' or ']', or 0
+// for the end of the line), which it does not take. A list may follow a
+// list without SP: address lists and a multipart's bodies, "(...)(...)".
+func frameElems(b []byte, utf8Mode bool, close byte, where, depth int) ([]byte, error) {
+	if depth > 200 {
+		return b, errors.New("too deep")
+	}
+	first, afterList := true, false
+	for {
+		if len(b) == 0 {
+			return b, errors.New("cut short")
+		}
+		if close != 0 && b[0] == close || close == 0 && b[0] == '\r' {
+			return b, nil
+		}
+		switch {
+		case first, afterList && b[0] == '(':
+		case b[0] != ' ':
+			return b, fmt.Errorf("no SP at %.20q", b)
+		default:
+			b = b[1:]
+		}
+		first = false
+		afterList = len(b) > 0 && b[0] == '('
+		var err error
+		if b, err = frameElem(b, utf8Mode, where, depth); err != nil {
+			return b, err
+		}
+	}
+}
+
+func frameElem(b []byte, utf8Mode bool, where, depth int) ([]byte, error) {
+	if len(b) == 0 {
+		return b, errors.New("cut short")
+	}
+	switch b[0] {
+	case '(':
+		inner := where
+		if where == inSectionSpec {
+			inner = inSectionList
+		}
+		rest, err := frameElems(b[1:], utf8Mode, ')', inner, depth+1)
+		if err != nil {
+			return rest, err
+		}
+		return rest[1:], nil
+	case '"', '{':
+		_, rest, err := grammarString(b, utf8Mode)
+		return rest, err
+	case '~':
+		b = b[1:]
+		end := bytes.Index(b, []byte("}\r\n"))
+		if len(b) == 0 || b[0] != '{' || end < 2 {
+			return b, errors.New("bad literal8")
+		}
+		var n int
+		fmt.Sscan(string(b[1:end]), &n)
+		if len(b) < end+3+n {
+			return b, errors.New("literal8 cut short")
+		}
+		return b[end+3+n:], nil
+	}
+	i, took := 0, false
+	for i < len(b) && b[i] > ' ' && b[i] < 0x7F && b[i] != '(' && b[i] != ')' && b[i] != '"' && b[i] != '{' {
+		if b[i] == ']' && where == inSectionSpec {
+			break // the section's end
+		}
+		if b[i] == '[' && where == inResponse {
+			// A section: "BODY[" ... "]".
+			rest, err := frameElems(b[i+1:], utf8Mode, ']', inSectionSpec, depth+1)
+			if err != nil {
+				return rest, err
+			}
+			b, i, took = rest[1:], 0, true
+			continue
+		}
+		i++
+	}
+	if i == 0 && !took {
+		return b, fmt.Errorf("not an element at %.20q", b)
+	}
+	return b[i:], nil
+}
+
+// FuzzWriteFetch: a FETCH response with an ENVELOPE, a BODYSTRUCTURE and
+// a section made of any strings is one well-framed response line.
+func FuzzWriteFetch(f *testing.F) {
+	f.Add("Re: meeting", "Terry Gray", "gray", "cac.washington.edu", "us-ascii", "FROM", "hello", false)
+	f.Add("Grüße", "Jürgen", "j", "example.de", "utf-8", "X Y", "a\r\nb", true)
+	f.Add("", "", "undisclosed-recipients", "", "", "", "", false)
+	f.Add("a\r\n* OK", "\"", "\\", "{3}", ")", "]", "x)", false)
+	f.Fuzz(func(t *testing.T, subject, name, mailbox, host, param, field, body string, utf8Mode bool) {
+		if strings.ContainsRune(subject+name+mailbox+host+param+field+body, 0) {
+			return // no string may hold NUL: the caller's to keep out
+		}
+		leaf := &goimap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Params: map[string]string{"charset": param, param: name},
+			ID: name, Description: subject, Encoding: param, Size: uint32(len(body)), Text: &goimap.BodyStructureText{NumLines: 1},
+			Extended: &goimap.BodyStructureSinglePartExt{Disposition: &goimap.BodyStructureDisposition{Value: param, Params: map[string]string{"filename": name}},
+				Language: []string{param, host}, Location: host}}
+		env := &goimap.Envelope{Subject: subject,
+			From:      []goimap.Address{{Name: name, Mailbox: mailbox, Host: host}},
+			To:        []goimap.Address{{Mailbox: name}, {Name: name, Mailbox: mailbox, Host: host}, {}},
+			InReplyTo: []string{mailbox}, MessageID: host}
+		msg := &goimap.BodyStructureSinglePart{Type: "message", Subtype: "rfc822", Size: 10,
+			MessageRFC822: &goimap.BodyStructureMessageRFC822{Envelope: env, BodyStructure: leaf, NumLines: 2}}
+		bs := &goimap.BodyStructureMultiPart{Subtype: param, Children: []goimap.BodyStructure{leaf, msg},
+			Extended: &goimap.BodyStructureMultiPartExt{Params: map[string]string{"boundary": param}, Language: []string{name}, Location: subject}}
+		for _, extended := range []bool{false, true} {
+			out := encOut(t, utf8Mode, func(w *Writer) {
+				fw := w.Fetch(1)
+				fw.Envelope(env)
+				fw.BodyStructure(bs, extended)
+				_ = fw.Section(&goimap.FetchItemBodySection{Part: []int{1}, Specifier: goimap.PartSpecifierHeader, HeaderFields: []string{field, "To"},
+					Partial: &goimap.SectionPartial{Offset: 3, Size: 9}}, "", int64(len(body)), strings.NewReader(body))
+				fw.End()
+			})
+			if err := frameCheck([]byte(out), utf8Mode); err != nil {
+				t.Fatalf("%v in %q", err, out)
+			}
+		}
+	})
+}
+
+// TestFrameCheck: the framing check of FuzzWriteFetch refuses what is
+// broken.
+func TestFrameCheck(t *testing.T) {
+	good := "* 1 FETCH (UID 1 BODY[HEADER.FIELDS (] \"a b\")]<0> {2}\r\nab ENVELOPE ((NIL NIL \"a\" NIL)(NIL NIL NIL NIL)) BINARY[1] ~{1}\r\n\x00)\r\n"
+	if err := frameCheck([]byte(good), false); err != nil {
+		t.Fatalf("%q: %v", good, err)
+	}
+	for _, bad := range []string{
+		"* 1 FETCH (UID  1)\r\n",
+		"* 1 FETCH ( UID 1)\r\n",
+		"* 1 FETCH (UID 1\r\n",
+		"* 1 FETCH (UID 1))\r\n",
+		"* 1 FETCH (BODY[] {3}\r\nab)\r\n",
+		"* 1 FETCH (X \"a\r\nb\")\r\n",
+		"* 1 FETCH (X \"caf\xc3\xa9\")\r\n",
+		"* 1 FETCH (X \"a\"\"b\")\r\n",
+		"* 1 FETCH (X \"a\\b\")\r\n",
+		"* 1 FETCH (X {1}\r\n\x00)\r\n",
+		"* 1 FETCH (X 1)\r\n\r\n",
+	} {
+		if err := frameCheck([]byte(bad), false); err == nil {
+			t.Errorf("%q passed", bad)
+		}
+	}
 }
