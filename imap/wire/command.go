@@ -40,19 +40,19 @@ type AuthenticateArgs struct {
 	HasInitial      bool
 }
 
-// EnableArgs are ENABLE's capabilities, in upper case.
-type EnableArgs struct{ Caps []string }
+// EnableArgs are ENABLE's capabilities (RFC 5161), in upper case.
+type EnableArgs struct{ Caps []goimap.Cap }
 
 // IDArgs are ID's field-value pairs (RFC 2971), nil for ID NIL; a NIL
 // value is "".
 type IDArgs struct{ Fields map[string]string }
 
-// SelectArgs are SELECT's and EXAMINE's (ReadOnly).
+// SelectArgs are SELECT's and EXAMINE's (Options.ReadOnly), with the
+// CONDSTORE and QRESYNC parameters of RFC 7162.
 type SelectArgs struct {
-	Mailbox   string
-	ReadOnly  bool
-	CondStore bool     // (CONDSTORE)
-	QResync   *QResync // (QRESYNC (...)), RFC 7162 section 3.2.5
+	Mailbox string
+	Options goimap.SelectOptions // CondStore for (CONDSTORE)
+	QResync *QResync             // (QRESYNC (...)), RFC 7162 section 3.2.5; nil if not given
 }
 
 // QResync is the QRESYNC parameter of SELECT and EXAMINE: what the client
@@ -98,7 +98,8 @@ type StatusArgs struct {
 	Options goimap.StatusOptions
 }
 
-// ExpungeArgs are UID EXPUNGE's.
+// ExpungeArgs are UID EXPUNGE's (RFC 4315): UIDs may be
+// goimap.SearchRes() for "$" (RFC 5182).
 type ExpungeArgs struct{ UIDs goimap.UIDSet }
 
 // SearchArgs are SEARCH's. Return is nil without RETURN (the SEARCH
@@ -117,20 +118,22 @@ type FetchArgs struct {
 	// Vanished is the VANISHED modifier of UID FETCH (RFC 7162 section
 	// 3.2.6).
 	Vanished bool
-	// Macro is the macro the items were given as (ALL, FAST, FULL), or "".
+	// Macro is the macro the items were given as (ALL, FAST, FULL), or
+	// "".
 	Macro string
-	// RFC822 names the sections of Options asked as RFC822,
-	// RFC822.HEADER or RFC822.TEXT, which are answered under those
-	// names (RFC 3501 section 7.4.2).
-	RFC822 map[*goimap.FetchItemBodySection]string
+	// RFC822 is nil unless an item was RFC822, RFC822.HEADER or
+	// RFC822.TEXT (RFC 3501 section 6.4.5), which are answered under
+	// those names: then it runs parallel to Options.BodySection, the
+	// name of each section's item, or "" for a BODY[...] one.
+	RFC822 []string
 }
 
-// StoreArgs are STORE's.
+// StoreArgs are STORE's. Options is nil without (UNCHANGEDSINCE n)
+// (RFC 7162 section 3.1.3), whose n may be 0.
 type StoreArgs struct {
-	Set            goimap.NumSet
-	Flags          goimap.StoreFlags
-	UnchangedSince uint64 // (UNCHANGEDSINCE n); 0 if not given
-	HasUnchanged   bool
+	Set     goimap.NumSet
+	Flags   goimap.StoreFlags
+	Options *goimap.StoreOptions
 }
 
 // CopyArgs are COPY's and MOVE's.
@@ -154,9 +157,10 @@ type SortArgs struct {
 	Return   *goimap.SearchOptions
 }
 
-// ThreadArgs are THREAD's: the algorithm in upper case.
+// ThreadArgs are THREAD's (RFC 5256): the algorithm in upper case (any
+// atom; the server refuses those it lacks), the charset as given.
 type ThreadArgs struct {
-	Algorithm string
+	Algorithm goimap.ThreadAlgorithm
 	Charset   string
 	Criteria  *goimap.SearchCriteria
 }
@@ -164,10 +168,10 @@ type ThreadArgs struct {
 // QuotaArgs are GETQUOTA's.
 type QuotaArgs struct{ Root string }
 
-// SetQuotaArgs are SETQUOTA's: resource names in upper case.
+// SetQuotaArgs are SETQUOTA's (RFC 9208): resource names in upper case.
 type SetQuotaArgs struct {
 	Root   string
-	Limits map[string]uint64
+	Limits map[goimap.QuotaResourceType]int64
 }
 
 // CompressArgs are COMPRESS's: the mechanism in upper case.

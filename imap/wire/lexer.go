@@ -46,10 +46,33 @@ func (r *Reader) expect(c byte, what string) {
 		r.fail("Expected %s, got %s", what, describe(got))
 	}
 	r.next()
+	switch c {
+	case ')', ']', '>':
+		r.last = strconv.Quote(string(c))
+	}
 }
 
 // sp takes a space.
-func (r *Reader) sp() { r.expect(' ', "SP") }
+// The error names what came before: "Expected SP after the mailbox
+// name, got the end of the line".
+func (r *Reader) sp() {
+	if r.last == "" {
+		r.expect(' ', "SP")
+		return
+	}
+	r.expect(' ', "SP after "+r.last)
+}
+
+// the makes "a mailbox name" "the mailbox name", for sp's errors.
+func the(what string) string {
+	if rest, ok := strings.CutPrefix(what, "a "); ok {
+		return "the " + rest
+	}
+	if rest, ok := strings.CutPrefix(what, "an "); ok {
+		return "the " + rest
+	}
+	return what
+}
 
 // maybe takes byte c if it is next.
 func (r *Reader) maybe(c byte) bool {
@@ -72,6 +95,9 @@ func (r *Reader) crlf() {
 		r.next()
 	}
 	if r.peek() != '\n' {
+		if r.last != "" {
+			r.fail("Expected CRLF after %s, got %s", r.last, describe(r.peek()))
+		}
 		r.fail("Expected CRLF, got %s", describe(r.peek()))
 	}
 	r.next()
@@ -197,6 +223,7 @@ func (r *Reader) token(what string, ok func(byte) bool) string {
 	for c := r.peek(); ok(c); c = r.peek() {
 		b = append(b, r.next())
 	}
+	r.last = the(what)
 	if len(b) == 0 {
 		r.fail("Expected %s, got %s", what, describe(r.peek()))
 	}
@@ -207,19 +234,20 @@ func (r *Reader) token(what string, ok func(byte) bool) string {
 func (r *Reader) number(what string) uint32 {
 	v := r.number64(what)
 	if v > 1<<32-1 {
-		r.fail("%s out of range", what)
+		r.fail("Expected %s, got a number out of range", what)
 	}
 	return uint32(v)
 }
 
 // number64 reads a 63-bit number (mod-sequence-value).
 func (r *Reader) number64(what string) uint64 {
+	r.last = the(what)
 	var v uint64
 	digits := 0
 	for c := r.peek(); c >= '0' && c <= '9'; c = r.peek() {
 		r.next()
 		if v > (1<<63-1)/10 {
-			r.fail("%s out of range", what)
+			r.fail("Expected %s, got a number out of range", what)
 		}
 		v = v*10 + uint64(c-'0')
 		digits++
@@ -269,6 +297,7 @@ func isASCII(s string) bool {
 
 // str reads a string: quoted or a literal.
 func (r *Reader) str(what string) string {
+	r.last = the(what)
 	switch r.peek() {
 	case '"':
 		r.next()
@@ -325,15 +354,17 @@ func (r *Reader) list(what string, empty bool, elem func()) {
 	r.listOpen(what)
 	if r.maybe(')') {
 		if !empty {
-			r.fail("Empty %s", what)
+			r.fail("Expected %s, got an empty list", what)
 		}
 		r.depth--
+		r.last = the(what)
 		return
 	}
 	for {
 		elem()
 		if r.maybe(')') {
 			r.depth--
+			r.last = the(what)
 			return
 		}
 		r.sp()

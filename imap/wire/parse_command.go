@@ -42,7 +42,7 @@ func (r *Reader) ReadCommand() (*Command, error) {
 
 // readCommand reads one command.
 func (r *Reader) readCommand() (*Command, error) {
-	r.tag, r.line, r.literals, r.discarded, r.depth, r.atEnd = "", 0, 0, 0, 0, false
+	r.tag, r.line, r.literals, r.discarded, r.depth, r.atEnd, r.last = "", 0, 0, 0, 0, false, ""
 	r.appended, r.appendParen, r.body = false, false, nil
 	if _, err := r.br.Peek(1); err != nil {
 		return nil, err // io.EOF: the client closed between commands
@@ -60,7 +60,7 @@ func (r *Reader) readCommand() (*Command, error) {
 		if cmd.Name == "UID" {
 			r.sp()
 			cmd.UID = true
-			cmd.Name = strings.ToUpper(r.atom("a command name after UID"))
+			cmd.Name = strings.ToUpper(r.atom("a command name"))
 			switch cmd.Name {
 			case "COPY", "MOVE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD", "EXPUNGE":
 			default:
@@ -87,7 +87,7 @@ func (r *Reader) args(cmd *Command) {
 	case "EXPUNGE":
 		if cmd.UID {
 			r.sp()
-			cmd.Args = &ExpungeArgs{UIDs: r.uidSet()}
+			cmd.Args = &ExpungeArgs{UIDs: r.numSet(true, true).(goimap.UIDSet)}
 		}
 	case "LOGIN":
 		r.sp()
@@ -113,7 +113,7 @@ func (r *Reader) args(cmd *Command) {
 	case "ENABLE":
 		a := &EnableArgs{}
 		for r.maybe(' ') {
-			a.Caps = append(a.Caps, strings.ToUpper(r.atom("a capability")))
+			a.Caps = append(a.Caps, goimap.Cap(strings.ToUpper(r.atom("a capability"))))
 		}
 		if len(a.Caps) == 0 {
 			r.fail("Expected SP and a capability")
@@ -124,7 +124,7 @@ func (r *Reader) args(cmd *Command) {
 		cmd.Args = r.idArgs()
 	case "SELECT", "EXAMINE":
 		r.sp()
-		a := &SelectArgs{Mailbox: r.mailbox(), ReadOnly: cmd.Name == "EXAMINE"}
+		a := &SelectArgs{Mailbox: r.mailbox(), Options: goimap.SelectOptions{ReadOnly: cmd.Name == "EXAMINE"}}
 		if r.maybe(' ') {
 			r.list("the select parameters", false, func() { r.selectParam(a) })
 		}
@@ -210,7 +210,7 @@ func (r *Reader) args(cmd *Command) {
 		cmd.Args = a
 	case "THREAD":
 		r.sp()
-		a := &ThreadArgs{Algorithm: strings.ToUpper(r.atom("a thread algorithm"))}
+		a := &ThreadArgs{Algorithm: goimap.ThreadAlgorithm(strings.ToUpper(r.atom("a thread algorithm")))}
 		r.sp()
 		a.Charset = r.astring("a charset")
 		r.sp()
@@ -221,12 +221,12 @@ func (r *Reader) args(cmd *Command) {
 		cmd.Args = &QuotaArgs{Root: r.astring("a quota root")}
 	case "SETQUOTA":
 		r.sp()
-		a := &SetQuotaArgs{Root: r.astring("a quota root"), Limits: map[string]uint64{}}
+		a := &SetQuotaArgs{Root: r.astring("a quota root"), Limits: map[goimap.QuotaResourceType]int64{}}
 		r.sp()
 		r.list("the quota limits", true, func() {
-			name := strings.ToUpper(r.atom("a resource name"))
+			name := goimap.QuotaResourceType(strings.ToUpper(r.atom("a resource name")))
 			r.sp()
-			a.Limits[name] = r.number64("a resource limit")
+			a.Limits[name] = int64(r.number64("a resource limit"))
 		})
 		cmd.Args = a
 	case "COMPRESS":
@@ -260,13 +260,15 @@ func (r *Reader) idArgs() *IDArgs {
 		return &IDArgs{}
 	}
 	a := &IDArgs{Fields: map[string]string{}}
+	pairs := 0
 	r.list("the ID parameters", true, func() {
+		if pairs++; pairs > 30 {
+			r.fail("More than 30 ID fields")
+		}
 		k := r.str("an ID field")
 		r.sp()
 		v, _ := r.nstring("an ID value")
 		switch {
-		case len(a.Fields) >= 30:
-			r.fail("More than 30 ID fields")
 		case len(k) > 30:
 			r.fail("ID field longer than 30 bytes")
 		case len(v) > 1024:
@@ -281,7 +283,7 @@ func (r *Reader) idArgs() *IDArgs {
 func (r *Reader) selectParam(a *SelectArgs) {
 	switch p := strings.ToUpper(r.atom("a select parameter")); p {
 	case "CONDSTORE":
-		a.CondStore = true
+		a.Options.CondStore = true
 	case "QRESYNC":
 		r.sp()
 		q := &QResync{}
@@ -426,7 +428,7 @@ func (r *Reader) storeArgs(uid bool) *StoreArgs {
 			r.fail("Unknown STORE modifier %s", m)
 		}
 		r.sp()
-		a.UnchangedSince, a.HasUnchanged = r.number64("a mod-sequence"), true
+		a.Options = &goimap.StoreOptions{UnchangedSince: r.number64("a mod-sequence")}
 		r.expect(')', `")"`)
 		r.depth--
 		r.sp()

@@ -69,6 +69,7 @@ func (r *Reader) pattern() string {
 
 // flag reads a flag: \System, a keyword, and \* if wildcard.
 func (r *Reader) flag(wildcard bool) goimap.Flag {
+	defer func() { r.last = "the flag" }()
 	if r.maybe('\\') {
 		if wildcard && r.maybe('*') {
 			return goimap.FlagWildcard
@@ -87,6 +88,7 @@ func (r *Reader) flagList() []goimap.Flag {
 
 // seqSet reads a sequence set, or "$" (SEARCHRES) if dollar.
 func (r *Reader) numSet(uid, dollar bool) goimap.NumSet {
+	defer func() { r.last = "the sequence set" }()
 	if dollar && r.maybe('$') {
 		return goimap.SearchRes()
 	}

@@ -63,10 +63,10 @@ func isFetchNameChar(c byte) bool {
 func (r *Reader) fetchNamed(a *FetchArgs, name string) {
 	o := a.Options
 	legacy := func(s *goimap.FetchItemBodySection) {
-		if a.RFC822 == nil {
-			a.RFC822 = map[*goimap.FetchItemBodySection]string{}
+		for len(a.RFC822) < len(o.BodySection) {
+			a.RFC822 = append(a.RFC822, "")
 		}
-		a.RFC822[s] = name
+		a.RFC822 = append(a.RFC822, name)
 		o.BodySection = append(o.BodySection, s)
 	}
 	switch name {
@@ -104,6 +104,9 @@ func (r *Reader) fetchNamed(a *FetchArgs, name string) {
 		s.Peek = name == "BODY.PEEK"
 		s.Partial = r.partial()
 		o.BodySection = append(o.BodySection, s)
+		if a.RFC822 != nil {
+			a.RFC822 = append(a.RFC822, "")
+		}
 	case "BINARY", "BINARY.PEEK":
 		part := r.binaryPart()
 		o.BinarySection = append(o.BinarySection, &goimap.FetchItemBinarySection{Part: part, Peek: name == "BINARY.PEEK", Partial: r.partial()})

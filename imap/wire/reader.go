@@ -150,6 +150,7 @@ type Reader struct {
 	literals    int64       // bytes of literals held in memory
 	discarded   int64       // bytes read and dropped of a refused command
 	depth       int         // nesting
+	last        string      // what was read last, for "Expected SP after ..."
 	atEnd       bool        // the command's bytes are all read: no skipping on an error
 	inAppend    bool        // NextAppend may be called
 	body        *appendBody // the APPEND message being read

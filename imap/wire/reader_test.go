@@ -41,16 +41,6 @@ func newReader(s string) (*Reader, *continuer) {
 	return NewReader(bufio.NewReader(strings.NewReader(s)), Limits{}, c), c
 }
 
-func readOne(t *testing.T, s string) *Command {
-	t.Helper()
-	r, _ := newReader(s)
-	cmd, err := r.ReadCommand()
-	if err != nil {
-		t.Fatalf("%q: %v", s, err)
-	}
-	return cmd
-}
-
 func TestLimitsValidate(t *testing.T) {
 	if err := DefaultLimits().Validate(); err != nil {
 		t.Fatal(err)
