@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -641,16 +644,29 @@ func TestEncodeLiteralStream(t *testing.T) {
 		t.Errorf("%d writes a literal", perLiteral)
 	}
 
-	// Past the buffer's size, straight to an io.ReaderFrom.
+	// A file past the buffer's size goes straight to an io.ReaderFrom;
+	// another reader through the buffer.
+	file := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(file, bytes.Repeat([]byte("0123456789abcdef"), 1<<16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
 	rf := &encReaderFrom{}
 	w = NewWriter(rf, 0)
 	w.Raw("* 1 FETCH (BODY[] ")
-	if err := w.Literal(1<<20, &encSource{n: 1 << 20}); err != nil {
+	if err := w.Literal(1<<20, fh); err != nil {
 		t.Fatal(err)
 	}
 	w.Raw(")\r\n")
+	if err := w.Literal(1<<20, &encSource{n: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
 	w.Flush()
-	if rf.readFrom != 1<<20 || rf.bytes != 1<<20+len("* 1 FETCH (BODY[] {1048576}\r\n)\r\n") {
+	if rf.readFrom != 1<<20 || rf.bytes != 2<<20+len("* 1 FETCH (BODY[] {1048576}\r\n)\r\n{1048576}\r\n") {
 		t.Errorf("ReaderFrom got %d of %d bytes", rf.readFrom, rf.bytes)
 	}
 	// And from an io.WriterTo that knows its size: one write.
@@ -765,5 +781,63 @@ func TestEncodeReset(t *testing.T) {
 	w.Flush()
 	if a.String() != "a OK DEFLATE active\r\n" || b.String() != "* 1 EXISTS\r\n" {
 		t.Errorf("%q %q", a.String(), b.String())
+	}
+}
+
+// TestEncodeLiteralLoopback: a FETCH with a 4 MiB body from a file over a
+// real loopback TCP connection (where the file goes with sendfile) and
+// one from a plain reader arrive whole and in order.
+func TestEncodeLiteralLoopback(t *testing.T) {
+	const size = 4 << 20
+	body := bytes.Repeat([]byte("mailsys\r\n"), size/9+1)[:size]
+	file := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(file, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	w := NewWriter(c, 0)
+	f := w.Fetch(1)
+	if err := f.Section(&goimap.FetchItemBodySection{}, "", size, fh); err != nil {
+		t.Fatal(err)
+	}
+	f.End()
+	f = w.Fetch(2)
+	if err := f.Section(&goimap.FetchItemBodySection{}, "", size, &encPlainReader{b: body}); err != nil {
+		t.Fatal(err)
+	}
+	f.End()
+	w.Status("a1", "OK", "", "FETCH completed")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	want := fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n%s)\r\n* 2 FETCH (BODY[] {%d}\r\n%s)\r\na1 OK FETCH completed\r\n", size, body, size, body)
+	if b := <-got; string(b) != want {
+		t.Errorf("got %d bytes, want %d", len(b), len(want))
 	}
 }

@@ -232,6 +232,9 @@ func frameElem(b []byte, utf8Mode bool, where, depth int) ([]byte, error) {
 		_, rest, err := grammarString(b, utf8Mode)
 		return rest, err
 	case '~':
+		if len(b) < 2 || b[1] != '{' {
+			break // an atom
+		}
 		b = b[1:]
 		end := bytes.Index(b, []byte("}\r\n"))
 		if len(b) == 0 || b[0] != '{' || end < 2 {

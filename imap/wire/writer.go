@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ type Writer struct {
 	utf8 bool
 
 	track trackReader      // a literal's source, reused
-	lim   io.LimitedReader // and its limit, for an io.ReaderFrom
+	lim   io.LimitedReader // a literal's file, for an io.ReaderFrom
 }
 
 // NewWriter returns a Writer to w with a buffer of size bytes (0 or less
@@ -411,9 +412,11 @@ func (w *Writer) Mailbox(name string) {
 // the bytes, streamed from r through the Writer's buffer without ever
 // holding the whole, in blocks of the buffer's size. A literal larger
 // than the buffer goes straight to the underlying writer once the buffer
-// is flushed when that writer is an io.ReaderFrom (a *net.TCPConn), or
-// when r is an io.WriterTo that holds exactly size bytes (a
-// bytes.Reader, strings.Reader or bytes.Buffer with a Len method).
+// is flushed when r is an io.WriterTo that holds exactly size bytes (a
+// bytes.Reader, strings.Reader or bytes.Buffer), or when r is an
+// *os.File and the underlying writer an io.ReaderFrom (a *net.TCPConn,
+// which sends a file with sendfile(2); an error then, the file's or the
+// connection's, is kept as the Writer's).
 //
 // If r ends before size bytes or fails, the literal is padded with NUL
 // bytes to its size, so that the stream stays in step, and an error is
@@ -472,22 +475,13 @@ func (w *Writer) literalBody(size int64, r io.Reader) error {
 		}
 		return w.err
 	}
+	if f, ok := r.(*os.File); ok && big {
+		if rf, ok := w.w.(io.ReaderFrom); ok {
+			return w.literalFrom(rf, f, size)
+		}
+	}
 	w.track = trackReader{r: r}
 	defer func() { w.track.r = nil }()
-	if rf, ok := w.w.(io.ReaderFrom); ok && big {
-		w.flush()
-		if w.err != nil {
-			return w.err
-		}
-		w.lim = io.LimitedReader{R: &w.track, N: size}
-		n, err := rf.ReadFrom(&w.lim)
-		w.lim.R = nil
-		if err != nil && w.track.err == nil {
-			w.err = fmt.Errorf("wire: write: %w", err)
-			return w.err
-		}
-		return w.pad(size-n, w.track.err)
-	}
 	left := size
 	for left > 0 && w.err == nil && w.track.err == nil {
 		if len(w.buf) == cap(w.buf) {
@@ -506,6 +500,26 @@ func (w *Writer) literalBody(size int64, r io.Reader) error {
 		return w.err
 	}
 	return w.pad(left, w.track.err)
+}
+
+// literalFrom has rf read a literal's size bytes from f: a *net.TCPConn
+// sends them with sendfile(2), which it does only for an
+// *io.LimitedReader of an *os.File. Its error may be the file's or the
+// connection's; either way the stream may be out of step, and it is kept
+// as the Writer's.
+func (w *Writer) literalFrom(rf io.ReaderFrom, f *os.File, size int64) error {
+	w.flush()
+	if w.err != nil {
+		return w.err
+	}
+	w.lim = io.LimitedReader{R: f, N: size}
+	n, err := rf.ReadFrom(&w.lim)
+	w.lim.R = nil
+	if err != nil {
+		w.err = fmt.Errorf("wire: literal from %s: %w", f.Name(), err)
+		return w.err
+	}
+	return w.pad(size-n, nil)
 }
 
 // pad writes n NUL bytes in place of a literal's missing bytes and
