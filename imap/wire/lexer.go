@@ -47,8 +47,12 @@ func (r *Reader) expect(c byte, what string) {
 	}
 	r.next()
 	switch c {
-	case ')', ']', '>':
-		r.last = strconv.Quote(string(c))
+	case ')':
+		r.last = `")"`
+	case ']':
+		r.last = `"]"`
+	case '>':
+		r.last = `">"`
 	}
 }
 
@@ -56,11 +60,15 @@ func (r *Reader) expect(c byte, what string) {
 // The error names what came before: "Expected SP after the mailbox
 // name, got the end of the line".
 func (r *Reader) sp() {
+	if r.peek() == ' ' {
+		r.next()
+		return
+	}
 	if r.last == "" {
 		r.expect(' ', "SP")
 		return
 	}
-	r.expect(' ', "SP after "+r.last)
+	r.expect(' ', "SP after "+the(r.last))
 }
 
 // the makes "a mailbox name" "the mailbox name", for sp's errors.
@@ -96,7 +104,7 @@ func (r *Reader) crlf() {
 	}
 	if r.peek() != '\n' {
 		if r.last != "" {
-			r.fail("Expected CRLF after %s, got %s", r.last, describe(r.peek()))
+			r.fail("Expected CRLF after %s, got %s", the(r.last), describe(r.peek()))
 		}
 		r.fail("Expected CRLF, got %s", describe(r.peek()))
 	}
@@ -206,7 +214,14 @@ func (r *Reader) literal() []byte {
 
 // isAtomChar reports whether c is an ATOM-CHAR (RFC 9051 section 9).
 func isAtomChar(c byte) bool {
-	return c > 0x20 && c < 0x7F && !strings.ContainsRune(`(){%*"\]`, rune(c))
+	if c <= 0x20 || c >= 0x7F {
+		return false
+	}
+	switch c {
+	case '(', ')', '{', '%', '*', '"', '\\', ']':
+		return false
+	}
+	return true
 }
 
 // isAStringChar is ATOM-CHAR or resp-specials ("]").
@@ -219,15 +234,35 @@ func (r *Reader) atom(what string) string {
 
 // token reads one or more bytes for which ok is true.
 func (r *Reader) token(what string, ok func(byte) bool) string {
-	var b []byte
-	for c := r.peek(); ok(c); c = r.peek() {
-		b = append(b, r.next())
+	var b []byte // the token's bytes before the buffer's end, if it spans a refill
+	for {
+		r.peek() // fills the buffer, or stops at the end of the input
+		buf, _ := r.br.Peek(r.br.Buffered())
+		n := 0
+		for n < len(buf) && ok(buf[n]) {
+			n++
+		}
+		if r.line+n > r.lim.MaxLine {
+			r.failCode("BAD", "LIMIT", "Command longer than %d bytes", r.lim.MaxLine)
+		}
+		r.line += n
+		if n < len(buf) {
+			var s string
+			if b == nil {
+				s = string(buf[:n])
+			} else {
+				s = string(append(b, buf[:n]...))
+			}
+			r.br.Discard(n)
+			r.last = what
+			if s == "" {
+				r.fail("Expected %s, got %s", what, describe(buf[0]))
+			}
+			return s
+		}
+		b = append(b, buf...)
+		r.br.Discard(n)
 	}
-	r.last = the(what)
-	if len(b) == 0 {
-		r.fail("Expected %s, got %s", what, describe(r.peek()))
-	}
-	return string(b)
 }
 
 // number reads a number (RFC 9051: 32-bit unsigned).
@@ -241,7 +276,7 @@ func (r *Reader) number(what string) uint32 {
 
 // number64 reads a 63-bit number (mod-sequence-value).
 func (r *Reader) number64(what string) uint64 {
-	r.last = the(what)
+	r.last = what
 	var v uint64
 	digits := 0
 	for c := r.peek(); c >= '0' && c <= '9'; c = r.peek() {
@@ -297,7 +332,7 @@ func isASCII(s string) bool {
 
 // str reads a string: quoted or a literal.
 func (r *Reader) str(what string) string {
-	r.last = the(what)
+	r.last = what
 	switch r.peek() {
 	case '"':
 		r.next()
@@ -337,7 +372,10 @@ func (r *Reader) nstring(what string) (string, bool) {
 
 // listOpen takes "(" and counts the nesting.
 func (r *Reader) listOpen(what string) {
-	r.expect('(', `"(" to open `+what)
+	if r.peek() != '(' {
+		r.expect('(', `"(" to open `+what)
+	}
+	r.next()
 	r.nest()
 }
 
@@ -357,14 +395,14 @@ func (r *Reader) list(what string, empty bool, elem func()) {
 			r.fail("Expected %s, got an empty list", what)
 		}
 		r.depth--
-		r.last = the(what)
+		r.last = what
 		return
 	}
 	for {
 		elem()
 		if r.maybe(')') {
 			r.depth--
-			r.last = the(what)
+			r.last = what
 			return
 		}
 		r.sp()
