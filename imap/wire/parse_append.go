@@ -152,8 +152,10 @@ func (r *Reader) nextAppend(draining bool) (*AppendMessage, error) {
 			m.Date = r.dateTime()
 			r.expect(' ', "SP after the date-time")
 		}
-		if b, err := r.br.Peek(5); err == nil && strings.EqualFold(string(b), "UTF8 ") {
-			r.atom("UTF8")
+		if c := r.peek(); c == 'U' || c == 'u' {
+			if kw := strings.ToUpper(r.atom("UTF8")); kw != "UTF8" {
+				r.fail("Expected UTF8 or a literal, got %s", kw)
+			}
 			r.sp()
 			r.expect('(', `"(" after UTF8`)
 			m.UTF8 = true

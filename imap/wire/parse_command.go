@@ -8,9 +8,14 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 )
 
-// sortKeys are the keys SORT takes.
-var sortKeys = map[string]bool{"ARRIVAL": true, "CC": true, "DATE": true, "FROM": true, "SIZE": true,
-	"SUBJECT": true, "TO": true, "DISPLAYFROM": true, "DISPLAYTO": true}
+// isSortKey reports whether k is a key SORT takes (RFC 5256, RFC 5957).
+func isSortKey(k string) bool {
+	switch k {
+	case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO":
+		return true
+	}
+	return false
+}
 
 // ReadCommand reads the next command: its tag, its name and its
 // arguments, parsed into Command.Args. A command that breaks the grammar
@@ -170,11 +175,8 @@ func (r *Reader) args(cmd *Command) {
 		a.Options = r.statusItems()
 		cmd.Args = a
 	case "SEARCH":
-		a := &SearchArgs{}
 		r.sp()
-		a.Return = r.searchReturn()
-		a.Charset, a.Criteria = r.searchProgram(true)
-		cmd.Args = a
+		cmd.Args = r.searchArgs()
 	case "FETCH":
 		r.sp()
 		cmd.Args = r.fetchArgs(cmd.UID)
@@ -190,7 +192,14 @@ func (r *Reader) args(cmd *Command) {
 	case "SORT":
 		r.sp()
 		a := &SortArgs{}
-		a.Return = r.searchReturn()
+		if r.peek() != '(' {
+			if kw := strings.ToUpper(r.atom("RETURN or the sort criteria")); kw != "RETURN" {
+				r.fail("Expected RETURN or the sort criteria, got %s", kw)
+			}
+			r.sp()
+			a.Return = r.returnOptions()
+			r.sp()
+		}
 		r.list("the sort criteria", false, func() {
 			k := strings.ToUpper(r.atom("a sort key"))
 			rev := k == "REVERSE"
@@ -198,7 +207,7 @@ func (r *Reader) args(cmd *Command) {
 				r.sp()
 				k = strings.ToUpper(r.atom("a sort key after REVERSE"))
 			}
-			if !sortKeys[k] {
+			if !isSortKey(k) {
 				r.fail("Unknown sort key %s", k)
 			}
 			a.Keys = append(a.Keys, SortKey{Key: k, Reverse: rev})
@@ -206,7 +215,7 @@ func (r *Reader) args(cmd *Command) {
 		r.sp()
 		a.Charset = r.astring("a charset")
 		r.sp()
-		_, a.Criteria = r.searchProgram(false)
+		a.Criteria = r.searchKeys("")
 		cmd.Args = a
 	case "THREAD":
 		r.sp()
@@ -214,7 +223,7 @@ func (r *Reader) args(cmd *Command) {
 		r.sp()
 		a.Charset = r.astring("a charset")
 		r.sp()
-		_, a.Criteria = r.searchProgram(false)
+		a.Criteria = r.searchKeys("")
 		cmd.Args = a
 	case "GETQUOTA":
 		r.sp()

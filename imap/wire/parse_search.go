@@ -10,18 +10,19 @@ import (
 // flagRecent is IMAP4rev1's \Recent, which RECENT, NEW and OLD search.
 const flagRecent goimap.Flag = `\Recent`
 
-// searchReturn reads SEARCH's or SORT's "RETURN (...) " if there is one:
-// nil without it; RETURN () means ALL (RFC 4731).
-func (r *Reader) searchReturn() *goimap.SearchOptions {
-	if c := r.peek(); c != 'R' && c != 'r' {
-		return nil
+// keyword reads a search key's name in upper case if one is next (a
+// letter), else returns "". Reading the word instead of peeking ahead for
+// "CHARSET " or "RETURN " never waits for bytes the client has not sent.
+func (r *Reader) keyword() string {
+	if c := r.peek() | 0x20; c < 'a' || c > 'z' {
+		return ""
 	}
-	b, err := r.br.Peek(7)
-	if err != nil || !strings.EqualFold(string(b), "RETURN ") {
-		return nil
-	}
-	r.atom("RETURN")
-	r.sp()
+	return strings.ToUpper(r.atom("a search key"))
+}
+
+// returnOptions reads the list of SEARCH's or SORT's RETURN (RFC 4731,
+// RFC 5267); RETURN () means ALL.
+func (r *Reader) returnOptions() *goimap.SearchOptions {
 	o := &goimap.SearchOptions{}
 	r.list("the return options", true, func() {
 		switch opt := strings.ToUpper(r.atom("a return option")); opt {
@@ -42,42 +43,68 @@ func (r *Reader) searchReturn() *goimap.SearchOptions {
 	if !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount && !o.ReturnSave {
 		o.ReturnAll = true
 	}
-	r.sp()
 	return o
 }
 
-// searchProgram reads [CHARSET x SP] (if charset is allowed) and the
-// search keys to the end of the command, ANDed.
-func (r *Reader) searchProgram(charset bool) (string, *goimap.SearchCriteria) {
-	cs := ""
-	if charset {
-		if b, err := r.br.Peek(8); err == nil && strings.EqualFold(string(b), "CHARSET ") {
-			r.atom("CHARSET")
-			r.sp()
-			cs = strings.ToUpper(r.astring("a charset"))
-			r.sp()
-		}
+// searchArgs reads SEARCH's arguments after "SEARCH ":
+// [RETURN (...) SP] [CHARSET x SP] keys.
+func (r *Reader) searchArgs() *SearchArgs {
+	a := &SearchArgs{}
+	key := r.keyword()
+	if key == "RETURN" {
+		r.last = "RETURN"
+		r.sp()
+		a.Return = r.returnOptions()
+		r.sp()
+		key = r.keyword()
 	}
-	c := &goimap.SearchCriteria{}
-	r.searchKey(c)
-	for r.maybe(' ') {
-		r.searchKey(c)
+	if key == "CHARSET" {
+		r.last = "CHARSET"
+		r.sp()
+		a.Charset = strings.ToUpper(r.astring("a charset"))
+		r.sp()
+		key = r.keyword()
 	}
-	return cs, c
+	a.Criteria = r.searchKeys(key)
+	return a
 }
 
-// searchKey reads one search key into c.
-func (r *Reader) searchKey(c *goimap.SearchCriteria) {
+// searchKeys reads search keys to the end of the command, ANDed; first
+// is the name of the first one if it has been read.
+func (r *Reader) searchKeys(first string) *goimap.SearchCriteria {
+	c := &goimap.SearchCriteria{}
+	r.searchKey(c, first)
+	for r.maybe(' ') {
+		r.searchKey(c, "")
+	}
+	return c
+}
+
+// searchKey reads one search key into c; key is its name if it has been
+// read.
+func (r *Reader) searchKey(c *goimap.SearchCriteria, key string) {
+	if key == "" {
+		key = r.searchKeyName(c)
+		if key == "" {
+			return
+		}
+	}
+	r.searchKeyArgs(c, key)
+}
+
+// searchKeyName reads a key's name, or a whole key that has none (a
+// sequence set, a parenthesized list) and returns "".
+func (r *Reader) searchKeyName(c *goimap.SearchCriteria) string {
 	switch r.peek() {
 	case '(':
 		r.listOpen("a search key list")
-		r.searchKey(c)
+		r.searchKey(c, "")
 		for r.maybe(' ') {
-			r.searchKey(c)
+			r.searchKey(c, "")
 		}
 		r.expect(')', `")"`)
 		r.depth--
-		return
+		return ""
 	case '*', '$', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		set := r.numSet(false, true)
 		if goimap.IsSearchRes(set) {
@@ -85,9 +112,13 @@ func (r *Reader) searchKey(c *goimap.SearchCriteria) {
 		} else {
 			c.SeqNum = append(c.SeqNum, set.(goimap.SeqSet))
 		}
-		return
+		return ""
 	}
-	key := strings.ToUpper(r.atom("a search key"))
+	return strings.ToUpper(r.atom("a search key"))
+}
+
+// searchKeyArgs reads the arguments of the search key called key.
+func (r *Reader) searchKeyArgs(c *goimap.SearchCriteria, key string) {
 	switch key {
 	case "ALL":
 	case "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN":
@@ -159,16 +190,16 @@ func (r *Reader) searchKey(c *goimap.SearchCriteria) {
 		r.sp()
 		r.nest()
 		var not goimap.SearchCriteria
-		r.searchKey(&not)
+		r.searchKey(&not, "")
 		r.depth--
 		c.Not = append(c.Not, not)
 	case "OR":
 		r.sp()
 		r.nest()
 		var or [2]goimap.SearchCriteria
-		r.searchKey(&or[0])
+		r.searchKey(&or[0], "")
 		r.sp()
-		r.searchKey(&or[1])
+		r.searchKey(&or[1], "")
 		r.depth--
 		c.Or = append(c.Or, or)
 	case "MODSEQ":

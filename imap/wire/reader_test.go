@@ -380,6 +380,7 @@ func TestAppendRefused(t *testing.T) {
 		"a APPEND INBOX (\\Seen)\r\n":                 "Expected SP after the flags, got the end of the line",
 		"a APPEND INBOX \"1-Jan-2026\" {1+}\r\nx\r\n": `Invalid date-time "1-Jan-2026" (want "dd-Mon-yyyy hh:mm:ss +zzzz")`,
 		"a APPEND INBOX UTF8 ({1+}\r\nx)\r\n":         `Expected "~{" in UTF8 (...)`,
+		"a APPEND INBOX UTF9 {1+}\r\nx\r\n":           "Expected UTF8 or a literal, got UTF9",
 		"a APPEND INBOX {1+}\r\nx{1+}\r\ny\r\n":       "Expected SP or CRLF after the message, got \"{\"",
 	} {
 		r, _ = newReader(in + "b NOOP\r\n")
@@ -497,4 +498,67 @@ func BenchmarkReadFetch(b *testing.B) {
 			b.ReportMetric(parse/base, "ratio_to_readslice")
 		}
 	})
+}
+
+// signalContinuer tells of each continuation request on a channel.
+type signalContinuer chan string
+
+func (c signalContinuer) Continue(text string) error  { c <- text; return nil }
+func (c signalContinuer) Refuse(string, *Error) error { c <- "refused"; return nil }
+
+// TestNoReadAhead: the Reader asks for a synchronizing literal having
+// read no byte past its announcement, whatever comes before it (a client
+// sends nothing more until the continuation): no look-ahead for CHARSET,
+// RETURN or UTF8 waits for bytes that will not come.
+func TestNoReadAhead(t *testing.T) {
+	for _, tc := range []struct{ before, after string }{
+		{"a SEARCH CC {5}\n", "a@b.c\r\n"},
+		{"a SEARCH C {5}\n", "a@b.c\r\n"}, // not a key, but the BAD must come
+		{"a SEARCH R {5}\n", "a@b.c\r\n"},
+		{"a SORT (DATE) UTF-8 CC {1}\n", "x\r\n"},
+		{"a APPEND INBOX {3}\n", "abc\r\n"},
+		{"a APPEND INBOX (\\Seen) {3}\r\n", "abc\r\n"},
+		{"a LOGIN {1}\n", "x y\r\n"},
+	} {
+		pr, pw := io.Pipe()
+		c := make(signalContinuer, 4)
+		r := NewReader(bufio.NewReader(pr), Limits{}, c)
+		done := make(chan error, 1)
+		go func() {
+			cmd, err := r.ReadCommand()
+			if err == nil && cmd.Name == "APPEND" {
+				var m *AppendMessage
+				if m, err = r.NextAppend(); err == nil {
+					_, err = io.Copy(io.Discard, m.Body)
+				}
+			}
+			done <- err
+		}()
+		go pw.Write([]byte(tc.before))
+		select {
+		case <-c:
+		case err := <-done:
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("%q: %v", tc.before, err)
+			}
+			pw.Close()
+			continue
+		case <-time.After(2 * time.Second):
+			t.Errorf("%q: no continuation: the Reader waits for more", tc.before)
+			pw.Close()
+			continue
+		}
+		go pw.Write([]byte(tc.after))
+		select {
+		case err := <-done:
+			var e *Error
+			if err != nil && !errors.As(err, &e) {
+				t.Errorf("%q: %v", tc.before, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Errorf("%q: the command never ends", tc.before)
+		}
+		pw.Close()
+	}
 }
