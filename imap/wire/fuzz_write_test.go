@@ -159,27 +159,43 @@ func FuzzWriteStatus(f *testing.F) {
 // "[...]" with its own elements, parentheses balanced, and CRLF only at
 // the very end.
 func frameCheck(b []byte, utf8Mode bool) error {
+	rest, err := frameLine(b, utf8Mode)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%.30q after the response", rest)
+	}
+	return err
+}
+
+// frameLine checks one untagged response line at the start of b, as
+// frameCheck does, and returns what follows its CRLF.
+func frameLine(b []byte, utf8Mode bool) ([]byte, error) {
 	rest, ok := bytes.CutPrefix(b, []byte("* "))
 	if !ok {
-		return errors.New(`no "* "`)
+		return b, fmt.Errorf(`no "* " at %.20q`, b)
 	}
-	rest, err := frameElems(rest, utf8Mode, 0, inResponse, 0)
+	where := inOther
+	if i := bytes.IndexByte(rest, ' '); i > 0 && bytes.HasPrefix(rest[i:], []byte(" FETCH (")) {
+		where = inResponse
+	}
+	rest, err := frameElems(rest, utf8Mode, 0, where, 0)
 	if err != nil {
-		return err
+		return rest, err
 	}
-	if string(rest) != "\r\n" {
-		return fmt.Errorf("%.30q after the response", rest)
+	rest, ok = bytes.CutPrefix(rest, []byte("\r\n"))
+	if !ok {
+		return rest, errors.New("no CRLF")
 	}
-	return nil
+	return rest, nil
 }
 
 // Where frameElems is: in the response, at a section's top ("BODY[" to
 // "]"), or in a list in a section (a header list, whose astrings may hold
 // "[" and "]").
 const (
-	inResponse = iota
+	inResponse = iota // a FETCH response, where "BODY[" opens a section
 	inSectionSpec
 	inSectionList
+	inOther // another response: "[" and "]" are atom characters
 )
 
 // frameElems reads SP-separated elements until close (')' or ']', or 0
@@ -332,4 +348,42 @@ func TestFrameCheck(t *testing.T) {
 			t.Errorf("%q passed", bad)
 		}
 	}
+}
+
+// FuzzWriteResponses: LIST, LSUB, STATUS, NAMESPACE, QUOTA and QUOTAROOT
+// responses of any mailbox name (and name as any other string in them)
+// are well-framed lines, as FuzzWriteFetch checks them.
+func FuzzWriteResponses(f *testing.F) {
+	for _, s := range []string{"INBOX", "[Gmail]/Sent Mail", "Entwürfe", "a\r\nb", "", "NIL", "~peter/mail/台北", "#news.comp"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, name string, utf8Mode bool) {
+		if strings.IndexByte(name, 0) >= 0 {
+			return // no string may hold NUL
+		}
+		n := uint32(len(name))
+		out := encOut(t, utf8Mode, func(w *Writer) {
+			for _, delim := range []rune{0, '/', '"', '\\'} {
+				w.List(&goimap.ListData{Attrs: []goimap.MailboxAttr{goimap.MailboxAttrHasNoChildren}, Delim: delim, Mailbox: name,
+					ChildInfo: &goimap.ListDataChildInfo{Subscribed: true}, OldName: name,
+					Status: &goimap.StatusData{Mailbox: name, NumMessages: &n, UIDNext: 7, HighestModSeq: 9}}, false)
+				w.Lsub(&goimap.ListData{Delim: delim, Mailbox: name})
+			}
+			w.Namespace(&goimap.NamespaceData{Personal: []goimap.NamespaceDescriptor{{Prefix: name, Delim: '/'}, {Prefix: name}}, Shared: []goimap.NamespaceDescriptor{{Prefix: name, Delim: '.'}}})
+			w.Quota(name, []QuotaResource{{"STORAGE", 1, 2}, {"MESSAGE", 3, 4}})
+			w.Quota(name, nil)
+			w.QuotaRoot(name, []string{name, ""})
+			w.ESearch(&ESearch{Tag: name, HasCount: true})
+			w.IDData(&goimap.IDData{Name: name, Version: name})
+			w.ID(map[string]string{name: name})
+		})
+		rest := []byte(out)
+		for len(rest) > 0 {
+			var err error
+			if rest, err = frameLine(rest, utf8Mode); err != nil {
+				t.Fatalf("%v at %.60q in %q", err, rest, out)
+			}
+		}
+	})
 }
