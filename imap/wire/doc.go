@@ -5,27 +5,59 @@
 //
 // # Reading
 //
-// A Reader parses one command at a time from a bufio.Reader with the
-// limits of its Limits, enforced while it reads: the length of a command
-// outside its literals, the size of each literal and of all of them, the
-// nesting of parenthesized lists and the ranges of a sequence set. A
-// command that breaks the grammar or a limit is an *Error (a BAD or NO
-// for its tag, its text naming what was wrong) after which the stream is
-// at the next command: the rest of the command has been read and dropped,
-// non-synchronizing literals included, up to Limits.MaxDiscard bytes. Any
-// other error (the connection's, or more to drop than MaxDiscard) is
-// fatal: the server answers BYE if it can and closes.
+// A Reader parses one command at a time from a bufio.Reader (ReadCommand)
+// into a Command whose Args are typed by the command's grammar, in
+// go-imap's vocabulary where it has the words (goimap.SeqSet and UIDSet,
+// SearchCriteria, FetchOptions, StoreFlags, ListOptions, StatusOptions...)
+// and the package's own where it has not (QResync, SortKey, the FETCH
+// VANISHED modifier, the RFC822 items' names).
 //
-// A synchronizing literal ({n}) is announced to the Continuer, which
-// writes the "+" continuation, before the Reader waits for its bytes; one
-// over its limit is refused instead (the client then abandons the
-// command). An APPEND's messages are not read with the command: ReadCommand
-// returns the mailbox, and NextAppend returns each message with a Body
-// that streams its literal from the connection.
+// Limits are enforced while the Reader reads, never after: the length of
+// a command outside its literals (MaxLine), the size of a literal
+// (MaxLiteral) and of all of a command's literals, the nesting of
+// parenthesized lists and NOT/OR (MaxNesting) and the ranges of a
+// sequence set (MaxSetRanges). The memory a command takes is bounded by
+// them whatever the client sends. A command that breaks the grammar or a
+// limit is an *Error, a BAD (or NO [TOOBIG] for a literal over its limit)
+// for its tag whose text names what was expected ("Expected SP after the
+// mailbox name, got the end of the line"); the rest of the command has
+// then been read and dropped, its non-synchronizing literals included, so
+// that the stream is at the next command. Dropping is bounded too, by
+// DiscardLimit a command: past it, and on any other error (the
+// connection's, a Continuer's), the error is fatal and the server answers
+// BYE if it can and closes.
 //
-// Mailbox names are decoded from modified UTF-7 (DecodeMailbox), or taken
-// as UTF-8 once SetUTF8 has been called (after ENABLE UTF8=ACCEPT or
-// IMAP4rev2); INBOX in any case is "INBOX".
+// Literals (RFC 9051 section 4.3): a synchronizing one ({n}) within its
+// limit is accepted through the Continuer ("+ Ready") before the Reader
+// waits for its bytes; one over it is refused through the Continuer
+// (the tagged NO), the client abandons the command, and ReadCommand goes
+// on with the next one. Non-synchronizing ones ({n+}, LITERAL+, and {n-},
+// LITERAL- up to 4096 bytes, RFC 7888) over their limit are read and
+// dropped. The Reader never looks ahead past what a client sends before
+// it waits for a continuation.
+//
+// An APPEND's messages (literal, literal8 ~{n} of RFC 3516, UTF8 (~{n}) of
+// RFC 6855, several with MULTIAPPEND) are not read with the command:
+// ReadCommand returns the mailbox, and NextAppend returns each message in
+// turn, its Body streaming the literal from the connection; AppendLimit
+// bounds it (APPENDLIMIT, RFC 7889). AUTHENTICATE's and IDLE's lines are
+// read with ReadAuthLine and ReadIdleDone.
+//
+// Mailbox names are decoded from modified UTF-7 (DecodeMailbox, strict:
+// anything an encoder would not write is refused), or taken as UTF-8 once
+// SetUTF8 has been called (after ENABLE UTF8=ACCEPT or IMAP4rev2); INBOX
+// in any case is "INBOX". Quoted strings may hold 8-bit bytes only in
+// UTF-8 mode, and never CR, LF or NUL.
+//
+// The grammar read is RFC 9051's and RFC 3501's, with CONDSTORE and
+// QRESYNC (RFC 7162), QUOTA (RFC 9208), SORT and THREAD (RFC 5256),
+// ESORT (RFC 5267), DISPLAYFROM/DISPLAYTO (RFC 5957), COMPRESS (RFC 4978),
+// MULTIAPPEND (RFC 3502), ID (RFC 2971), LIST-EXTENDED (RFC 5258),
+// LIST-STATUS (RFC 5819), ESEARCH (RFC 4731), SEARCHRES (RFC 5182),
+// UTF8=ACCEPT (RFC 6855), ENABLE (RFC 5161), MOVE (RFC 6851), UIDPLUS
+// (RFC 4315), IDLE (RFC 2177), SASL-IR (RFC 4959), SPECIAL-USE (RFC 6154),
+// BINARY (RFC 3516), LITERAL+ and LITERAL- (RFC 7888), APPENDLIMIT
+// (RFC 7889).
 //
 // # Writing
 //

@@ -28,17 +28,23 @@ func (e *nameErr) Unwrap() error { return ErrMailboxName }
 
 const mbase64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,"
 
-// mbase64Value is the value of each modified BASE64 character, 0xFF for
+// mbase64Value is the value of a modified BASE64 character, 0xFF for
 // the others.
-var mbase64Value = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xFF
+func mbase64Value(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c - 'A'
+	case c >= 'a' && c <= 'z':
+		return c - 'a' + 26
+	case c >= '0' && c <= '9':
+		return c - '0' + 52
+	case c == '+':
+		return 62
+	case c == ',':
+		return 63
 	}
-	for i := range len(mbase64) {
-		t[mbase64[i]] = byte(i)
-	}
-	return t
-}()
+	return 0xFF
+}
 
 // DecodeMailbox decodes a mailbox name from modified UTF-7, strictly:
 // control characters, 8-bit bytes, an unclosed or empty shift sequence
@@ -114,7 +120,7 @@ func decodeShift(b *strings.Builder, enc string) error {
 	var acc uint32
 	bits := 0
 	for i := 0; i < len(enc); i++ {
-		v := mbase64Value[enc[i]]
+		v := mbase64Value(enc[i])
 		if v == 0xFF {
 			return nameError("not modified BASE64 in a shift sequence")
 		}

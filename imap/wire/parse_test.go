@@ -412,3 +412,39 @@ func TestReadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMailboxCodec: modified UTF-7 (RFC 3501 section 5.1.3) decoded
+// strictly and encoded as an encoder must.
+func TestMailboxCodec(t *testing.T) {
+	for _, tc := range []struct{ enc, dec string }{
+		{"INBOX", "INBOX"},
+		{"~peter/mail/&U,BTFw-/&ZeVnLIqe-", "~peter/mail/台北/日本語"},
+		{"&-", "&"},
+		{"a&-b&-", "a&b&"},
+		{"Entw&APw-rfe", "Entwürfe"},
+		{"&2D3eAA-", "😀"},
+		{"&AOQA9gD8-", "äöü"},
+		{"", ""},
+	} {
+		got, err := DecodeMailbox(tc.enc)
+		if err != nil || got != tc.dec {
+			t.Errorf("DecodeMailbox(%q) = %q, %v, want %q", tc.enc, got, err, tc.dec)
+		}
+		if enc := EncodeMailbox(tc.dec); enc != tc.enc {
+			t.Errorf("EncodeMailbox(%q) = %q, want %q", tc.dec, enc, tc.enc)
+		}
+	}
+	for _, bad := range []string{
+		"&", "&U,BTFw", "&U,BTFw-&ZeVnLIqe-", "&AGE-", "&Jjo!-", "&Jj-", "&2D0-", "&3gA-", "a\x01b", "\x7f", "é", "&AAA-", "&AIA-",
+	} {
+		if got, err := DecodeMailbox(bad); !errors.Is(err, ErrMailboxName) {
+			t.Errorf("DecodeMailbox(%q) = %q, %v: not refused", bad, got, err)
+		}
+	}
+	// A name's round trip.
+	for _, name := range []string{"Sent", "a&b", "日本語/Entwürfe & Co", "x😀y", "&&", "Привет мир"} {
+		if got, err := DecodeMailbox(EncodeMailbox(name)); err != nil || got != name {
+			t.Errorf("%q round trip: %q, %v", name, got, err)
+		}
+	}
+}
