@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -28,10 +29,11 @@ func readBack(t *testing.T, cmd string, utf8Mode bool) (*Command, error) {
 	return r.ReadCommand()
 }
 
-// hasCTL reports whether s holds a control character or DEL.
+// hasCTL reports whether s holds a control character (C0, DEL or C1),
+// which no mailbox name may (DecodeMailbox refuses them).
 func hasCTL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7F {
+	for _, r := range s {
+		if unicode.IsControl(r) {
 			return true
 		}
 	}
