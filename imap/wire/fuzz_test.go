@@ -21,7 +21,7 @@ func FuzzReadCommand(f *testing.F) {
 
 // fuzzOne is FuzzReadCommand's check of one input.
 func fuzzOne(t *testing.T, in []byte) {
-	lim := Limits{MaxLine: 4096, MaxLiteral: 4096, MaxNesting: 20, MaxSetRanges: 100}
+	lim := Limits{MaxLine: 4096, MaxLiteral: 4096, MaxNesting: 20, MaxSetRanges: 100, MaxSearchKeys: 200}
 	c := &continuer{}
 	src := bytes.NewReader(in)
 	br := bufio.NewReaderSize(src, 4096)

@@ -47,7 +47,7 @@ func (r *Reader) ReadCommand() (*Command, error) {
 
 // readCommand reads one command.
 func (r *Reader) readCommand() (*Command, error) {
-	r.tag, r.line, r.literals, r.discarded, r.depth, r.atEnd, r.last = "", 0, 0, 0, 0, false, ""
+	r.tag, r.line, r.literals, r.discarded, r.depth, r.keys, r.atEnd, r.last = "", 0, 0, 0, 0, 0, false, ""
 	r.appended, r.appendParen, r.body = false, false, nil
 	if _, err := r.br.Peek(1); err != nil {
 		return nil, err // io.EOF: the client closed between commands

@@ -83,6 +83,9 @@ func (r *Reader) searchKeys(first string) *goimap.SearchCriteria {
 // searchKey reads one search key into c; key is its name if it has been
 // read.
 func (r *Reader) searchKey(c *goimap.SearchCriteria, key string) {
+	if r.keys++; r.keys > r.lim.MaxSearchKeys {
+		r.failCode("BAD", "LIMIT", "More than %d search keys", r.lim.MaxSearchKeys)
+	}
 	if key == "" {
 		key = r.searchKeyName(c)
 		if key == "" {

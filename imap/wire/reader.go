@@ -28,6 +28,10 @@ type Limits struct {
 	MaxNesting int
 	// MaxSetRanges bounds the ranges of one sequence set. Default 10,000.
 	MaxSetRanges int
+	// MaxSearchKeys bounds the search keys of one SEARCH, SORT or THREAD,
+	// nested ones included, each of which takes a few hundred bytes
+	// parsed. Default 1,000.
+	MaxSearchKeys int
 }
 
 // DiscardLimit is what a Reader reads and drops at most of a refused
@@ -36,7 +40,7 @@ const DiscardLimit = 1 << 20
 
 // DefaultLimits returns the limits a zero Limits stands for.
 func DefaultLimits() Limits {
-	return Limits{MaxLine: 64 << 10, MaxLiteral: 64 << 10, MaxNesting: 100, MaxSetRanges: 10_000}
+	return Limits{MaxLine: 64 << 10, MaxLiteral: 64 << 10, MaxNesting: 100, MaxSetRanges: 10_000, MaxSearchKeys: 1000}
 }
 
 // Validate reports every negative limit.
@@ -48,6 +52,7 @@ func (l Limits) Validate() error {
 	}{
 		{"MaxLine", int64(l.MaxLine)}, {"MaxLiteral", l.MaxLiteral},
 		{"MaxNesting", int64(l.MaxNesting)}, {"MaxSetRanges", int64(l.MaxSetRanges)},
+		{"MaxSearchKeys", int64(l.MaxSearchKeys)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("wire: negative %s %d: %w", f.name, f.v, ErrInvalidLimits))
@@ -72,6 +77,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSetRanges <= 0 {
 		l.MaxSetRanges = d.MaxSetRanges
+	}
+	if l.MaxSearchKeys <= 0 {
+		l.MaxSearchKeys = d.MaxSearchKeys
 	}
 	return l
 }
@@ -150,6 +158,7 @@ type Reader struct {
 	literals    int64       // bytes of literals held in memory
 	discarded   int64       // bytes read and dropped of a refused command
 	depth       int         // nesting
+	keys        int         // search keys
 	last        string      // what was read last, for "Expected SP after ..."
 	atEnd       bool        // the command's bytes are all read: no skipping on an error
 	inAppend    bool        // NextAppend may be called

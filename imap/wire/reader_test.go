@@ -61,7 +61,7 @@ func TestLimitsValidate(t *testing.T) {
 // TestLimits: an overlong line, a set of too many ranges, literals over
 // their limits, each refused and the stream kept in step.
 func TestLimits(t *testing.T) {
-	lim := Limits{MaxLine: 100, MaxLiteral: 10, MaxSetRanges: 3, MaxNesting: 5}
+	lim := Limits{MaxLine: 100, MaxLiteral: 10, MaxSetRanges: 3, MaxNesting: 5, MaxSearchKeys: 10}
 	for _, tc := range []struct {
 		in, typ, code, text string
 	}{
@@ -72,6 +72,8 @@ func TestLimits(t *testing.T) {
 		{"a SEARCH ((((((ALL))))))\r\n", "BAD", "LIMIT", "Nested more than 5 levels deep"},
 		{"a SEARCH NOT NOT NOT NOT NOT NOT ALL\r\n", "BAD", "LIMIT", "Nested more than 5 levels deep"},
 		{"a FETCH 1 BODY[1.2.3.4.5.6]\r\n", "BAD", "LIMIT", "Part path deeper than 5"},
+		{"a SEARCH " + strings.Repeat("OR 1 1 ", 4) + "ALL\r\n", "BAD", "LIMIT", "More than 10 search keys"},
+		{"a UID SORT (DATE) UTF-8 " + strings.Repeat("NOT 1 ", 6) + "\r\n", "BAD", "LIMIT", "More than 10 search keys"},
 		// A non-synchronizing literal over the limit is read and
 		// dropped, with the rest of the command.
 		{"a LOGIN {11+}\r\nhello world {3+}\r\nabc\r\n", "NO", "TOOBIG", "Literal of 11 bytes over the limit of 10"},
