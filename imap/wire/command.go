@@ -6,14 +6,18 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 )
 
-// Command is one client command.
+// Command is one client command as ReadCommand parsed it. It and its Args
+// belong to the caller: the Reader keeps no reference to them and shares
+// no memory with them.
 type Command struct {
+	// Tag is the command's tag, as the client sent it.
 	Tag string
 	// Name is the command's name in upper case ("FETCH"), without the
 	// UID prefix, which sets UID (for COPY, MOVE, FETCH, STORE, SEARCH,
 	// SORT, THREAD and EXPUNGE).
 	Name string
-	UID  bool
+	// UID is set for a command given with the UID prefix.
+	UID bool
 	// Args holds the arguments, by Name: *LoginArgs (LOGIN),
 	// *AuthenticateArgs (AUTHENTICATE), *EnableArgs (ENABLE), *IDArgs
 	// (ID), *SelectArgs (SELECT, EXAMINE), *CreateArgs (CREATE),

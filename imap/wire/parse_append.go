@@ -15,8 +15,12 @@ import (
 
 // AppendMessage is one message of an APPEND (with MULTIAPPEND, RFC 3502,
 // one of several). Body reads exactly its literal's Size bytes from the
-// connection; what the server leaves unread is dropped by the Reader's
-// next call.
+// connection, then returns io.EOF; it is valid until the Reader's next
+// call, which drops what the server left unread (a Body read after that
+// returns io.EOF). A NUL byte in a literal that is not a literal8 ends
+// Body with an *Error (BAD), which the next NextAppend returns too: the
+// server appends none of the command's messages and answers it. The
+// connection ending in the middle is io.ErrUnexpectedEOF.
 type AppendMessage struct {
 	Flags []goimap.Flag // nil if not given
 	Date  time.Time     // zero if not given
@@ -26,10 +30,6 @@ type AppendMessage struct {
 	Binary, UTF8 bool
 	Body         io.Reader
 }
-
-// ErrNUL is returned by an AppendMessage's Body (wrapped in an *Error,
-// a BAD) at a NUL byte in a literal that is not a literal8.
-var ErrNUL = errors.New("wire: NUL byte in a literal")
 
 // appendBody is the Body of an AppendMessage.
 type appendBody struct {
