@@ -295,20 +295,37 @@ func (r *Reader) number64(what string) uint64 {
 
 // quoted reads a quoted string after its opening quote.
 func (r *Reader) quoted() string {
+	// The common case: the string and its closing quote are buffered,
+	// with no escape.
+	r.peek()
+	buf, _ := r.br.Peek(r.br.Buffered())
+	for i, c := range buf {
+		if c == '"' {
+			if r.line+i+1 > r.lim.MaxLine {
+				break // the byte by byte loop stops at the limit
+			}
+			s := string(buf[:i])
+			r.br.Discard(i + 1)
+			r.line += i + 1
+			r.check8bit(s)
+			return s
+		}
+		if c == '\\' || c == '\r' || c == '\n' || c == 0 {
+			break
+		}
+	}
 	var b []byte
 	for {
 		c := r.next()
 		switch c {
 		case '"':
 			s := string(b)
-			if !r.utf8 && !isASCII(s) || r.utf8 && !utf8.ValidString(s) {
-				r.fail("8-bit characters in a quoted string without UTF8=ACCEPT, or invalid UTF-8")
-			}
+			r.check8bit(s)
 			return s
 		case '\\':
 			e := r.next()
 			if e != '"' && e != '\\' {
-				r.fail(`Invalid escape "\%c" in a quoted string`, e)
+				r.fail("Invalid escape %s in a quoted string (only \\\" and \\\\)", describe(e))
 			}
 			b = append(b, e)
 		case '\r', '\n':
@@ -318,6 +335,17 @@ func (r *Reader) quoted() string {
 		default:
 			b = append(b, c)
 		}
+	}
+}
+
+// check8bit refuses 8-bit bytes in a quoted string unless in UTF-8
+// mode, and invalid UTF-8 in it.
+func (r *Reader) check8bit(s string) {
+	switch {
+	case !r.utf8 && !isASCII(s):
+		r.fail("8-bit character in a quoted string without UTF8=ACCEPT")
+	case r.utf8 && !utf8.ValidString(s):
+		r.fail("Invalid UTF-8 in a quoted string")
 	}
 }
 

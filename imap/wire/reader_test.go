@@ -438,8 +438,9 @@ func TestUTF8Mode(t *testing.T) {
 	if err != nil || cmd.Args.(*SelectArgs).Mailbox != "Entwürfe" {
 		t.Fatalf("%v %v", cmd, err)
 	}
-	if _, err := r.ReadCommand(); err == nil {
-		t.Fatal("invalid UTF-8 accepted")
+	var e *Error
+	if _, err := r.ReadCommand(); !errors.As(err, &e) || e.Text != "Invalid UTF-8 in a quoted string" {
+		t.Fatalf("invalid UTF-8: %v", err)
 	}
 	// Modified UTF-7 is not decoded in UTF-8 mode.
 	if cmd, err := r.ReadCommand(); err != nil || cmd.Args.(*SelectArgs).Mailbox != "Entw&APw-rfe" {
@@ -562,5 +563,31 @@ func TestNoReadAhead(t *testing.T) {
 			t.Errorf("%q: the command never ends", tc.before)
 		}
 		pw.Close()
+	}
+}
+
+// TestSmallBuffer: tokens, quoted strings and literals longer than the
+// bufio.Reader's buffer read whole, and the line limit holds across it.
+func TestSmallBuffer(t *testing.T) {
+	long := strings.Repeat("abcdefghij", 10)
+	in := "a LOGIN " + long + " \"" + long + `\"\\` + long + "\"\r\n" +
+		"b LOGIN \"" + long + "\" {100+}\r\n" + long + "\r\n" +
+		"c SELECT \"" + strings.Repeat("x", 500) + "\"\r\n" +
+		"d NOOP\r\n"
+	r := NewReader(bufio.NewReaderSize(strings.NewReader(in), 16), Limits{MaxLine: 400}, &continuer{})
+	cmd, err := r.ReadCommand()
+	if err != nil || cmd.Args.(*LoginArgs).User != long || cmd.Args.(*LoginArgs).Password != long+`"\`+long {
+		t.Fatalf("a: %v %v", cmd, err)
+	}
+	cmd, err = r.ReadCommand()
+	if err != nil || cmd.Args.(*LoginArgs).User != long || cmd.Args.(*LoginArgs).Password != long {
+		t.Fatalf("b: %v %v", cmd, err)
+	}
+	var e *Error
+	if _, err := r.ReadCommand(); !errors.As(err, &e) || e.Code != "LIMIT" {
+		t.Fatalf("c: %v", err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "d" {
+		t.Fatalf("d: %v %v", cmd, err)
 	}
 }
