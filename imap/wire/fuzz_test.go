@@ -72,13 +72,28 @@ func fuzzOne(t *testing.T, in []byte) {
 		}
 	}
 
-	// One line, refused or not, then a NOOP: the NOOP reads.
+	// One line, refused or not, then a NOOP: the NOOP reads. The line is
+	// the input's first, or the whole input made one line.
 	line, _, _ := bytes.Cut(in, []byte("\n"))
-	if bytes.ContainsAny(line, "{~\r") || len(line) > 1000 {
-		return
+	if !bytes.ContainsAny(line, "{~\r") && len(line) <= 1000 {
+		checkBoundary(t, line, lim)
 	}
+	if len(in) <= 1000 {
+		flat := bytes.Map(func(c rune) rune {
+			switch c {
+			case '\r', '\n', '{', '~':
+				return ' '
+			}
+			return c
+		}, in)
+		checkBoundary(t, flat, lim)
+	}
+}
+
+// checkBoundary reads line, refused or not, then a NOOP: the NOOP reads.
+func checkBoundary(t *testing.T, line []byte, lim Limits) {
 	stream := append(bytes.Clone(line), "\r\nzz NOOP\r\n"...)
-	r = NewReader(bufio.NewReader(bytes.NewReader(stream)), lim, &continuer{})
+	r := NewReader(bufio.NewReader(bytes.NewReader(stream)), lim, &continuer{})
 	cmd, err := r.ReadCommand()
 	if err == nil && cmd.Name == "APPEND" {
 		return // its message would need a literal
