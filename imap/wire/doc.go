@@ -15,8 +15,8 @@
 // Limits are enforced while the Reader reads, never after: the length of
 // a command outside its literals (MaxLine), the size of a literal
 // (MaxLiteral) and of all of a command's literals, the nesting of
-// parenthesized lists and NOT/OR (MaxNesting) and the ranges of a
-// sequence set (MaxSetRanges). The memory a command takes is bounded by
+// parenthesized lists and NOT/OR (MaxNesting), the ranges of a
+// sequence set (MaxSetRanges) and the keys of a search (MaxSearchKeys). The memory a command takes is bounded by
 // them whatever the client sends. A command that breaks the grammar or a
 // limit is an *Error, a BAD (or NO [TOOBIG] for a literal over its limit)
 // for its tag whose text names what was expected ("Expected SP after the

@@ -214,6 +214,9 @@ func (r *Reader) dateTime() time.Time {
 }
 
 func parseDateTime(s string) (time.Time, bool) {
+	if len(s) == 25 {
+		s = " " + s // a one-digit day without its space, as some clients send
+	}
 	if len(s) != 26 || s[11] != ' ' || s[14] != ':' || s[17] != ':' || s[20] != ' ' {
 		return time.Time{}, false
 	}

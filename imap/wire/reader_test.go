@@ -591,3 +591,30 @@ func TestSmallBuffer(t *testing.T) {
 		t.Fatalf("d: %v %v", cmd, err)
 	}
 }
+
+// TestAppendDates: an APPEND's date-time with its day as two digits, a
+// space and a digit (RFC 9051), or a lone digit (as some clients send).
+func TestAppendDates(t *testing.T) {
+	want := time.Date(1994, 2, 7, 21, 52, 25, 0, time.FixedZone("", -8*3600))
+	for _, d := range []string{"07-Feb-1994 21:52:25 -0800", " 7-Feb-1994 21:52:25 -0800", "7-feb-1994 21:52:25 -0800"} {
+		r, _ := newReader("a APPEND INBOX \"" + d + "\" {1+}\r\nx\r\n")
+		if _, err := r.ReadCommand(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.NextAppend()
+		if err != nil || !m.Date.Equal(want) {
+			t.Errorf("%q: %v, %v", d, m, err)
+		}
+	}
+	for _, d := range []string{"7-Feb-1994 21:52:25", "07-Feb-1994 24:00:00 -0800", "07-Feb-1994 21:52:25 0800", "30-Feb-1994 21:52:25 -0800"} {
+		r, _ := newReader("a APPEND INBOX \"" + d + "\" {1+}\r\nx\r\nb NOOP\r\n")
+		r.ReadCommand()
+		var e *Error
+		if _, err := r.NextAppend(); !errors.As(err, &e) || !strings.HasPrefix(e.Text, "Invalid date-time") {
+			t.Errorf("%q: %v", d, err)
+		}
+		if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
+			t.Errorf("%q: next %v %v", d, cmd, err)
+		}
+	}
+}
