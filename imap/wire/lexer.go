@@ -10,7 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-// peek returns the next byte without taking it; 0 at the end of input.
+// peek returns the next byte without taking it; the end of the input
+// there is fatal (io.ErrUnexpectedEOF), as a command is cut short.
 func (r *Reader) peek() byte {
 	b, err := r.br.Peek(1)
 	if err != nil {

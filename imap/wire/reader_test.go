@@ -618,3 +618,31 @@ func TestAppendDates(t *testing.T) {
 		}
 	}
 }
+
+// TestReset: after STARTTLS the server checks that nothing is buffered
+// (a client that pipelines past it is refused), then reads the new
+// stream.
+func TestReset(t *testing.T) {
+	r, _ := newReader("a STARTTLS\r\nb NOOP\r\n")
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Buffered() == 0 {
+		t.Fatal("the pipelined NOOP is not seen as buffered")
+	}
+	r, _ = newReader("a STARTTLS\r\n")
+	if _, err := r.ReadCommand(); err != nil || r.Buffered() != 0 {
+		t.Fatalf("%v, %d buffered", err, r.Buffered())
+	}
+	r.Reset(bufio.NewReader(strings.NewReader("c CAPABILITY\r\n")))
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "c" {
+		t.Fatalf("after Reset: %v %v", cmd, err)
+	}
+	// An APPEND cut by Reset leaves nothing behind.
+	r, _ = newReader("a APPEND INBOX {3}\r\n")
+	r.ReadCommand()
+	r.Reset(bufio.NewReader(strings.NewReader("d NOOP\r\n")))
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "d" {
+		t.Fatalf("after Reset in an APPEND: %v %v", cmd, err)
+	}
+}
