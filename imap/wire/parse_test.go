@@ -2,7 +2,9 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +126,67 @@ func checkCommand(t *testing.T, in, name string, uid bool, args any) {
 	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "zz" || cmd.Name != "NOOP" {
 		t.Errorf("%q: the NOOP after it: %v, %v", in, cmd, err)
 	}
+
+	// Literals may stand wherever a string may: the command with its
+	// quoted strings sent as literals, synchronizing or not, reads the
+	// same.
+	for _, sync := range []bool{false, true} {
+		lit, n := toLiterals(in, sync)
+		if n == 0 {
+			break
+		}
+		r, c := newReader(lit)
+		cmd, err := r.ReadCommand()
+		if err != nil || !reflect.DeepEqual(cmd.Args, args) {
+			t.Errorf("%q as %q: %v %v", in, lit, cmd, err)
+		} else if want := map[bool]int{true: n}[sync]; c.n != want {
+			t.Errorf("%q as %q: %d continuations", in, lit, c.n)
+		}
+	}
+}
+
+// quotedOnly matches the quoted strings that the grammar keeps quoted:
+// dates, date-times and MODSEQ's entry names (RFC 7162).
+var quotedOnly = regexp.MustCompile(`^( ?[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}|/flags/)`)
+
+// toLiterals rewrites the quoted strings of a command's first line as
+// literals ({n+}, or {n} if sync) and returns how many; 0 if the command
+// has other literals already.
+func toLiterals(in string, sync bool) (string, int) {
+	line, rest, _ := strings.Cut(in, "\n")
+	if strings.ContainsAny(line, "{~") {
+		return in, 0
+	}
+	var b strings.Builder
+	n := 0
+	for {
+		i := strings.IndexByte(line, '"')
+		if i < 0 {
+			b.WriteString(line)
+			break
+		}
+		b.WriteString(line[:i])
+		var val strings.Builder
+		j := i + 1
+		for ; j < len(line) && line[j] != '"'; j++ {
+			if line[j] == '\\' {
+				j++
+			}
+			val.WriteByte(line[j])
+		}
+		if quotedOnly.MatchString(val.String()) {
+			b.WriteString(line[i : j+1])
+		} else {
+			plus := "+"
+			if sync {
+				plus = ""
+			}
+			fmt.Fprintf(&b, "{%d%s}\r\n%s", val.Len(), plus, val.String())
+			n++
+		}
+		line = line[j+1:]
+	}
+	return b.String() + "\n" + rest, n
 }
 
 func seqs(rs ...uint32) goimap.SeqSet {
