@@ -237,7 +237,9 @@ func (r *Reader) atom(what string) string {
 func (r *Reader) token(what string, ok func(byte) bool) string {
 	var b []byte // the token's bytes before the buffer's end, if it spans a refill
 	for {
-		r.peek() // fills the buffer, or stops at the end of the input
+		if r.br.Buffered() == 0 {
+			r.peek() // fills the buffer, or stops at the end of the input
+		}
 		buf, _ := r.br.Peek(r.br.Buffered())
 		n := 0
 		for n < len(buf) && ok(buf[n]) {
@@ -250,7 +252,7 @@ func (r *Reader) token(what string, ok func(byte) bool) string {
 		if n < len(buf) {
 			var s string
 			if b == nil {
-				s = string(buf[:n])
+				s = intern(buf[:n])
 			} else {
 				s = string(append(b, buf[:n]...))
 			}
@@ -298,7 +300,9 @@ func (r *Reader) number64(what string) uint64 {
 func (r *Reader) quoted() string {
 	// The common case: the string and its closing quote are buffered,
 	// with no escape.
-	r.peek()
+	if r.br.Buffered() == 0 {
+		r.peek()
+	}
 	buf, _ := r.br.Peek(r.br.Buffered())
 	for i, c := range buf {
 		if c == '"' {
@@ -436,4 +440,58 @@ func (r *Reader) list(what string, empty bool, elem func()) {
 		}
 		r.sp()
 	}
+}
+
+// intern returns b as a string, without allocating for the words clients
+// send in most commands (fetch items, header field names, flags).
+func intern(b []byte) string {
+	switch string(b) { // no allocation: the compiler compares the bytes
+	case "UID":
+		return "UID"
+	case "FLAGS":
+		return "FLAGS"
+	case "INTERNALDATE":
+		return "INTERNALDATE"
+	case "RFC822.SIZE":
+		return "RFC822.SIZE"
+	case "BODY.PEEK":
+		return "BODY.PEEK"
+	case "ENVELOPE":
+		return "ENVELOPE"
+	case "BODYSTRUCTURE":
+		return "BODYSTRUCTURE"
+	case "MODSEQ":
+		return "MODSEQ"
+	case "FROM":
+		return "FROM"
+	case "TO":
+		return "TO"
+	case "CC":
+		return "CC"
+	case "BCC":
+		return "BCC"
+	case "SUBJECT":
+		return "SUBJECT"
+	case "DATE":
+		return "DATE"
+	case "MESSAGE-ID":
+		return "MESSAGE-ID"
+	case "REFERENCES":
+		return "REFERENCES"
+	case "IN-REPLY-TO":
+		return "IN-REPLY-TO"
+	case "CONTENT-TYPE":
+		return "CONTENT-TYPE"
+	case "REPLY-TO":
+		return "REPLY-TO"
+	case "PRIORITY":
+		return "PRIORITY"
+	case "X-PRIORITY":
+		return "X-PRIORITY"
+	case "NEWSGROUPS":
+		return "NEWSGROUPS"
+	case "INBOX":
+		return "INBOX"
+	}
+	return string(b)
 }

@@ -511,3 +511,12 @@ func TestMailboxCodec(t *testing.T) {
 		}
 	}
 }
+
+// TestIntern: intern's words are the bytes they stand for.
+func TestIntern(t *testing.T) {
+	for _, w := range strings.Fields("UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK ENVELOPE BODYSTRUCTURE MODSEQ FROM TO CC BCC SUBJECT DATE MESSAGE-ID REFERENCES IN-REPLY-TO CONTENT-TYPE REPLY-TO PRIORITY X-PRIORITY NEWSGROUPS INBOX uid Inbox X-OTHER") {
+		if got := intern([]byte(w)); got != w {
+			t.Errorf("intern(%q) = %q", w, got)
+		}
+	}
+}
