@@ -16,23 +16,7 @@ import (
 // is the response code with its arguments ("UIDVALIDITY 3857529045"), or
 // "".
 func (w *Writer) Status(tag, typ, code, text string) {
-	if tag == "" {
-		tag = "*"
-	}
-	w.Raw(tag)
-	w.SP()
-	w.Raw(typ)
-	if code != "" {
-		w.Raw(" [")
-		w.Raw(code)
-		w.byte1(']')
-	}
-	if text == "" {
-		text = typ // resp-text needs text (RFC 9051 section 9)
-	}
-	w.SP()
-	w.Raw(sanitizeText(text))
-	w.CRLF()
+	w.StatusCode(tag, typ, code, nil, text)
 }
 
 // sanitizeText makes s a valid resp-text: no CR, LF or NUL, and no "["
